@@ -1,0 +1,43 @@
+//! # sightline-protocol
+//!
+//! The wire protocol every Sightline node speaks, with no I/O: no async
+//! runtime, network, storage or web crate may be added here (ARCHITECTURE.md).
+//! SPEC.md in this crate is the normative description; this crate is its
+//! reference implementation, checked against `test-vectors/sightings.json`.
+//!
+//! Map of the crate, in the order data flows:
+//!
+//! - [`phone`]: what people paste → validated [`E164`], country code and line type.
+//! - [`hash`]: [`HashKey`] → [`NumberHash`] and [`BlockHash`] (HMAC-SHA256,
+//!   domain-separated). The raw number stops here.
+//! - [`sighting`]: the [`Sighting`] record, its enumerations and range rules.
+//! - [`record`]: canonical CBOR, ed25519 signing ([`SigningKey`]), strict and
+//!   batch verification, [`SightingId`]. The only place that turns untrusted
+//!   bytes into a [`SignedSighting`].
+
+pub mod hash;
+pub mod phone;
+pub mod record;
+pub mod sighting;
+
+pub use hash::{BlockHash, HashKey, NumberHash};
+pub use phone::{parse_number, NumberError, ParsedNumber, E164};
+pub use record::{
+    verify_batch, RecordError, SightingId, SignError, SignedSighting, SigningKey,
+    UnverifiedSighting, MAX_RECORD_BYTES,
+};
+pub use sighting::{
+    Channel, FieldError, Kind, LineType, NetworkId, OriginId, Sighting, TimeError, UnknownName,
+    Verdict,
+};
+
+/// Lower-case hex of a byte string (no dependency for one loop).
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}

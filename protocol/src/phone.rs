@@ -1,0 +1,402 @@
+//! Turning what people paste into an E.164 number, with libphonenumber metadata.
+//!
+//! Everything downstream (privacy hashing, line type, country) starts from the
+//! validated [`E164`] this module returns; nothing else constructs one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::metadata::DATABASE;
+use phonenumber::{country, Mode, ParseError, PhoneNumber};
+
+use crate::sighting::LineType;
+
+/// Longest input accepted before parsing. Real pasted numbers with formatting
+/// and a `tel:` prefix stay far below this; longer input is not a phone number
+/// and would only cost regex time.
+pub const MAX_INPUT_LEN: usize = 64;
+
+/// Why a piece of text is not a phone number Sightline can hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    /// Nothing but whitespace was given.
+    #[error("empty input")]
+    Empty,
+    /// Longer than [`MAX_INPUT_LEN`] bytes.
+    #[error("input is longer than {MAX_INPUT_LEN} characters")]
+    InputTooLong,
+    /// No phone number could be read from the text.
+    #[error("not a phone number")]
+    NotANumber,
+    /// A national number was given without `+` or a default region.
+    #[error(
+        "national number without a country: write it as +<country code>… or give a default region"
+    )]
+    NoRegion,
+    /// The default region is not an ISO 3166-1 alpha-2 code libphonenumber knows.
+    #[error("unknown region {0:?} (expected an ISO 3166 code such as US or GB)")]
+    UnknownRegion(String),
+    /// The country calling code is not assigned.
+    #[error("unknown country calling code")]
+    UnknownCountryCode,
+    /// Fewer digits than any number of that country has.
+    #[error("too short for {0}")]
+    TooShort(String),
+    /// More digits than any number of that country has.
+    #[error("too long for {0}")]
+    TooLong(String),
+    /// Right length range, but not a number the numbering plan assigns.
+    #[error("not a valid number for {0}")]
+    InvalidForRegion(String),
+    /// An extension (`ext. 12`) is not part of E.164 and would be silently lost.
+    #[error("has an extension; submit the number without it")]
+    HasExtension,
+}
+
+impl NumberError {
+    /// A short, stable code for metrics and machine-readable errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NumberError::Empty => "empty",
+            NumberError::InputTooLong => "input_too_long",
+            NumberError::NotANumber => "not_a_number",
+            NumberError::NoRegion => "no_region",
+            NumberError::UnknownRegion(_) => "unknown_region",
+            NumberError::UnknownCountryCode => "unknown_country_code",
+            NumberError::TooShort(_) => "too_short",
+            NumberError::TooLong(_) => "too_long",
+            NumberError::InvalidForRegion(_) => "invalid_for_region",
+            NumberError::HasExtension => "has_extension",
+        }
+    }
+}
+
+/// A phone number in E.164 form (`+` followed by up to 15 digits), known to be
+/// valid in libphonenumber's metadata.
+///
+/// This is the raw number: it is hashed before anything leaves the node, and
+/// its `Debug` output is redacted so it does not end up in logs by accident.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct E164(String);
+
+impl E164 {
+    /// The E.164 string, e.g. `+14155550134`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The E.164 string with its last two digits removed: the prefix shared by
+    /// the 100-number block this number belongs to.
+    pub fn block_prefix(&self) -> &str {
+        &self.0[..self.0.len() - 2]
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keep the country code visible for debugging, never the subscriber digits.
+        write!(f, "E164(+…{} digits)", self.0.len() - 1)
+    }
+}
+
+/// A validated number with what libphonenumber's metadata says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedNumber {
+    /// The normalized number.
+    pub e164: E164,
+    /// Country calling code, e.g. 44.
+    pub country_code: u16,
+    /// ISO 3166-1 alpha-2 region of the number (`GB`), or `001` for
+    /// non-geographic numbers (global services), as libphonenumber names them.
+    pub region: String,
+    /// Line type from the numbering plan: a supporting signal, never a verdict.
+    pub line: LineType,
+}
+
+/// Parses what a person or a gateway pasted into a validated E.164 number.
+///
+/// Accepts international form (`+1 (415) 555-0134`), the `00` international
+/// prefix when no default region is given (`00 44 20 7946 0958`), RFC 3966
+/// URIs (`tel:+33-1-23-45-67-89`), and national numbers when `default_region`
+/// (ISO 3166 alpha-2, e.g. `"US"`) says which plan they belong to. With a
+/// default region, that region's own international prefix is understood too
+/// (`011 44 …` for US).
+///
+/// # Errors
+/// A [`NumberError`] saying why the input is not a valid number.
+pub fn parse_number(
+    input: &str,
+    default_region: Option<&str>,
+) -> Result<ParsedNumber, NumberError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(NumberError::Empty);
+    }
+    if trimmed.len() > MAX_INPUT_LEN {
+        return Err(NumberError::InputTooLong);
+    }
+    if !trimmed.chars().any(|c| c.is_ascii_digit()) {
+        return Err(NumberError::NotANumber);
+    }
+    let region = match default_region {
+        Some(code) => Some(
+            country::Id::from_str(&code.trim().to_ascii_uppercase())
+                .map_err(|_| NumberError::UnknownRegion(code.to_owned()))?,
+        ),
+        None => None,
+    };
+
+    let explicit_international = trimmed.starts_with('+') || trimmed.starts_with("tel:+");
+    let text = if region.is_none() && !explicit_international {
+        // Without a region, only an explicit international form can be read;
+        // "00" is the ITU-recommended international prefix used by most countries.
+        match strip_double_zero(trimmed) {
+            Some(rest) => format!("+{rest}"),
+            None => return Err(NumberError::NoRegion),
+        }
+    } else {
+        trimmed.to_owned()
+    };
+
+    let number = phonenumber::parse(region, &text).map_err(|e| from_parse_error(&e, region))?;
+    if number.extension().is_some() {
+        return Err(NumberError::HasExtension);
+    }
+    validate(&number)
+}
+
+/// Returns what follows a leading `00` (ignoring separators between the zeros),
+/// or `None` if the text does not start with the `00` international prefix.
+fn strip_double_zero(text: &str) -> Option<&str> {
+    let mut zeros = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '0' => {
+                zeros += 1;
+                if zeros == 2 {
+                    return Some(&text[i + 1..]);
+                }
+            }
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn from_parse_error(error: &ParseError, region: Option<country::Id>) -> NumberError {
+    let place = region.map_or_else(|| "any country".to_owned(), |r| r.as_ref().to_owned());
+    match error {
+        ParseError::InvalidCountryCode => NumberError::UnknownCountryCode,
+        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => NumberError::TooShort(place),
+        ParseError::TooLong => NumberError::TooLong(place),
+        ParseError::NoNumber | ParseError::MalformedInteger(_) => NumberError::NotANumber,
+    }
+}
+
+/// The number types whose descriptors carry possible lengths (the general
+/// descriptor's list is often empty in the metadata).
+const LENGTH_TYPES: &[phonenumber::Type] = &[
+    phonenumber::Type::FixedLine,
+    phonenumber::Type::Mobile,
+    phonenumber::Type::TollFree,
+    phonenumber::Type::PremiumRate,
+    phonenumber::Type::SharedCost,
+    phonenumber::Type::PersonalNumber,
+    phonenumber::Type::Voip,
+    phonenumber::Type::Pager,
+    phonenumber::Type::Uan,
+    phonenumber::Type::Voicemail,
+];
+
+fn validate(number: &PhoneNumber) -> Result<ParsedNumber, NumberError> {
+    let code = number.code().value();
+    let Some(candidates) = DATABASE.by_code(&code) else {
+        return Err(NumberError::UnknownCountryCode);
+    };
+    let national = number.national().to_string();
+    let region_name = number.country().id().map_or_else(
+        || {
+            candidates
+                .first()
+                .map_or_else(|| format!("+{code}"), |m| m.id().to_owned())
+        },
+        |id| id.as_ref().to_owned(),
+    );
+
+    if !number.is_valid() {
+        // Explain with the lengths the plan(s) of this calling code allow.
+        // The number's own region if libphonenumber could tell, else the
+        // main country of the calling code (US for +1, GB for +44).
+        let plan: Vec<_> = if let Some(meta) = number
+            .country()
+            .id()
+            .and_then(|id| DATABASE.by_id(id.as_ref()))
+        {
+            vec![meta]
+        } else {
+            let main: Vec<_> = candidates
+                .iter()
+                .copied()
+                .filter(|m| m.is_main_country_for_code())
+                .collect();
+            if main.is_empty() {
+                candidates.clone()
+            } else {
+                main
+            }
+        };
+        let lengths = plan.iter().flat_map(|m| {
+            let d = m.descriptors();
+            std::iter::once(d.general())
+                .chain(LENGTH_TYPES.iter().filter_map(|t| d.get(*t)))
+                .flat_map(|desc| desc.possible_length().iter().copied())
+        });
+        let (min, max) = lengths.fold((u16::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+        let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
+        let place = format!("{region_name} (+{code})");
+        return Err(if min != u16::MAX && len < min {
+            NumberError::TooShort(place)
+        } else if len > max {
+            NumberError::TooLong(place)
+        } else {
+            NumberError::InvalidForRegion(place)
+        });
+    }
+
+    let e164 = number.format().mode(Mode::E164).to_string();
+    debug_assert!(e164.starts_with('+') && e164.len() >= 4 && e164.len() <= 16);
+    Ok(ParsedNumber {
+        e164: E164(e164),
+        country_code: code,
+        region: region_name,
+        line: LineType::from(number.number_type(&DATABASE)),
+    })
+}
+
+impl From<phonenumber::Type> for LineType {
+    fn from(kind: phonenumber::Type) -> Self {
+        use phonenumber::Type;
+        match kind {
+            Type::Mobile => LineType::Mobile,
+            Type::FixedLine => LineType::Fixed,
+            Type::FixedLineOrMobile => LineType::FixedOrMobile,
+            Type::Voip => LineType::Voip,
+            Type::TollFree => LineType::TollFree,
+            Type::PremiumRate => LineType::Premium,
+            Type::SharedCost => LineType::SharedCost,
+            Type::Pager => LineType::Pager,
+            Type::Uan => LineType::Uan,
+            Type::PersonalNumber => LineType::Personal,
+            _ => LineType::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e164(input: &str, region: Option<&str>) -> String {
+        parse_number(input, region)
+            .unwrap()
+            .e164
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn accepts_what_people_paste() {
+        assert_eq!(e164("+1 (415) 555-0134", None), "+14155550134");
+        assert_eq!(e164("00 44 20 7946 0958", None), "+442079460958");
+        assert_eq!(e164("tel:+33-1-23-45-67-89", None), "+33123456789");
+        assert_eq!(e164("(415) 555-0134", Some("US")), "+14155550134");
+        assert_eq!(e164("020 7946 0958", Some("gb")), "+442079460958");
+        assert_eq!(e164("011 44 20 7946 0958", Some("US")), "+442079460958");
+        assert_eq!(e164("  +49 30 901820  ", None), "+4930901820");
+    }
+
+    #[test]
+    fn derives_country_and_line_type() {
+        let n = parse_number("+44 7400 123456", None).unwrap();
+        assert_eq!(
+            (n.country_code, n.region.as_str(), n.line),
+            (44, "GB", LineType::Mobile)
+        );
+        let n = parse_number("+1 800 555 0199", None).unwrap();
+        assert_eq!(n.line, LineType::TollFree);
+        let n = parse_number("+44 56 1234 5678", None).unwrap();
+        assert_eq!(n.line, LineType::Voip);
+        let n = parse_number("+49 30 901820", None).unwrap();
+        assert_eq!(n.line, LineType::Fixed);
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let err = |input: &str, region: Option<&str>| parse_number(input, region).unwrap_err();
+        assert_eq!(err("", None), NumberError::Empty);
+        assert_eq!(err("   ", None), NumberError::Empty);
+        assert_eq!(err("call me maybe", None), NumberError::NotANumber);
+        assert_eq!(err(&"1".repeat(65), None), NumberError::InputTooLong);
+        assert_eq!(err("415 555 0134", None), NumberError::NoRegion);
+        assert_eq!(
+            err("415 555 0134", Some("XX")),
+            NumberError::UnknownRegion("XX".into())
+        );
+        assert_eq!(err("+999 1234 5678", None), NumberError::UnknownCountryCode);
+        assert!(matches!(err("+1 415", None), NumberError::TooShort(_)));
+        assert!(matches!(
+            err("+44 20 7946 0958 1234 5678", None),
+            NumberError::TooLong(_)
+        ));
+        assert!(matches!(
+            err("+1 415 555 013", None),
+            NumberError::TooShort(_)
+        ));
+        assert!(matches!(
+            err("+1 011 555 0134", None),
+            NumberError::InvalidForRegion(_)
+        ));
+        assert_eq!(
+            err("+1 415 555 0134 ext. 12", None),
+            NumberError::HasExtension
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        let all = [
+            NumberError::Empty,
+            NumberError::InputTooLong,
+            NumberError::NotANumber,
+            NumberError::NoRegion,
+            NumberError::UnknownRegion(String::new()),
+            NumberError::UnknownCountryCode,
+            NumberError::TooShort(String::new()),
+            NumberError::TooLong(String::new()),
+            NumberError::InvalidForRegion(String::new()),
+            NumberError::HasExtension,
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(NumberError::code).collect();
+        assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn debug_does_not_print_the_number() {
+        let n = parse_number("+1 415 555 0134", None).unwrap();
+        let printed = format!("{n:?}");
+        assert!(!printed.contains("4155550134"), "{printed}");
+    }
+
+    #[test]
+    fn block_prefix_drops_two_digits() {
+        let n = parse_number("+1 415 555 0134", None).unwrap();
+        assert_eq!(n.e164.block_prefix(), "+141555501");
+    }
+}

@@ -1,0 +1,555 @@
+use ciborium::value::Value;
+use ed25519_dalek::Signer;
+use proptest::prelude::*;
+
+use super::*;
+use crate::sighting::tests::example;
+
+fn key() -> SigningKey {
+    SigningKey::from_seed(&[42; 32])
+}
+
+fn signed() -> SignedSighting {
+    let key = key();
+    Sighting {
+        origin: key.origin(),
+        ..example()
+    }
+    .sign(&key)
+    .unwrap()
+}
+
+fn cbor(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).unwrap();
+    out
+}
+
+fn uint(n: u64) -> Value {
+    Value::Integer(n.into())
+}
+
+/// The wire map of a valid record as (key, value) pairs, for mutation.
+fn entries() -> Vec<(u64, Value)> {
+    let Value::Map(map) = ciborium::from_reader::<Value, _>(signed().as_bytes()).unwrap() else {
+        unreachable!()
+    };
+    map.into_iter()
+        .map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v))
+        .collect()
+}
+
+/// Encodes entries as a map in the given order, re-signing the body so that
+/// the only flaw is the one under test.
+fn resigned(mut entries: Vec<(u64, Value)>) -> Vec<u8> {
+    entries.retain(|(k, _)| *k != key::SIG);
+    let body = cbor(&Value::Map(
+        entries.iter().map(|(k, v)| (uint(*k), v.clone())).collect(),
+    ));
+    let mut message = SIGNATURE_DOMAIN.to_vec();
+    message.extend_from_slice(&body);
+    let sig = key().0.sign(&message).to_bytes();
+    entries.push((key::SIG, Value::Bytes(sig.to_vec())));
+    cbor(&Value::Map(
+        entries.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ))
+}
+
+fn with(k: u64, v: Value) -> Vec<u8> {
+    let mut e = entries();
+    if let Some(slot) = e.iter_mut().find(|(key, _)| *key == k) {
+        slot.1 = v;
+    } else {
+        e.push((k, v));
+        e.sort_by_key(|(key, _)| *key);
+    }
+    resigned(e)
+}
+
+fn without(k: u64) -> Vec<u8> {
+    resigned(entries().into_iter().filter(|(key, _)| *key != k).collect())
+}
+
+fn decode_err(bytes: &[u8]) -> RecordError {
+    SignedSighting::from_bytes(bytes).unwrap_err()
+}
+
+#[test]
+fn sign_then_decode_round_trips() {
+    let record = signed();
+    let back = SignedSighting::from_bytes(record.as_bytes()).unwrap();
+    assert_eq!(back, record);
+    assert_eq!(back.id(), SightingId::of(record.as_bytes()));
+    assert!(record.as_bytes().len() < MAX_RECORD_BYTES / 2);
+    // The re-signed test helper agrees with `sign` byte for byte.
+    assert_eq!(resigned(entries()), record.as_bytes());
+}
+
+#[test]
+fn sign_refuses_invalid_or_foreign_records() {
+    let key = key();
+    let bad = Sighting {
+        origin: key.origin(),
+        confidence: 101,
+        ..example()
+    };
+    assert_eq!(
+        bad.sign(&key),
+        Err(SignError::Field(FieldError::Confidence(101)))
+    );
+    assert_eq!(example().sign(&key), Err(SignError::OriginMismatch));
+}
+
+#[test]
+fn rejects_oversize_before_parsing() {
+    let mut bytes = signed().as_bytes().to_vec();
+    bytes.resize(MAX_RECORD_BYTES + 1, 0);
+    assert_eq!(
+        decode_err(&bytes),
+        RecordError::Oversize(MAX_RECORD_BYTES + 1)
+    );
+}
+
+#[test]
+fn rejects_malformed_and_trailing_bytes() {
+    let bytes = signed().as_bytes().to_vec();
+    assert!(matches!(
+        decode_err(&bytes[..bytes.len() - 1]),
+        RecordError::Malformed(_)
+    ));
+    assert!(matches!(decode_err(&[]), RecordError::Malformed(_)));
+    assert!(matches!(decode_err(&[0xff]), RecordError::Malformed(_)));
+    let mut extra = bytes.clone();
+    extra.push(0x00);
+    assert_eq!(decode_err(&extra), RecordError::TrailingBytes(1));
+    // Deep nesting is bounded by the decoder, not the stack.
+    assert!(matches!(
+        decode_err(&[0x81; 1000]),
+        RecordError::Malformed(_)
+    ));
+}
+
+#[test]
+fn rejects_non_maps_and_bad_keys() {
+    assert_eq!(
+        decode_err(&cbor(&Value::Array(vec![uint(1)]))),
+        RecordError::NotAMap
+    );
+    let text_key = cbor(&Value::Map(vec![(Value::Text("v".into()), uint(1))]));
+    assert_eq!(decode_err(&text_key), RecordError::NotAMap);
+    let negative_key = cbor(&Value::Map(vec![(Value::Integer((-1).into()), uint(1))]));
+    assert_eq!(decode_err(&negative_key), RecordError::NotAMap);
+    let mut dup = entries();
+    dup.insert(1, (0, uint(1)));
+    assert_eq!(decode_err(&resigned(dup)), RecordError::DuplicateKey(0));
+    assert_eq!(decode_err(&with(18, uint(0))), RecordError::UnknownKey(18));
+    assert_eq!(
+        decode_err(&with(1000, uint(0))),
+        RecordError::UnknownKey(1000)
+    );
+}
+
+#[test]
+fn rejects_unknown_versions() {
+    assert_eq!(
+        decode_err(&with(0, uint(2))),
+        RecordError::UnsupportedVersion(Some(2))
+    );
+    assert_eq!(
+        decode_err(&without(0)),
+        RecordError::UnsupportedVersion(None)
+    );
+    assert_eq!(
+        decode_err(&with(0, Value::Text("1".into()))),
+        RecordError::UnsupportedVersion(None)
+    );
+    // A future version may add keys: the version error wins over the unknown key.
+    let mut future = entries();
+    future[0].1 = uint(2);
+    future.push((30, uint(1)));
+    assert_eq!(
+        decode_err(&resigned(future)),
+        RecordError::UnsupportedVersion(Some(2))
+    );
+}
+
+#[test]
+fn rejects_missing_fields() {
+    let required = [
+        (1, "network"),
+        (2, "origin"),
+        (3, "seq"),
+        (4, "number"),
+        (5, "block"),
+        (6, "cc"),
+        (7, "line"),
+        (8, "kind"),
+        (9, "verdict"),
+        (10, "channel"),
+        (12, "confidence"),
+        (13, "count"),
+        (14, "first_seen"),
+        (15, "last_seen"),
+        (17, "sig"),
+    ];
+    for (k, name) in required {
+        let bytes = if k == key::SIG {
+            let e: Vec<_> = entries().into_iter().filter(|(key, _)| *key != k).collect();
+            cbor(&Value::Map(
+                e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+            ))
+        } else {
+            without(k)
+        };
+        assert_eq!(
+            decode_err(&bytes),
+            RecordError::MissingField(name),
+            "key {k}"
+        );
+    }
+    // The optional fields really are optional.
+    SignedSighting::from_bytes(&without(key::BRAND)).unwrap();
+    SignedSighting::from_bytes(&without(key::EXPIRES)).unwrap();
+}
+
+#[test]
+fn rejects_wrong_types() {
+    let wrong = |k: u64, v: Value| match decode_err(&with(k, v)) {
+        RecordError::Field(FieldError::WrongType { .. }) => {}
+        other => panic!("key {k}: {other:?}"),
+    };
+    wrong(1, uint(7));
+    wrong(2, Value::Bytes(vec![1; 31]));
+    wrong(3, Value::Text("1".into()));
+    wrong(3, Value::Integer((-5).into()));
+    wrong(4, Value::Bytes(vec![1; 33]));
+    wrong(5, Value::Text("block".into()));
+    wrong(11, uint(3));
+    wrong(12, Value::Float(50.0));
+    wrong(14, Value::Bool(true));
+    wrong(16, Value::Null);
+    let e: Vec<_> = entries()
+        .into_iter()
+        .map(|(k, v)| {
+            if k == key::SIG {
+                (k, Value::Bytes(vec![0; 63]))
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let bytes = cbor(&Value::Map(
+        e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ));
+    assert!(matches!(
+        decode_err(&bytes),
+        RecordError::Field(FieldError::WrongType { field: "sig", .. })
+    ));
+}
+
+#[test]
+fn rejects_out_of_range_fields() {
+    let field = |k: u64, v: Value| match decode_err(&with(k, v)) {
+        RecordError::Field(e) => e,
+        other => panic!("key {k}: {other:?}"),
+    };
+    assert_eq!(
+        field(1, Value::Text("Bad Net".into())),
+        FieldError::NetworkId
+    );
+    assert_eq!(field(3, uint(0)), FieldError::SeqZero);
+    assert_eq!(field(6, uint(0)), FieldError::CountryCode(0));
+    assert_eq!(field(6, uint(70_000)), FieldError::CountryCode(70_000));
+    assert_eq!(
+        field(7, uint(11)),
+        FieldError::UnknownEnum {
+            field: "line",
+            value: 11
+        }
+    );
+    assert_eq!(
+        field(8, uint(7)),
+        FieldError::UnknownEnum {
+            field: "kind",
+            value: 7
+        }
+    );
+    assert_eq!(
+        field(9, uint(3)),
+        FieldError::UnknownEnum {
+            field: "verdict",
+            value: 3
+        }
+    );
+    assert_eq!(
+        field(10, uint(5)),
+        FieldError::UnknownEnum {
+            field: "channel",
+            value: 5
+        }
+    );
+    assert_eq!(field(11, Value::Text("x".repeat(65))), FieldError::Brand);
+    assert_eq!(field(11, Value::Text(String::new())), FieldError::Brand);
+    assert_eq!(field(12, uint(101)), FieldError::Confidence(101));
+    assert_eq!(field(12, uint(1 << 40)), FieldError::Confidence(1 << 40));
+    assert_eq!(field(13, uint(0)), FieldError::Count(0));
+    assert_eq!(field(13, uint(1 << 32)), FieldError::Count(1 << 32));
+    assert!(matches!(field(15, uint(1)), FieldError::SeenOrder { .. }));
+    assert!(matches!(
+        field(15, uint(u64::MAX)),
+        FieldError::Timestamp {
+            field: "last_seen",
+            ..
+        }
+    ));
+    assert!(matches!(field(16, uint(1)), FieldError::Expiry { .. }));
+}
+
+#[test]
+fn rejects_non_canonical_encodings() {
+    let good = signed().as_bytes().to_vec();
+    // 1. Keys out of order (same content).
+    let mut e = entries();
+    e.swap(1, 2);
+    let unsorted = cbor(&Value::Map(
+        e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ));
+    assert_eq!(decode_err(&unsorted), RecordError::NonCanonical);
+    // 2. Non-shortest integer: version 1 written as 0x18 0x01 instead of 0x01.
+    assert_eq!(&good[..3], &[0xb2, 0x00, 0x01]); // map(18) {0: 1, …
+    let mut long_int = vec![0xb2, 0x00, 0x18, 0x01];
+    long_int.extend_from_slice(&good[3..]);
+    assert_eq!(decode_err(&long_int), RecordError::NonCanonical);
+    // 3. Indefinite-length map.
+    let mut indefinite = vec![0xbf];
+    indefinite.extend_from_slice(&good[1..]);
+    indefinite.push(0xff);
+    assert_eq!(decode_err(&indefinite), RecordError::NonCanonical);
+    // 4. Non-shortest map length: 18 entries as 0xb8 0x12.
+    let mut long_len = vec![0xb8, 0x12];
+    long_len.extend_from_slice(&good[1..]);
+    assert_eq!(decode_err(&long_len), RecordError::NonCanonical);
+}
+
+#[test]
+fn rejects_bad_origins_and_signatures() {
+    // Not a curve point (y = 2 has no x on edwards25519).
+    let mut not_point = [0u8; 32];
+    not_point[0] = 2;
+    assert_eq!(
+        decode_err(&with(2, Value::Bytes(not_point.to_vec()))),
+        RecordError::InvalidOrigin
+    );
+    // The identity point: small order, would accept forgeries under lax verification.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    assert_eq!(
+        decode_err(&with(2, Value::Bytes(identity.to_vec()))),
+        RecordError::InvalidOrigin
+    );
+    // A valid key that did not sign it.
+    let other = SigningKey::from_seed(&[7; 32]).origin();
+    assert_eq!(
+        decode_err(&with(2, Value::Bytes(other.as_bytes().to_vec()))),
+        RecordError::BadSignature
+    );
+    // A changed field with the old signature.
+    let mut e = entries();
+    e[12].1 = uint(99); // confidence
+    let tampered = cbor(&Value::Map(
+        e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ));
+    assert_eq!(decode_err(&tampered), RecordError::BadSignature);
+}
+
+#[test]
+fn signature_malleability_is_rejected() {
+    // s + ℓ is the same signature under lax verification; strict rejects it.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let record = signed();
+    let mut sig = *record.signature();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+        sig[32 + i] = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    let mut e = entries();
+    e.last_mut().unwrap().1 = Value::Bytes(sig.to_vec());
+    let bytes = cbor(&Value::Map(
+        e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ));
+    assert_eq!(decode_err(&bytes), RecordError::BadSignature);
+    let unverified = UnverifiedSighting::decode(&bytes).unwrap();
+    assert_eq!(
+        verify_batch(vec![unverified]).pop().unwrap(),
+        Err(RecordError::BadSignature)
+    );
+}
+
+#[test]
+fn flipping_any_bit_of_a_record_is_caught() {
+    let good = signed().as_bytes().to_vec();
+    for i in 0..good.len() {
+        for bit in 0..8 {
+            let mut bytes = good.clone();
+            bytes[i] ^= 1 << bit;
+            assert!(
+                SignedSighting::from_bytes(&bytes).is_err(),
+                "byte {i} bit {bit} accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_verification_matches_single_verification() {
+    let key = key();
+    let good: Vec<Vec<u8>> = (1..=20)
+        .map(|seq| {
+            Sighting {
+                origin: key.origin(),
+                seq,
+                ..example()
+            }
+            .sign(&key)
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+        })
+        .collect();
+    let decode = |b: &Vec<u8>| UnverifiedSighting::decode(b).unwrap();
+    // All good.
+    let results = verify_batch(good.iter().map(decode).collect());
+    assert!(results.iter().all(Result::is_ok));
+    // One forged record in the middle does not sink the others.
+    let mut mixed: Vec<UnverifiedSighting> = good.iter().map(decode).collect();
+    let forged = with(
+        2,
+        Value::Bytes(SigningKey::from_seed(&[7; 32]).origin().as_bytes().to_vec()),
+    );
+    mixed[5] = UnverifiedSighting::decode(&forged).unwrap();
+    let mut invalid_origin = [0u8; 32];
+    invalid_origin[0] = 1;
+    mixed[9] = UnverifiedSighting::decode(&with(2, Value::Bytes(invalid_origin.to_vec()))).unwrap();
+    let results = verify_batch(mixed);
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            5 => assert_eq!(r, &Err(RecordError::BadSignature)),
+            9 => assert_eq!(r, &Err(RecordError::InvalidOrigin)),
+            _ => assert_eq!(r.as_ref().unwrap().as_bytes(), good[i].as_slice()),
+        }
+    }
+    assert!(verify_batch(Vec::new()).is_empty());
+}
+
+#[test]
+fn error_codes_are_distinct() {
+    let all = [
+        RecordError::Oversize(0),
+        RecordError::Malformed(String::new()),
+        RecordError::TrailingBytes(0),
+        RecordError::NotAMap,
+        RecordError::DuplicateKey(0),
+        RecordError::UnknownKey(0),
+        RecordError::UnsupportedVersion(None),
+        RecordError::MissingField(""),
+        RecordError::Field(FieldError::SeqZero),
+        RecordError::NonCanonical,
+        RecordError::InvalidOrigin,
+        RecordError::BadSignature,
+    ];
+    let codes: std::collections::HashSet<_> = all.iter().map(RecordError::code).collect();
+    assert_eq!(codes.len(), all.len());
+}
+
+#[test]
+fn key_debug_is_redacted() {
+    let printed = format!("{:?}", key());
+    assert!(printed.contains("redacted"));
+    assert!(!printed.contains(&crate::hex_lower(&[42; 32])));
+}
+
+fn arb_sighting() -> impl Strategy<Value = Sighting> {
+    (
+        "[a-z0-9][a-z0-9-]{0,31}",
+        1..=u64::MAX,
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        1u16..=999,
+        (0u8..=10, 0u8..=6, 0u8..=2, 0u8..=4),
+        proptest::option::of("[ -~àéü€]{1,16}"),
+        (0u8..=100, 1u32..=u32::MAX),
+        (
+            0..=crate::sighting::MAX_TIMESTAMP - 2,
+            0u64..1_000_000,
+            proptest::option::of(1u64..1_000_000),
+        ),
+    )
+        .prop_map(
+            |(
+                network,
+                seq,
+                number,
+                block,
+                cc,
+                (line, kind, verdict, channel),
+                brand,
+                (confidence, count),
+                (first, span, ttl),
+            )| {
+                let last = (first + span).min(crate::sighting::MAX_TIMESTAMP - 1);
+                Sighting {
+                    network: NetworkId::new(&network).unwrap(),
+                    origin: key().origin(),
+                    seq,
+                    number: NumberHash::from_bytes(number),
+                    block: BlockHash::from_bytes(block),
+                    cc,
+                    line: LineType::from_code(line.into()).unwrap(),
+                    kind: Kind::from_code(kind.into()).unwrap(),
+                    verdict: Verdict::from_code(verdict.into()).unwrap(),
+                    channel: Channel::from_code(channel.into()).unwrap(),
+                    brand,
+                    confidence,
+                    count,
+                    first_seen: first,
+                    last_seen: last,
+                    expires: ttl
+                        .map(|t| (last + t).min(crate::sighting::MAX_TIMESTAMP))
+                        .filter(|e| *e > last),
+                }
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn any_valid_record_round_trips(sighting in arb_sighting()) {
+        let record = sighting.clone().sign(&key()).unwrap();
+        let back = SignedSighting::from_bytes(record.as_bytes()).unwrap();
+        prop_assert_eq!(back.sighting(), &sighting);
+        prop_assert_eq!(back.as_bytes(), record.as_bytes());
+        // Encoding is a function of the content: signing again gives the same bytes.
+        let again = sighting.sign(&key()).unwrap();
+        prop_assert_eq!(again.as_bytes(), record.as_bytes());
+        prop_assert!(record.as_bytes().len() <= MAX_RECORD_BYTES);
+    }
+
+    #[test]
+    fn any_byte_change_is_caught(sighting in arb_sighting(), index in any::<prop::sample::Index>(), xor in 1u8..=255) {
+        let record = sighting.sign(&key()).unwrap();
+        let mut bytes = record.as_bytes().to_vec();
+        let i = index.index(bytes.len());
+        bytes[i] ^= xor;
+        prop_assert!(SignedSighting::from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
+        let _ = SignedSighting::from_bytes(&bytes);
+    }
+}

@@ -1,0 +1,591 @@
+//! The sighting: *organization O saw number N, in this role, this often,
+//! between these times, with this confidence* — its fields, their ranges and
+//! the enumerations with their wire codes (SPEC.md §4).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::hash::{BlockHash, NumberHash};
+
+/// The only record version this crate reads and writes (CBOR key 0).
+pub const VERSION: u64 = 1;
+/// Longest brand text, in UTF-8 bytes.
+pub const MAX_BRAND_BYTES: usize = 64;
+/// Longest network id, in bytes.
+pub const MAX_NETWORK_ID_BYTES: usize = 32;
+/// Largest timestamp accepted: 9999-12-31T23:59:59Z. Anything later is a bug
+/// or an attack, and rejecting it keeps every timestamp representable in
+/// every language's date type.
+pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
+
+/// A field that is present but out of range or of the wrong shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// Network id is not 1–32 bytes of `a-z`, `0-9`, `-` starting with a letter or digit.
+    #[error("network id must be 1-{MAX_NETWORK_ID_BYTES} characters of a-z, 0-9 and '-', not starting with '-'")]
+    NetworkId,
+    /// The field has the wrong CBOR type or length.
+    #[error("{field}: expected {expected}")]
+    WrongType {
+        /// Field name as in SPEC.md.
+        field: &'static str,
+        /// What SPEC.md requires there.
+        expected: &'static str,
+    },
+    /// Sequence numbers start at 1.
+    #[error("seq must be at least 1")]
+    SeqZero,
+    /// Country calling codes are 1–999.
+    #[error("cc {0} is not a country calling code (1-999)")]
+    CountryCode(u64),
+    /// An enumeration value this version does not define.
+    #[error("{field}: unknown value {value}")]
+    UnknownEnum {
+        /// Field name as in SPEC.md.
+        field: &'static str,
+        /// The code that was found.
+        value: u64,
+    },
+    /// Brand text is empty, too long, or contains control characters.
+    #[error("brand must be 1-{MAX_BRAND_BYTES} bytes of UTF-8 without control characters")]
+    Brand,
+    /// Confidence is a percentage.
+    #[error("confidence {0} is over 100")]
+    Confidence(u64),
+    /// A sighting counts at least one observation, at most 2^32-1.
+    #[error("count {0} is out of range (1-4294967295)")]
+    Count(u64),
+    /// A timestamp is past [`MAX_TIMESTAMP`].
+    #[error("{field} {value} is after year 9999")]
+    Timestamp {
+        /// Field name as in SPEC.md.
+        field: &'static str,
+        /// The value that was found.
+        value: u64,
+    },
+    /// `last_seen` is before `first_seen`.
+    #[error("last_seen {last_seen} is before first_seen {first_seen}")]
+    SeenOrder {
+        /// First observation.
+        first_seen: u64,
+        /// Last observation.
+        last_seen: u64,
+    },
+    /// `expires` is not after `last_seen`.
+    #[error("expires {expires} is not after last_seen {last_seen}")]
+    Expiry {
+        /// Last observation.
+        last_seen: u64,
+        /// Expiry time.
+        expires: u64,
+    },
+}
+
+/// A record's relation to the clock of the node that receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// A timestamp lies further in the future than the allowed clock skew.
+    #[error("{field} is {ahead} s in the future (allowed skew {max_skew} s)")]
+    FromTheFuture {
+        /// Field name as in SPEC.md.
+        field: &'static str,
+        /// Seconds ahead of the receiver's clock.
+        ahead: u64,
+        /// The receiver's tolerance.
+        max_skew: u64,
+    },
+    /// The record has expired.
+    #[error("expired {0} s ago")]
+    Expired(u64),
+}
+
+/// Defines a wire enumeration: variant ↔ CBOR code ↔ kebab-case name.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident, $field:literal { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $text:literal;)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The CBOR code (SPEC.md §4).
+            pub const fn code(self) -> u8 {
+                match self { $($name::$variant => $code,)+ }
+            }
+
+            /// The value for a CBOR code.
+            ///
+            /// # Errors
+            /// [`FieldError::UnknownEnum`] for a code this version does not define.
+            pub fn from_code(code: u64) -> Result<Self, FieldError> {
+                match code {
+                    $($code => Ok($name::$variant),)+
+                    value => Err(FieldError::UnknownEnum { field: $field, value }),
+                }
+            }
+
+            /// The kebab-case name used in JSON, CSV, the CLI and SPEC.md.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownName {
+                        field: $field,
+                        given: s.to_owned(),
+                        expected: &[$($text),+],
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// A name that is not one of an enumeration's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {field} {given:?}; expected one of: {}", expected.join(", "))]
+pub struct UnknownName {
+    /// Which enumeration.
+    pub field: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The accepted names.
+    pub expected: &'static [&'static str],
+}
+
+wire_enum!(
+    /// What kind of abuse the number was used for.
+    Kind, "kind" {
+        /// Scam text messages.
+        Smishing = 0, "smishing";
+        /// Scam voice calls.
+        Vishing = 1, "vishing";
+        /// Callback phishing / telephone-oriented attack delivery (TOAD):
+        /// a lure that makes the victim call the number.
+        Callback = 2, "callback";
+        /// Business e-mail compromise "verification" numbers.
+        Bec = 3, "bec";
+        /// Automated mass calls.
+        Robocall = 4, "robocall";
+        /// Number involved in SIM-swap fraud.
+        SimSwap = 5, "sim-swap";
+        /// Anything else.
+        Other = 6, "other";
+    }
+);
+
+wire_enum!(
+    /// What the origin says about the number.
+    Verdict, "verdict" {
+        /// The number is used for abuse.
+        Malicious = 0, "malicious";
+        /// The origin checked and the number is legitimate.
+        FalsePositive = 1, "false-positive";
+        /// The origin takes back its earlier report of this number.
+        Withdrawn = 2, "withdrawn";
+    }
+);
+
+wire_enum!(
+    /// How the abuse reached the victim.
+    Channel, "channel" {
+        /// SMS / MMS / RCS.
+        Sms = 0, "sms";
+        /// Voice call.
+        Voice = 1, "voice";
+        /// E-mail containing the number.
+        Email = 2, "email";
+        /// Chat or messaging app.
+        Chat = 3, "chat";
+        /// Anything else.
+        Other = 4, "other";
+    }
+);
+
+wire_enum!(
+    /// Line type from libphonenumber's numbering-plan metadata: a supporting
+    /// signal only (VoIP is widely legitimate).
+    LineType, "line" {
+        /// The metadata does not say.
+        Unknown = 0, "unknown";
+        /// Mobile.
+        Mobile = 1, "mobile";
+        /// Fixed line.
+        Fixed = 2, "fixed";
+        /// The plan does not distinguish fixed and mobile (e.g. US/CA).
+        FixedOrMobile = 3, "fixed-or-mobile";
+        /// VoIP range.
+        Voip = 4, "voip";
+        /// Toll-free.
+        TollFree = 5, "toll-free";
+        /// Premium rate.
+        Premium = 6, "premium";
+        /// Shared cost.
+        SharedCost = 7, "shared-cost";
+        /// Pager.
+        Pager = 8, "pager";
+        /// Universal access number.
+        Uan = 9, "uan";
+        /// Personal number.
+        Personal = 10, "personal";
+    }
+);
+
+/// The sharing community's short id: goes into topic names and every record,
+/// so a record signed for one network is never valid in another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkId(String);
+
+impl NetworkId {
+    /// Validates a network id.
+    ///
+    /// # Errors
+    /// [`FieldError::NetworkId`] unless it is 1–32 bytes of `a-z0-9-` not starting with `-`.
+    pub fn new(id: &str) -> Result<Self, FieldError> {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_NETWORK_ID_BYTES
+            && !id.starts_with('-')
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(NetworkId(id.to_owned()))
+        } else {
+            Err(FieldError::NetworkId)
+        }
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NetworkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The signing node's identity: its 32-byte ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OriginId([u8; 32]);
+
+impl OriginId {
+    /// Wraps public-key bytes. Whether they form a usable key is checked at
+    /// verification time.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        OriginId(bytes)
+    }
+
+    /// The public-key bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        crate::hex_lower(&self.0)
+    }
+}
+
+impl fmt::Debug for OriginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OriginId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for OriginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// All fields of a sighting except the signature.
+///
+/// A plain value: construct it, then [`Sighting::sign`] it (which validates),
+/// or receive it from [`crate::UnverifiedSighting::decode`] (which validates
+/// too). Only a [`crate::SignedSighting`] is trustworthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// Network the record belongs to; it is signed, so records cannot be
+    /// replayed into another community.
+    pub network: NetworkId,
+    /// Public key of the node that signed it.
+    pub origin: OriginId,
+    /// Per-origin counter, never reused; a higher seq for the same number
+    /// supersedes the origin's earlier report.
+    pub seq: u64,
+    /// Privacy hash of the number, never the number itself.
+    pub number: NumberHash,
+    /// Privacy hash of the number's 100-block, to see rotation through a block.
+    pub block: BlockHash,
+    /// Country calling code (not secret: a country has millions of numbers).
+    pub cc: u16,
+    /// Line type from the numbering plan.
+    pub line: LineType,
+    /// What the number was used for.
+    pub kind: Kind,
+    /// Malicious, false positive, or withdrawn.
+    pub verdict: Verdict,
+    /// How it reached the victim.
+    pub channel: Channel,
+    /// Impersonated brand, short free text, if known.
+    pub brand: Option<String>,
+    /// The origin's confidence, 0–100.
+    pub confidence: u8,
+    /// How many times the origin observed it.
+    pub count: u32,
+    /// First observation, unix seconds.
+    pub first_seen: u64,
+    /// Last observation, unix seconds.
+    pub last_seen: u64,
+    /// When receivers should drop the report, unix seconds.
+    pub expires: Option<u64>,
+}
+
+impl Sighting {
+    /// Checks every field's range (SPEC.md §4). Decoding and signing both call it.
+    ///
+    /// # Errors
+    /// The first [`FieldError`] found, in CBOR key order.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        // network and origin are valid by construction / checked at verify.
+        if self.seq == 0 {
+            return Err(FieldError::SeqZero);
+        }
+        if !(1..=999).contains(&self.cc) {
+            return Err(FieldError::CountryCode(self.cc.into()));
+        }
+        if let Some(brand) = &self.brand {
+            validate_brand(brand)?;
+        }
+        if self.confidence > 100 {
+            return Err(FieldError::Confidence(self.confidence.into()));
+        }
+        if self.count == 0 {
+            return Err(FieldError::Count(0));
+        }
+        for (field, value) in [
+            ("first_seen", self.first_seen),
+            ("last_seen", self.last_seen),
+        ]
+        .into_iter()
+        .chain(self.expires.map(|e| ("expires", e)))
+        {
+            if value > MAX_TIMESTAMP {
+                return Err(FieldError::Timestamp { field, value });
+            }
+        }
+        if self.last_seen < self.first_seen {
+            return Err(FieldError::SeenOrder {
+                first_seen: self.first_seen,
+                last_seen: self.last_seen,
+            });
+        }
+        if let Some(expires) = self.expires {
+            if expires <= self.last_seen {
+                return Err(FieldError::Expiry {
+                    last_seen: self.last_seen,
+                    expires,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the record against the receiver's clock: nothing may lie more
+    /// than `max_skew` seconds in the future, and an expired record is stale.
+    ///
+    /// # Errors
+    /// [`TimeError`] saying which timestamp is off and by how much.
+    pub fn check_time(&self, now: u64, max_skew: u64) -> Result<(), TimeError> {
+        for (field, value) in [
+            ("first_seen", self.first_seen),
+            ("last_seen", self.last_seen),
+        ] {
+            let ahead = value.saturating_sub(now);
+            if ahead > max_skew {
+                return Err(TimeError::FromTheFuture {
+                    field,
+                    ahead,
+                    max_skew,
+                });
+            }
+        }
+        match self.expires {
+            Some(expires) if expires <= now => Err(TimeError::Expired(now - expires)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Brand rules: 1–64 bytes of UTF-8, no control characters (they would end
+/// up in analysts' terminals and logs).
+pub(crate) fn validate_brand(brand: &str) -> Result<(), FieldError> {
+    if brand.is_empty() || brand.len() > MAX_BRAND_BYTES || brand.chars().any(char::is_control) {
+        Err(FieldError::Brand)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> Sighting {
+        Sighting {
+            network: NetworkId::new("example-isac").unwrap(),
+            origin: OriginId::from_bytes([9; 32]),
+            seq: 1,
+            number: NumberHash::from_bytes([1; 32]),
+            block: BlockHash::from_bytes([2; 32]),
+            cc: 1,
+            line: LineType::FixedOrMobile,
+            kind: Kind::Smishing,
+            verdict: Verdict::Malicious,
+            channel: Channel::Sms,
+            brand: Some("Example Bank".into()),
+            confidence: 80,
+            count: 3,
+            first_seen: 1_700_000_000,
+            last_seen: 1_700_003_600,
+            expires: Some(1_702_000_000),
+        }
+    }
+
+    #[test]
+    fn example_is_valid() {
+        example().validate().unwrap();
+    }
+
+    #[test]
+    fn every_range_rule_rejects() {
+        type Case = (fn(&mut Sighting), FieldError);
+        let cases: Vec<Case> = vec![
+            (|s| s.seq = 0, FieldError::SeqZero),
+            (|s| s.cc = 0, FieldError::CountryCode(0)),
+            (|s| s.cc = 1000, FieldError::CountryCode(1000)),
+            (|s| s.brand = Some(String::new()), FieldError::Brand),
+            (|s| s.brand = Some("x".repeat(65)), FieldError::Brand),
+            (
+                |s| s.brand = Some("Bank\u{1b}[31m".into()),
+                FieldError::Brand,
+            ),
+            (|s| s.confidence = 101, FieldError::Confidence(101)),
+            (|s| s.count = 0, FieldError::Count(0)),
+            (
+                |s| s.last_seen = MAX_TIMESTAMP + 1,
+                FieldError::Timestamp {
+                    field: "last_seen",
+                    value: MAX_TIMESTAMP + 1,
+                },
+            ),
+            (
+                |s| s.last_seen = s.first_seen - 1,
+                FieldError::SeenOrder {
+                    first_seen: 1_700_000_000,
+                    last_seen: 1_699_999_999,
+                },
+            ),
+            (
+                |s| s.expires = Some(s.last_seen),
+                FieldError::Expiry {
+                    last_seen: 1_700_003_600,
+                    expires: 1_700_003_600,
+                },
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut s = example();
+            mutate(&mut s);
+            assert_eq!(s.validate(), Err(expected));
+        }
+    }
+
+    #[test]
+    fn brand_limits_are_in_bytes() {
+        let mut s = example();
+        s.brand = Some("é".repeat(32)); // 64 bytes
+        s.validate().unwrap();
+        s.brand = Some("é".repeat(33)); // 66 bytes
+        assert_eq!(s.validate(), Err(FieldError::Brand));
+    }
+
+    #[test]
+    fn network_ids() {
+        for ok in ["a", "example-isac", "bank-isac-2026", &"a".repeat(32)] {
+            NetworkId::new(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "-x",
+            "UPPER",
+            "with space",
+            "dot.ted",
+            &"a".repeat(33),
+            "é",
+        ] {
+            assert_eq!(NetworkId::new(bad), Err(FieldError::NetworkId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn clock_checks() {
+        let s = example();
+        s.check_time(1_700_003_600, 0).unwrap();
+        s.check_time(1_700_003_000, 600).unwrap();
+        assert_eq!(
+            s.check_time(1_700_003_000, 599),
+            Err(TimeError::FromTheFuture {
+                field: "last_seen",
+                ahead: 600,
+                max_skew: 599
+            })
+        );
+        assert_eq!(s.check_time(1_702_000_010, 0), Err(TimeError::Expired(10)));
+    }
+
+    #[test]
+    fn enum_names_round_trip_and_reject_unknown() {
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>().unwrap(), *k);
+            assert_eq!(Kind::from_code(k.code().into()).unwrap(), *k);
+        }
+        for v in Verdict::ALL {
+            assert_eq!(v.as_str().parse::<Verdict>().unwrap(), *v);
+        }
+        for c in Channel::ALL {
+            assert_eq!(c.as_str().parse::<Channel>().unwrap(), *c);
+        }
+        for l in LineType::ALL {
+            assert_eq!(LineType::from_code(l.code().into()).unwrap(), *l);
+        }
+        assert_eq!(" SIM-Swap ".parse::<Kind>().unwrap(), Kind::SimSwap);
+        let err = "phishing".parse::<Kind>().unwrap_err();
+        assert!(err.to_string().contains("smishing, vishing"), "{err}");
+        assert_eq!(
+            Verdict::from_code(3),
+            Err(FieldError::UnknownEnum {
+                field: "verdict",
+                value: 3
+            })
+        );
+    }
+}
