@@ -18,7 +18,7 @@ use crate::sighting::{
 };
 
 /// Largest encoded record accepted, in bytes. The largest valid record is
-/// about 420 bytes; the limit leaves room for later versions and bounds the
+/// 338 bytes; the limit leaves room for later versions and bounds the
 /// work an attacker can make a decoder do.
 pub const MAX_RECORD_BYTES: usize = 1024;
 

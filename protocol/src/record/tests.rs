@@ -86,6 +86,25 @@ fn sign_then_decode_round_trips() {
 }
 
 #[test]
+fn largest_record_is_338_bytes() {
+    let key = key();
+    let largest = Sighting {
+        network: NetworkId::new(&"n".repeat(32)).unwrap(),
+        origin: key.origin(),
+        seq: u64::MAX,
+        cc: 999,
+        brand: Some("b".repeat(64)),
+        confidence: 100,
+        count: u32::MAX,
+        first_seen: crate::sighting::MAX_TIMESTAMP - 2,
+        last_seen: crate::sighting::MAX_TIMESTAMP - 1,
+        expires: Some(crate::sighting::MAX_TIMESTAMP),
+        ..example()
+    };
+    assert_eq!(largest.sign(&key).unwrap().as_bytes().len(), 338);
+}
+
+#[test]
 fn sign_refuses_invalid_or_foreign_records() {
     let key = key();
     let bad = Sighting {

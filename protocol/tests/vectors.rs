@@ -1,0 +1,395 @@
+//! Test vectors: `test-vectors/sightings.json` is generated from the inputs
+//! below and checked against the code on every run. Set
+//! `SIGHTLINE_WRITE_VECTORS=1` to rewrite the file after an intended change
+//! (and say why in the commit: the file is a compatibility promise).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use ciborium::value::Value;
+use ed25519_dalek::Signer;
+use serde_json::{json, Value as Json};
+use sightline_protocol::{
+    parse_number, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting, SigningKey,
+    Verdict,
+};
+
+const HASH_KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const HASH_KEY_B: &str = "5c0ffee05c0ffee05c0ffee05c0ffee05c0ffee05c0ffee05c0ffee05c0ffee0";
+const SEED_BANK: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+const SEED_CARRIER: &str = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb";
+const SEED_CERT: &str = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7";
+const T: u64 = 1_763_700_000; // 2025-11-21T04:40:00Z
+
+struct Input {
+    name: &'static str,
+    number: &'static str,
+    region: Option<&'static str>,
+    hash_key: &'static str,
+    seed: &'static str,
+    sighting: Json,
+}
+
+/// The JSON form of the sighting fields a vector's input carries.
+struct Fields {
+    network: &'static str,
+    seq: u64,
+    kind: &'static str,
+    verdict: &'static str,
+    channel: &'static str,
+    brand: Option<&'static str>,
+    confidence: u8,
+    count: u32,
+    first_seen: u64,
+    last_seen: u64,
+    expires: Option<u64>,
+}
+
+impl Fields {
+    fn json(&self) -> Json {
+        json!({
+            "network": self.network, "seq": self.seq, "kind": self.kind,
+            "verdict": self.verdict, "channel": self.channel, "brand": self.brand,
+            "confidence": self.confidence, "count": self.count,
+            "first_seen": self.first_seen, "last_seen": self.last_seen, "expires": self.expires,
+        })
+    }
+}
+
+const DEFAULT: Fields = Fields {
+    network: "example-isac",
+    seq: 1,
+    kind: "smishing",
+    verdict: "malicious",
+    channel: "sms",
+    brand: None,
+    confidence: 50,
+    count: 1,
+    first_seen: T,
+    last_seen: T,
+    expires: None,
+};
+
+fn input(
+    name: &'static str,
+    number: &'static str,
+    region: Option<&'static str>,
+    (hash_key, seed): (&'static str, &'static str),
+    fields: &Fields,
+) -> Input {
+    Input { name, number, region, hash_key, seed, sighting: fields.json() }
+}
+
+#[allow(clippy::too_many_lines)]
+fn inputs() -> Vec<Input> {
+    let a_bank = (HASH_KEY_A, SEED_BANK);
+    let a_carrier = (HASH_KEY_A, SEED_CARRIER);
+    let a_cert = (HASH_KEY_A, SEED_CERT);
+    vec![
+        input("us-smishing-bank-lure", "+1 (415) 555-0134", None, a_bank, &Fields {
+            brand: Some("Example Bank"), confidence: 90, count: 14, last_seen: T + 3_600,
+            expires: Some(T + 30 * 86_400), ..DEFAULT
+        }),
+        input("us-same-block-rotation", "4155550199", Some("US"), a_carrier, &Fields {
+            brand: Some("Example Bank"), confidence: 75, count: 3, first_seen: T + 7_200,
+            last_seen: T + 7_200, ..DEFAULT
+        }),
+        input("gb-vishing-national", "020 7946 0958", Some("GB"), a_carrier, &Fields {
+            seq: 2, kind: "vishing", channel: "voice", brand: Some("HMRC"), confidence: 80,
+            count: 2, last_seen: T + 60, ..DEFAULT
+        }),
+        input("us-toll-free-callback", "+1 800 555 0199", None, a_cert, &Fields {
+            kind: "callback", channel: "email", brand: Some("Geek Squad"), confidence: 95,
+            count: 41, first_seen: T - 86_400, expires: Some(T + 14 * 86_400), ..DEFAULT
+        }),
+        input("fr-voip-bec-tel-uri", "tel:+33-9-87-65-43-21", None, a_bank, &Fields {
+            seq: 2, kind: "bec", channel: "email", confidence: 70, ..DEFAULT
+        }),
+        input("de-robocall-double-zero", "00 49 30 901820", None, a_carrier, &Fields {
+            seq: 3, kind: "robocall", channel: "voice", confidence: 60, count: 1_200,
+            first_seen: T - 3_600, ..DEFAULT
+        }),
+        input("au-sim-swap", "+61 491 570 156", None, a_bank, &Fields {
+            seq: 3, kind: "sim-swap", channel: "other", confidence: 100, ..DEFAULT
+        }),
+        input("in-false-positive-chat", "+91 98765 43210", None, a_cert, &Fields {
+            seq: 2, kind: "other", verdict: "false-positive", channel: "chat", confidence: 85,
+            last_seen: T + 10, ..DEFAULT
+        }),
+        input("us-withdrawn-supersedes", "+14155550134", None, a_bank, &Fields {
+            seq: 4, verdict: "withdrawn", confidence: 0, last_seen: T + 86_400, ..DEFAULT
+        }),
+        input("jp-voip-vishing-chat", "+81 50-1234-5678", None, (HASH_KEY_B, SEED_CERT), &Fields {
+            network: "telco-cert-jp", kind: "vishing", channel: "chat",
+            brand: Some("NTT ドコモ"), confidence: 65, count: 5, last_seen: T + 120, ..DEFAULT
+        }),
+        input("gb-toll-free-false-positive", "0800 123 4567", Some("GB"), a_bank, &Fields {
+            seq: 5, kind: "callback", verdict: "false-positive", channel: "voice",
+            brand: Some("Example Bank"), confidence: 100, ..DEFAULT
+        }),
+        input("gb-voip-smishing-minimal", "+44 56 1234 5678", None, a_carrier, &Fields {
+            seq: 4, ..DEFAULT
+        }),
+        input("br-bec-utf8-brand", "+55 11 91234-5678", None, (HASH_KEY_B, SEED_BANK), &Fields {
+            network: "latam-fraud", kind: "bec", channel: "other", brand: Some("Café Ltda."),
+            confidence: 55, count: 2, last_seen: T + 1, expires: Some(T + 2), ..DEFAULT
+        }),
+        input("es-large-integers", "+34 600 123 456", None, (HASH_KEY_B, SEED_CARRIER), &Fields {
+            network: "latam-fraud", seq: 4_294_967_296, kind: "robocall", channel: "voice",
+            confidence: 100, count: 4_294_967_295, first_seen: 0, last_seen: 253_402_300_798,
+            expires: Some(253_402_300_799), ..DEFAULT
+        }),
+    ]
+}
+
+fn hex32(text: &str) -> [u8; 32] {
+    hex::decode(text).unwrap().try_into().unwrap()
+}
+
+fn valid_vector(input: &Input) -> Json {
+    let parsed = parse_number(input.number, input.region).unwrap();
+    let key = HashKey::from_bytes(hex32(input.hash_key));
+    let signer = SigningKey::from_seed(&hex32(input.seed));
+    let j = &input.sighting;
+    let sighting = Sighting {
+        network: NetworkId::new(j["network"].as_str().unwrap()).unwrap(),
+        origin: signer.origin(),
+        seq: j["seq"].as_u64().unwrap(),
+        number: key.number_hash(&parsed.e164),
+        block: key.block_hash(&parsed.e164),
+        cc: parsed.country_code,
+        line: parsed.line,
+        kind: j["kind"].as_str().unwrap().parse::<Kind>().unwrap(),
+        verdict: j["verdict"].as_str().unwrap().parse::<Verdict>().unwrap(),
+        channel: j["channel"].as_str().unwrap().parse::<Channel>().unwrap(),
+        brand: j["brand"].as_str().map(str::to_owned),
+        confidence: u8::try_from(j["confidence"].as_u64().unwrap()).unwrap(),
+        count: u32::try_from(j["count"].as_u64().unwrap()).unwrap(),
+        first_seen: j["first_seen"].as_u64().unwrap(),
+        last_seen: j["last_seen"].as_u64().unwrap(),
+        expires: j["expires"].as_u64(),
+    };
+    let body = sighting.encode_body();
+    let record = sighting.clone().sign(&signer).unwrap();
+    json!({
+        "name": input.name,
+        "input": {
+            "number": input.number,
+            "region": input.region,
+            "hash_key": input.hash_key,
+            "signing_seed": input.seed,
+            "sighting": input.sighting,
+        },
+        "expected": {
+            "e164": parsed.e164.as_str(),
+            "region": parsed.region,
+            "cc": parsed.country_code,
+            "line": parsed.line.as_str(),
+            "block_input": parsed.e164.block_prefix(),
+            "number_hash": sighting.number.to_hex(),
+            "block_hash": sighting.block.to_hex(),
+            "origin": sighting.origin.to_hex(),
+            "body": hex::encode(body),
+            "signed": hex::encode(record.as_bytes()),
+            "id": record.id().to_hex(),
+        },
+    })
+}
+
+/// Raw CBOR tools for building invalid records that `sign` would refuse.
+fn uint(n: u64) -> Value {
+    Value::Integer(n.into())
+}
+
+fn entries_of(bytes: &[u8]) -> Vec<(u64, Value)> {
+    let Value::Map(map) = ciborium::from_reader::<Value, _>(bytes).unwrap() else {
+        panic!("not a map")
+    };
+    map.into_iter().map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v)).collect()
+}
+
+fn to_cbor(entries: &[(u64, Value)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let map = Value::Map(entries.iter().map(|(k, v)| (uint(*k), v.clone())).collect());
+    ciborium::into_writer(&map, &mut out).unwrap();
+    out
+}
+
+/// Signs `entries` (without key 17) the way SPEC.md §7 says and appends the signature.
+fn signed_raw(mut entries: Vec<(u64, Value)>, seed: &str) -> Vec<u8> {
+    entries.retain(|(k, _)| *k != 17);
+    let mut message = b"sightline/sighting/v1".to_vec();
+    message.extend_from_slice(&to_cbor(&entries));
+    let key = ed25519_dalek::SigningKey::from_bytes(&hex32(seed));
+    entries.push((17, Value::Bytes(key.sign(&message).to_bytes().to_vec())));
+    to_cbor(&entries)
+}
+
+fn set(mut entries: Vec<(u64, Value)>, key: u64, value: Value) -> Vec<(u64, Value)> {
+    if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
+        slot.1 = value;
+    } else {
+        entries.push((key, value));
+        entries.sort_by_key(|(k, _)| *k);
+    }
+    entries
+}
+
+#[allow(clippy::too_many_lines)]
+fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
+    let base = hex::decode(valid[0]["expected"]["signed"].as_str().unwrap()).unwrap();
+    let e = || entries_of(&base);
+    let resign = |entries| signed_raw(entries, SEED_BANK);
+    let mut out: Vec<(&str, Vec<u8>, &str, &str)> = Vec::new();
+    let mut push = |name, bytes, error, note| out.push((name, bytes, error, note));
+
+    let mut unsorted = e();
+    unsorted.swap(1, 2);
+    push("keys-not-sorted", to_cbor(&unsorted), "non_canonical", "map keys 1 and 2 swapped");
+
+    let mut long_int = vec![base[0], 0x00, 0x18, 0x01];
+    long_int.extend_from_slice(&base[3..]);
+    push("version-not-shortest-form", long_int, "non_canonical", "version 1 encoded as 0x18 0x01");
+
+    let mut indefinite = vec![0xbf];
+    indefinite.extend_from_slice(&base[1..]);
+    indefinite.push(0xff);
+    push("indefinite-length-map", indefinite, "non_canonical", "the map as indefinite-length");
+
+    let mut tampered = e();
+    tampered[12].1 = uint(10);
+    push(
+        "confidence-changed-after-signing",
+        to_cbor(&tampered),
+        "bad_signature",
+        "confidence 90 changed to 10, signature kept",
+    );
+
+    let other = SigningKey::from_seed(&hex32(SEED_CERT)).origin();
+    push(
+        "origin-swapped",
+        to_cbor(&set(e(), 2, Value::Bytes(other.as_bytes().to_vec()))),
+        "bad_signature",
+        "origin replaced by another member's key",
+    );
+
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    push(
+        "origin-small-order",
+        to_cbor(&set(e(), 2, Value::Bytes(identity.to_vec()))),
+        "invalid_origin",
+        "origin is the identity point (small order)",
+    );
+
+    let mut oversize = base.clone();
+    oversize.resize(1025, 0);
+    push("oversize", oversize, "oversize", "1025 bytes: the first vector padded with zeros");
+
+    push("unknown-version", resign(set(e(), 0, uint(2))), "unsupported_version", "version 2");
+    push("confidence-101", resign(set(e(), 12, uint(101))), "invalid_field", "confidence 101");
+    push("count-zero", resign(set(e(), 13, uint(0))), "invalid_field", "count 0");
+    push(
+        "last-seen-before-first-seen",
+        resign(set(e(), 15, uint(T - 1))),
+        "invalid_field",
+        "last_seen one second before first_seen",
+    );
+    push("unknown-kind", resign(set(e(), 8, uint(7))), "invalid_field", "kind code 7");
+    push(
+        "brand-too-long",
+        resign(set(e(), 11, Value::Text("B".repeat(65)))),
+        "invalid_field",
+        "brand of 65 bytes",
+    );
+    push(
+        "network-uppercase",
+        resign(set(e(), 1, Value::Text("Example-ISAC".into()))),
+        "invalid_field",
+        "network id with upper-case letters",
+    );
+    push("unknown-key-18", resign(set(e(), 18, uint(0))), "unknown_key", "an extra key 18");
+    push(
+        "missing-seq",
+        resign(e().into_iter().filter(|(k, _)| *k != 3).collect()),
+        "missing_field",
+        "key 3 (seq) absent",
+    );
+    let mut dup = e();
+    dup.insert(4, (3, uint(1)));
+    push("duplicate-seq", to_cbor(&dup), "duplicate_key", "key 3 (seq) twice");
+    let mut trailing = base.clone();
+    trailing.push(0x00);
+    push("trailing-byte", trailing, "trailing_bytes", "a 0x00 byte after the record");
+    push("truncated", base[..base.len() - 1].to_vec(), "malformed", "the last byte removed");
+    push("array-not-map", vec![0x82, 0x01, 0x02], "not_a_map", "the array [1, 2]");
+
+    out.into_iter()
+        .map(|(name, bytes, error, note)| {
+            json!({"name": name, "bytes": hex::encode(bytes), "error": error, "note": note})
+        })
+        .collect()
+}
+
+fn path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-vectors/sightings.json")
+}
+
+fn generate() -> Json {
+    let valid: Vec<Json> = inputs().iter().map(valid_vector).collect();
+    let invalid = invalid_vectors(&valid);
+    json!({
+        "description": "Sightline sighting test vectors, record version 1. See protocol/SPEC.md section 9.",
+        "vectors": valid,
+        "invalid": invalid,
+    })
+}
+
+#[test]
+fn vectors_file_matches_the_code() {
+    let generated = generate();
+    if std::env::var_os("SIGHTLINE_WRITE_VECTORS").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(path(), text).unwrap();
+    }
+    let on_disk: Json = serde_json::from_str(&std::fs::read_to_string(path()).unwrap()).unwrap();
+    assert_eq!(on_disk, generated, "test-vectors/sightings.json differs from the code's output");
+}
+
+#[test]
+fn every_vector_decodes_or_fails_as_stated() {
+    let file: Json = serde_json::from_str(&std::fs::read_to_string(path()).unwrap()).unwrap();
+    let vectors = file["vectors"].as_array().unwrap();
+    let invalid = file["invalid"].as_array().unwrap();
+    assert!(vectors.len() >= 12 && invalid.len() >= 8);
+    for v in vectors {
+        let signed = hex::decode(v["expected"]["signed"].as_str().unwrap()).unwrap();
+        let record = SignedSighting::from_bytes(&signed).unwrap();
+        assert_eq!(record.id().to_hex(), v["expected"]["id"].as_str().unwrap());
+        assert_eq!(
+            record.sighting().number.to_hex(),
+            v["expected"]["number_hash"].as_str().unwrap()
+        );
+    }
+    for v in invalid {
+        let bytes = hex::decode(v["bytes"].as_str().unwrap()).unwrap();
+        let err = SignedSighting::from_bytes(&bytes).unwrap_err();
+        assert_eq!(err.code(), v["error"].as_str().unwrap(), "{}: {err}", v["name"]);
+    }
+}
+
+#[test]
+fn vectors_cover_every_enumeration_and_five_countries() {
+    let valid: Vec<Json> = inputs().iter().map(valid_vector).collect();
+    let field = |f: &str| -> BTreeSet<String> {
+        valid.iter().map(|v| v["input"]["sighting"][f].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(field("kind").len(), Kind::ALL.len());
+    assert_eq!(field("verdict").len(), Verdict::ALL.len());
+    assert_eq!(field("channel").len(), Channel::ALL.len());
+    let countries: BTreeSet<_> =
+        valid.iter().map(|v| v["expected"]["region"].as_str().unwrap().to_owned()).collect();
+    assert!(countries.len() >= 5, "{countries:?}");
+    let lines: Vec<_> = valid.iter().map(|v| v["expected"]["line"].as_str().unwrap()).collect();
+    assert!(lines.contains(&"voip") && lines.contains(&"toll-free"), "{lines:?}");
+}
