@@ -5,7 +5,6 @@
 use std::fmt;
 
 use ciborium::value::{Integer, Value};
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
@@ -220,6 +219,13 @@ impl Sighting {
     pub fn encode_body(&self) -> Vec<u8> {
         encode(self, None)
     }
+
+    /// The canonical wire encoding of these fields with a given signature,
+    /// valid or not. For conformance checks and fuzzing; nodes forward the
+    /// bytes they received instead.
+    pub fn encode_with_signature(&self, signature: &[u8; 64]) -> Vec<u8> {
+        encode(self, Some(signature))
+    }
 }
 
 /// A record whose signature has been verified. Cheap to clone the parts of;
@@ -312,6 +318,16 @@ impl UnverifiedSighting {
         &self.sighting
     }
 
+    /// The signature, not yet checked.
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
+    /// The bytes the record was decoded from.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Strictly verifies the signature (SPEC.md §7).
     ///
     /// # Errors
@@ -345,9 +361,16 @@ impl UnverifiedSighting {
 pub fn verify_batch(records: Vec<UnverifiedSighting>) -> Vec<Result<SignedSighting, RecordError>> {
     let mut results: Vec<Option<Result<SignedSighting, RecordError>>> = Vec::new();
     let mut pending: Vec<(usize, UnverifiedSighting, VerifyingKey, Vec<u8>)> = Vec::new();
+    // A batch usually holds records of a few origins: check each key once.
+    let mut keys_seen: std::collections::HashMap<OriginId, Result<VerifyingKey, RecordError>> =
+        std::collections::HashMap::new();
     for (index, record) in records.into_iter().enumerate() {
         results.push(None);
-        let precheck = origin_key(&record.sighting.origin).and_then(|key| {
+        let key = keys_seen
+            .entry(record.sighting.origin)
+            .or_insert_with(|| origin_key(&record.sighting.origin))
+            .clone();
+        let precheck = key.and_then(|key| {
             check_signature_encoding(&record.signature)?;
             Ok(key)
         });
@@ -383,30 +406,55 @@ pub fn verify_batch(records: Vec<UnverifiedSighting>) -> Vec<Result<SignedSighti
 
 /// The origin as an ed25519 key usable under strict verification.
 fn origin_key(origin: &OriginId) -> Result<VerifyingKey, RecordError> {
-    let point = CompressedEdwardsY(*origin.as_bytes())
-        .decompress()
-        .ok_or(RecordError::InvalidOrigin)?;
-    if point.is_small_order() || point.compress().as_bytes() != origin.as_bytes() {
+    if !is_strict_point_encoding(origin.as_bytes()) {
         return Err(RecordError::InvalidOrigin);
     }
-    VerifyingKey::from_bytes(origin.as_bytes()).map_err(|_| RecordError::InvalidOrigin)
+    let key = VerifyingKey::from_bytes(origin.as_bytes()).map_err(|_| RecordError::InvalidOrigin)?;
+    if key.is_weak() {
+        return Err(RecordError::InvalidOrigin);
+    }
+    Ok(key)
 }
 
 /// What strict verification checks of the signature itself, without the
-/// equation: `R` a canonical encoding of a point not of small order, `s < ℓ`.
+/// equation: `R` canonically encoded and not of small order, `s < ℓ`.
+/// Whether `R` is on the curve at all is left to the equation (a batch
+/// with an invalid `R` fails and falls back to single verification).
 fn check_signature_encoding(signature: &[u8; 64]) -> Result<(), RecordError> {
-    let r: [u8; 32] = signature[..32].try_into().expect("32 bytes");
+    let r: &[u8; 32] = signature[..32].try_into().expect("32 bytes");
     let s: [u8; 32] = signature[32..].try_into().expect("32 bytes");
-    let point = CompressedEdwardsY(r)
-        .decompress()
-        .ok_or(RecordError::BadSignature)?;
-    if point.is_small_order() || point.compress().to_bytes() != r {
+    if !is_strict_point_encoding(r) {
         return Err(RecordError::BadSignature);
     }
     if bool::from(curve25519_dalek::Scalar::from_canonical_bytes(s).is_none()) {
         return Err(RecordError::BadSignature);
     }
     Ok(())
+}
+
+/// SPEC.md §7 conditions on a point encoding, checked on the bytes alone
+/// (no square root): the y coordinate is below p = 2^255 - 19; the sign bit
+/// is clear when x = 0 (y = 1 or y = p - 1); and the encoding is not one of
+/// the eight canonical encodings of the small-order points.
+fn is_strict_point_encoding(bytes: &[u8; 32]) -> bool {
+    let mut y = *bytes;
+    let sign = y[31] & 0x80 != 0;
+    y[31] &= 0x7f;
+    let y_at_least_p = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] >= 0xed;
+    let y_is_one = y[0] == 1 && y[1..].iter().all(|b| *b == 0);
+    let y_is_minus_one = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] == 0xec;
+    if y_at_least_p || (sign && (y_is_one || y_is_minus_one)) {
+        return false;
+    }
+    !small_order_encodings().contains(bytes)
+}
+
+/// Canonical encodings of the eight points of order dividing 8.
+fn small_order_encodings() -> &'static [[u8; 32]; 8] {
+    static TABLE: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        curve25519_dalek::constants::EIGHT_TORSION.map(|point| point.compress().to_bytes())
+    })
 }
 
 /// `"sightline/sighting/v1" ‖ body` — what the origin signs.

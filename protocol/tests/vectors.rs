@@ -273,13 +273,27 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         "origin replaced by another member's key",
     );
 
+    // With A = identity, R = [r]B and S = r satisfy the cofactorless
+    // equation for any message: the signature "verifies" unless small-order
+    // keys are refused, so the weak key is the only flaw.
     let mut identity = [0u8; 32];
     identity[0] = 1;
+    let r = curve25519_dalek::Scalar::from(12_345_u64);
+    let forged_sig = [
+        curve25519_dalek::constants::ED25519_BASEPOINT_POINT * r,
+    ][0]
+    .compress()
+    .to_bytes()
+    .into_iter()
+    .chain(r.to_bytes())
+    .collect::<Vec<u8>>();
+    let mut weak = set(e(), 2, Value::Bytes(identity.to_vec()));
+    weak.last_mut().unwrap().1 = Value::Bytes(forged_sig);
     push(
         "origin-small-order",
-        to_cbor(&set(e(), 2, Value::Bytes(identity.to_vec()))),
+        to_cbor(&weak),
         "invalid_origin",
-        "origin is the identity point (small order)",
+        "origin is the identity point; the signature satisfies the equation for that key",
     );
 
     let mut oversize = base.clone();
@@ -308,7 +322,9 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         "invalid_field",
         "network id with upper-case letters",
     );
-    push("unknown-key-18", resign(set(e(), 18, uint(0))), "unknown_key", "an extra key 18");
+    let mut extra = e();
+    extra.push((18, uint(0)));
+    push("unknown-key-18", to_cbor(&extra), "unknown_key", "the valid record with key 18 appended after key 17");
     push(
         "missing-seq",
         resign(e().into_iter().filter(|(k, _)| *k != 3).collect()),

@@ -410,6 +410,40 @@ fn signature_malleability_is_rejected() {
 }
 
 #[test]
+fn byte_level_point_checks_agree_with_decompression() {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    // The small-order table matches the curve's torsion points.
+    for bytes in small_order_encodings() {
+        let point = CompressedEdwardsY(*bytes).decompress().unwrap();
+        assert!(point.is_small_order());
+        assert!(!is_strict_point_encoding(bytes));
+    }
+    // Every encoding with y < 64 or y > p - 64, both signs: the byte-level
+    // check agrees with "decompresses, re-encodes identically, not small order"
+    // wherever the bytes decode at all.
+    let mut candidates = Vec::new();
+    for low in 0u8..64 {
+        let mut small = [0u8; 32];
+        small[0] = low;
+        candidates.push(small);
+        let mut high = [0xffu8; 32];
+        high[31] = 0x7f;
+        high[0] = 0xed_u8.wrapping_sub(32).wrapping_add(low);
+        candidates.push(high);
+    }
+    candidates.push(*key().origin().as_bytes());
+    for mut bytes in candidates {
+        for sign in [0u8, 0x80] {
+            bytes[31] = (bytes[31] & 0x7f) | sign;
+            if let Some(point) = CompressedEdwardsY(bytes).decompress() {
+                let strict = point.compress().to_bytes() == bytes && !point.is_small_order();
+                assert_eq!(is_strict_point_encoding(&bytes), strict, "{}", crate::hex_lower(&bytes));
+            }
+        }
+    }
+}
+
+#[test]
 fn flipping_any_bit_of_a_record_is_caught() {
     let good = signed().as_bytes().to_vec();
     for i in 0..good.len() {
@@ -571,4 +605,14 @@ proptest! {
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
         let _ = SignedSighting::from_bytes(&bytes);
     }
+}
+
+#[test]
+fn invalid_utf8_text_is_malformed() {
+    let mut e = entries();
+    e[1].1 = Value::Text("abc".into());
+    let mut bytes = cbor(&Value::Map(e.into_iter().map(|(k, v)| (uint(k), v)).collect()));
+    let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
+    bytes[at] = 0xff;
+    assert!(matches!(decode_err(&bytes), RecordError::Malformed(_)), "{:?}", decode_err(&bytes));
 }

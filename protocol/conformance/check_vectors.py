@@ -1,0 +1,789 @@
+#!/usr/bin/env python3
+"""Independent conformance check of protocol/test-vectors/sightings.json.
+
+Written from protocol/SPEC.md alone (no reference code was read). Section
+numbers (§n) refer to that document. Everything except phone-number
+metadata is implemented here from the spec text and the RFCs it cites:
+
+  * §2  phone normalization: preprocessing here, parsing/metadata from the
+        PyPI package `phonenumbers` (Python port of libphonenumber);
+  * §3  HMAC-SHA256 hashing (stdlib hmac/hashlib);
+  * §5  canonical CBOR encoder (hand-written);
+  * §6  hostile-input CBOR decoder with the error codes of the §6 table;
+  * §7  Ed25519 signing and strict verification (pure Python, RFC 8032);
+  * §8  record id (SHA-256).
+
+Usage:  python3 check_vectors.py [path/to/sightings.json]
+Prints one line per vector, then "N passed, M failed"; exits 1 on failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sys
+import unicodedata
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+DEFAULT_VECTORS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "test-vectors", "sightings.json"
+)
+
+
+# ---------------------------------------------------------------------------
+# §2 Phone numbers -> E.164
+# ---------------------------------------------------------------------------
+
+class NormalizeError(Exception):
+    """§2 error; .code is one of the §2 error codes."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+# §2 step 1 says "whitespace" without defining it. We use the Unicode
+# White_Space property (the usual meaning of "trim"); Python's str.strip()
+# would additionally strip U+001C..U+001F. (Recorded as an ambiguity.)
+_WHITE_SPACE = set(
+    "\u0009\u000a\u000b\u000c\u000d\u0020\u0085\u00a0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+# §2 step 3: separators that may stand between the two zeros of "00".
+_ZERO_SEPARATORS = set(" -.()")
+
+# §2 step 4: libphonenumber parse failure -> §2 error code.
+_PARSE_ERRORS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "unknown_country_code",
+    NumberParseException.NOT_A_NUMBER: "not_a_number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
+    NumberParseException.TOO_SHORT_NSN: "too_short",
+    NumberParseException.TOO_LONG: "too_long",
+}
+
+# §4.2 line types: libphonenumber PhoneNumberType -> (code, name).
+LINE_CODES = {
+    "unknown": 0, "mobile": 1, "fixed": 2, "fixed-or-mobile": 3, "voip": 4,
+    "toll-free": 5, "premium": 6, "shared-cost": 7, "pager": 8, "uan": 9,
+    "personal": 10,
+}
+_LINE_FROM_TYPE = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "fixed",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed-or-mobile",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.TOLL_FREE: "toll-free",
+    PhoneNumberType.PREMIUM_RATE: "premium",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+}  # everything else (UNKNOWN, VOICEMAIL, ...) -> "unknown"
+
+
+def _trim(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and text[start] in _WHITE_SPACE:
+        start += 1
+    while end > start and text[end - 1] in _WHITE_SPACE:
+        end -= 1
+    return text[start:end]
+
+
+def normalize(text: str, region: str | None) -> dict:
+    """§2: returns {"e164", "cc", "region", "line"} or raises NormalizeError."""
+    # Step 1: trim; empty; > 64 bytes (UTF-8, after trimming); no ASCII digit.
+    text = _trim(text)
+    if not text:
+        raise NormalizeError("empty")
+    if len(text.encode("utf-8")) > 64:
+        raise NormalizeError("input_too_long")
+    if not any("0" <= c <= "9" for c in text):
+        raise NormalizeError("not_a_number")
+
+    # Step 2: the default region must be known (case-insensitive).
+    if region is not None:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise NormalizeError("unknown_region")
+
+    # Step 3: without a region the text must be international; a leading
+    # "00" (separators between the zeros ignored) becomes "+".
+    # The spec does not say whether "tel:" is matched case-insensitively;
+    # RFC 3966 schemes are case-insensitive, so we match it that way.
+    if region is None and not (text.startswith("+") or text[:5].lower() == "tel:+"):
+        i = 0
+        if i < len(text) and text[i] == "0":
+            i += 1
+            while i < len(text) and text[i] in _ZERO_SEPARATORS:
+                i += 1
+            if i < len(text) and text[i] == "0":
+                text = "+" + text[i + 1:]
+            else:
+                raise NormalizeError("no_region")
+        else:
+            raise NormalizeError("no_region")
+
+    # Step 4: parse with libphonenumber.
+    try:
+        num = phonenumbers.parse(text, region)
+    except NumberParseException as e:
+        raise NormalizeError(_PARSE_ERRORS.get(e.error_type, "not_a_number")) from None
+
+    # Step 5: extensions are rejected.
+    if num.extension:
+        raise NormalizeError("has_extension")
+
+    # Step 6: assigned country code, then validity; length reasons from
+    # libphonenumber's possible-length check.
+    if phonenumbers.region_code_for_country_code(num.country_code) == phonenumbers.UNKNOWN_REGION:
+        raise NormalizeError("unknown_country_code")
+    if not phonenumbers.is_valid_number(num):
+        reason = phonenumbers.is_possible_number_with_reason(num)
+        if reason == ValidationResult.TOO_SHORT:
+            raise NormalizeError("too_short")
+        if reason == ValidationResult.TOO_LONG:
+            raise NormalizeError("too_long")
+        raise NormalizeError("invalid_for_region")
+
+    # Step 7: E.164 string, cc and line type from the same metadata.
+    # The spec does not define the "region" reported in the vectors; we take
+    # libphonenumber's getRegionCodeForNumber (recorded as missing text).
+    e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    assert e164[0] == "+" and e164[1:].isdigit() and len(e164) <= 16, e164
+    return {
+        "e164": e164,
+        "cc": num.country_code,
+        "region": phonenumbers.region_code_for_number(num),
+        "line": _LINE_FROM_TYPE.get(phonenumbers.number_type(num), "unknown"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# §3 Privacy hashing
+# ---------------------------------------------------------------------------
+
+NUMBER_TAG = b"sightline/number/v1"  # 19 bytes
+BLOCK_TAG = b"sightline/block/v1"    # 18 bytes
+assert len(NUMBER_TAG) == 19 and len(BLOCK_TAG) == 18
+
+
+def block_input(e164: str) -> str:
+    """§3: the E.164 text without its last two characters."""
+    return e164[:-2]
+
+
+def number_hash(hash_key: bytes, e164: str) -> bytes:
+    return hmac.new(hash_key, NUMBER_TAG + e164.encode("ascii"), hashlib.sha256).digest()
+
+
+def block_hash(hash_key: bytes, e164: str) -> bytes:
+    return hmac.new(hash_key, BLOCK_TAG + block_input(e164).encode("ascii"), hashlib.sha256).digest()
+
+
+# ---------------------------------------------------------------------------
+# §4 Fields
+# ---------------------------------------------------------------------------
+
+K_V, K_NETWORK, K_ORIGIN, K_SEQ, K_NUMBER, K_BLOCK, K_CC, K_LINE = range(8)
+K_KIND, K_VERDICT, K_CHANNEL, K_BRAND, K_CONFIDENCE, K_COUNT = range(8, 14)
+K_FIRST_SEEN, K_LAST_SEEN, K_EXPIRES, K_SIG = range(14, 18)
+
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+
+# §4.1 enumerations (text form -> code)
+KIND_CODES = {"smishing": 0, "vishing": 1, "callback": 2, "bec": 3,
+              "robocall": 4, "sim-swap": 5, "other": 6}
+VERDICT_CODES = {"malicious": 0, "false-positive": 1, "withdrawn": 2}
+CHANNEL_CODES = {"sms": 0, "voice": 1, "email": 2, "chat": 3, "other": 4}
+
+# CBOR value kinds used in a record (§4): key -> "uint" | "bstr" | "tstr"
+FIELD_TYPE = {
+    K_V: "uint", K_NETWORK: "tstr", K_ORIGIN: "bstr", K_SEQ: "uint",
+    K_NUMBER: "bstr", K_BLOCK: "bstr", K_CC: "uint", K_LINE: "uint",
+    K_KIND: "uint", K_VERDICT: "uint", K_CHANNEL: "uint", K_BRAND: "tstr",
+    K_CONFIDENCE: "uint", K_COUNT: "uint", K_FIRST_SEEN: "uint",
+    K_LAST_SEEN: "uint", K_EXPIRES: "uint", K_SIG: "bstr",
+}
+OPTIONAL_KEYS = {K_BRAND, K_EXPIRES}
+
+
+def _network_ok(b: bytes) -> bool:
+    """§4 key 1: 1-32 bytes of a-z 0-9 '-', first byte not '-'."""
+    if not 1 <= len(b) <= 32 or b[0:1] == b"-":
+        return False
+    return all(c in b"abcdefghijklmnopqrstuvwxyz0123456789-" for c in b)
+
+
+def _brand_ok(b: bytes) -> bool:
+    """§4 key 11: 1-64 bytes of UTF-8, no general-category Cc characters."""
+    if not 1 <= len(b) <= 64:
+        return False
+    try:
+        s = b.decode("utf-8")  # strict: rejects overlongs and surrogates
+    except UnicodeDecodeError:
+        return False
+    return not any(unicodedata.category(c) == "Cc" for c in s)
+
+
+# Per-key range rule (§4 table); seq >= 1 and the cross-field rules are
+# checked after all keys, as §6 says.
+FIELD_RANGE = {
+    K_NETWORK: _network_ok,
+    K_ORIGIN: lambda b: len(b) == 32,
+    K_SEQ: lambda n: n <= U64_MAX,
+    K_NUMBER: lambda b: len(b) == 32,
+    K_BLOCK: lambda b: len(b) == 32,
+    K_CC: lambda n: 1 <= n <= 999,
+    K_LINE: lambda n: n <= 10,
+    K_KIND: lambda n: n <= 6,
+    K_VERDICT: lambda n: n <= 2,
+    K_CHANNEL: lambda n: n <= 4,
+    K_BRAND: _brand_ok,
+    K_CONFIDENCE: lambda n: n <= 100,
+    K_COUNT: lambda n: 1 <= n <= U32_MAX,
+    K_FIRST_SEEN: lambda n: n <= MAX_TIME,
+    K_LAST_SEEN: lambda n: n <= MAX_TIME,
+    K_EXPIRES: lambda n: n <= MAX_TIME,
+    K_SIG: lambda b: len(b) == 64,
+}
+
+
+# ---------------------------------------------------------------------------
+# §5 Canonical encoding
+# ---------------------------------------------------------------------------
+
+def _head(major: int, n: int) -> bytes:
+    """§5 rule 3: shortest argument form for a major type and argument."""
+    mt = major << 5
+    if n < 24:
+        return bytes([mt | n])
+    if n < 2**8:
+        return bytes([mt | 24]) + n.to_bytes(1, "big")
+    if n < 2**16:
+        return bytes([mt | 25]) + n.to_bytes(2, "big")
+    if n < 2**32:
+        return bytes([mt | 26]) + n.to_bytes(4, "big")
+    if n < 2**64:
+        return bytes([mt | 27]) + n.to_bytes(8, "big")
+    raise ValueError("integer too large for CBOR")
+
+
+def _encode_value(kind: str, value) -> bytes:
+    if kind == "uint":
+        return _head(0, value)
+    if kind == "bstr":  # §5 rule 4
+        return _head(2, len(value)) + value
+    if kind == "tstr":
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        return _head(3, len(data)) + data
+    raise ValueError(kind)
+
+
+def encode_record(fields: dict, with_sig: bool = True) -> bytes:
+    """§5: one definite map, keys ascending, shortest forms.
+
+    `fields` maps key -> value (int, bytes, or str/bytes for tstr).
+    Absent optional keys are simply missing. with_sig=False gives the body.
+    """
+    keys = sorted(k for k in fields if with_sig or k != K_SIG)
+    out = bytearray(_head(5, len(keys)))
+    for k in keys:
+        out += _head(0, k)
+        out += _encode_value(FIELD_TYPE[k], fields[k])
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------
+# §6 Decoding
+# ---------------------------------------------------------------------------
+
+MAX_RECORD = 1024
+# §6 step 2 says "nesting bounded" without a number; this is our choice.
+MAX_DEPTH = 16
+
+
+class DecodeError(Exception):
+    """§6 rejection; .code is one of the §6 table's error codes."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+
+
+class _Malformed(Exception):
+    pass
+
+
+_BREAK = object()  # sentinel returned for the 0xff "break" stop code
+
+
+class _Reader:
+    """Generic well-formedness decoder (RFC 8949 §3, Appendix C).
+
+    Produces tagged tuples:
+      ("uint", n) ("nint", n) ("bstr", bytes) ("tstr", bytes)
+      ("array", [items]) ("map", [(k, v), ...]) ("tag", n, item)
+      ("simple", n) ("float", raw_bytes)
+    Non-canonical but well-formed forms (long integers, indefinite lengths)
+    are accepted here, as §6 allows; step 10 rejects them.
+    """
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def _take(self, n: int) -> bytes:
+        if n > len(self.data) - self.pos:
+            raise _Malformed("truncated")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def _argument(self, ai: int) -> int | None:
+        """Argument of a head; None for indefinite length (ai 31)."""
+        if ai < 24:
+            return ai
+        if ai == 24:
+            return self._take(1)[0]
+        if ai == 25:
+            return int.from_bytes(self._take(2), "big")
+        if ai == 26:
+            return int.from_bytes(self._take(4), "big")
+        if ai == 27:
+            return int.from_bytes(self._take(8), "big")
+        if ai == 31:
+            return None
+        raise _Malformed(f"reserved additional information {ai}")
+
+    def item(self, depth: int = 0, allow_break: bool = False):
+        if depth > MAX_DEPTH:
+            raise _Malformed("nesting too deep")
+        ib = self._take(1)[0]
+        major, ai = ib >> 5, ib & 0x1F
+
+        if major == 7:
+            if ai == 31:
+                if allow_break:
+                    return _BREAK
+                raise _Malformed("break outside indefinite-length item")
+            if ai < 24:
+                return ("simple", ai)
+            if ai == 24:
+                v = self._take(1)[0]
+                if v < 32:  # RFC 8949 §3.3: not well-formed
+                    raise _Malformed("two-byte simple value < 32")
+                return ("simple", v)
+            if ai in (25, 26, 27):
+                return ("float", self._take(1 << (ai - 24)))
+            raise _Malformed(f"reserved additional information {ai}")
+
+        arg = self._argument(ai)
+        if major == 0 or major == 1 or major == 6:
+            if arg is None:
+                raise _Malformed("indefinite length on integer or tag")
+            if major == 0:
+                return ("uint", arg)
+            if major == 1:
+                return ("nint", arg)
+            return ("tag", arg, self.item(depth + 1))
+
+        if major in (2, 3):
+            kind = "bstr" if major == 2 else "tstr"
+            if arg is not None:
+                return (kind, self._take(arg))
+            # Indefinite-length string: definite chunks of the same major type.
+            chunks = []
+            while True:
+                cb = self._take(1)[0]
+                if cb == 0xFF:
+                    return (kind, b"".join(chunks))
+                if cb >> 5 != major:
+                    raise _Malformed("bad chunk in indefinite-length string")
+                n = self._argument(cb & 0x1F)
+                if n is None:
+                    raise _Malformed("nested indefinite-length chunk")
+                chunks.append(self._take(n))
+
+        if major == 4:
+            items = []
+            if arg is None:
+                while (x := self.item(depth + 1, allow_break=True)) is not _BREAK:
+                    items.append(x)
+            else:
+                if arg > len(self.data) - self.pos:  # each item >= 1 byte
+                    raise _Malformed("truncated")
+                items = [self.item(depth + 1) for _ in range(arg)]
+            return ("array", items)
+
+        # major == 5
+        pairs = []
+        if arg is None:
+            while (k := self.item(depth + 1, allow_break=True)) is not _BREAK:
+                pairs.append((k, self.item(depth + 1)))
+        else:
+            if 2 * arg > len(self.data) - self.pos:
+                raise _Malformed("truncated")
+            for _ in range(arg):
+                k = self.item(depth + 1)
+                pairs.append((k, self.item(depth + 1)))
+        return ("map", pairs)
+
+
+def decode_record(data: bytes) -> dict:
+    """§6: decode and fully validate a wire record.
+
+    Returns {key: python value} (tstr values as bytes) or raises DecodeError
+    with the code of the first failing step.
+    """
+    # Step 1: size, before parsing anything.
+    if len(data) > MAX_RECORD:
+        raise DecodeError("oversize", f"{len(data)} bytes")
+
+    # Step 2: one well-formed data item.
+    reader = _Reader(data)
+    try:
+        top = reader.item()
+    except _Malformed as e:
+        raise DecodeError("malformed", str(e)) from None
+
+    # Step 3: nothing after it.
+    if reader.pos != len(data):
+        raise DecodeError("trailing_bytes", f"{len(data) - reader.pos} bytes")
+
+    # Step 4: a map whose keys are all unsigned integers.
+    if top[0] != "map":
+        raise DecodeError("not_a_map", top[0])
+    for k, _ in top[1]:
+        if k[0] != "uint":
+            raise DecodeError("not_a_map", f"key of type {k[0]}")
+
+    # Step 5: no key 0-17 twice.
+    raw: dict[int, tuple] = {}
+    for (_, key), value in top[1]:
+        if key <= K_SIG and key in raw:
+            raise DecodeError("duplicate_key", str(key))
+        raw.setdefault(key, value)
+
+    # Step 6: version (before unknown keys, so v2 is a version mismatch).
+    v = raw.get(K_V)
+    if v is None or v[0] != "uint" or v[1] != 1:
+        raise DecodeError("unsupported_version", repr(v))
+
+    # Step 7: no key above 17.
+    for key in raw:
+        if key > K_SIG:
+            raise DecodeError("unknown_key", str(key))
+
+    # Steps 8-9: in key order, for each key: presence, type, range.
+    fields: dict[int, object] = {K_V: 1}
+    for key in range(K_NETWORK, K_SIG + 1):
+        item = raw.get(key)
+        if item is None:
+            if key in OPTIONAL_KEYS:
+                continue
+            raise DecodeError("missing_field", f"key {key}")
+        if item[0] != FIELD_TYPE[key]:
+            raise DecodeError("invalid_field", f"key {key}: type {item[0]}")
+        if not FIELD_RANGE[key](item[1]):
+            raise DecodeError("invalid_field", f"key {key}: out of range")
+        fields[key] = item[1]
+    # ... then the cross-field rules, then seq >= 1.
+    if not fields[K_FIRST_SEEN] <= fields[K_LAST_SEEN]:
+        raise DecodeError("invalid_field", "first_seen > last_seen")
+    if K_EXPIRES in fields and not fields[K_LAST_SEEN] < fields[K_EXPIRES]:
+        raise DecodeError("invalid_field", "expires <= last_seen")
+    if fields[K_SEQ] < 1:
+        raise DecodeError("invalid_field", "seq 0")
+
+    # Step 10: canonical re-encoding must reproduce the input exactly.
+    if encode_record(fields) != data:
+        raise DecodeError("non_canonical")
+
+    # Step 11: origin is a valid public key (§7 condition 1).
+    if decode_point_strict(fields[K_ORIGIN]) is None:
+        raise DecodeError("invalid_origin")
+
+    # Step 12: signature (§7 conditions 2-4) over tag || body.
+    body = encode_record(fields, with_sig=False)
+    if not verify_strict(fields[K_ORIGIN], SIG_TAG + body, fields[K_SIG]):
+        raise DecodeError("bad_signature")
+    return fields
+
+
+# ---------------------------------------------------------------------------
+# §7 Signatures: Ed25519 (RFC 8032 §5.1), pure Python
+# ---------------------------------------------------------------------------
+
+SIG_TAG = b"sightline/sighting/v1"  # 21 bytes
+assert len(SIG_TAG) == 21
+
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = (-121665 * pow(121666, P - 2, P)) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+# Points in extended homogeneous coordinates (X, Y, Z, T), x=X/Z, y=Y/Z, xy=T/Z.
+IDENTITY = (0, 1, 1, 0)
+
+
+def _add(p1, p2):
+    """RFC 8032 §5.1.4 addition (complete for edwards25519)."""
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % P
+    b = (y1 + x1) * (y2 + x2) % P
+    c = 2 * D * t1 * t2 % P
+    d = 2 * z1 * z2 % P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _neg(pt):
+    x, y, z, t = pt
+    return (-x % P, y, z, -t % P)
+
+
+def _mul(s: int, pt):
+    """Double-and-add scalar multiplication."""
+    q = IDENTITY
+    while s > 0:
+        if s & 1:
+            q = _add(q, pt)
+        pt = _add(pt, pt)
+        s >>= 1
+    return q
+
+
+def _is_identity(pt) -> bool:
+    x, y, z, _ = pt
+    return x % P == 0 and (y - z) % P == 0
+
+
+def _encode_point(pt) -> bytes:
+    """RFC 8032 §5.1.2: y little-endian, bit 255 = sign (low bit) of x."""
+    x, y, z, _ = pt
+    zi = pow(z, P - 2, P)
+    x, y = x * zi % P, y * zi % P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _decode_point(s: bytes):
+    """RFC 8032 §5.1.3 decoding; None if not a curve point / non-canonical y."""
+    if len(s) != 32:
+        return None
+    n = int.from_bytes(s, "little")
+    sign = n >> 255
+    y = n & ((1 << 255) - 1)
+    if y >= P:  # non-canonical y
+        return None
+    u = (y * y - 1) % P
+    v = (D * y * y + 1) % P
+    x = u * pow(v, 3, P) * pow(u * pow(v, 7, P), (P - 5) // 8, P) % P
+    vx2 = v * x * x % P
+    if vx2 == u:
+        pass
+    elif vx2 == (-u) % P:
+        x = x * SQRT_M1 % P
+    else:
+        return None  # not on the curve
+    if x == 0 and sign == 1:
+        return None  # "negative zero": would not re-encode to the same bytes
+    if (x & 1) != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+BASE = _decode_point((4 * pow(5, P - 2, P) % P).to_bytes(32, "little"))
+
+
+def decode_point_strict(s: bytes):
+    """§7 condition 1/2: decodes, canonical (y < p and re-encodes to the
+    same bytes), and not of small order ([8]A != identity)."""
+    pt = _decode_point(s)
+    if pt is None or _encode_point(pt) != s:
+        return None
+    if _is_identity(_mul(8, pt)):
+        return None
+    return pt
+
+
+def _sha512_int(*parts: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(b"".join(parts)).digest(), "little")
+
+
+def _expand_seed(seed: bytes):
+    h = hashlib.sha512(seed).digest()
+    a = bytearray(h[:32])
+    a[0] &= 248
+    a[31] &= 127
+    a[31] |= 64
+    return int.from_bytes(a, "little"), h[32:]
+
+
+def public_key(seed: bytes) -> bytes:
+    """RFC 8032 §5.1.5."""
+    a, _ = _expand_seed(seed)
+    return _encode_point(_mul(a, BASE))
+
+
+def sign(seed: bytes, msg: bytes) -> bytes:
+    """RFC 8032 §5.1.6, pure Ed25519."""
+    a, prefix = _expand_seed(seed)
+    pub = _encode_point(_mul(a, BASE))
+    r = _sha512_int(prefix, msg) % L
+    rb = _encode_point(_mul(r, BASE))
+    k = _sha512_int(rb, pub, msg) % L
+    s = (r + k * a) % L
+    return rb + s.to_bytes(32, "little")
+
+
+def verify_strict(pub: bytes, msg: bytes, sig: bytes) -> bool:
+    """§7 strict verification, conditions 1-4 (cofactorless equation)."""
+    if len(sig) != 64:
+        return False
+    a_pt = decode_point_strict(pub)          # condition 1
+    if a_pt is None:
+        return False
+    rb = sig[:32]
+    if decode_point_strict(rb) is None:      # condition 2
+        return False
+    s = int.from_bytes(sig[32:], "little")
+    if s >= L:                               # condition 3
+        return False
+    k = _sha512_int(rb, pub, msg) % L        # condition 4
+    check = _add(_mul(s, BASE), _neg(_mul(k, a_pt)))
+    return _encode_point(check) == rb
+
+
+# ---------------------------------------------------------------------------
+# §9 Test vectors
+# ---------------------------------------------------------------------------
+
+class Mismatch(Exception):
+    pass
+
+
+def _expect(what: str, got, want):
+    if got != want:
+        g = got.hex() if isinstance(got, bytes) else got
+        w = want.hex() if isinstance(want, bytes) else want
+        raise Mismatch(f"{what}: got {g!r}, expected {w!r}")
+
+
+def check_valid(vec: dict, notes: list[str]) -> None:
+    inp, exp = vec["input"], vec["expected"]
+    hash_key = bytes.fromhex(inp["hash_key"])
+    seed = bytes.fromhex(inp["signing_seed"])
+    sighting = inp["sighting"]
+
+    # §2: normalize. Region/line are metadata: a difference is reported,
+    # and the record is still built from expected.cc / expected.line.
+    norm = normalize(inp["number"], inp["region"])
+    _expect("e164", norm["e164"], exp["e164"])
+    _expect("cc", norm["cc"], exp["cc"])
+    if norm["region"] != exp["region"]:
+        notes.append(f"metadata: region {norm['region']} (expected {exp['region']})")
+    if norm["line"] != exp["line"]:
+        notes.append(f"metadata: line {norm['line']} (expected {exp['line']})")
+
+    # §3: hashes.
+    e164 = exp["e164"]
+    _expect("block_input", block_input(e164), exp["block_input"])
+    nh, bh = number_hash(hash_key, e164), block_hash(hash_key, e164)
+    _expect("number_hash", nh, bytes.fromhex(exp["number_hash"]))
+    _expect("block_hash", bh, bytes.fromhex(exp["block_hash"]))
+
+    # §7: public key from seed.
+    origin = public_key(seed)
+    _expect("origin", origin, bytes.fromhex(exp["origin"]))
+
+    # §4/§5: body. JSON null = field omitted.
+    fields = {
+        K_V: 1,
+        K_NETWORK: sighting["network"],
+        K_ORIGIN: origin,
+        K_SEQ: sighting["seq"],
+        K_NUMBER: nh,
+        K_BLOCK: bh,
+        K_CC: exp["cc"],
+        K_LINE: LINE_CODES[exp["line"]],
+        K_KIND: KIND_CODES[sighting["kind"]],
+        K_VERDICT: VERDICT_CODES[sighting["verdict"]],
+        K_CHANNEL: CHANNEL_CODES[sighting["channel"]],
+        K_CONFIDENCE: sighting["confidence"],
+        K_COUNT: sighting["count"],
+        K_FIRST_SEEN: sighting["first_seen"],
+        K_LAST_SEEN: sighting["last_seen"],
+    }
+    if sighting.get("brand") is not None:
+        fields[K_BRAND] = sighting["brand"]
+    if sighting.get("expires") is not None:
+        fields[K_EXPIRES] = sighting["expires"]
+    body = encode_record(fields, with_sig=False)
+    _expect("body", body, bytes.fromhex(exp["body"]))
+
+    # §7 sign, §5 wire record, §8 id.
+    fields[K_SIG] = sign(seed, SIG_TAG + body)
+    signed = encode_record(fields)
+    _expect("signed", signed, bytes.fromhex(exp["signed"]))
+    _expect("id", hashlib.sha256(signed).digest(), bytes.fromhex(exp["id"]))
+
+    # §6: our own decoder must accept it and give back the same fields.
+    try:
+        decoded = decode_record(bytes.fromhex(exp["signed"]))
+    except DecodeError as e:
+        raise Mismatch(f"decoder rejected the valid record: {e}") from None
+    want = {k: (v.encode("utf-8") if isinstance(v, str) else v) for k, v in fields.items()}
+    _expect("decoded fields", decoded, want)
+
+
+def check_invalid(vec: dict) -> None:
+    try:
+        decode_record(bytes.fromhex(vec["bytes"]))
+    except DecodeError as e:
+        _expect("error code", e.code, vec["error"])
+        return
+    raise Mismatch(f"accepted; expected error {vec['error']!r}")
+
+
+def main(argv: list[str]) -> int:
+    path = argv[1] if len(argv) > 1 else DEFAULT_VECTORS
+    with open(path, encoding="utf-8") as f:
+        suite = json.load(f)
+
+    passed = failed = 0
+    for vec in suite["vectors"]:
+        notes: list[str] = []
+        try:
+            check_valid(vec, notes)
+        except (Mismatch, NormalizeError) as e:
+            failed += 1
+            print(f"{vec['name']}: FAIL {type(e).__name__}: {e}")
+            continue
+        passed += 1
+        print(f"{vec['name']}: ok" + (f" ({'; '.join(notes)})" if notes else ""))
+    for vec in suite["invalid"]:
+        try:
+            check_invalid(vec)
+        except Mismatch as e:
+            failed += 1
+            print(f"invalid/{vec['name']}: FAIL {e}")
+            continue
+        passed += 1
+        print(f"invalid/{vec['name']}: ok ({vec['error']})")
+
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
