@@ -307,8 +307,8 @@ def encode_record(fields: dict, with_sig: bool = True) -> bytes:
 # ---------------------------------------------------------------------------
 
 MAX_RECORD = 1024
-# §6 step 2 says "nesting bounded" without a number; this is our choice.
-MAX_DEPTH = 16
+# §6 step 2: nesting depth ≤ 256.
+MAX_DEPTH = 256
 
 
 class DecodeError(Exception):
