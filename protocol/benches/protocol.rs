@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::Signer;
 use sightline_protocol::{
-    parse_number, verify_batch, Channel, HashKey, Kind, NetworkId, Sighting,
-    SignedSighting, SigningKey, UnverifiedSighting, Verdict,
+    parse_number, verify_batch, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting,
+    SigningKey, UnverifiedSighting, Verdict,
 };
 
 const INPUTS: &[&str] = &[
@@ -86,20 +86,32 @@ fn record(key: &SigningKey, hash_key: &HashKey, seq: u64, input: &str) -> Signed
 #[allow(clippy::too_many_lines)]
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (round, rounds) =
-        if quick { (Duration::from_millis(5), 3) } else { (Duration::from_millis(300), 7) };
+    let (round, rounds) = if quick {
+        (Duration::from_millis(5), 3)
+    } else {
+        (Duration::from_millis(300), 7)
+    };
     let hash_key = HashKey::from_bytes([7; 32]);
-    let keys: Vec<SigningKey> =
-        (0u8..8).map(|i| SigningKey::from_seed(&[i.wrapping_add(1); 32])).collect();
+    let keys: Vec<SigningKey> = (0u8..8)
+        .map(|i| SigningKey::from_seed(&[i.wrapping_add(1); 32]))
+        .collect();
     let records: Vec<SignedSighting> = (0..1024u64)
         .map(|i| {
             #[allow(clippy::cast_possible_truncation)]
             let idx = i as usize;
-            record(&keys[idx % keys.len()], &hash_key, i + 1, INPUTS[idx % INPUTS.len()])
+            record(
+                &keys[idx % keys.len()],
+                &hash_key,
+                i + 1,
+                INPUTS[idx % INPUTS.len()],
+            )
         })
         .collect();
     let wire: Vec<Vec<u8>> = records.iter().map(|r| r.as_bytes().to_vec()).collect();
-    let parsed: Vec<_> = INPUTS.iter().map(|i| parse_number(i, None).expect("valid")).collect();
+    let parsed: Vec<_> = INPUTS
+        .iter()
+        .map(|i| parse_number(i, None).expect("valid"))
+        .collect();
     let mut rows = Vec::new();
     let mut i = 0usize;
 
@@ -110,9 +122,14 @@ fn main() {
     let raw_sig = raw_key.sign(&raw_message);
     let raw_vk = raw_key.verifying_key();
     let raw_verify = measure(round, rounds, 1, || {
-        raw_vk.verify_strict(black_box(&raw_message), black_box(&raw_sig)).expect("valid");
+        raw_vk
+            .verify_strict(black_box(&raw_message), black_box(&raw_sig))
+            .expect("valid");
     });
-    rows.push(Row { name: "raw ed25519 verify_strict (limit)", ns_per_op: raw_verify });
+    rows.push(Row {
+        name: "raw ed25519 verify_strict (limit)",
+        ns_per_op: raw_verify,
+    });
 
     rows.push(Row {
         name: "parse_number",
@@ -162,7 +179,11 @@ fn main() {
     for batch in [16usize, 64, 256] {
         let decoded: Vec<Vec<UnverifiedSighting>> = wire
             .chunks(batch)
-            .map(|c| c.iter().map(|b| UnverifiedSighting::decode(b).expect("valid")).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|b| UnverifiedSighting::decode(b).expect("valid"))
+                    .collect()
+            })
             .collect();
         let mut j = 0usize;
         let ns = measure(round, rounds, batch, || {
@@ -184,7 +205,10 @@ fn main() {
         "sightline-protocol benchmarks ({}), one core, median of {rounds} rounds",
         if quick { "quick" } else { "full" }
     );
-    println!("{:<36} {:>12} {:>14} {:>16}", "operation", "ns/op", "ops/s", "vs raw verify");
+    println!(
+        "{:<36} {:>12} {:>14} {:>16}",
+        "operation", "ns/op", "ops/s", "vs raw verify"
+    );
     for row in &rows {
         println!(
             "{:<36} {:>12.0} {:>14.0} {:>15.2}x",

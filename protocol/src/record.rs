@@ -409,7 +409,8 @@ fn origin_key(origin: &OriginId) -> Result<VerifyingKey, RecordError> {
     if !is_strict_point_encoding(origin.as_bytes()) {
         return Err(RecordError::InvalidOrigin);
     }
-    let key = VerifyingKey::from_bytes(origin.as_bytes()).map_err(|_| RecordError::InvalidOrigin)?;
+    let key =
+        VerifyingKey::from_bytes(origin.as_bytes()).map_err(|_| RecordError::InvalidOrigin)?;
     if key.is_weak() {
         return Err(RecordError::InvalidOrigin);
     }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use sightline_protocol::{parse_number, SignedSighting, UnverifiedSighting};
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
     let mut out: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| {
@@ -37,7 +39,9 @@ fn decode_property_holds_on_seeds() {
 #[test]
 fn parse_number_property_holds_on_seeds() {
     for (name, data) in seeds("parse_number") {
-        let Ok(text) = std::str::from_utf8(&data) else { continue };
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
         let (region, number) = match text.split_once('|') {
             Some((r, n)) => (Some(r), n),
             None => (None, text),

@@ -10,8 +10,7 @@ use ciborium::value::Value;
 use ed25519_dalek::Signer;
 use serde_json::{json, Value as Json};
 use sightline_protocol::{
-    parse_number, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting, SigningKey,
-    Verdict,
+    parse_number, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting, SigningKey, Verdict,
 };
 
 const HASH_KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -77,7 +76,14 @@ fn input(
     (hash_key, seed): (&'static str, &'static str),
     fields: &Fields,
 ) -> Input {
-    Input { name, number, region, hash_key, seed, sighting: fields.json() }
+    Input {
+        name,
+        number,
+        region,
+        hash_key,
+        seed,
+        sighting: fields.json(),
+    }
 }
 
 #[allow(clippy::too_many_lines)]
@@ -86,59 +92,208 @@ fn inputs() -> Vec<Input> {
     let a_carrier = (HASH_KEY_A, SEED_CARRIER);
     let a_cert = (HASH_KEY_A, SEED_CERT);
     vec![
-        input("us-smishing-bank-lure", "+1 (415) 555-0134", None, a_bank, &Fields {
-            brand: Some("Example Bank"), confidence: 90, count: 14, last_seen: T + 3_600,
-            expires: Some(T + 30 * 86_400), ..DEFAULT
-        }),
-        input("us-same-block-rotation", "4155550199", Some("US"), a_carrier, &Fields {
-            brand: Some("Example Bank"), confidence: 75, count: 3, first_seen: T + 7_200,
-            last_seen: T + 7_200, ..DEFAULT
-        }),
-        input("gb-vishing-national", "020 7946 0958", Some("GB"), a_carrier, &Fields {
-            seq: 2, kind: "vishing", channel: "voice", brand: Some("HMRC"), confidence: 80,
-            count: 2, last_seen: T + 60, ..DEFAULT
-        }),
-        input("us-toll-free-callback", "+1 800 555 0199", None, a_cert, &Fields {
-            kind: "callback", channel: "email", brand: Some("Geek Squad"), confidence: 95,
-            count: 41, first_seen: T - 86_400, expires: Some(T + 14 * 86_400), ..DEFAULT
-        }),
-        input("fr-voip-bec-tel-uri", "tel:+33-9-87-65-43-21", None, a_bank, &Fields {
-            seq: 2, kind: "bec", channel: "email", confidence: 70, ..DEFAULT
-        }),
-        input("de-robocall-double-zero", "00 49 30 901820", None, a_carrier, &Fields {
-            seq: 3, kind: "robocall", channel: "voice", confidence: 60, count: 1_200,
-            first_seen: T - 3_600, ..DEFAULT
-        }),
-        input("au-sim-swap", "+61 491 570 156", None, a_bank, &Fields {
-            seq: 3, kind: "sim-swap", channel: "other", confidence: 100, ..DEFAULT
-        }),
-        input("in-false-positive-chat", "+91 98765 43210", None, a_cert, &Fields {
-            seq: 2, kind: "other", verdict: "false-positive", channel: "chat", confidence: 85,
-            last_seen: T + 10, ..DEFAULT
-        }),
-        input("us-withdrawn-supersedes", "+14155550134", None, a_bank, &Fields {
-            seq: 4, verdict: "withdrawn", confidence: 0, last_seen: T + 86_400, ..DEFAULT
-        }),
-        input("jp-voip-vishing-chat", "+81 50-1234-5678", None, (HASH_KEY_B, SEED_CERT), &Fields {
-            network: "telco-cert-jp", kind: "vishing", channel: "chat",
-            brand: Some("NTT ドコモ"), confidence: 65, count: 5, last_seen: T + 120, ..DEFAULT
-        }),
-        input("gb-toll-free-false-positive", "0800 123 4567", Some("GB"), a_bank, &Fields {
-            seq: 5, kind: "callback", verdict: "false-positive", channel: "voice",
-            brand: Some("Example Bank"), confidence: 100, ..DEFAULT
-        }),
-        input("gb-voip-smishing-minimal", "+44 56 1234 5678", None, a_carrier, &Fields {
-            seq: 4, ..DEFAULT
-        }),
-        input("br-bec-utf8-brand", "+55 11 91234-5678", None, (HASH_KEY_B, SEED_BANK), &Fields {
-            network: "latam-fraud", kind: "bec", channel: "other", brand: Some("Café Ltda."),
-            confidence: 55, count: 2, last_seen: T + 1, expires: Some(T + 2), ..DEFAULT
-        }),
-        input("es-large-integers", "+34 600 123 456", None, (HASH_KEY_B, SEED_CARRIER), &Fields {
-            network: "latam-fraud", seq: 4_294_967_296, kind: "robocall", channel: "voice",
-            confidence: 100, count: 4_294_967_295, first_seen: 0, last_seen: 253_402_300_798,
-            expires: Some(253_402_300_799), ..DEFAULT
-        }),
+        input(
+            "us-smishing-bank-lure",
+            "+1 (415) 555-0134",
+            None,
+            a_bank,
+            &Fields {
+                brand: Some("Example Bank"),
+                confidence: 90,
+                count: 14,
+                last_seen: T + 3_600,
+                expires: Some(T + 30 * 86_400),
+                ..DEFAULT
+            },
+        ),
+        input(
+            "us-same-block-rotation",
+            "4155550199",
+            Some("US"),
+            a_carrier,
+            &Fields {
+                brand: Some("Example Bank"),
+                confidence: 75,
+                count: 3,
+                first_seen: T + 7_200,
+                last_seen: T + 7_200,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "gb-vishing-national",
+            "020 7946 0958",
+            Some("GB"),
+            a_carrier,
+            &Fields {
+                seq: 2,
+                kind: "vishing",
+                channel: "voice",
+                brand: Some("HMRC"),
+                confidence: 80,
+                count: 2,
+                last_seen: T + 60,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "us-toll-free-callback",
+            "+1 800 555 0199",
+            None,
+            a_cert,
+            &Fields {
+                kind: "callback",
+                channel: "email",
+                brand: Some("Geek Squad"),
+                confidence: 95,
+                count: 41,
+                first_seen: T - 86_400,
+                expires: Some(T + 14 * 86_400),
+                ..DEFAULT
+            },
+        ),
+        input(
+            "fr-voip-bec-tel-uri",
+            "tel:+33-9-87-65-43-21",
+            None,
+            a_bank,
+            &Fields {
+                seq: 2,
+                kind: "bec",
+                channel: "email",
+                confidence: 70,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "de-robocall-double-zero",
+            "00 49 30 901820",
+            None,
+            a_carrier,
+            &Fields {
+                seq: 3,
+                kind: "robocall",
+                channel: "voice",
+                confidence: 60,
+                count: 1_200,
+                first_seen: T - 3_600,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "au-sim-swap",
+            "+61 491 570 156",
+            None,
+            a_bank,
+            &Fields {
+                seq: 3,
+                kind: "sim-swap",
+                channel: "other",
+                confidence: 100,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "in-false-positive-chat",
+            "+91 98765 43210",
+            None,
+            a_cert,
+            &Fields {
+                seq: 2,
+                kind: "other",
+                verdict: "false-positive",
+                channel: "chat",
+                confidence: 85,
+                last_seen: T + 10,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "us-withdrawn-supersedes",
+            "+14155550134",
+            None,
+            a_bank,
+            &Fields {
+                seq: 4,
+                verdict: "withdrawn",
+                confidence: 0,
+                last_seen: T + 86_400,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "jp-voip-vishing-chat",
+            "+81 50-1234-5678",
+            None,
+            (HASH_KEY_B, SEED_CERT),
+            &Fields {
+                network: "telco-cert-jp",
+                kind: "vishing",
+                channel: "chat",
+                brand: Some("NTT ドコモ"),
+                confidence: 65,
+                count: 5,
+                last_seen: T + 120,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "gb-toll-free-false-positive",
+            "0800 123 4567",
+            Some("GB"),
+            a_bank,
+            &Fields {
+                seq: 5,
+                kind: "callback",
+                verdict: "false-positive",
+                channel: "voice",
+                brand: Some("Example Bank"),
+                confidence: 100,
+                ..DEFAULT
+            },
+        ),
+        input(
+            "gb-voip-smishing-minimal",
+            "+44 56 1234 5678",
+            None,
+            a_carrier,
+            &Fields { seq: 4, ..DEFAULT },
+        ),
+        input(
+            "br-bec-utf8-brand",
+            "+55 11 91234-5678",
+            None,
+            (HASH_KEY_B, SEED_BANK),
+            &Fields {
+                network: "latam-fraud",
+                kind: "bec",
+                channel: "other",
+                brand: Some("Café Ltda."),
+                confidence: 55,
+                count: 2,
+                last_seen: T + 1,
+                expires: Some(T + 2),
+                ..DEFAULT
+            },
+        ),
+        input(
+            "es-large-integers",
+            "+34 600 123 456",
+            None,
+            (HASH_KEY_B, SEED_CARRIER),
+            &Fields {
+                network: "latam-fraud",
+                seq: 4_294_967_296,
+                kind: "robocall",
+                channel: "voice",
+                confidence: 100,
+                count: 4_294_967_295,
+                first_seen: 0,
+                last_seen: 253_402_300_798,
+                expires: Some(253_402_300_799),
+                ..DEFAULT
+            },
+        ),
     ]
 }
 
@@ -205,7 +360,9 @@ fn entries_of(bytes: &[u8]) -> Vec<(u64, Value)> {
     let Value::Map(map) = ciborium::from_reader::<Value, _>(bytes).unwrap() else {
         panic!("not a map")
     };
-    map.into_iter().map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v)).collect()
+    map.into_iter()
+        .map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v))
+        .collect()
 }
 
 fn to_cbor(entries: &[(u64, Value)]) -> Vec<u8> {
@@ -245,16 +402,31 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
 
     let mut unsorted = e();
     unsorted.swap(1, 2);
-    push("keys-not-sorted", to_cbor(&unsorted), "non_canonical", "map keys 1 and 2 swapped");
+    push(
+        "keys-not-sorted",
+        to_cbor(&unsorted),
+        "non_canonical",
+        "map keys 1 and 2 swapped",
+    );
 
     let mut long_int = vec![base[0], 0x00, 0x18, 0x01];
     long_int.extend_from_slice(&base[3..]);
-    push("version-not-shortest-form", long_int, "non_canonical", "version 1 encoded as 0x18 0x01");
+    push(
+        "version-not-shortest-form",
+        long_int,
+        "non_canonical",
+        "version 1 encoded as 0x18 0x01",
+    );
 
     let mut indefinite = vec![0xbf];
     indefinite.extend_from_slice(&base[1..]);
     indefinite.push(0xff);
-    push("indefinite-length-map", indefinite, "non_canonical", "the map as indefinite-length");
+    push(
+        "indefinite-length-map",
+        indefinite,
+        "non_canonical",
+        "the map as indefinite-length",
+    );
 
     let mut tampered = e();
     tampered[12].1 = uint(10);
@@ -279,14 +451,12 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
     let mut identity = [0u8; 32];
     identity[0] = 1;
     let r = curve25519_dalek::Scalar::from(12_345_u64);
-    let forged_sig = [
-        curve25519_dalek::constants::ED25519_BASEPOINT_POINT * r,
-    ][0]
-    .compress()
-    .to_bytes()
-    .into_iter()
-    .chain(r.to_bytes())
-    .collect::<Vec<u8>>();
+    let forged_sig = [curve25519_dalek::constants::ED25519_BASEPOINT_POINT * r][0]
+        .compress()
+        .to_bytes()
+        .into_iter()
+        .chain(r.to_bytes())
+        .collect::<Vec<u8>>();
     let mut weak = set(e(), 2, Value::Bytes(identity.to_vec()));
     weak.last_mut().unwrap().1 = Value::Bytes(forged_sig);
     push(
@@ -298,18 +468,43 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
 
     let mut oversize = base.clone();
     oversize.resize(1025, 0);
-    push("oversize", oversize, "oversize", "1025 bytes: the first vector padded with zeros");
+    push(
+        "oversize",
+        oversize,
+        "oversize",
+        "1025 bytes: the first vector padded with zeros",
+    );
 
-    push("unknown-version", resign(set(e(), 0, uint(2))), "unsupported_version", "version 2");
-    push("confidence-101", resign(set(e(), 12, uint(101))), "invalid_field", "confidence 101");
-    push("count-zero", resign(set(e(), 13, uint(0))), "invalid_field", "count 0");
+    push(
+        "unknown-version",
+        resign(set(e(), 0, uint(2))),
+        "unsupported_version",
+        "version 2",
+    );
+    push(
+        "confidence-101",
+        resign(set(e(), 12, uint(101))),
+        "invalid_field",
+        "confidence 101",
+    );
+    push(
+        "count-zero",
+        resign(set(e(), 13, uint(0))),
+        "invalid_field",
+        "count 0",
+    );
     push(
         "last-seen-before-first-seen",
         resign(set(e(), 15, uint(T - 1))),
         "invalid_field",
         "last_seen one second before first_seen",
     );
-    push("unknown-kind", resign(set(e(), 8, uint(7))), "invalid_field", "kind code 7");
+    push(
+        "unknown-kind",
+        resign(set(e(), 8, uint(7))),
+        "invalid_field",
+        "kind code 7",
+    );
     push(
         "brand-too-long",
         resign(set(e(), 11, Value::Text("B".repeat(65)))),
@@ -324,7 +519,12 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
     );
     let mut extra = e();
     extra.push((18, uint(0)));
-    push("unknown-key-18", to_cbor(&extra), "unknown_key", "the valid record with key 18 appended after key 17");
+    push(
+        "unknown-key-18",
+        to_cbor(&extra),
+        "unknown_key",
+        "the valid record with key 18 appended after key 17",
+    );
     push(
         "missing-seq",
         resign(e().into_iter().filter(|(k, _)| *k != 3).collect()),
@@ -333,12 +533,32 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
     );
     let mut dup = e();
     dup.insert(4, (3, uint(1)));
-    push("duplicate-seq", to_cbor(&dup), "duplicate_key", "key 3 (seq) twice");
+    push(
+        "duplicate-seq",
+        to_cbor(&dup),
+        "duplicate_key",
+        "key 3 (seq) twice",
+    );
     let mut trailing = base.clone();
     trailing.push(0x00);
-    push("trailing-byte", trailing, "trailing_bytes", "a 0x00 byte after the record");
-    push("truncated", base[..base.len() - 1].to_vec(), "malformed", "the last byte removed");
-    push("array-not-map", vec![0x82, 0x01, 0x02], "not_a_map", "the array [1, 2]");
+    push(
+        "trailing-byte",
+        trailing,
+        "trailing_bytes",
+        "a 0x00 byte after the record",
+    );
+    push(
+        "truncated",
+        base[..base.len() - 1].to_vec(),
+        "malformed",
+        "the last byte removed",
+    );
+    push(
+        "array-not-map",
+        vec![0x82, 0x01, 0x02],
+        "not_a_map",
+        "the array [1, 2]",
+    );
 
     out.into_iter()
         .map(|(name, bytes, error, note)| {
@@ -369,7 +589,10 @@ fn vectors_file_matches_the_code() {
         std::fs::write(path(), text).unwrap();
     }
     let on_disk: Json = serde_json::from_str(&std::fs::read_to_string(path()).unwrap()).unwrap();
-    assert_eq!(on_disk, generated, "test-vectors/sightings.json differs from the code's output");
+    assert_eq!(
+        on_disk, generated,
+        "test-vectors/sightings.json differs from the code's output"
+    );
 }
 
 #[test]
@@ -390,7 +613,12 @@ fn every_vector_decodes_or_fails_as_stated() {
     for v in invalid {
         let bytes = hex::decode(v["bytes"].as_str().unwrap()).unwrap();
         let err = SignedSighting::from_bytes(&bytes).unwrap_err();
-        assert_eq!(err.code(), v["error"].as_str().unwrap(), "{}: {err}", v["name"]);
+        assert_eq!(
+            err.code(),
+            v["error"].as_str().unwrap(),
+            "{}: {err}",
+            v["name"]
+        );
     }
 }
 
@@ -398,14 +626,25 @@ fn every_vector_decodes_or_fails_as_stated() {
 fn vectors_cover_every_enumeration_and_five_countries() {
     let valid: Vec<Json> = inputs().iter().map(valid_vector).collect();
     let field = |f: &str| -> BTreeSet<String> {
-        valid.iter().map(|v| v["input"]["sighting"][f].as_str().unwrap().to_owned()).collect()
+        valid
+            .iter()
+            .map(|v| v["input"]["sighting"][f].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(field("kind").len(), Kind::ALL.len());
     assert_eq!(field("verdict").len(), Verdict::ALL.len());
     assert_eq!(field("channel").len(), Channel::ALL.len());
-    let countries: BTreeSet<_> =
-        valid.iter().map(|v| v["expected"]["region"].as_str().unwrap().to_owned()).collect();
+    let countries: BTreeSet<_> = valid
+        .iter()
+        .map(|v| v["expected"]["region"].as_str().unwrap().to_owned())
+        .collect();
     assert!(countries.len() >= 5, "{countries:?}");
-    let lines: Vec<_> = valid.iter().map(|v| v["expected"]["line"].as_str().unwrap()).collect();
-    assert!(lines.contains(&"voip") && lines.contains(&"toll-free"), "{lines:?}");
+    let lines: Vec<_> = valid
+        .iter()
+        .map(|v| v["expected"]["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.contains(&"voip") && lines.contains(&"toll-free"),
+        "{lines:?}"
+    );
 }

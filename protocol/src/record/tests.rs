@@ -437,7 +437,12 @@ fn byte_level_point_checks_agree_with_decompression() {
             bytes[31] = (bytes[31] & 0x7f) | sign;
             if let Some(point) = CompressedEdwardsY(bytes).decompress() {
                 let strict = point.compress().to_bytes() == bytes && !point.is_small_order();
-                assert_eq!(is_strict_point_encoding(&bytes), strict, "{}", crate::hex_lower(&bytes));
+                assert_eq!(
+                    is_strict_point_encoding(&bytes),
+                    strict,
+                    "{}",
+                    crate::hex_lower(&bytes)
+                );
             }
         }
     }
@@ -611,8 +616,14 @@ proptest! {
 fn invalid_utf8_text_is_malformed() {
     let mut e = entries();
     e[1].1 = Value::Text("abc".into());
-    let mut bytes = cbor(&Value::Map(e.into_iter().map(|(k, v)| (uint(k), v)).collect()));
+    let mut bytes = cbor(&Value::Map(
+        e.into_iter().map(|(k, v)| (uint(k), v)).collect(),
+    ));
     let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
     bytes[at] = 0xff;
-    assert!(matches!(decode_err(&bytes), RecordError::Malformed(_)), "{:?}", decode_err(&bytes));
+    assert!(
+        matches!(decode_err(&bytes), RecordError::Malformed(_)),
+        "{:?}",
+        decode_err(&bytes)
+    );
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# All of Sightline's tests, from a fresh machine that has only the Rust
+# toolchain, Python 3, Node and apt. Installs what it needs, then runs:
+# formatting, clippy, the Python conformance check of the test vectors,
+# the fuzz targets (bounded), the protocol benchmark (quick), and the
+# workspace test suite. Fails on the first failing step.
+#
+# Environment: FUZZ_SECONDS (default 30 per target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+cargo nextest --version | head -1
+cargo fuzz --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (pedantic, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "independent conformance check of protocol/test-vectors (Python, from SPEC.md)"
+VENV="$ROOT/target/conformance-venv"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r protocol/conformance/requirements.txt
+"$VENV/bin/python" protocol/conformance/check_vectors.py | tail -n 3
+
+step "fuzz targets: build, then ${FUZZ_SECONDS}s each from the seed corpus"
+# cargo-fuzz needs nightly-only flags (sanitizers); this machine has one
+# stable toolchain, so allow them explicitly for this build only.
+(
+    cd protocol/fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build -O
+    for target in decode parse_number; do
+        corpus="$ROOT/target/fuzz-corpus/$target"
+        mkdir -p "$corpus"
+        cp -n seeds/"$target"/* "$corpus"/ 2>/dev/null || true
+        cargo fuzz run -O "$target" "$corpus" -- \
+            -max_total_time="$FUZZ_SECONDS" -max_len=1100 -print_final_stats=1 2>&1 \
+            | grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)' || true
+        # A crash leaves an artifact and a non-zero exit from cargo fuzz run;
+        # check for artifacts explicitly because of the pipe above.
+        if ls artifacts/"$target"/crash-* >/dev/null 2>&1; then
+            echo "fuzz target $target crashed: see protocol/fuzz/artifacts/$target" >&2
+            exit 1
+        fi
+    done
+)
+
+step "protocol benchmark (quick; figures are not judged here, see BENCHMARKS.md)"
+cargo bench -p sightline-protocol --bench protocol --locked -- --quick
+
+step "demo (README's main command) runs"
+cargo run -q -p sightline --locked -- demo | tail -n 4
+
+step "workspace tests (nextest) and doc tests"
+cargo test --workspace --doc --locked -q 2>&1 | tail -n 2
+cargo nextest run --workspace --locked --profile ci
