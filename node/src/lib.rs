@@ -1,8 +1,17 @@
 //! # sightline-node
 //!
-//! **Not built yet** (issue "Node: sled store, trust-weighted reputation,
-//! libp2p gossip and catch-up sync"). This crate will hold config and
-//! identity, the sled store, pure reputation scoring, the libp2p network
-//! (swarm owned by one event-loop task), catch-up sync and `NodeHandle`.
-//! It exists now so the workspace layout of ARCHITECTURE.md is in place;
-//! it exports nothing.
+//! A long-running node that shares sightings with the other members of its
+//! network and keeps a correct, explainable local picture.
+//!
+//! Map of the crate:
+//! - [`config`]: `network.toml` and `sightline.toml`, validated.
+//! - [`identity`]: the node key (libp2p identity = record signing key).
+//! - [`store`]: sled store, one owner of all on-disk state.
+//! - [`reputation`]: pure scoring with an injected clock.
+//! - [`clock`]: the time source.
+
+pub mod clock;
+pub mod config;
+pub mod identity;
+pub mod reputation;
+pub mod store;

@@ -1,0 +1,160 @@
+//! The node's ed25519 key: one 32-byte seed that is both its libp2p identity
+//! and the signing key of its records. Created on first start with mode
+//! 0600; a key file other users can read is refused.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use libp2p::identity::Keypair;
+use rand_core::OsRng;
+use sightline_protocol::SigningKey;
+use zeroize::Zeroizing;
+
+/// Why the key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Reading or writing the file failed.
+    #[error("key file {file}: {source}")]
+    Io {
+        /// The key file.
+        file: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Group or others can access the file.
+    #[error("key file {file} has mode {mode:o}; it must be readable by its owner only (chmod 600 {file})")]
+    Permissions {
+        /// The key file.
+        file: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a 32-byte seed.
+    #[error("key file {file} is {len} bytes; expected a 32-byte ed25519 seed")]
+    Format {
+        /// The key file.
+        file: PathBuf,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// The node's key in the two forms the node needs.
+pub struct NodeIdentity {
+    /// Signs records.
+    pub signing: SigningKey,
+    /// The libp2p identity (same seed).
+    pub keypair: Keypair,
+}
+
+impl std::fmt::Debug for NodeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeIdentity({})", self.keypair.public().to_peer_id())
+    }
+}
+
+impl NodeIdentity {
+    /// The identity for a seed.
+    ///
+    /// # Panics
+    /// Never: every 32-byte string is an ed25519 seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let keypair = Keypair::ed25519_from_bytes(*seed).expect("any 32 bytes are an ed25519 seed");
+        NodeIdentity {
+            signing: SigningKey::from_seed(seed),
+            keypair,
+        }
+    }
+
+    /// The libp2p peer id.
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        self.keypair.public().to_peer_id()
+    }
+
+    /// Loads the key file, or creates it (mode 0600, parent directories too)
+    /// if it does not exist.
+    ///
+    /// # Errors
+    /// [`IdentityError`] if the file is unreadable, too open, or malformed.
+    pub fn load_or_create(file: &Path) -> Result<Self, IdentityError> {
+        let io = |source| IdentityError::Io {
+            file: file.to_owned(),
+            source,
+        };
+        match std::fs::metadata(file) {
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(IdentityError::Permissions {
+                        file: file.to_owned(),
+                        mode,
+                    });
+                }
+                let bytes = Zeroizing::new(std::fs::read(file).map_err(io)?);
+                let seed: [u8; 32] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| IdentityError::Format {
+                            file: file.to_owned(),
+                            len: bytes.len(),
+                        })?;
+                let seed = Zeroizing::new(seed);
+                Ok(Self::from_seed(&seed))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let key = SigningKey::generate(&mut OsRng);
+                let seed = key.to_seed();
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(file)
+                    .map_err(io)?;
+                out.write_all(seed.as_ref()).map_err(io)?;
+                out.sync_all().map_err(io)?;
+                Ok(Self::from_seed(&seed))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_0600_then_loads_the_same_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/node.key");
+        let first = NodeIdentity::load_or_create(&file).unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = NodeIdentity::load_or_create(&file).unwrap();
+        assert_eq!(first.peer_id(), again.peer_id());
+        assert_eq!(first.signing.origin(), again.signing.origin());
+        assert_eq!(
+            crate::config::origin_of(&first.peer_id()),
+            Some(first.signing.origin())
+        );
+    }
+
+    #[test]
+    fn refuses_a_readable_key_file_and_a_malformed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.key");
+        NodeIdentity::load_or_create(&file).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = NodeIdentity::load_or_create(&file).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, b"short").unwrap();
+        let err = NodeIdentity::load_or_create(&file).unwrap_err();
+        assert!(matches!(err, IdentityError::Format { len: 5, .. }), "{err}");
+    }
+}

@@ -1,0 +1,801 @@
+//! The sled store. Holds every verified record (the set nodes converge on),
+//! the latest report per (number, origin), per-origin sequence indexes for
+//! catch-up, the node's own sequence counter, and — locally only — the raw
+//! numbers of the node's own submissions.
+//!
+//! Calls block: async code reaches the store through `spawn_blocking`.
+//! One record's writes happen in one sled transaction, so a crash never
+//! leaves a half-indexed record; durability is `flush()`, which the node
+//! calls before acknowledging a submission.
+
+use std::ops::Range;
+use std::path::Path;
+
+use sightline_protocol::{
+    BlockHash, NumberHash, OriginId, Sighting, SightingId, SignedSighting, UnverifiedSighting,
+    Verdict,
+};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+/// Bumped when the on-disk layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA: &[u8] = b"schema_version";
+const META_OWN_SEQ: &[u8] = b"own_seq";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, corruption).
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The store was written by another schema version.
+    #[error("store schema version {found} found, this build uses {expected}; migrate or use a new data directory")]
+    Schema {
+        /// On disk.
+        found: u32,
+        /// Expected.
+        expected: u32,
+    },
+    /// A stored value has an impossible shape.
+    #[error("store corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// What inserting a verified record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// New record stored.
+    Stored {
+        /// Whether it became the origin's current report for its number.
+        latest: bool,
+    },
+    /// Already stored (same id).
+    Duplicate,
+    /// The origin already signed a different record with this seq: the new
+    /// one is kept as evidence, not as a record.
+    Equivocation {
+        /// The record stored first.
+        existing: SightingId,
+    },
+}
+
+/// Per-origin progress, exchanged in catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginProgress {
+    /// The origin.
+    pub origin: OriginId,
+    /// Records stored.
+    pub count: u64,
+    /// Highest seq stored.
+    pub max_seq: u64,
+    /// Every seq in 1..=contiguous has been stored at some point.
+    pub contiguous: u64,
+    /// XOR of the ids of the stored records: equal sets give equal digests.
+    pub digest: [u8; 32],
+}
+
+impl OriginProgress {
+    fn decode(origin: OriginId, v: &[u8]) -> Result<Self, StoreError> {
+        if v.len() != 56 {
+            return Err(StoreError::Corrupt("origin progress"));
+        }
+        Ok(OriginProgress {
+            origin,
+            count: be_u64(&v[0..8]),
+            max_seq: be_u64(&v[8..16]),
+            contiguous: be_u64(&v[16..24]),
+            digest: v[24..56].try_into().expect("32 bytes"),
+        })
+    }
+
+    fn encode(&self) -> [u8; 56] {
+        let mut out = [0u8; 56];
+        out[0..8].copy_from_slice(&self.count.to_be_bytes());
+        out[8..16].copy_from_slice(&self.max_seq.to_be_bytes());
+        out[16..24].copy_from_slice(&self.contiguous.to_be_bytes());
+        out[24..56].copy_from_slice(&self.digest);
+        out
+    }
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+fn cat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    for p in parts {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    debug_assert_eq!(at, N);
+    out
+}
+
+/// The store. Cheap to clone (sled handles are reference-counted).
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// id → wire bytes.
+    records: sled::Tree,
+    /// origin ‖ seq(BE) → id.
+    origin_seq: sled::Tree,
+    /// number ‖ origin → seq(BE) ‖ id: the origin's current report.
+    latest: sled::Tree,
+    /// block ‖ number ‖ origin → `last_seen`(BE) ‖ verdict code, for current reports.
+    blocks: sled::Tree,
+    /// origin → [`OriginProgress`].
+    progress: sled::Tree,
+    /// arrival counter(BE) → id, for "recent sightings".
+    recent: sled::Tree,
+    /// `purge_at`(BE) ‖ id → (), for retention and expiry.
+    expiry: sled::Tree,
+    /// origin ‖ seq(BE) ‖ id → wire bytes of conflicting records (equivocation evidence).
+    evidence: sled::Tree,
+    /// number hash → raw E.164, for this node's own submissions only. Never exported.
+    own_numbers: sled::Tree,
+    /// Schema version, own sequence counter.
+    meta: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::Schema`] for a store of another version; sled errors.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let store = Store {
+            records: tree("records")?,
+            origin_seq: tree("origin_seq")?,
+            latest: tree("latest")?,
+            blocks: tree("blocks")?,
+            progress: tree("progress")?,
+            recent: tree("recent")?,
+            expiry: tree("expiry")?,
+            evidence: tree("evidence")?,
+            own_numbers: tree("own_numbers")?,
+            meta: tree("meta")?,
+            db,
+        };
+        if let Some(v) = store.meta.get(META_SCHEMA)? {
+            let found = u32::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("schema version"))?,
+            );
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::Schema {
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        } else {
+            store
+                .meta
+                .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            store.db.flush()?;
+        }
+        Ok(store)
+    }
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// sled I/O errors.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Reserves `n` of the node's own sequence numbers and makes the
+    /// reservation durable before returning, so a seq is never reused, even
+    /// after a crash (a crash may leave reserved seqs unused: a gap, never
+    /// a reuse).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn reserve_own_seqs(&self, n: u64) -> Result<Range<u64>, StoreError> {
+        let previous = self.meta.fetch_and_update(META_OWN_SEQ, |old| {
+            let old = old.map_or(0, be_u64);
+            Some((old + n).to_be_bytes().to_vec())
+        })?;
+        let first = previous.as_deref().map_or(0, be_u64) + 1;
+        self.db.flush()?;
+        Ok(first..first + n)
+    }
+
+    /// The last own seq reserved.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn last_own_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.meta.get(META_OWN_SEQ)?.as_deref().map_or(0, be_u64))
+    }
+
+    /// Remembers the raw number behind one of this node's own submissions.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn remember_own_number(&self, hash: &NumberHash, e164: &str) -> Result<(), StoreError> {
+        self.own_numbers.insert(hash.as_bytes(), e164.as_bytes())?;
+        Ok(())
+    }
+
+    /// The raw number, if this node submitted it.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn own_number(&self, hash: &NumberHash) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .own_numbers
+            .get(hash.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Whether a record with this id is stored.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn contains(&self, id: &SightingId) -> Result<bool, StoreError> {
+        Ok(self.records.contains_key(id.as_bytes())?)
+    }
+
+    /// A stored record's wire bytes.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn get(&self, id: &SightingId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.records.get(id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Stores a verified record with all its indexes in one transaction.
+    /// `purge_at` is when retention or expiry removes it.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn insert(
+        &self,
+        record: &SignedSighting,
+        purge_at: u64,
+    ) -> Result<InsertOutcome, StoreError> {
+        let s = record.sighting();
+        let id = record.id();
+        let origin = s.origin.as_bytes();
+        let seq = s.seq.to_be_bytes();
+        let origin_seq_key: [u8; 40] = cat(&[origin, &seq]);
+        let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
+        let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+        let block_value: [u8; 9] = cat(&[&s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
+        let latest_value: [u8; 40] = cat(&[&seq, id.as_bytes()]);
+        let expiry_key: [u8; 40] = cat(&[&purge_at.to_be_bytes(), id.as_bytes()]);
+        let arrival = self.db.generate_id()?.to_be_bytes();
+
+        let trees = (
+            &self.records,
+            &self.origin_seq,
+            &self.latest,
+            &self.blocks,
+            &self.progress,
+            &self.recent,
+            &self.expiry,
+            &self.evidence,
+        );
+        let outcome = trees.transaction(
+            |(records, origin_seq, latest, blocks, progress, recent, expiry, evidence)| {
+                if records.get(id.as_bytes())?.is_some() {
+                    return Ok(InsertOutcome::Duplicate);
+                }
+                if let Some(existing) = origin_seq.get(origin_seq_key)? {
+                    let existing = SightingId::from_bytes(
+                        existing
+                            .as_ref()
+                            .try_into()
+                            .map_err(|_| abort(StoreError::Corrupt("origin_seq")))?,
+                    );
+                    let evidence_key: [u8; 72] = cat(&[origin, &seq, id.as_bytes()]);
+                    evidence.insert(evidence_key.as_slice(), record.as_bytes())?;
+                    return Ok(InsertOutcome::Equivocation { existing });
+                }
+                records.insert(id.as_bytes(), record.as_bytes())?;
+                origin_seq.insert(origin_seq_key.as_slice(), id.as_bytes())?;
+                recent.insert(arrival.as_slice(), id.as_bytes().as_slice())?;
+                expiry.insert(expiry_key.as_slice(), &[][..])?;
+
+                let is_latest = match latest.get(latest_key)? {
+                    Some(current) => be_u64(&current) < s.seq,
+                    None => true,
+                };
+                if is_latest {
+                    latest.insert(latest_key.as_slice(), latest_value.as_slice())?;
+                    blocks.insert(block_key.as_slice(), block_value.as_slice())?;
+                }
+
+                let mut p = match progress.get(origin)? {
+                    Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
+                    None => OriginProgress {
+                        origin: s.origin,
+                        count: 0,
+                        max_seq: 0,
+                        contiguous: 0,
+                        digest: [0; 32],
+                    },
+                };
+                p.count += 1;
+                p.max_seq = p.max_seq.max(s.seq);
+                for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
+                    *d ^= b;
+                }
+                while p.contiguous < p.max_seq {
+                    let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
+                    if origin_seq.get(next)?.is_none() {
+                        break;
+                    }
+                    p.contiguous += 1;
+                }
+                progress.insert(origin.as_slice(), p.encode().as_slice())?;
+                Ok(InsertOutcome::Stored { latest: is_latest })
+            },
+        );
+        Ok(outcome?)
+    }
+
+    /// Every origin's current report of a number, decoded.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn current_reports(&self, number: &NumberHash) -> Result<Vec<Sighting>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.latest.scan_prefix(number.as_bytes()) {
+            let (_, value) = entry?;
+            let id = SightingId::from_bytes(
+                value[8..40]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("latest"))?,
+            );
+            if let Some(bytes) = self.records.get(id.as_bytes())? {
+                out.push(decode_stored(&bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Distinct numbers of a 100-block whose current report from some
+    /// origin is malicious with `last_seen >= since`.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn block_activity(&self, block: &BlockHash, since: u64) -> Result<usize, StoreError> {
+        let mut numbers = std::collections::HashSet::new();
+        for entry in self.blocks.scan_prefix(block.as_bytes()) {
+            let (key, value) = entry?;
+            if value.len() == 9 && be_u64(&value) >= since && value[8] == Verdict::Malicious.code()
+            {
+                numbers.insert(key[32..64].to_vec());
+            }
+        }
+        Ok(numbers.len())
+    }
+
+    /// The most recently stored records, newest first.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn recent(&self, limit: usize) -> Result<Vec<(SightingId, Sighting)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.recent.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, id) = entry?;
+            let id = SightingId::from_bytes(
+                id.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("recent"))?,
+            );
+            if let Some(bytes) = self.records.get(id.as_bytes())? {
+                out.push((id, decode_stored(&bytes)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Progress of every origin with stored records.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn progress(&self) -> Result<Vec<OriginProgress>, StoreError> {
+        self.progress
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                let origin = OriginId::from_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("progress key"))?,
+                );
+                OriginProgress::decode(origin, &v)
+            })
+            .collect()
+    }
+
+    /// Up to `limit` wire records of `origin` with seq > `after`, ascending,
+    /// and whether more follow.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn page(
+        &self,
+        origin: &OriginId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let start: [u8; 40] = cat(&[origin.as_bytes(), &after.saturating_add(1).to_be_bytes()]);
+        let end: [u8; 40] = cat(&[origin.as_bytes(), &u64::MAX.to_be_bytes()]);
+        let mut out = Vec::new();
+        for entry in self.origin_seq.range(start..=end) {
+            let (_, id) = entry?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            if let Some(bytes) = self.records.get(&id)? {
+                out.push(bytes.to_vec());
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Number of stored records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Origins with equivocation evidence, with the number of conflicting records.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn equivocations(&self) -> Result<Vec<(OriginId, u64)>, StoreError> {
+        let mut counts: std::collections::BTreeMap<OriginId, u64> =
+            std::collections::BTreeMap::new();
+        for entry in &self.evidence {
+            let (k, _) = entry?;
+            let origin = OriginId::from_bytes(
+                k[..32]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("evidence"))?,
+            );
+            *counts.entry(origin).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Removes records whose retention or expiry time is ≤ `now`, with their
+    /// indexes. Returns how many were removed.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn purge(&self, now: u64) -> Result<usize, StoreError> {
+        let end: [u8; 40] = cat(&[&now.to_be_bytes(), &[0xff; 32]]);
+        let due: Vec<sled::IVec> = self.expiry.range(..=end).keys().collect::<Result<_, _>>()?;
+        let mut removed = 0;
+        for key in due {
+            let id = SightingId::from_bytes(
+                key[8..40]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("expiry"))?,
+            );
+            if let Some(bytes) = self.records.get(id.as_bytes())? {
+                self.remove(&id, &decode_stored(&bytes)?)?;
+                removed += 1;
+            }
+            self.expiry.remove(key)?;
+        }
+        if removed > 0 {
+            self.db.flush()?;
+        }
+        Ok(removed)
+    }
+
+    fn remove(&self, id: &SightingId, s: &Sighting) -> Result<(), StoreError> {
+        let origin = s.origin.as_bytes();
+        let origin_seq_key: [u8; 40] = cat(&[origin, &s.seq.to_be_bytes()]);
+        let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
+        let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+        let trees = (
+            &self.records,
+            &self.origin_seq,
+            &self.latest,
+            &self.blocks,
+            &self.progress,
+        );
+        trees.transaction(|(records, origin_seq, latest, blocks, progress)| {
+            records.remove(id.as_bytes())?;
+            origin_seq.remove(origin_seq_key.as_slice())?;
+            if let Some(current) = latest.get(latest_key)? {
+                if current.len() == 40 && &current[8..40] == id.as_bytes() {
+                    latest.remove(latest_key.as_slice())?;
+                    blocks.remove(block_key.as_slice())?;
+                }
+            }
+            if let Some(v) = progress.get(origin)? {
+                let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
+                p.count = p.count.saturating_sub(1);
+                for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
+                    *d ^= b;
+                }
+                progress.insert(origin.as_slice(), p.encode().as_slice())?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// Records in the store were verified before insertion; decoding them again
+/// (without re-verifying the signature) only recovers the fields.
+fn decode_stored(bytes: &[u8]) -> Result<Sighting, StoreError> {
+    UnverifiedSighting::decode(bytes)
+        .map(|r| r.sighting().clone())
+        .map_err(|_| StoreError::Corrupt("stored record does not decode"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_protocol::{Channel, Kind, LineType, NetworkId, SigningKey};
+
+    pub(crate) fn record(
+        key: &SigningKey,
+        seq: u64,
+        number: u8,
+        verdict: Verdict,
+        last_seen: u64,
+    ) -> SignedSighting {
+        Sighting {
+            network: NetworkId::new("test-net").unwrap(),
+            origin: key.origin(),
+            seq,
+            number: NumberHash::from_bytes([number; 32]),
+            block: BlockHash::from_bytes([number / 10; 32]),
+            cc: 1,
+            line: LineType::Mobile,
+            kind: Kind::Smishing,
+            verdict,
+            channel: Channel::Sms,
+            brand: None,
+            confidence: 80,
+            count: 1,
+            first_seen: last_seen,
+            last_seen,
+            expires: None,
+        }
+        .sign(key)
+        .unwrap()
+    }
+
+    #[test]
+    fn insert_indexes_and_supersedes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let r1 = record(&key, 1, 5, Verdict::Malicious, 1000);
+        let r2 = record(&key, 2, 5, Verdict::Withdrawn, 1001);
+        assert_eq!(
+            store.insert(&r2, u64::MAX).unwrap(),
+            InsertOutcome::Stored { latest: true }
+        );
+        // An older report arriving late is kept for the set but does not become current.
+        assert_eq!(
+            store.insert(&r1, u64::MAX).unwrap(),
+            InsertOutcome::Stored { latest: false }
+        );
+        assert_eq!(
+            store.insert(&r1, u64::MAX).unwrap(),
+            InsertOutcome::Duplicate
+        );
+        let current = store
+            .current_reports(&NumberHash::from_bytes([5; 32]))
+            .unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].verdict, Verdict::Withdrawn);
+        let p = store.progress().unwrap();
+        assert_eq!((p[0].count, p[0].max_seq, p[0].contiguous), (2, 2, 2));
+        assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn equivocation_is_kept_as_evidence_not_as_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let a = record(&key, 7, 5, Verdict::Malicious, 1000);
+        let b = record(&key, 7, 6, Verdict::Malicious, 1000);
+        store.insert(&a, u64::MAX).unwrap();
+        assert_eq!(
+            store.insert(&b, u64::MAX).unwrap(),
+            InsertOutcome::Equivocation { existing: a.id() }
+        );
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.equivocations().unwrap(), vec![(key.origin(), 1)]);
+    }
+
+    #[test]
+    fn pages_progress_and_contiguity() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        for seq in [1, 2, 3, 5, 6] {
+            store
+                .insert(
+                    &record(
+                        &key,
+                        seq,
+                        10 + u8::try_from(seq).unwrap(),
+                        Verdict::Malicious,
+                        1000,
+                    ),
+                    u64::MAX,
+                )
+                .unwrap();
+        }
+        let p = store.progress().unwrap()[0];
+        assert_eq!((p.count, p.max_seq, p.contiguous), (5, 6, 3));
+        let (page, more) = store.page(&key.origin(), 1, 2).unwrap();
+        assert_eq!(page.len(), 2);
+        assert!(more);
+        let (page, more) = store.page(&key.origin(), 3, 10).unwrap();
+        assert_eq!(page.len(), 2);
+        assert!(!more);
+        store
+            .insert(&record(&key, 4, 14, Verdict::Malicious, 1000), u64::MAX)
+            .unwrap();
+        assert_eq!(store.progress().unwrap()[0].contiguous, 6);
+    }
+
+    #[test]
+    fn digests_match_for_equal_sets_in_any_order() {
+        let key = SigningKey::from_seed(&[1; 32]);
+        let records: Vec<_> = (1..=5)
+            .map(|s| {
+                record(
+                    &key,
+                    s,
+                    20 + u8::try_from(s).unwrap(),
+                    Verdict::Malicious,
+                    1000,
+                )
+            })
+            .collect();
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (
+            Store::open(d1.path()).unwrap(),
+            Store::open(d2.path()).unwrap(),
+        );
+        for r in &records {
+            a.insert(r, u64::MAX).unwrap();
+        }
+        for r in records.iter().rev() {
+            b.insert(r, u64::MAX).unwrap();
+        }
+        assert_eq!(a.progress().unwrap(), b.progress().unwrap());
+    }
+
+    #[test]
+    fn purge_removes_due_records_and_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let old = record(&key, 1, 5, Verdict::Malicious, 1000);
+        let new = record(&key, 2, 6, Verdict::Malicious, 5000);
+        store.insert(&old, 2000).unwrap();
+        store.insert(&new, 9000).unwrap();
+        assert_eq!(store.purge(1999).unwrap(), 0);
+        assert_eq!(store.purge(2000).unwrap(), 1);
+        assert!(!store.contains(&old.id()).unwrap());
+        assert!(store
+            .current_reports(&NumberHash::from_bytes([5; 32]))
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.progress().unwrap()[0].count, 1);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn own_seq_survives_reopen_and_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.reserve_own_seqs(3).unwrap(), 1..4);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.reserve_own_seqs(1).unwrap(), 4..5);
+        assert_eq!(store.last_own_seq().unwrap(), 4);
+    }
+
+    #[test]
+    fn schema_mismatch_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .meta
+                .insert(META_SCHEMA, &99u32.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Schema {
+                    found: 99,
+                    expected: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn block_activity_counts_distinct_recent_malicious_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = SigningKey::from_seed(&[1; 32]);
+        let b = SigningKey::from_seed(&[2; 32]);
+        // numbers 30..=33 share block [3; 32]
+        store
+            .insert(&record(&a, 1, 30, Verdict::Malicious, 1000), u64::MAX)
+            .unwrap();
+        store
+            .insert(&record(&b, 1, 30, Verdict::Malicious, 1000), u64::MAX)
+            .unwrap();
+        store
+            .insert(&record(&a, 2, 31, Verdict::Malicious, 1000), u64::MAX)
+            .unwrap();
+        store
+            .insert(&record(&a, 3, 32, Verdict::FalsePositive, 1000), u64::MAX)
+            .unwrap();
+        store
+            .insert(&record(&a, 4, 33, Verdict::Malicious, 10), u64::MAX)
+            .unwrap();
+        assert_eq!(
+            store
+                .block_activity(&BlockHash::from_bytes([3; 32]), 500)
+                .unwrap(),
+            2
+        );
+    }
+}
