@@ -1,3 +1,258 @@
-//! End-to-end tests with several real nodes on loopback and in network
-//! namespaces live here once the node exists. The protocol's own tests are
-//! in `protocol/tests/` and its conformance check in `protocol/conformance/`.
+//! Harness for end-to-end tests: a [`Cluster`] of real nodes (libp2p on
+//! loopback TCP, sled on disk in a temporary directory), configured through
+//! the same `network.toml` / `sightline.toml` files operators write.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use sightline_node::config::{encode_key32, MemberFile, NetworkFile, NodeFile};
+use sightline_node::{Clock, NodeConfig, NodeHandle, SystemClock};
+
+/// One organization's node in a cluster.
+#[derive(Debug)]
+pub struct Member {
+    /// Organization name.
+    pub org: String,
+    /// Key seed (fixed so the peer id is known before the node starts).
+    pub seed: [u8; 32],
+    /// Peer id.
+    pub peer_id: PeerId,
+    /// Loopback TCP port.
+    pub port: u16,
+    /// Its `sightline.toml`.
+    pub config_path: PathBuf,
+}
+
+/// Several member nodes sharing one `network.toml`.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Holds every file; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The members, in creation order.
+    pub members: Vec<Member>,
+    /// Running nodes (None = stopped or never started).
+    pub nodes: Vec<Option<NodeHandle>>,
+    /// The clock every node uses.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A free loopback TCP port (bound and released; good enough on loopback).
+///
+/// # Panics
+/// If no port can be bound.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Installs a test log subscriber once (`RUST_LOG` controls it).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+impl Cluster {
+    /// Writes a network of `orgs` (name, trust) plus `extra` members whose
+    /// keys the test holds but that run no node (returned seeds), and a
+    /// `sightline.toml` per org. Nodes are not started.
+    ///
+    /// # Panics
+    /// On I/O errors writing the files.
+    pub fn new(orgs: &[(&str, f64)]) -> Self {
+        Self::with_options(orgs, Duration::from_secs(2))
+    }
+
+    /// Like [`Cluster::new`] with a catch-up interval.
+    ///
+    /// # Panics
+    /// On I/O errors writing the files.
+    pub fn with_options(orgs: &[(&str, f64)], sync_interval: Duration) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut members = Vec::new();
+        for (i, (org, _)) in orgs.iter().enumerate() {
+            let mut seed = [0u8; 32];
+            seed[0] = u8::try_from(i + 1).expect("few orgs");
+            seed[1] = 0x5a;
+            let peer_id = libp2p::identity::Keypair::ed25519_from_bytes(seed)
+                .expect("seed")
+                .public()
+                .to_peer_id();
+            let node_dir = dir.path().join(org);
+            std::fs::create_dir_all(&node_dir).expect("mkdir");
+            members.push(Member {
+                org: (*org).to_owned(),
+                seed,
+                peer_id,
+                port: free_port(),
+                config_path: node_dir.join("sightline.toml"),
+            });
+        }
+        let network = NetworkFile {
+            name: "Test Network".into(),
+            id: "test-net".into(),
+            hash_key: encode_key32(&[0x42; 32]),
+            psk: None,
+            bootstrap: members
+                .iter()
+                .map(|m| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", m.port, m.peer_id))
+                .collect(),
+            members: members
+                .iter()
+                .zip(orgs)
+                .map(|(m, (_, trust))| MemberFile {
+                    org: m.org.clone(),
+                    peer_id: m.peer_id.to_string(),
+                    trust: *trust,
+                })
+                .collect(),
+        };
+        let network_path = dir.path().join("network.toml");
+        std::fs::write(&network_path, toml::to_string(&network).expect("toml")).expect("write");
+        for m in &members {
+            let mut file = NodeFile::new(network_path.clone());
+            file.data_dir = PathBuf::from("data");
+            file.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", m.port)];
+            file.web_bind = "127.0.0.1:0".parse().expect("addr");
+            file.sync_interval_secs = sync_interval.as_secs().max(1);
+            std::fs::write(&m.config_path, toml::to_string(&file).expect("toml")).expect("write");
+            write_key(
+                &m.config_path.parent().expect("dir").join("data/node.key"),
+                &m.seed,
+            );
+        }
+        let nodes = members.iter().map(|_| None).collect();
+        Cluster {
+            dir,
+            members,
+            nodes,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The validated config of member `i`.
+    ///
+    /// # Panics
+    /// If the config does not load.
+    pub fn config(&self, i: usize) -> NodeConfig {
+        NodeConfig::load(&self.members[i].config_path).expect("config loads")
+    }
+
+    /// Starts member `i`'s node.
+    ///
+    /// # Panics
+    /// If the node does not start.
+    pub async fn start(&mut self, i: usize) -> NodeHandle {
+        let node = sightline_node::start(self.config(i), self.clock.clone())
+            .await
+            .expect("node starts");
+        self.nodes[i] = Some(node.clone());
+        node
+    }
+
+    /// Starts every node.
+    pub async fn start_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.start(i).await;
+        }
+    }
+
+    /// Member `i`'s running node.
+    ///
+    /// # Panics
+    /// If it is not running.
+    pub fn node(&self, i: usize) -> &NodeHandle {
+        self.nodes[i].as_ref().expect("node running")
+    }
+
+    /// Stops member `i`'s node cleanly.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.shutdown().await;
+        }
+    }
+
+    /// Member `i`'s TCP address with its peer id.
+    ///
+    /// # Panics
+    /// Never for valid members.
+    pub fn addr(&self, i: usize) -> Multiaddr {
+        format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            self.members[i].port, self.members[i].peer_id
+        )
+        .parse()
+        .expect("addr")
+    }
+
+    /// Waits until every running node is connected to every other running node.
+    pub async fn wait_connected(&self) {
+        let running: Vec<&NodeHandle> = self.nodes.iter().flatten().collect();
+        let want = running.len() - 1;
+        for node in &running {
+            eventually(
+                "all peers connected",
+                Duration::from_secs(30),
+                node,
+                || async { node.peers().await.iter().filter(|p| p.connected).count() >= want },
+            )
+            .await;
+        }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i).await;
+        }
+    }
+}
+
+fn write_key(path: &std::path::Path, seed: &[u8; 32]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("key file");
+    f.write_all(seed).expect("write key");
+}
+
+/// Waits until `condition` holds, re-checking whenever `node` stores
+/// records and at least every 100 ms (for conditions about connections).
+///
+/// # Panics
+/// With `what` if it does not hold within `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, node: &NodeHandle, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut changes = node.changes();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}

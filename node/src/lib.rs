@@ -6,12 +6,29 @@
 //! Map of the crate:
 //! - [`config`]: `network.toml` and `sightline.toml`, validated.
 //! - [`identity`]: the node key (libp2p identity = record signing key).
-//! - [`store`]: sled store, one owner of all on-disk state.
+//! - [`store`]: sled store: every verified record, latest per (number,
+//!   origin), per-origin progress, own seq counter.
 //! - [`reputation`]: pure scoring with an injected clock.
+//! - [`ingest`]: the checks every received record passes (pure), and counters.
+//! - [`sync`]: catch-up messages and planning (pure).
+//! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
+//! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
 //! - [`clock`]: the time source.
 
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod ingest;
+pub mod network;
+pub mod node;
 pub mod reputation;
 pub mod store;
+pub mod sync;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{NetworkConfig, NodeConfig};
+pub use node::{
+    start, ItemError, Lookup, LookupError, NodeHandle, Receipt, RecentSighting, StartError, Status,
+    Submission, SubmitError,
+};
+pub use reputation::Band;

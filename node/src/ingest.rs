@@ -1,0 +1,216 @@
+//! Validating records that arrive from peers (gossip or catch-up): the same
+//! checks for both. The cheap, pure checks come first ([`precheck`]); the
+//! signatures of everything that passes are then verified in one batch.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sightline_protocol::{NetworkId, OriginId, TimeError, UnverifiedSighting};
+
+/// What happens to a message that fails validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Invalid: dropped, and the sender's gossip score is penalized.
+    Reject,
+    /// Valid but not useful (duplicate, stale): dropped without penalty.
+    Ignore,
+}
+
+/// Why a record was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    /// Stable reason code (protocol error codes, or the node's own).
+    pub reason: &'static str,
+    /// Reject or ignore.
+    pub severity: Severity,
+}
+
+impl Rejection {
+    const fn reject(reason: &'static str) -> Self {
+        Rejection {
+            reason,
+            severity: Severity::Reject,
+        }
+    }
+    const fn ignore(reason: &'static str) -> Self {
+        Rejection {
+            reason,
+            severity: Severity::Ignore,
+        }
+    }
+}
+
+/// What a received record is checked against.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// This node's network.
+    pub network: NetworkId,
+    /// Member origins.
+    pub members: HashSet<OriginId>,
+    /// Allowed clock skew, seconds.
+    pub max_skew: u64,
+    /// Retention, seconds.
+    pub retention: u64,
+}
+
+/// The checks before signature verification: decoding (size, canonical
+/// form, fields), network, membership, and the clock.
+///
+/// # Errors
+/// The [`Rejection`] for the first check that fails.
+pub fn precheck(bytes: &[u8], ctx: &Context, now: u64) -> Result<UnverifiedSighting, Rejection> {
+    let record = UnverifiedSighting::decode(bytes).map_err(|e| Rejection::reject(e.code()))?;
+    let s = record.sighting();
+    if s.network != ctx.network {
+        return Err(Rejection::reject("wrong_network"));
+    }
+    if !ctx.members.contains(&s.origin) {
+        return Err(Rejection::reject("non_member"));
+    }
+    match s.check_time(now, ctx.max_skew) {
+        Ok(()) => {}
+        Err(TimeError::FromTheFuture { .. }) => return Err(Rejection::reject("from_the_future")),
+        Err(TimeError::Expired(_)) => return Err(Rejection::ignore("expired")),
+    }
+    if s.last_seen.saturating_add(ctx.retention) <= now {
+        return Err(Rejection::ignore("past_retention"));
+    }
+    Ok(record)
+}
+
+/// When the store should purge a record: at expiry or at the end of retention.
+pub fn purge_at(last_seen: u64, expires: Option<u64>, retention: u64) -> u64 {
+    let by_retention = last_seen.saturating_add(retention);
+    expires.map_or(by_retention, |e| e.min(by_retention))
+}
+
+/// Counters for status and /metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records received from peers (gossip and catch-up).
+    pub received: AtomicU64,
+    /// Records stored from peers.
+    pub stored: AtomicU64,
+    /// Own submissions stored.
+    pub submitted: AtomicU64,
+    /// Catch-up pages received.
+    pub sync_pages: AtomicU64,
+    /// Catch-up requests refused by the rate limit.
+    pub sync_throttled: AtomicU64,
+    /// Rejected or ignored records by reason.
+    pub rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Counts a rejection.
+    pub fn reject(&self, reason: &'static str) {
+        let mut map = self
+            .rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
+    }
+
+    /// A snapshot of the rejection counts.
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds one to a counter.
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_protocol::{
+        BlockHash, Channel, Kind, LineType, NumberHash, Sighting, SigningKey, Verdict,
+    };
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(&[3; 32])
+    }
+
+    fn bytes(network: &str, last_seen: u64, expires: Option<u64>) -> Vec<u8> {
+        Sighting {
+            network: NetworkId::new(network).unwrap(),
+            origin: key().origin(),
+            seq: 1,
+            number: NumberHash::from_bytes([1; 32]),
+            block: BlockHash::from_bytes([2; 32]),
+            cc: 44,
+            line: LineType::Mobile,
+            kind: Kind::Vishing,
+            verdict: Verdict::Malicious,
+            channel: Channel::Voice,
+            brand: None,
+            confidence: 70,
+            count: 1,
+            first_seen: last_seen,
+            last_seen,
+            expires,
+        }
+        .sign(&key())
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+    }
+
+    fn ctx() -> Context {
+        Context {
+            network: NetworkId::new("net").unwrap(),
+            members: [key().origin()].into_iter().collect(),
+            max_skew: 300,
+            retention: 365 * 86_400,
+        }
+    }
+
+    #[test]
+    fn accepts_a_member_record_of_this_network() {
+        precheck(&bytes("net", NOW, None), &ctx(), NOW).unwrap();
+    }
+
+    #[test]
+    fn rejects_and_ignores_with_reasons() {
+        let err = |b: &[u8], c: &Context| precheck(b, c, NOW).unwrap_err();
+        assert_eq!(err(b"\xff", &ctx()), Rejection::reject("malformed"));
+        assert_eq!(
+            err(&bytes("other", NOW, None), &ctx()),
+            Rejection::reject("wrong_network")
+        );
+        let mut no_members = ctx();
+        no_members.members.clear();
+        assert_eq!(
+            err(&bytes("net", NOW, None), &no_members),
+            Rejection::reject("non_member")
+        );
+        assert_eq!(
+            err(&bytes("net", NOW + 301, None), &ctx()),
+            Rejection::reject("from_the_future")
+        );
+        assert_eq!(
+            err(&bytes("net", NOW - 10, Some(NOW)), &ctx()),
+            Rejection::ignore("expired")
+        );
+        assert_eq!(
+            err(&bytes("net", NOW - 366 * 86_400, None), &ctx()),
+            Rejection::ignore("past_retention")
+        );
+    }
+
+    #[test]
+    fn purge_time_is_the_earlier_of_expiry_and_retention() {
+        assert_eq!(purge_at(100, None, 50), 150);
+        assert_eq!(purge_at(100, Some(120), 50), 120);
+        assert_eq!(purge_at(100, Some(500), 50), 150);
+        assert_eq!(purge_at(u64::MAX - 1, None, 50), u64::MAX);
+    }
+}

@@ -1,0 +1,1131 @@
+//! The running node and [`NodeHandle`], the only API the web server and the
+//! CLI use.
+//!
+//! Tasks (all channels bounded):
+//! - the network event loop, sole owner of the swarm (`network.rs`);
+//! - the core task: routes network events, answers catch-up requests with a
+//!   per-peer rate limit, starts catch-up on connect and every
+//!   `sync_interval`, and purges expired records;
+//! - the ingest task: batches received records, validates them
+//!   ([`crate::ingest::precheck`] then batch signature verification) on a
+//!   blocking thread, stores them, and reports Accept / Reject / Ignore back
+//!   to gossipsub.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::PeerId;
+use serde::Serialize;
+use sightline_protocol::{
+    parse_number, verify_batch, Channel, Kind, LineType, NumberError, OriginId, Sighting,
+    SightingId, SignedSighting, SigningKey, UnverifiedSighting, Verdict,
+};
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::identity::{IdentityError, NodeIdentity};
+use crate::ingest::{self, Context, Metrics, Rejection, Severity};
+use crate::network::{self, Client, NetworkEvent, NetworkStatus, PeerInfo};
+use crate::reputation::{self, Report, Score};
+use crate::store::{InsertOutcome, Store, StoreError};
+use crate::sync::{self, RateLimiter, SyncRequest, SyncResponse};
+
+/// Largest batch accepted by [`NodeHandle::submit`] and lookups.
+pub const MAX_BATCH: usize = 10_000;
+/// Window for same-block activity.
+pub const BLOCK_WINDOW_SECS: u64 = 30 * 86_400;
+/// Records validated together (one batch signature verification).
+const INGEST_BATCH: usize = 256;
+/// Capacity of the ingest queue.
+const INGEST_QUEUE: usize = 4096;
+/// How often the purge runs.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The key file.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// This node's peer id is not a member of the network.
+    #[error(
+        "this node's peer id {0} is not a [[member]] of network.toml; send it to the network admin"
+    )]
+    NotAMember(PeerId),
+}
+
+/// One sighting to submit.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub struct Submission {
+    /// The number as given (normalized to E.164 here).
+    pub number: String,
+    /// Default region for national numbers (ISO 3166 alpha-2).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// What it was used for.
+    pub kind: Kind,
+    /// Malicious (default), false positive or withdrawn.
+    #[serde(default = "default_verdict")]
+    pub verdict: Verdict,
+    /// How it reached the victim.
+    #[serde(default = "default_channel")]
+    pub channel: Channel,
+    /// Impersonated brand.
+    #[serde(default)]
+    pub brand: Option<String>,
+    /// 0–100, default 70.
+    #[serde(default = "default_confidence")]
+    pub confidence: u8,
+    /// Observations, default 1.
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// Default: now.
+    #[serde(default)]
+    pub first_seen: Option<u64>,
+    /// Default: now (or `first_seen`, if later).
+    #[serde(default)]
+    pub last_seen: Option<u64>,
+    /// When peers should drop it.
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+fn default_verdict() -> Verdict {
+    Verdict::Malicious
+}
+fn default_channel() -> Channel {
+    Channel::Other
+}
+fn default_confidence() -> u8 {
+    70
+}
+fn default_count() -> u32 {
+    1
+}
+
+impl Submission {
+    /// A malicious report with defaults.
+    pub fn new(number: impl Into<String>, kind: Kind) -> Self {
+        Submission {
+            number: number.into(),
+            region: None,
+            kind,
+            verdict: Verdict::Malicious,
+            channel: Channel::Other,
+            brand: None,
+            confidence: default_confidence(),
+            count: 1,
+            first_seen: None,
+            last_seen: None,
+            expires: None,
+        }
+    }
+}
+
+/// Why one item of a batch is invalid.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ItemError {
+    /// Position in the batch.
+    pub index: usize,
+    /// The number as given.
+    pub number: String,
+    /// Stable code.
+    pub code: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// Why a submission was refused. Nothing of a refused batch is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Some items are invalid; the whole batch is rejected.
+    #[error("{} invalid item(s); nothing stored", .0.len())]
+    Invalid(Vec<ItemError>),
+    /// More than [`MAX_BATCH`] items, or none.
+    #[error("a batch holds 1 to {MAX_BATCH} items, got {0}")]
+    BatchSize(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// An acknowledged, durable submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    /// Sighting id, hex.
+    pub id: String,
+    /// Own sequence number used.
+    pub seq: u64,
+    /// The normalized number.
+    pub number: String,
+}
+
+/// Why a lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Not a valid number.
+    #[error("invalid number {input:?}: {error}")]
+    Number {
+        /// As given.
+        input: String,
+        /// Why.
+        error: NumberError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer for one number.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lookup {
+    /// E.164.
+    pub number: String,
+    /// ISO region (from the number, computed locally).
+    pub country: String,
+    /// Country calling code.
+    pub cc: u16,
+    /// Line type (from the number, computed locally).
+    pub line_type: LineType,
+    /// Score, band, orgs, times, kinds, channels, brands and every report.
+    #[serde(flatten)]
+    pub score: Score,
+    /// Distinct numbers reported malicious in the same 100-block over 30 days.
+    pub block_activity: usize,
+}
+
+/// A stored sighting for the "recent" list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentSighting {
+    /// Sighting id, hex.
+    pub id: String,
+    /// Reporting organization.
+    pub org: String,
+    /// The raw number, only for this node's own submissions.
+    pub number: Option<String>,
+    /// Number hash, hex.
+    pub number_hash: String,
+    /// Country calling code.
+    pub cc: u16,
+    /// Line type.
+    pub line: LineType,
+    /// Kind.
+    pub kind: Kind,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Channel.
+    pub channel: Channel,
+    /// Brand.
+    pub brand: Option<String>,
+    /// Confidence.
+    pub confidence: u8,
+    /// Count.
+    pub count: u32,
+    /// Last seen.
+    pub last_seen: u64,
+    /// Seq.
+    pub seq: u64,
+}
+
+/// Per-origin store counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginStatus {
+    /// Organization.
+    pub org: String,
+    /// Origin key, hex.
+    pub origin: String,
+    /// Records stored.
+    pub count: u64,
+    /// Highest seq stored.
+    pub max_seq: u64,
+    /// All seqs up to this one stored.
+    pub contiguous: u64,
+}
+
+/// Node status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// This node's organization.
+    pub org: String,
+    /// Network id.
+    pub network: String,
+    /// Network name.
+    pub network_name: String,
+    /// Records stored.
+    pub records: usize,
+    /// Last own seq reserved.
+    pub own_seq: u64,
+    /// Per-origin counts (catch-up progress).
+    pub origins: Vec<OriginStatus>,
+    /// Network counters.
+    pub net: NetworkStatus,
+    /// Records received from peers.
+    pub received: u64,
+    /// Records stored from peers.
+    pub stored_from_peers: u64,
+    /// Own submissions stored.
+    pub submitted: u64,
+    /// Catch-up pages received.
+    pub sync_pages: u64,
+    /// Catch-up requests refused by the rate limit.
+    pub sync_throttled: u64,
+    /// Rejected/ignored records by reason.
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Origins caught signing two records with one seq, with evidence count.
+    pub equivocations: Vec<(String, u64)>,
+    /// Store size on disk, bytes.
+    pub disk_bytes: u64,
+}
+
+struct Inner {
+    config: NodeConfig,
+    peer_id: PeerId,
+    org: String,
+    signing: SigningKey,
+    store: Store,
+    client: Client,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    submit_lock: Mutex<()>,
+    changes: Arc<watch::Sender<u64>>,
+    shutdown: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("peer_id", &self.inner.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store task panicked")
+}
+
+/// Starts a node: key, store, network, and its tasks.
+///
+/// # Panics
+/// Only if an internal store task panicked (a bug).
+///
+/// # Errors
+/// [`StartError`] if the key, the store or the network cannot be set up, or
+/// this node is not a member.
+pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHandle, StartError> {
+    let identity = NodeIdentity::load_or_create(&config.key_file)?;
+    let peer_id = identity.peer_id();
+    let org = config
+        .network
+        .member(&peer_id)
+        .map(|m| m.org.clone())
+        .ok_or(StartError::NotAMember(peer_id))?;
+    let dir = config.data_dir.join("store");
+    let store = blocking(move || Store::open(&dir)).await?;
+    let (client, events, event_loop) =
+        network::new(identity.keypair.clone(), &config.network, &config.listen)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Context {
+        network: config.network.id.clone(),
+        members: config.network.members.iter().map(|m| m.origin).collect(),
+        max_skew: config.max_clock_skew_secs,
+        retention: config.retention_secs,
+    };
+    let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
+    let changes = Arc::new(watch::channel(0u64).0);
+    let inner = Arc::new(Inner {
+        peer_id,
+        org,
+        signing: identity.signing,
+        store: store.clone(),
+        client: client.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        submit_lock: Mutex::new(()),
+        changes: changes.clone(),
+        shutdown,
+        tasks: std::sync::Mutex::new(Vec::new()),
+        config,
+    });
+    let tasks = vec![
+        tokio::spawn(event_loop.run(shutdown_rx.clone())),
+        tokio::spawn(ingest_task(
+            IngestTask {
+                store: store.clone(),
+                ctx: ctx.clone(),
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                client: client.clone(),
+                retention: ctx.retention,
+                changes,
+            },
+            ingest_rx,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(core_task(
+            CoreTask {
+                store,
+                client,
+                clock,
+                metrics,
+                members: ctx.members.clone(),
+                ingest: ingest_tx,
+                sync_interval: inner.config.sync_interval,
+            },
+            events,
+            shutdown_rx,
+        )),
+    ];
+    *inner
+        .tasks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+    tracing::info!(peer_id = %peer_id, org = %inner.org, network = %inner.config.network.id, "node started");
+    Ok(NodeHandle { inner })
+}
+
+impl NodeHandle {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// This node's organization.
+    pub fn org(&self) -> &str {
+        &self.inner.org
+    }
+
+    /// Ticks whenever records are stored (own or from peers): await
+    /// `changed()` instead of sleeping.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Submits a batch of sightings. The batch is validated whole: one invalid
+    /// item rejects all of it and nothing is stored. Returns once every record
+    /// is durable on disk; then publishes them. Re-submitting a number
+    /// publishes a new seq that supersedes this organization's earlier report.
+    ///
+    /// # Panics
+    /// Only if an internal store task panicked (a bug).
+    ///
+    /// # Errors
+    /// [`SubmitError`].
+    pub async fn submit(&self, batch: Vec<Submission>) -> Result<Vec<Receipt>, SubmitError> {
+        if batch.is_empty() || batch.len() > MAX_BATCH {
+            return Err(SubmitError::BatchSize(batch.len()));
+        }
+        let now = self.inner.clock.now();
+        let prepared = self.prepare(&batch, now)?;
+        let _order = self.inner.submit_lock.lock().await;
+        let inner = self.inner.clone();
+        let records = blocking(
+            move || -> Result<Vec<(SignedSighting, String)>, StoreError> {
+                let n = u64::try_from(prepared.len()).expect("batch fits u64");
+                let seqs = inner.store.reserve_own_seqs(n)?;
+                let mut out = Vec::with_capacity(prepared.len());
+                for ((mut sighting, e164), seq) in prepared.into_iter().zip(seqs) {
+                    sighting.seq = seq;
+                    let record = sighting.sign(&inner.signing).expect("validated in prepare");
+                    let s = record.sighting();
+                    let purge =
+                        ingest::purge_at(s.last_seen, s.expires, inner.config.retention_secs);
+                    inner.store.insert(&record, purge)?;
+                    inner.store.remember_own_number(&s.number, &e164)?;
+                    out.push((record, e164));
+                }
+                inner.store.flush()?;
+                Ok(out)
+            },
+        )
+        .await?;
+        self.inner
+            .changes
+            .send_modify(|c| *c += records.len() as u64);
+        let mut receipts = Vec::with_capacity(records.len());
+        for (record, e164) in records {
+            Metrics::incr(&self.inner.metrics.submitted);
+            receipts.push(Receipt {
+                id: record.id().to_hex(),
+                seq: record.sighting().seq,
+                number: e164,
+            });
+            if self
+                .inner
+                .client
+                .publish(record.as_bytes().to_vec())
+                .await
+                .is_err()
+            {
+                tracing::warn!("network stopped; record stored and will be shared by catch-up");
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Validates a batch into unsigned records (seq filled in later).
+    fn prepare(
+        &self,
+        batch: &[Submission],
+        now: u64,
+    ) -> Result<Vec<(Sighting, String)>, SubmitError> {
+        let mut errors = Vec::new();
+        let mut prepared = Vec::with_capacity(batch.len());
+        let key = &self.inner.config.network.hash_key;
+        for (index, item) in batch.iter().enumerate() {
+            let fail = |code: &'static str, reason: String| ItemError {
+                index,
+                number: item.number.clone(),
+                code,
+                reason,
+            };
+            let parsed = match parse_number(&item.number, item.region.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(fail(e.code(), e.to_string()));
+                    continue;
+                }
+            };
+            let first_seen = item
+                .first_seen
+                .unwrap_or_else(|| item.last_seen.unwrap_or(now).min(now));
+            let last_seen = item.last_seen.unwrap_or(now).max(first_seen);
+            let sighting = Sighting {
+                network: self.inner.config.network.id.clone(),
+                origin: self.inner.signing.origin(),
+                seq: 1,
+                number: key.number_hash(&parsed.e164),
+                block: key.block_hash(&parsed.e164),
+                cc: parsed.country_code,
+                line: parsed.line,
+                kind: item.kind,
+                verdict: item.verdict,
+                channel: item.channel,
+                brand: item.brand.clone().filter(|b| !b.trim().is_empty()),
+                confidence: item.confidence,
+                count: item.count,
+                first_seen,
+                last_seen,
+                expires: item.expires,
+            };
+            if let Err(e) = sighting.validate() {
+                errors.push(fail("invalid_field", e.to_string()));
+                continue;
+            }
+            if let Err(e) = sighting.check_time(now, self.inner.config.max_clock_skew_secs) {
+                errors.push(fail("bad_time", e.to_string()));
+                continue;
+            }
+            prepared.push((sighting, parsed.e164.as_str().to_owned()));
+        }
+        if errors.is_empty() {
+            Ok(prepared)
+        } else {
+            Err(SubmitError::Invalid(errors))
+        }
+    }
+
+    /// Withdraws this organization's report of a number (a new seq with
+    /// verdict `withdrawn`, which counts zero everywhere).
+    ///
+    /// # Errors
+    /// [`SubmitError`].
+    pub async fn withdraw(
+        &self,
+        number: &str,
+        region: Option<&str>,
+    ) -> Result<Receipt, SubmitError> {
+        let mut item = Submission::new(number, Kind::Other);
+        item.region = region.map(str::to_owned);
+        item.verdict = Verdict::Withdrawn;
+        item.confidence = 0;
+        if let Ok(parsed) = parse_number(number, region) {
+            let hash = self.inner.config.network.hash_key.number_hash(&parsed.e164);
+            let store = self.inner.store.clone();
+            let own = self.inner.signing.origin();
+            let current = blocking(move || store.current_reports(&hash)).await?;
+            if let Some(mine) = current.iter().find(|s| s.origin == own) {
+                item.kind = mine.kind;
+                item.channel = mine.channel;
+            }
+        }
+        let mut receipts = self.submit(vec![item]).await?;
+        Ok(receipts.remove(0))
+    }
+
+    /// Looks one number up.
+    ///
+    /// # Errors
+    /// [`LookupError`].
+    pub async fn lookup(&self, number: &str, region: Option<&str>) -> Result<Lookup, LookupError> {
+        let parsed = parse_number(number, region).map_err(|error| LookupError::Number {
+            input: number.to_owned(),
+            error,
+        })?;
+        let now = self.inner.clock.now();
+        let inner = self.inner.clone();
+        blocking(move || inner.lookup_parsed(&parsed, now)).await
+    }
+
+    /// Looks up many numbers (at most [`MAX_BATCH`]); one result per input.
+    pub async fn lookup_many(
+        &self,
+        numbers: Vec<String>,
+        region: Option<String>,
+    ) -> Vec<Result<Lookup, LookupError>> {
+        let now = self.inner.clock.now();
+        let inner = self.inner.clone();
+        blocking(move || {
+            numbers
+                .iter()
+                .take(MAX_BATCH)
+                .map(|n| {
+                    let parsed = parse_number(n, region.as_deref()).map_err(|error| {
+                        LookupError::Number {
+                            input: n.clone(),
+                            error,
+                        }
+                    })?;
+                    inner.lookup_parsed(&parsed, now)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The most recently stored sightings, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn recent(&self, limit: usize) -> Result<Vec<RecentSighting>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for (id, s) in inner.store.recent(limit.min(1000))? {
+                out.push(RecentSighting {
+                    id: id.to_hex(),
+                    org: inner.org_of(&s.origin),
+                    number: if s.origin == inner.signing.origin() {
+                        inner.store.own_number(&s.number)?
+                    } else {
+                        None
+                    },
+                    number_hash: s.number.to_hex(),
+                    cc: s.cc,
+                    line: s.line,
+                    kind: s.kind,
+                    verdict: s.verdict,
+                    channel: s.channel,
+                    brand: s.brand,
+                    confidence: s.confidence,
+                    count: s.count,
+                    last_seen: s.last_seen,
+                    seq: s.seq,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every member node, connected or not.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.client.peers().await.unwrap_or_default()
+    }
+
+    /// Node status.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn status(&self) -> Result<Status, StoreError> {
+        let net = self.inner.client.status().await.unwrap_or_default();
+        let inner = self.inner.clone();
+        blocking(move || {
+            let m = &inner.metrics;
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(Status {
+                peer_id: inner.peer_id.to_string(),
+                org: inner.org.clone(),
+                network: inner.config.network.id.to_string(),
+                network_name: inner.config.network.name.clone(),
+                records: inner.store.len(),
+                own_seq: inner.store.last_own_seq()?,
+                origins: inner
+                    .store
+                    .progress()?
+                    .iter()
+                    .map(|p| OriginStatus {
+                        org: inner.org_of(&p.origin),
+                        origin: p.origin.to_hex(),
+                        count: p.count,
+                        max_seq: p.max_seq,
+                        contiguous: p.contiguous,
+                    })
+                    .collect(),
+                net,
+                received: load(&m.received),
+                stored_from_peers: load(&m.stored),
+                submitted: load(&m.submitted),
+                sync_pages: load(&m.sync_pages),
+                sync_throttled: load(&m.sync_throttled),
+                rejected: m.rejected(),
+                equivocations: inner
+                    .store
+                    .equivocations()?
+                    .into_iter()
+                    .map(|(o, n)| (inner.org_of(&o), n))
+                    .collect(),
+                disk_bytes: inner.store.size_on_disk()?,
+            })
+        })
+        .await
+    }
+
+    /// A digest over the ids of every stored record: equal on two nodes iff
+    /// they hold the same set (used by tests and operators to check convergence).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_digest(&self) -> Result<String, StoreError> {
+        let store = self.inner.store.clone();
+        blocking(move || {
+            let mut all = [0u8; 32];
+            let mut count = 0;
+            for p in store.progress()? {
+                count += p.count;
+                for (a, b) in all.iter_mut().zip(p.digest) {
+                    *a ^= b;
+                }
+            }
+            Ok(format!(
+                "{count}:{}",
+                sightline_protocol::SightingId::from_bytes(all).to_hex()
+            ))
+        })
+        .await
+    }
+
+    /// Stops the node: network first, then the tasks, then flushes the store.
+    ///
+    /// # Panics
+    /// Only if an internal store task panicked (a bug).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
+        let store = self.inner.store.clone();
+        if let Err(e) = blocking(move || store.flush()).await {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+        tracing::info!("node stopped");
+    }
+}
+
+impl Inner {
+    fn org_of(&self, origin: &OriginId) -> String {
+        self.config.network.member_by_origin(origin).map_or_else(
+            || format!("unknown ({})", &origin.to_hex()[..12]),
+            |m| m.org.clone(),
+        )
+    }
+
+    fn trust_of(&self, origin: &OriginId) -> f64 {
+        self.config
+            .network
+            .member_by_origin(origin)
+            .map_or(0.0, |m| self.config.trust_of(m, &self.peer_id))
+    }
+
+    fn lookup_parsed(
+        &self,
+        parsed: &sightline_protocol::ParsedNumber,
+        now: u64,
+    ) -> Result<Lookup, LookupError> {
+        let key = &self.config.network.hash_key;
+        let hash = key.number_hash(&parsed.e164);
+        let reports: Vec<Report> = self
+            .store
+            .current_reports(&hash)?
+            .into_iter()
+            .map(|s| Report {
+                org: self.org_of(&s.origin),
+                trust: self.trust_of(&s.origin),
+                sighting: s,
+            })
+            .collect();
+        let score = reputation::score(&reports, now, self.config.half_life_secs);
+        let block_activity = self.store.block_activity(
+            &key.block_hash(&parsed.e164),
+            now.saturating_sub(BLOCK_WINDOW_SECS),
+        )?;
+        Ok(Lookup {
+            number: parsed.e164.as_str().to_owned(),
+            country: parsed.region.clone(),
+            cc: parsed.country_code,
+            line_type: parsed.line,
+            score,
+            block_activity,
+        })
+    }
+}
+
+/// Where a received record came from.
+#[derive(Debug, Clone)]
+enum Source {
+    Gossip { message_id: MessageId, peer: PeerId },
+    Sync,
+}
+
+#[derive(Debug)]
+struct IngestItem {
+    data: Vec<u8>,
+    source: Source,
+}
+
+struct IngestTask {
+    changes: Arc<watch::Sender<u64>>,
+    store: Store,
+    ctx: Context,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    client: Client,
+    retention: u64,
+}
+
+async fn ingest_task(
+    task: IngestTask,
+    mut queue: mpsc::Receiver<IngestItem>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let task = Arc::new(task);
+    loop {
+        let first = tokio::select! {
+            item = queue.recv() => match item { Some(i) => i, None => break },
+            () = network::stopped(&mut shutdown) => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < INGEST_BATCH {
+            match queue.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let worker = task.clone();
+        let results = blocking(move || worker.process(batch)).await;
+        for (source, result) in results {
+            if let Source::Gossip { message_id, peer } = source {
+                let acceptance = match result {
+                    Ok(()) => MessageAcceptance::Accept,
+                    Err(Rejection {
+                        severity: Severity::Reject,
+                        ..
+                    }) => MessageAcceptance::Reject,
+                    Err(Rejection {
+                        severity: Severity::Ignore,
+                        ..
+                    }) => MessageAcceptance::Ignore,
+                };
+                if task
+                    .client
+                    .validate(message_id, peer, acceptance)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl IngestTask {
+    /// Validates and stores a batch; one result per item, in order.
+    fn process(&self, batch: Vec<IngestItem>) -> Vec<(Source, Result<(), Rejection>)> {
+        let now = self.clock.now();
+        let mut results: Vec<(Source, Result<(), Rejection>)> = Vec::with_capacity(batch.len());
+        let mut candidates: Vec<(usize, UnverifiedSighting)> = Vec::new();
+        let mut seen: HashSet<SightingId> = HashSet::new();
+        for (index, item) in batch.into_iter().enumerate() {
+            Metrics::incr(&self.metrics.received);
+            let checked = ingest::precheck(&item.data, &self.ctx, now).and_then(|record| {
+                let id = SightingId::of(&item.data);
+                if !seen.insert(id) || self.store.contains(&id).unwrap_or(false) {
+                    Err(Rejection {
+                        reason: "duplicate",
+                        severity: Severity::Ignore,
+                    })
+                } else {
+                    Ok(record)
+                }
+            });
+            match checked {
+                Ok(record) => {
+                    candidates.push((index, record));
+                    results.push((item.source, Ok(())));
+                }
+                Err(rejection) => results.push((item.source, Err(rejection))),
+            }
+        }
+        let (indexes, records): (Vec<usize>, Vec<UnverifiedSighting>) =
+            candidates.into_iter().unzip();
+        for (index, verified) in indexes.into_iter().zip(verify_batch(records)) {
+            let outcome = verified.map_err(|e| Rejection { reason: e.code(), severity: Severity::Reject }).and_then(|record| {
+                let s = record.sighting();
+                match self.store.insert(&record, ingest::purge_at(s.last_seen, s.expires, self.retention)) {
+                    Ok(InsertOutcome::Stored { .. }) => Ok(()),
+                    Ok(InsertOutcome::Duplicate) => Err(Rejection { reason: "duplicate", severity: Severity::Ignore }),
+                    Ok(InsertOutcome::Equivocation { existing }) => {
+                        tracing::warn!(origin = %s.origin, seq = s.seq, %existing, "equivocation: origin signed two records with one seq");
+                        Err(Rejection { reason: "equivocation", severity: Severity::Ignore })
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "store insert failed");
+                        Err(Rejection { reason: "store_error", severity: Severity::Ignore })
+                    }
+                }
+            });
+            results[index].1 = outcome;
+        }
+        let mut stored = 0;
+        for (_, r) in &results {
+            match r {
+                Ok(()) => {
+                    Metrics::incr(&self.metrics.stored);
+                    stored += 1;
+                }
+                Err(rejection) => self.metrics.reject(rejection.reason),
+            }
+        }
+        if stored > 0 {
+            self.changes.send_modify(|c| *c += stored);
+        }
+        results
+    }
+}
+
+struct CoreTask {
+    store: Store,
+    client: Client,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    members: HashSet<OriginId>,
+    ingest: mpsc::Sender<IngestItem>,
+    sync_interval: Duration,
+}
+
+async fn core_task(
+    task: CoreTask,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let task = Arc::new(task);
+    let mut limiter = RateLimiter::new(50, 20);
+    let mut connected: HashSet<PeerId> = HashSet::new();
+    let running: Arc<std::sync::Mutex<HashSet<PeerId>>> = Arc::default();
+    let mut sync_tick = tokio::time::interval(task.sync_interval);
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut purge_tick = tokio::time::interval(PURGE_INTERVAL);
+    purge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let start_catch_up = |peer: PeerId| {
+        if running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(peer)
+        {
+            let task = task.clone();
+            let running = running.clone();
+            tokio::spawn(async move {
+                task.catch_up(peer).await;
+                running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&peer);
+            });
+        }
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(NetworkEvent::Gossip { message_id, source, data }) => {
+                    let item = IngestItem { data, source: Source::Gossip { message_id, peer: source } };
+                    if task.ingest.send(item).await.is_err() {
+                        break;
+                    }
+                }
+                Some(NetworkEvent::SyncRequest { peer, request, channel }) => {
+                    if limiter.allow(peer, std::time::Instant::now()) {
+                        let task = task.clone();
+                        tokio::spawn(async move {
+                            let response = task.serve(request).await;
+                            let _ = task.client.respond(channel, response).await;
+                        });
+                    } else {
+                        Metrics::incr(&task.metrics.sync_throttled);
+                        let _ = task.client.respond(channel, SyncResponse::Busy).await;
+                    }
+                }
+                Some(NetworkEvent::Connected(peer)) => {
+                    connected.insert(peer);
+                    start_catch_up(peer);
+                }
+                Some(NetworkEvent::Disconnected(peer)) => {
+                    connected.remove(&peer);
+                    limiter.forget(&peer);
+                }
+                None => break,
+            },
+            _ = sync_tick.tick() => {
+                for peer in &connected {
+                    start_catch_up(*peer);
+                }
+            }
+            _ = purge_tick.tick() => {
+                let store = task.store.clone();
+                let now = task.clock.now();
+                match blocking(move || store.purge(now)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "purged expired records"),
+                    Err(e) => tracing::error!(error = %e, "purge failed"),
+                }
+            }
+            () = network::stopped(&mut shutdown) => break,
+        }
+    }
+}
+
+impl CoreTask {
+    async fn serve(&self, request: SyncRequest) -> SyncResponse {
+        let store = self.store.clone();
+        let result = blocking(move || -> Result<SyncResponse, StoreError> {
+            Ok(match request {
+                SyncRequest::Progress(_) => SyncResponse::Progress(
+                    store
+                        .progress()?
+                        .iter()
+                        .take(sync::MAX_PROGRESS_ENTRIES)
+                        .map(sync::ProgressEntry::from)
+                        .collect(),
+                ),
+                SyncRequest::Pull {
+                    origin,
+                    after,
+                    limit,
+                } => {
+                    let limit = usize::try_from(limit.clamp(1, sync::MAX_PAGE)).expect("small");
+                    let (records, more) =
+                        store.page(&OriginId::from_bytes(origin), after, limit)?;
+                    SyncResponse::Records {
+                        records: records
+                            .into_iter()
+                            .map(serde_bytes::ByteBuf::from)
+                            .collect(),
+                        more,
+                    }
+                }
+            })
+        })
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "catch-up request failed");
+            SyncResponse::Busy
+        })
+    }
+
+    /// One catch-up exchange with a peer: progress, then pages of what is missing.
+    async fn catch_up(&self, peer: PeerId) {
+        let store = self.store.clone();
+        let Ok(Ok(mine)) = tokio::task::spawn_blocking(move || store.progress()).await else {
+            return;
+        };
+        let request = SyncRequest::Progress(mine.iter().map(sync::ProgressEntry::from).collect());
+        let theirs = match self.client.request(peer, request).await {
+            Ok(SyncResponse::Progress(theirs)) => theirs,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "catch-up progress request failed");
+                return;
+            }
+        };
+        let pulls = sync::plan(&mine, &theirs, |o| self.members.contains(o));
+        for (origin, mut after) in pulls {
+            let mut busy_retries = 0;
+            loop {
+                let request = SyncRequest::Pull {
+                    origin: *origin.as_bytes(),
+                    after,
+                    limit: sync::MAX_PAGE,
+                };
+                match self.client.request(peer, request).await {
+                    Ok(SyncResponse::Records { records, more }) => {
+                        Metrics::incr(&self.metrics.sync_pages);
+                        let last_seq = records
+                            .last()
+                            .and_then(|r| UnverifiedSighting::decode(r).ok())
+                            .filter(|r| r.sighting().origin == origin)
+                            .map(|r| r.sighting().seq);
+                        for record in records {
+                            let item = IngestItem {
+                                data: record.into_vec(),
+                                source: Source::Sync,
+                            };
+                            if self.ingest.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                        match last_seq {
+                            Some(seq) if seq > after && more => after = seq,
+                            _ => break,
+                        }
+                    }
+                    Ok(SyncResponse::Busy) if busy_retries < 5 => {
+                        busy_retries += 1;
+                        tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "catch-up pull failed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

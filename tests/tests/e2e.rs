@@ -1,0 +1,477 @@
+//! End-to-end tests: real nodes (libp2p over loopback TCP, sled on disk)
+//! configured through real `network.toml` / `sightline.toml` files.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::MessageAcceptance;
+use sightline_node::network::{self, NetworkEvent};
+use sightline_node::sync::{SyncRequest, SyncResponse};
+use sightline_node::{Band, NodeHandle, Submission};
+use sightline_protocol::{
+    parse_number, Channel, Kind, LineType, NetworkId, Sighting, SigningKey, Verdict,
+};
+use sightline_tests::{eventually, Cluster};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn number(i: u32) -> String {
+    format!("+1 415 555 {:04}", 100 + (i % 100))
+}
+
+async fn has_report(node: &NodeHandle, number: &str) -> bool {
+    node.lookup(number, None)
+        .await
+        .is_ok_and(|l| !l.score.reports.is_empty())
+}
+
+async fn records(node: &NodeHandle) -> usize {
+    node.status().await.map_or(0, |s| s.records)
+}
+
+/// A raw protocol peer with a member's (or anyone's) key, driven by the
+/// test: it speaks the real gossip and catch-up protocols but sends
+/// whatever bytes the test gives it.
+struct RawPeer {
+    client: network::Client,
+    events: tokio::sync::mpsc::Receiver<NetworkEvent>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl RawPeer {
+    fn start(cluster: &Cluster, seed: [u8; 32]) -> Self {
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).unwrap();
+        let config = cluster.config(0);
+        let port = sightline_tests::free_port();
+        let listen = [format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+        let (client, events, event_loop) = network::new(keypair, &config.network, &listen).unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(event_loop.run(stopped));
+        RawPeer {
+            client,
+            events,
+            _stop: stop,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighting_submitted_at_one_node_is_found_at_the_others() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Cert", 0.7)]);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    let mut item = Submission::new("+1 (415) 555-0134", Kind::Smishing);
+    item.channel = Channel::Sms;
+    item.brand = Some("Example Bank".into());
+    item.confidence = 90;
+    let receipts = cluster.node(0).submit(vec![item]).await.unwrap();
+    assert_eq!(receipts[0].number, "+14155550134");
+    for i in [1, 2] {
+        let node = cluster.node(i);
+        eventually("sighting reaches peer", WAIT, node, || {
+            has_report(node, "+14155550134")
+        })
+        .await;
+        let lookup = node.lookup("415-555-0134", Some("US")).await.unwrap();
+        assert_eq!(lookup.score.orgs, 1);
+        assert_eq!(lookup.score.reports[0].org, "Bank");
+        assert_eq!(lookup.line_type, LineType::FixedOrMobile);
+        assert_eq!(lookup.country, "US");
+        assert!(lookup.score.brands.contains("Example Bank"));
+        assert!(
+            (lookup.score.score - 0.72).abs() < 0.01,
+            "{}",
+            lookup.score.score
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_late_catches_up_on_500_sightings() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Cert", 0.7)]);
+    cluster.start(0).await;
+    cluster.start(1).await;
+    cluster.wait_connected().await;
+    let batch: Vec<Submission> = (0..500)
+        .map(|i| {
+            let mut s = Submission::new(number(i), Kind::Vishing);
+            s.count = i + 1; // distinct records even where numbers repeat
+            s
+        })
+        .collect();
+    cluster.node(0).submit(batch).await.unwrap();
+    let b = cluster.node(1).clone();
+    eventually("500 records at the second node", WAIT, &b, || async {
+        records(&b).await == 500
+    })
+    .await;
+
+    let c = cluster.start(2).await;
+    eventually("late node caught up", WAIT, &c, || async {
+        records(&c).await == 500
+    })
+    .await;
+    let a = cluster.node(0).set_digest().await.unwrap();
+    assert_eq!(c.set_digest().await.unwrap(), a);
+    assert_eq!(b.set_digest().await.unwrap(), a);
+    let status = c.status().await.unwrap();
+    assert!(
+        status.sync_pages >= 2,
+        "500 records need at least two pages of 256: {}",
+        status.sync_pages
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_data_and_continues_its_sequence() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let a = cluster.start(0).await;
+    let first = a
+        .submit(
+            (0..3)
+                .map(|i| Submission::new(number(i), Kind::Bec))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let before = a.set_digest().await.unwrap();
+    drop(a); // the store is released when the last handle goes
+    cluster.stop(0).await;
+
+    let a = cluster.start(0).await;
+    assert_eq!(a.set_digest().await.unwrap(), before);
+    assert_eq!(records(&a).await, 3);
+    let next = a
+        .submit(vec![Submission::new(number(9), Kind::Bec)])
+        .await
+        .unwrap();
+    assert_eq!(next[0].seq, 4);
+    assert!(has_report(&a, &number(0)).await);
+    cluster.shutdown().await;
+}
+
+fn signed_by(key: &SigningKey, origin_key: &SigningKey, e164: &str, seq: u64) -> Vec<u8> {
+    // Records whose claimed origin is `origin_key`, signed by `key`.
+    let parsed = parse_number(e164, None).unwrap();
+    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sighting = Sighting {
+        network: NetworkId::new("test-net").unwrap(),
+        origin: key.origin(),
+        seq,
+        number: hash_key.number_hash(&parsed.e164),
+        block: hash_key.block_hash(&parsed.e164),
+        cc: parsed.country_code,
+        line: parsed.line,
+        kind: Kind::Smishing,
+        verdict: Verdict::Malicious,
+        channel: Channel::Sms,
+        brand: None,
+        confidence: 100,
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        expires: None,
+    };
+    let mut bytes = sighting.clone().sign(key).unwrap().as_bytes().to_vec();
+    if key.origin() != origin_key.origin() {
+        // Swap in the victim's origin: the signature no longer matches.
+        let at = bytes
+            .windows(32)
+            .position(|w| w == key.origin().as_bytes())
+            .unwrap();
+        bytes[at..at + 32].copy_from_slice(origin_key.origin().as_bytes());
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_connect() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Mallory", 0.5)]);
+    let a = cluster.start(0).await;
+    let b = cluster.start(1).await;
+    // Mallory is a member but runs the raw peer, not a Sightline node.
+    let mallory = RawPeer::start(&cluster, cluster.members[2].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory connected", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Mallory" && p.connected)
+    })
+    .await;
+    eventually("mallory subscribed", WAIT, &a, || async {
+        a.status().await.is_ok_and(|s| s.net.subscribed >= 2)
+    })
+    .await;
+
+    let mallory_key = SigningKey::from_seed(&cluster.members[2].seed);
+    let bank_key = SigningKey::from_seed(&cluster.members[0].seed);
+    let outsider_key = SigningKey::from_seed(&[0x99; 32]);
+    let forged = signed_by(&mallory_key, &bank_key, "+1 415 555 0177", 1);
+    let non_member = signed_by(&outsider_key, &outsider_key, "+1 415 555 0178", 1);
+    let honest = signed_by(&mallory_key, &mallory_key, "+1 415 555 0179", 1);
+    for bytes in [
+        forged.clone(),
+        non_member.clone(),
+        vec![0xff, 0x00, 0x01],
+        honest,
+    ] {
+        mallory.client.publish(bytes).await.unwrap();
+    }
+    eventually("honest record from mallory stored", WAIT, &a, || {
+        has_report(&a, "+1 415 555 0179")
+    })
+    .await;
+    eventually("rejections counted", WAIT, &a, || async {
+        let r = a.status().await.unwrap().rejected;
+        r.get("bad_signature") == Some(&1)
+            && r.get("non_member") == Some(&1)
+            && r.get("malformed") == Some(&1)
+    })
+    .await;
+    for node in [&a, &b] {
+        eventually("honest record everywhere", WAIT, node, || {
+            has_report(node, "+1 415 555 0179")
+        })
+        .await;
+        assert!(
+            !has_report(node, "+1 415 555 0177").await,
+            "forged record stored"
+        );
+        assert!(
+            !has_report(node, "+1 415 555 0178").await,
+            "non-member record stored"
+        );
+        assert_eq!(records(node).await, 1);
+    }
+    // Invalid messages cost mallory gossip score at the node that received them.
+    let score = a
+        .peers()
+        .await
+        .into_iter()
+        .find(|p| p.org == "Mallory")
+        .and_then(|p| p.gossip_score)
+        .unwrap();
+    assert!(score < 0.0, "mallory's score {score}");
+
+    // A non-member completes no connection: the allow-list gate refuses it.
+    let outsider = RawPeer::start(&cluster, [0x99; 32]);
+    outsider.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("non-member refused", WAIT, &a, || async {
+        a.status()
+            .await
+            .is_ok_and(|s| s.net.refused_non_members >= 1)
+    })
+    .await;
+    assert!(a.peers().await.iter().all(|p| p.org != "unknown"));
+    assert_eq!(
+        a.status().await.unwrap().net.connected,
+        2,
+        "only Carrier and Mallory"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Observer", 0.5)]);
+    let a = cluster.start(0).await;
+    let mut observer = RawPeer::start(&cluster, cluster.members[1].seed);
+    observer.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("observer subscribed", WAIT, &a, || async {
+        a.status().await.is_ok_and(|s| s.net.subscribed >= 1)
+    })
+    .await;
+
+    let inputs = [
+        "+1 (415) 555-0134",
+        "+44 20 7946 0958",
+        "+61 491 570 156",
+        "+33 9 87 65 43 21",
+    ];
+    let batch = inputs
+        .iter()
+        .map(|n| Submission::new(*n, Kind::Callback))
+        .collect();
+    a.submit(batch).await.unwrap();
+
+    // Gossip: the exact bytes the node published.
+    let mut payloads: Vec<Vec<u8>> = Vec::new();
+    while payloads.len() < inputs.len() {
+        let event = tokio::time::timeout(WAIT, observer.events.recv())
+            .await
+            .expect("gossip arrives")
+            .unwrap();
+        if let NetworkEvent::Gossip {
+            data,
+            message_id,
+            source,
+        } = event
+        {
+            observer
+                .client
+                .validate(message_id, source, MessageAcceptance::Ignore)
+                .await
+                .unwrap();
+            payloads.push(data);
+        }
+    }
+    // Catch-up: progress and a page of records, as the node sent them.
+    let peer = cluster.members[0].peer_id;
+    let SyncResponse::Progress(progress) = observer
+        .client
+        .request(peer, SyncRequest::Progress(vec![]))
+        .await
+        .unwrap()
+    else {
+        panic!("expected progress");
+    };
+    let origin = progress[0].origin;
+    let response = observer
+        .client
+        .request(
+            peer,
+            SyncRequest::Pull {
+                origin,
+                after: 0,
+                limit: 256,
+            },
+        )
+        .await
+        .unwrap();
+    let SyncResponse::Records { records, .. } = &response else {
+        panic!("expected records")
+    };
+    assert_eq!(records.len(), inputs.len());
+    let mut encoded_response = Vec::new();
+    ciborium::into_writer(&response, &mut encoded_response).unwrap();
+    payloads.extend(records.iter().map(|r| r.to_vec()));
+    payloads.push(encoded_response);
+
+    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
+    for input in inputs {
+        let e164 = parse_number(input, None).unwrap().e164;
+        let digits = &e164.as_str()[1..];
+        let national = &digits[digits.len() - 9..];
+        let hash = hash_key.number_hash(&e164);
+        // Positive control: the captured payloads do carry this number's hash.
+        assert!(
+            payloads
+                .iter()
+                .any(|p| p.windows(32).any(|w| w == hash.as_bytes())),
+            "hash of {input} not captured"
+        );
+        for p in &payloads {
+            for needle in [e164.as_str(), digits, national] {
+                assert!(
+                    !p.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "raw number {needle} in a payload"
+                );
+            }
+        }
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_weighting_gives_different_scores_for_different_orgs() {
+    let mut cluster = Cluster::new(&[("Trusted", 0.9), ("Unproven", 0.3), ("Analyst", 0.5)]);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    let report = |n: &str| {
+        let mut s = Submission::new(n, Kind::Smishing);
+        s.confidence = 100;
+        vec![s]
+    };
+    cluster
+        .node(0)
+        .submit(report("+1 415 555 0101"))
+        .await
+        .unwrap();
+    cluster
+        .node(1)
+        .submit(report("+1 415 555 0102"))
+        .await
+        .unwrap();
+    let c = cluster.node(2).clone();
+    eventually("both reports at the analyst node", WAIT, &c, || async {
+        has_report(&c, "+1 415 555 0101").await && has_report(&c, "+1 415 555 0102").await
+    })
+    .await;
+    let trusted = c.lookup("+1 415 555 0101", None).await.unwrap();
+    let unproven = c.lookup("+1 415 555 0102", None).await.unwrap();
+    assert!(
+        (trusted.score.score - 0.9).abs() < 0.01,
+        "{}",
+        trusted.score.score
+    );
+    assert!(
+        (unproven.score.score - 0.3).abs() < 0.01,
+        "{}",
+        unproven.score.score
+    );
+    assert_eq!(
+        (trusted.score.band, unproven.score.band),
+        (Band::High, Band::Low)
+    );
+    // Both share a block: the analyst sees the rotation.
+    assert_eq!(trusted.block_activity, 2);
+    // The reporting node counts its own organization at 1.0.
+    let own = cluster
+        .node(1)
+        .lookup("+1 415 555 0102", None)
+        .await
+        .unwrap();
+    assert!((own.score.score - 1.0).abs() < 0.01, "{}", own.score.score);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_propagates_and_drops_the_score() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Cert", 0.7)]);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    let mut item = Submission::new("+44 20 7946 0958", Kind::Vishing);
+    item.confidence = 90;
+    cluster.node(0).submit(vec![item]).await.unwrap();
+    let c = cluster.node(2).clone();
+    eventually("report arrives", WAIT, &c, || async {
+        c.lookup("+44 20 7946 0958", None)
+            .await
+            .is_ok_and(|l| l.score.score > 0.7)
+    })
+    .await;
+    let receipt = cluster
+        .node(0)
+        .withdraw("020 7946 0958", Some("GB"))
+        .await
+        .unwrap();
+    assert_eq!(receipt.seq, 2);
+    for i in [1, 2] {
+        let node = cluster.node(i).clone();
+        eventually("withdrawal arrives", WAIT, &node, || async {
+            node.lookup("+44 20 7946 0958", None)
+                .await
+                .is_ok_and(|l| l.score.score == 0.0)
+        })
+        .await;
+        let lookup = node.lookup("+44 20 7946 0958", None).await.unwrap();
+        assert_eq!(lookup.score.band, Band::None);
+        assert_eq!(lookup.score.reports[0].verdict, Verdict::Withdrawn);
+        assert_eq!(
+            lookup.score.reports[0].kind,
+            Kind::Vishing,
+            "withdrawal keeps the kind"
+        );
+    }
+    cluster.shutdown().await;
+}
