@@ -38,6 +38,41 @@ pub struct Cluster {
     pub nodes: Vec<Option<NodeHandle>>,
     /// The clock every node uses.
     pub clock: Arc<dyn Clock>,
+    /// Whether nodes use QUIC instead of TCP.
+    pub quic: bool,
+}
+
+/// Cluster options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Catch-up interval.
+    pub sync_interval: Duration,
+    /// Listen and bootstrap over QUIC only (instead of TCP only).
+    pub quic: bool,
+    /// Network pre-shared key.
+    pub psk: Option<[u8; 32]>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync_interval: Duration::from_secs(2),
+            quic: false,
+            psk: None,
+        }
+    }
+}
+
+/// A free loopback UDP port.
+///
+/// # Panics
+/// If no port can be bound.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A free loopback TCP port (bound and released; good enough on loopback).
@@ -76,6 +111,21 @@ impl Cluster {
     /// # Panics
     /// On I/O errors writing the files.
     pub fn with_options(orgs: &[(&str, f64)], sync_interval: Duration) -> Self {
+        Self::build(
+            orgs,
+            &Options {
+                sync_interval,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// A cluster with every option.
+    ///
+    /// # Panics
+    /// On I/O errors writing the files.
+    #[allow(clippy::too_many_lines)]
+    pub fn build(orgs: &[(&str, f64)], options: &Options) -> Self {
         init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members = Vec::new();
@@ -93,7 +143,11 @@ impl Cluster {
                 org: (*org).to_owned(),
                 seed,
                 peer_id,
-                port: free_port(),
+                port: if options.quic {
+                    free_udp_port()
+                } else {
+                    free_port()
+                },
                 config_path: node_dir.join("sightline.toml"),
             });
         }
@@ -101,10 +155,10 @@ impl Cluster {
             name: "Test Network".into(),
             id: "test-net".into(),
             hash_key: encode_key32(&[0x42; 32]),
-            psk: None,
+            psk: options.psk.map(|k| encode_key32(&k)),
             bootstrap: members
                 .iter()
-                .map(|m| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", m.port, m.peer_id))
+                .map(|m| format!("{}/p2p/{}", transport_addr(m.port, options.quic), m.peer_id))
                 .collect(),
             members: members
                 .iter()
@@ -121,9 +175,9 @@ impl Cluster {
         for m in &members {
             let mut file = NodeFile::new(network_path.clone());
             file.data_dir = PathBuf::from("data");
-            file.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", m.port)];
+            file.listen = vec![transport_addr(m.port, options.quic)];
             file.web_bind = "127.0.0.1:0".parse().expect("addr");
-            file.sync_interval_secs = sync_interval.as_secs().max(1);
+            file.sync_interval_secs = options.sync_interval.as_secs().max(1);
             std::fs::write(&m.config_path, toml::to_string(&file).expect("toml")).expect("write");
             write_key(
                 &m.config_path.parent().expect("dir").join("data/node.key"),
@@ -136,6 +190,7 @@ impl Cluster {
             members,
             nodes,
             clock: Arc::new(SystemClock),
+            quic: options.quic,
         }
     }
 
@@ -187,8 +242,9 @@ impl Cluster {
     /// Never for valid members.
     pub fn addr(&self, i: usize) -> Multiaddr {
         format!(
-            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            self.members[i].port, self.members[i].peer_id
+            "{}/p2p/{}",
+            transport_addr(self.members[i].port, self.quic),
+            self.members[i].peer_id
         )
         .parse()
         .expect("addr")
@@ -214,6 +270,14 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             self.stop(i).await;
         }
+    }
+}
+
+fn transport_addr(port: u16, quic: bool) -> String {
+    if quic {
+        format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
+    } else {
+        format!("/ip4/127.0.0.1/tcp/{port}")
     }
 }
 

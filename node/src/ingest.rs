@@ -94,6 +94,8 @@ pub struct Metrics {
     pub stored: AtomicU64,
     /// Own submissions stored.
     pub submitted: AtomicU64,
+    /// Catch-up progress exchanges completed (as the asking side).
+    pub sync_exchanges: AtomicU64,
     /// Catch-up pages received.
     pub sync_pages: AtomicU64,
     /// Catch-up requests refused by the rate limit.

@@ -103,6 +103,8 @@ pub struct NetworkStatus {
     pub pending_publish: usize,
     /// Connections refused because the peer is not a member.
     pub refused_non_members: u64,
+    /// Outgoing connection attempts that failed (unreachable, wrong PSK, …).
+    pub failed_dials: u64,
 }
 
 #[derive(Debug)]
@@ -322,6 +324,7 @@ pub fn new(
         pending_requests: HashMap::new(),
         listen_addrs: Vec::new(),
         refused_non_members: 0,
+        failed_dials: 0,
     };
     Ok((Client { sender }, event_receiver, event_loop))
 }
@@ -459,6 +462,7 @@ pub struct EventLoop {
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     listen_addrs: Vec<Multiaddr>,
     refused_non_members: u64,
+    failed_dials: u64,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -599,6 +603,7 @@ impl EventLoop {
                     subscribed: self.subscribed.len(),
                     pending_publish: self.pending_publish.len(),
                     refused_non_members: self.refused_non_members,
+                    failed_dials: self.failed_dials,
                 });
             }
             Command::Dial(addr) => {
@@ -678,6 +683,7 @@ impl EventLoop {
                 tracing::debug!(%error, "incoming connection failed");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                self.failed_dials += 1;
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,

@@ -280,6 +280,8 @@ pub struct Status {
     pub stored_from_peers: u64,
     /// Own submissions stored.
     pub submitted: u64,
+    /// Catch-up progress exchanges completed.
+    pub sync_exchanges: u64,
     /// Catch-up pages received.
     pub sync_pages: u64,
     /// Catch-up requests refused by the rate limit.
@@ -696,6 +698,7 @@ impl NodeHandle {
                 received: load(&m.received),
                 stored_from_peers: load(&m.stored),
                 submitted: load(&m.submitted),
+                sync_exchanges: load(&m.sync_exchanges),
                 sync_pages: load(&m.sync_pages),
                 sync_throttled: load(&m.sync_throttled),
                 rejected: m.rejected(),
@@ -1077,7 +1080,10 @@ impl CoreTask {
         };
         let request = SyncRequest::Progress(mine.iter().map(sync::ProgressEntry::from).collect());
         let theirs = match self.client.request(peer, request).await {
-            Ok(SyncResponse::Progress(theirs)) => theirs,
+            Ok(SyncResponse::Progress(theirs)) => {
+                Metrics::incr(&self.metrics.sync_exchanges);
+                theirs
+            }
             Ok(_) => return,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "catch-up progress request failed");

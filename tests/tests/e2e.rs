@@ -475,3 +475,135 @@ async fn a_withdrawal_propagates_and_drops_the_score() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_with_no_subscriber_is_queued_and_sent_when_one_subscribes() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let a = cluster.start(0).await;
+    a.submit(vec![Submission::new("+1 415 555 0150", Kind::Robocall)])
+        .await
+        .unwrap();
+    assert_eq!(a.status().await.unwrap().net.pending_publish, 1);
+    let b = cluster.start(1).await;
+    eventually("delivered to the late subscriber", WAIT, &b, || {
+        has_report(&b, "+1 415 555 0150")
+    })
+    .await;
+    eventually("queue drained", WAIT, &a, || async {
+        a.status().await.is_ok_and(|s| s.net.pending_publish == 0)
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reconnect_after_a_restart_converge_and_then_sync_costs_no_transfer() {
+    let mut cluster =
+        Cluster::with_options(&[("Bank", 0.8), ("Carrier", 0.6)], Duration::from_secs(1));
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    cluster
+        .node(0)
+        .submit(vec![Submission::new(number(1), Kind::Smishing)])
+        .await
+        .unwrap();
+    cluster.stop(1).await;
+    let a = cluster.node(0).clone();
+    eventually("bank sees carrier gone", WAIT, &a, || async {
+        a.peers().await.iter().all(|p| !p.connected)
+    })
+    .await;
+    // Submitted while the carrier is down: only catch-up can deliver these.
+    let batch = (2..40)
+        .map(|i| Submission::new(number(i), Kind::Smishing))
+        .collect();
+    a.submit(batch).await.unwrap();
+    let b = cluster.start(1).await;
+    cluster.wait_connected().await;
+    eventually("carrier converged", WAIT, &b, || async {
+        b.set_digest().await.ok() == a.set_digest().await.ok()
+    })
+    .await;
+    assert_eq!(records(&b).await, 39);
+
+    // In sync: further exchanges move no records.
+    let before = b.status().await.unwrap();
+    eventually("two more catch-up exchanges", WAIT, &b, || async {
+        b.status()
+            .await
+            .is_ok_and(|s| s.sync_exchanges >= before.sync_exchanges + 2)
+    })
+    .await;
+    let after = b.status().await.unwrap();
+    assert_eq!(
+        after.sync_pages, before.sync_pages,
+        "exchanges with nothing new pulled pages"
+    );
+    assert_eq!(after.received, before.received);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_over_quic() {
+    let options = sightline_tests::Options {
+        quic: true,
+        ..Default::default()
+    };
+    let mut cluster = Cluster::build(&[("Bank", 0.8), ("Carrier", 0.6)], &options);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    cluster
+        .node(0)
+        .submit(vec![Submission::new("+61 491 570 156", Kind::SimSwap)])
+        .await
+        .unwrap();
+    let b = cluster.node(1).clone();
+    eventually("record over QUIC", WAIT, &b, || {
+        has_report(&b, "+61 491 570 156")
+    })
+    .await;
+    let addrs = b.status().await.unwrap().net.listen_addrs;
+    assert!(addrs.iter().all(|a| a.contains("quic-v1")), "{addrs:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_network_key_keeps_out_peers_without_it() {
+    let options = sightline_tests::Options {
+        psk: Some([0x77; 32]),
+        ..Default::default()
+    };
+    let mut cluster = Cluster::build(&[("Bank", 0.8), ("Carrier", 0.6), ("Stray", 0.5)], &options);
+    cluster.start(0).await;
+    cluster.start(1).await;
+    cluster.wait_connected().await;
+    let n3 = number(3);
+    cluster
+        .node(0)
+        .submit(vec![Submission::new(n3.clone(), Kind::Vishing)])
+        .await
+        .unwrap();
+    let b = cluster.node(1).clone();
+    eventually("record over pnet TCP", WAIT, &b, || has_report(&b, &n3)).await;
+
+    // A member key but the wrong PSK: the pnet handshake fails before Noise.
+    let mut wrong = cluster.config(2);
+    wrong.network.psk = Some([0x78; 32]);
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(cluster.members[2].seed).unwrap();
+    let (client, _events, event_loop) = network::new(keypair, &wrong.network, &[]).unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(event_loop.run(stopped));
+    client.dial(cluster.addr(0)).await.unwrap();
+    let a = cluster.node(0).clone();
+    eventually("dial with the wrong key failed", WAIT, &a, || async {
+        client.status().await.is_ok_and(|s| s.failed_dials >= 1)
+    })
+    .await;
+    assert_eq!(client.status().await.unwrap().connected, 0);
+    assert!(!a
+        .peers()
+        .await
+        .iter()
+        .any(|p| p.org == "Stray" && p.connected));
+    cluster.shutdown().await;
+}
