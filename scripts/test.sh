@@ -65,7 +65,7 @@ step "protocol benchmark (quick; figures are not judged here, see BENCHMARKS.md)
 cargo bench -p sightline-protocol --bench protocol --locked -- --quick
 
 step "demo (README's main command) runs"
-cargo run -q -p sightline --locked -- demo | tail -n 4
+cargo run -q -p sightline --locked -- demo --check
 
 step "workspace tests (nextest) and doc tests"
 cargo test --workspace --doc --locked -q 2>&1 | tail -n 2

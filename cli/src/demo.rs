@@ -1,37 +1,51 @@
-//! `sightline demo`: three organizations of a throwaway network turn the
-//! bundled sample into signed, privacy-hashed sightings, exchange the wire
-//! bytes, and verify and tally what they received — everything the wire
-//! protocol guarantees, in one process. The node, gossip, store and web UI
-//! are not built yet (README.md "Status").
+//! `sightline demo`: a throwaway three-organization network on loopback.
+//! Creates the network and node files in a temporary directory exactly as
+//! operators would, starts three real nodes with their web servers, loads
+//! the bundled synthetic sample (each organization submits its own rows),
+//! waits until the nodes have exchanged everything, and prints each
+//! organization's web URL and token. Ctrl-c stops everything and removes
+//! the directory.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Args;
 use rand_core::{OsRng, RngCore};
-use sightline_protocol::{
-    parse_number, verify_batch, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting,
-    SigningKey, UnverifiedSighting, Verdict,
-};
+use sightline_node::config::{encode_key32, MemberFile, NetworkFile, NodeFile, TokenFile};
+use sightline_node::identity::NodeIdentity;
+use sightline_node::{NodeConfig, Submission};
+
+use crate::serve::{init_logs, terminate_signal, Running};
+use crate::Failure;
 
 /// The bundled synthetic sample (numbers from ranges reserved for fiction).
 const SAMPLE: &str = include_str!("../assets/demo-sightings.csv");
-const ORGS: [&str; 3] = ["bank", "carrier", "cert"];
+/// (key in the sample, organization name, trust).
+const ORGS: [(&str, &str, f64); 3] = [
+    ("bank", "Example Bank", 0.8),
+    ("carrier", "Example Carrier", 0.7),
+    ("cert", "National CERT", 0.9),
+];
 
-/// One row of the sample.
-struct Row<'a> {
-    org: &'a str,
-    number: &'a str,
-    kind: Kind,
-    verdict: Verdict,
-    channel: Channel,
-    brand: Option<&'a str>,
-    confidence: u8,
-    count: u32,
+/// `sightline demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Start, load, verify that all three nodes converged, print, stop, exit
+    /// (0 on success). For tests and CI.
+    #[arg(long)]
+    check: bool,
 }
 
-fn sample_rows() -> anyhow::Result<Vec<Row<'static>>> {
+/// One row of the sample.
+struct Row {
+    org: String,
+    submission: Submission,
+}
+
+fn sample_rows(now: u64) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut lines = SAMPLE
         .lines()
@@ -43,199 +57,188 @@ fn sample_rows() -> anyhow::Result<Vec<Row<'static>>> {
         let [org, number, kind, verdict, channel, brand, confidence, count] = f[..] else {
             bail!("sample line {}: expected 8 fields", index + 1);
         };
+        let mut s = Submission::new(number, kind.parse()?);
+        s.verdict = verdict.parse()?;
+        s.channel = channel.parse()?;
+        s.brand = (!brand.is_empty()).then(|| brand.to_owned());
+        s.confidence = confidence.parse()?;
+        s.count = count.parse()?;
+        // Spread the sightings over the last two weeks.
+        let age = u64::try_from(index).unwrap_or(0) * 20_000;
+        s.first_seen = Some(now - age - 3_600);
+        s.last_seen = Some(now - age);
         rows.push(Row {
-            org,
-            number,
-            kind: kind.parse()?,
-            verdict: verdict.parse()?,
-            channel: channel.parse()?,
-            brand: (!brand.is_empty()).then_some(brand),
-            confidence: confidence.parse()?,
-            count: count.parse()?,
+            org: org.to_owned(),
+            submission: s,
         });
     }
     Ok(rows)
 }
 
-/// Decodes and batch-verifies received wire bytes, as a node's ingest does.
-fn verify_incoming(incoming: &[&Vec<u8>]) -> (Vec<SignedSighting>, BTreeMap<&'static str, usize>) {
-    let mut rejected: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let decoded: Vec<UnverifiedSighting> = incoming
-        .iter()
-        .filter_map(|b| {
-            UnverifiedSighting::decode(b)
-                .map_err(|e| *rejected.entry(e.code()).or_default() += 1)
-                .ok()
-        })
-        .collect();
-    let mut accepted = Vec::new();
-    for result in verify_batch(decoded) {
-        match result {
-            Ok(record) => accepted.push(record),
-            Err(e) => *rejected.entry(e.code()).or_default() += 1,
-        }
-    }
-    (accepted, rejected)
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    encode_key32(&bytes).replace(['+', '/', '='], "")
 }
 
-/// Prints what one organization sees, by privacy hash: the raw numbers
-/// never left the organizations that reported them.
-fn print_view(
-    out: &mut impl Write,
-    keys: &BTreeMap<&str, SigningKey>,
-    received: &[SignedSighting],
-) -> anyhow::Result<()> {
-    // 4. What the community sees, by privacy hash (the raw numbers never left
-    //    their organization). The cert's view includes bank and carrier reports.
-    writeln!(
-        out,
-        "\nWhat the cert sees from its peers (number hash → reporting orgs):"
-    )?;
-    let names: BTreeMap<_, _> = keys.iter().map(|(org, k)| (k.origin(), *org)).collect();
-    let mut by_number: BTreeMap<String, BTreeSet<(&str, Verdict)>> = BTreeMap::new();
-    let mut by_block: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for record in received {
-        let s = record.sighting();
-        by_number
-            .entry(s.number.to_hex()[..16].to_owned())
-            .or_default()
-            .insert((names[&s.origin], s.verdict));
-        by_block
-            .entry(s.block.to_hex()[..16].to_owned())
-            .or_default()
-            .insert(s.number.to_hex());
-    }
-    for (number, reports) in &by_number {
-        let list: Vec<String> = reports.iter().map(|(o, v)| format!("{o} ({v})")).collect();
-        writeln!(out, "  {number}…  {}", list.join(", "))?;
-    }
-    let busiest = by_block.values().map(BTreeSet::len).max().unwrap_or(0);
-    writeln!(
-        out,
-        "  busiest 100-block: {busiest} distinct numbers reported (sequential rotation)"
-    )?;
-    Ok(())
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let network = NetworkId::new("demo-net").expect("valid id");
-    let mut key_bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut key_bytes);
-    let hash_key = HashKey::from_bytes(key_bytes);
-    let keys: BTreeMap<&str, SigningKey> = ORGS
-        .iter()
-        .map(|org| (*org, SigningKey::generate(&mut OsRng)))
-        .collect();
+/// Writes the network and the three node configs; returns the config paths and tokens.
+fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf, String)>> {
+    let mut hash_key = [0u8; 32];
+    OsRng.fill_bytes(&mut hash_key);
+    let mut network = NetworkFile {
+        name: "Sightline demo network".into(),
+        id: "demo-net".into(),
+        hash_key: encode_key32(&hash_key),
+        psk: None,
+        bootstrap: Vec::new(),
+        members: Vec::new(),
+    };
+    let mut nodes = Vec::new();
+    for (key, org, trust) in ORGS {
+        let node_dir = dir.join(key);
+        let identity = NodeIdentity::load_or_create(&node_dir.join("data/node.key"))?;
+        let port = free_port()?;
+        network.members.push(MemberFile {
+            org: org.into(),
+            peer_id: identity.peer_id().to_string(),
+            trust,
+        });
+        network.bootstrap.push(format!(
+            "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+            identity.peer_id()
+        ));
+        let token = random_token();
+        let mut file = NodeFile::new(dir.join("network.toml"));
+        file.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+        file.web_bind = "127.0.0.1:0".parse()?;
+        file.sync_interval_secs = 5;
+        file.tokens = vec![TokenFile {
+            name: format!("{key}-analyst"),
+            token: token.clone(),
+            scopes: vec!["read".into(), "submit".into()],
+        }];
+        let path = node_dir.join("sightline.toml");
+        std::fs::write(&path, toml::to_string(&file)?)?;
+        nodes.push((path, token));
+    }
+    std::fs::write(dir.join("network.toml"), toml::to_string(&network)?)?;
+    Ok(nodes)
+}
+
+/// Runs the demo.
+#[allow(clippy::too_many_lines)]
+pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
+    if !args.check {
+        init_logs();
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("sightline-demo-")
+        .tempdir()?;
+    let files = write_files(dir.path())?;
+    let mut running = Vec::new();
+    for (path, _) in &files {
+        let config = NodeConfig::load(path).map_err(Failure::input)?;
+        running.push(Running::start(config).await?);
+    }
     let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("clock before 1970")?
+        .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-
-    writeln!(
-        out,
-        "Sightline demo — network {network}, three organizations (protocol only)\n"
-    )?;
-    // 1. Each organization signs its own reports.
-    let mut outbox: Vec<(&str, Vec<u8>)> = Vec::new();
-    let mut next_seq: BTreeMap<&str, u64> = BTreeMap::new();
-    for row in sample_rows()? {
-        let parsed = parse_number(row.number, None)
-            .with_context(|| format!("sample number {}", row.number))?;
-        let key = &keys[row.org];
-        let seq = next_seq.entry(row.org).or_insert(0);
-        *seq += 1;
-        let record = Sighting {
-            network: network.clone(),
-            origin: key.origin(),
-            seq: *seq,
-            number: hash_key.number_hash(&parsed.e164),
-            block: hash_key.block_hash(&parsed.e164),
-            cc: parsed.country_code,
-            line: parsed.line,
-            kind: row.kind,
-            verdict: row.verdict,
-            channel: row.channel,
-            brand: row.brand.map(str::to_owned),
-            confidence: row.confidence,
-            count: row.count,
-            first_seen: now - 86_400,
-            last_seen: now,
-            expires: None,
+    let rows = sample_rows(now)?;
+    let total = rows.len();
+    let mut by_org: BTreeMap<String, Vec<Submission>> = BTreeMap::new();
+    for row in rows {
+        by_org.entry(row.org).or_default().push(row.submission);
+    }
+    for ((key, _, _), node) in ORGS.iter().zip(&running) {
+        if let Some(batch) = by_org.remove(*key) {
+            node.node
+                .submit(batch)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the sample: {e}"))?;
         }
-        .sign(key)?;
-        outbox.push((row.org, record.as_bytes().to_vec()));
-    }
-    for org in ORGS {
-        let (n, bytes) = outbox
-            .iter()
-            .filter(|(o, _)| *o == org)
-            .fold((0, 0), |(n, b), (_, rec)| (n + 1, b + rec.len()));
-        writeln!(
-            out,
-            "{org:>8}: signed {n} sightings ({bytes} bytes on the wire)"
-        )?;
     }
 
-    // 2. A forged record joins the traffic: the bank's first record with its
-    //    confidence changed after signing.
-    let mut forged = outbox[0].1.clone();
-    let at = forged
-        .windows(2)
-        .position(|w| w == [0x0c, 0x18])
-        .context("confidence field")?;
-    forged[at + 2] = 25; // 90 → 25, still canonical: only the signature catches it
-    outbox.push(("bank", forged));
-
-    // 3. Each organization decodes and batch-verifies what the others sent.
-    let mut tallies: BTreeMap<&str, Vec<SignedSighting>> = BTreeMap::new();
-    for receiver in ORGS {
-        let incoming: Vec<&Vec<u8>> = outbox
-            .iter()
-            .filter(|(o, _)| *o != receiver)
-            .map(|(_, b)| b)
-            .collect();
-        let (accepted, rejected) = verify_incoming(&incoming);
-        writeln!(
-            out,
-            "{receiver:>8}: received {}, verified {}, rejected {:?}",
-            incoming.len(),
-            accepted.len(),
-            rejected
-        )?;
-        tallies.insert(receiver, accepted);
+    // Wait until every node holds every report.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for r in &running {
+        let mut changes = r.node.changes();
+        loop {
+            let status = r.node.status().await?;
+            if status.records == total {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(anyhow::anyhow!(
+                    "{} holds {} of {total} sightings after 60 s",
+                    status.org,
+                    status.records
+                )
+                .into());
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+    let digests: Vec<String> = futures_digests(&running).await?;
+    if digests.windows(2).any(|w| w[0] != w[1]) {
+        return Err(anyhow::anyhow!("the nodes hold different sets: {digests:?}").into());
     }
 
-    print_view(out, &keys, &tallies["cert"])?;
-    writeln!(
-        out,
-        "\nNext: the node (store, gossip, catch-up), then `sightline demo` starts three real\n\
-         nodes with a web UI. See README.md \"Status\"."
-    )?;
+    println!("Sightline demo: three organizations, {total} sightings shared and verified on every node.\n");
+    println!("{:<18} {:<60} TOKEN", "ORGANIZATION", "WEB UI");
+    for ((_, org, _), (r, (_, token))) in ORGS.iter().zip(running.iter().zip(&files)) {
+        println!(
+            "{org:<18} {:<60} {token}",
+            format!("http://{}/?token={token}", r.web)
+        );
+    }
+    let cert = &running[2];
+    let example = "+61 491 570 110";
+    let lookup = cert
+        .node
+        .lookup(example, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "\nExample: National CERT looks up {example}: band {} (score {:.2}), reported by {} organization(s) as {}; brands: {}.",
+        lookup.score.band.as_str().to_uppercase(),
+        lookup.score.score,
+        lookup.score.orgs,
+        lookup.score.kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        lookup.score.brands.iter().cloned().collect::<Vec<_>>().join(", "),
+    );
+    let (_, token) = &files[2];
+    println!(
+        "Try:     sightline lookup --api http://{} --token {token} \"+1 415 555 0103\" \"+1 415 555 0150\"",
+        cert.web
+    );
+    println!("Files:   {}", dir.path().display());
+
+    if !args.check {
+        println!("\nPress ctrl-c to stop the nodes and remove the directory.");
+        terminate_signal().await;
+    }
+    for r in running {
+        r.stop().await;
+    }
+    let path = dir.path().to_owned();
+    dir.close()?;
+    if !args.check {
+        println!("stopped; removed {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn demo_verifies_honest_records_and_rejects_the_forgery() {
-        let mut out = Vec::new();
-        super::run(&mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        // bank sends 6 + 1 forged; carrier 5; cert 3 (see the sample).
-        assert!(
-            text.contains("cert: received 12, verified 11, rejected {\"bad_signature\": 1}"),
-            "{text}"
-        );
-        assert!(
-            text.contains("bank: received 8, verified 8, rejected {}"),
-            "{text}"
-        );
-        assert!(
-            text.contains("busiest 100-block: 6 distinct numbers"),
-            "{text}"
-        );
-        for raw in ["4155550101", "491570110", "491570156"] {
-            assert!(!text.contains(raw), "raw number {raw} printed");
-        }
+async fn futures_digests(running: &[Running]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for r in running {
+        out.push(r.node.set_digest().await?);
     }
+    Ok(out)
 }

@@ -1,13 +1,51 @@
 //! `sightline`: the one binary operators, analysts and scripts use.
 //!
-//! At this stage only the protocol exists (see README.md "Status"); the
-//! `demo` command exercises it end to end in one process.
+//! `main` is tiny: it parses flags, calls [`run`], and turns the outcome into
+//! an exit code scripts can rely on:
+//! 0 success; 1 `lookup --fail-on` matched (or an unexpected failure);
+//! 2 usage or input error; 3 node unreachable.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+mod admin;
+mod client;
 mod demo;
+mod serve;
+
+/// Exit code for usage and input errors.
+pub(crate) const EXIT_INPUT: u8 = 2;
+/// Exit code when the node cannot be reached.
+pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// Exit code.
+    pub(crate) code: u8,
+    /// What went wrong.
+    pub(crate) error: anyhow::Error,
+}
+
+impl Failure {
+    /// An input or usage error (exit 2).
+    pub(crate) fn input(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_INPUT,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
 
 /// Peer-to-peer threat sharing for phone-number indicators.
 #[derive(Debug, Parser)]
@@ -17,26 +55,83 @@ struct Cli {
     command: Command,
 }
 
+/// How client commands reach a running node.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Connection {
+    /// The node's sightline.toml (its web address and first token are used).
+    #[arg(long, global = true, conflicts_with = "api")]
+    config: Option<std::path::PathBuf>,
+    /// API base URL, e.g. `http://127.0.0.1:7300`.
+    #[arg(long, global = true, env = "SIGHTLINE_API")]
+    api: Option<String>,
+    /// API bearer token.
+    #[arg(long, global = true, env = "SIGHTLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Three organizations sign, exchange and verify the bundled sample of
-    /// privacy-hashed sightings (protocol only, in one process).
-    Demo,
+    /// Create or edit a network.toml (network admins).
+    #[command(subcommand)]
+    Network(admin::NetworkCommand),
+    /// Create this node's key and sightline.toml.
+    Init(admin::InitArgs),
+    /// Run the node and its web UI / API until ctrl-c or SIGTERM.
+    Run {
+        /// The node's sightline.toml.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Start a throwaway three-organization network on loopback with the
+    /// bundled sample, and print each organization's web URL and token.
+    Demo(demo::DemoArgs),
+    /// Submit one sighting.
+    Submit(client::SubmitArgs),
+    /// Import sightings from CSV (a file, or - for stdin).
+    Import(client::ImportArgs),
+    /// Look numbers up.
+    Lookup(client::LookupArgs),
+    /// Withdraw this organization's report of a number.
+    Withdraw(client::WithdrawArgs),
+    /// List member nodes, connected or not.
+    Peers(client::JsonFlag),
+    /// Show the node's status.
+    Status(client::JsonFlag),
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_INPUT } else { 0 });
+        }
+    };
+    match run(cli) {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(1)
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
         }
     }
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => demo::run(&mut std::io::stdout().lock()),
-    }
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Network(command) => admin::network(command),
+            Command::Init(args) => admin::init(&args),
+            Command::Run { config } => serve::run(&config).await,
+            Command::Demo(args) => demo::run(&args).await,
+            Command::Submit(args) => client::submit(&args).await,
+            Command::Import(args) => client::import(&args).await,
+            Command::Lookup(args) => client::lookup(&args).await,
+            Command::Withdraw(args) => client::withdraw(&args).await,
+            Command::Peers(args) => client::peers(&args).await,
+            Command::Status(args) => client::status(&args).await,
+        }
+    })
 }

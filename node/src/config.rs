@@ -280,6 +280,9 @@ pub struct NodeFile {
     /// Seconds between catch-up exchanges with each connected peer.
     #[serde(default = "default_sync_interval_secs")]
     pub sync_interval_secs: u64,
+    /// API requests per second allowed per token (bursts up to twice that).
+    #[serde(default = "default_api_rate")]
+    pub api_requests_per_second: u32,
     /// API bearer tokens.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFile>,
@@ -321,6 +324,9 @@ fn default_max_clock_skew_secs() -> u64 {
 fn default_sync_interval_secs() -> u64 {
     30
 }
+fn default_api_rate() -> u32 {
+    1000
+}
 
 impl NodeFile {
     /// A file with defaults for everything but the network path.
@@ -336,6 +342,7 @@ impl NodeFile {
             retention_days: default_retention_days(),
             max_clock_skew_secs: default_max_clock_skew_secs(),
             sync_interval_secs: default_sync_interval_secs(),
+            api_requests_per_second: default_api_rate(),
             tokens: Vec::new(),
         }
     }
@@ -393,6 +400,8 @@ pub struct NodeConfig {
     pub max_clock_skew_secs: u64,
     /// Catch-up interval.
     pub sync_interval: std::time::Duration,
+    /// API requests per second per token.
+    pub api_requests_per_second: u32,
     /// API tokens.
     pub tokens: Vec<ApiToken>,
 }
@@ -489,6 +498,7 @@ impl NodeConfig {
             retention_secs: raw.retention_days * 86_400,
             max_clock_skew_secs: raw.max_clock_skew_secs,
             sync_interval: std::time::Duration::from_secs(raw.sync_interval_secs),
+            api_requests_per_second: raw.api_requests_per_second.max(1),
             tokens,
         })
     }

@@ -66,6 +66,7 @@ pub enum StartError {
 
 /// One sighting to submit.
 #[derive(Debug, Clone, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Submission {
     /// The number as given (normalized to E.164 here).
     pub number: String,

@@ -1,0 +1,237 @@
+//! `network new`, `network add-member` and `init`: the files an operator and
+//! a network admin exchange.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rand_core::{OsRng, RngCore};
+use sightline_node::config::{
+    encode_key32, MemberFile, NetworkConfig, NetworkFile, NodeFile, TokenFile,
+};
+use sightline_node::identity::NodeIdentity;
+
+use crate::Failure;
+
+/// `sightline network …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NetworkCommand {
+    /// Create a new network.toml with a random hash key.
+    New {
+        /// Display name, e.g. "Example Banking ISAC".
+        #[arg(long)]
+        name: String,
+        /// Short id (a-z, 0-9, -), used in topics and every record.
+        #[arg(long)]
+        id: String,
+        /// Where to write network.toml (mode 0600; refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also generate a private-network pre-shared key (TCP only; QUIC off).
+        #[arg(long)]
+        psk: bool,
+    },
+    /// Add a member organization's node to network.toml.
+    AddMember {
+        /// The network.toml to edit.
+        #[arg(long)]
+        network: PathBuf,
+        /// Organization display name.
+        #[arg(long)]
+        org: String,
+        /// The node's peer id (printed by `sightline init`).
+        #[arg(long)]
+        peer_id: String,
+        /// Trust weight for its reports, 0.0–1.0.
+        #[arg(long, default_value_t = 0.5)]
+        trust: f64,
+        /// A reachable address of the node, added to the bootstrap list.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// Writes `text` to a new file with mode 0600, refusing to overwrite.
+fn write_private(path: &Path, text: &str, overwrite: bool) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Runs a `network` subcommand.
+pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
+    match command {
+        NetworkCommand::New { name, id, out, psk } => {
+            let file = NetworkFile {
+                name,
+                id,
+                hash_key: encode_key32(&random_key()),
+                psk: psk.then(|| encode_key32(&random_key())),
+                bootstrap: Vec::new(),
+                members: Vec::new(),
+            };
+            NetworkConfig::from_file(&out, file.clone()).map_err(Failure::input)?;
+            let text = format!(
+                "# Sightline network file. Distribute to member organizations only:\n\
+                 # hash_key (and psk) are secret to members.\n{}",
+                toml::to_string(&file)?
+            );
+            write_private(&out, &text, false).map_err(Failure::input)?;
+            println!(
+                "wrote {} (mode 0600). Add members with `sightline network add-member`.",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        NetworkCommand::AddMember {
+            network,
+            org,
+            peer_id,
+            trust,
+            addr,
+        } => {
+            let text = std::fs::read_to_string(&network)
+                .with_context(|| format!("reading {}", network.display()))
+                .map_err(Failure::input)?;
+            let mut file: NetworkFile = toml::from_str(&text)
+                .with_context(|| format!("parsing {}", network.display()))
+                .map_err(Failure::input)?;
+            file.members.push(MemberFile {
+                org: org.clone(),
+                peer_id: peer_id.clone(),
+                trust,
+            });
+            if let Some(addr) = addr {
+                let full = if addr.contains("/p2p/") {
+                    addr
+                } else {
+                    format!("{addr}/p2p/{peer_id}")
+                };
+                file.bootstrap.push(full);
+            }
+            NetworkConfig::from_file(&network, file.clone()).map_err(Failure::input)?;
+            let text = format!(
+                "# Sightline network file. Distribute to member organizations only:\n\
+                 # hash_key (and psk) are secret to members.\n{}",
+                toml::to_string(&file)?
+            );
+            write_private(&network, &text, true)?;
+            println!(
+                "added {org} ({peer_id}) with trust {trust} to {}",
+                network.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `sightline init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The community's network.toml.
+    #[arg(long)]
+    network: PathBuf,
+    /// This organization's name (as the admin will list it).
+    #[arg(long)]
+    org: String,
+    /// Directory for sightline.toml, the key and the store.
+    #[arg(long)]
+    dir: PathBuf,
+    /// libp2p port (TCP and QUIC/UDP).
+    #[arg(long, default_value_t = 7400)]
+    p2p_port: u16,
+    /// Web UI / API port on 127.0.0.1.
+    #[arg(long, default_value_t = 7300)]
+    web_port: u16,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Creates the node key and `DIR/sightline.toml` with a read+submit token.
+pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
+    let network_path = std::fs::canonicalize(&args.network)
+        .with_context(|| format!("network file {}", args.network.display()))
+        .map_err(Failure::input)?;
+    let network = NetworkConfig::load(&network_path).map_err(Failure::input)?;
+    let config_path = args.dir.join("sightline.toml");
+    if config_path.exists() {
+        return Err(Failure::input(anyhow::anyhow!(
+            "{} already exists",
+            config_path.display()
+        )));
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let identity = NodeIdentity::load_or_create(&args.dir.join("data/node.key"))?;
+    let peer_id = identity.peer_id();
+    let token = encode_key32(&random_key()).replace(['+', '/', '='], "");
+    let mut file = NodeFile::new(network_path.clone());
+    file.data_dir = PathBuf::from("data");
+    file.listen = if network.psk.is_some() {
+        vec![format!("/ip4/0.0.0.0/tcp/{}", args.p2p_port)]
+    } else {
+        vec![
+            format!("/ip4/0.0.0.0/tcp/{}", args.p2p_port),
+            format!("/ip4/0.0.0.0/udp/{}/quic-v1", args.p2p_port),
+        ]
+    };
+    file.web_bind = std::net::SocketAddr::from(([127, 0, 0, 1], args.web_port));
+    file.tokens = vec![TokenFile {
+        name: format!("{}-admin", args.org),
+        token: token.clone(),
+        scopes: vec!["read".into(), "submit".into()],
+    }];
+    let text = format!(
+        "# Sightline node configuration for {}. Contains an API token: keep it private.\n{}",
+        args.org,
+        toml::to_string(&file)?
+    );
+    write_private(&config_path, &text, false)?;
+    let api = format!("http://127.0.0.1:{}", args.web_port);
+    let add_member = format!(
+        "sightline network add-member --network network.toml --org {:?} --peer-id {peer_id} --trust 0.5 --addr /ip4/<this host's address>/tcp/{}",
+        args.org, args.p2p_port
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "peer_id": peer_id.to_string(), "token": token, "api": api, "config": config_path, "add_member": add_member })
+        );
+    } else {
+        println!(
+            "created {} and the node key (mode 0600)",
+            config_path.display()
+        );
+        println!("peer id: {peer_id}");
+        println!("API:     {api}");
+        println!("token:   {token}   (read + submit)");
+        println!("\nSend this to your network admin:\n  {add_member}");
+        if network.member(&peer_id).is_none() {
+            println!("\nThe node will start once network.toml lists it as a member.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

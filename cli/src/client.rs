@@ -1,0 +1,659 @@
+//! Client commands: they reach a running node through its JSON API.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use serde_json::{json, Value};
+use sightline_node::config::Scope;
+use sightline_node::{Band, NodeConfig};
+use sightline_protocol::{parse_number, Channel, Kind, Verdict};
+
+use crate::{Connection, Failure, EXIT_INPUT, EXIT_UNREACHABLE};
+
+/// Largest batch sent in one request by `import`.
+const IMPORT_BATCH: usize = 1000;
+
+/// An API client for one node.
+struct Api {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(conn: &Connection, scope: Scope) -> Result<Self, Failure> {
+        let (base, token) = if let Some(path) = &conn.config {
+            let config = NodeConfig::load(path).map_err(Failure::input)?;
+            let mut addr = config.web_bind;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let token = config
+                .tokens
+                .iter()
+                .find(|t| t.scopes.contains(&scope))
+                .or(config.tokens.first())
+                .map(|t| t.secret.clone());
+            (format!("http://{addr}"), conn.token.clone().or(token))
+        } else if let Some(api) = &conn.api {
+            (api.trim_end_matches('/').to_owned(), conn.token.clone())
+        } else {
+            return Err(Failure::input(anyhow!(
+                "no node given: use --config FILE, or --api URL (env SIGHTLINE_API) with --token (env SIGHTLINE_TOKEN)"
+            )));
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        Ok(Api { base, token, http })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
+        let request = match &self.token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() || e.is_request() {
+                Failure {
+                    code: EXIT_UNREACHABLE,
+                    error: anyhow!("node unreachable at {}: {e}", self.base),
+                }
+            } else {
+                Failure::from(anyhow!(e))
+            }
+        })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let detail = body
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("no detail");
+        let code = body.get("error").and_then(Value::as_str).unwrap_or("error");
+        let error = ApiFailure {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            detail: detail.to_owned(),
+            body,
+        };
+        Err(Failure {
+            code: if status.is_client_error() {
+                EXIT_INPUT
+            } else {
+                1
+            },
+            error: error.into(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+}
+
+/// An error answer from the API.
+#[derive(Debug)]
+struct ApiFailure {
+    status: u16,
+    code: String,
+    detail: String,
+    body: Value,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.detail)?;
+        if let Some(items) = self.body.get("items").and_then(Value::as_array) {
+            for item in items.iter().take(20) {
+                write!(
+                    f,
+                    "\n  item {}: {}",
+                    item["index"],
+                    item["reason"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline submit`.
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The number (international form, or national with --region).
+    number: String,
+    /// smishing, vishing, callback, bec, robocall, sim-swap, other.
+    #[arg(long)]
+    kind: Kind,
+    /// sms, voice, email, chat, other.
+    #[arg(long, default_value = "other")]
+    channel: Channel,
+    /// malicious, false-positive.
+    #[arg(long, default_value = "malicious")]
+    verdict: Verdict,
+    /// Impersonated brand.
+    #[arg(long)]
+    brand: Option<String>,
+    /// 0–100.
+    #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u8).range(0..=100))]
+    confidence: u8,
+    /// Observations.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    count: u32,
+    /// Default region for national numbers (e.g. US).
+    #[arg(long)]
+    region: Option<String>,
+    /// Print the receipt as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline submit`.
+pub(crate) async fn submit(args: &SubmitArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Submit)?;
+    let body = json!({
+        "number": args.number, "region": args.region, "kind": args.kind, "channel": args.channel,
+        "verdict": args.verdict, "brand": args.brand, "confidence": args.confidence, "count": args.count,
+    });
+    let answer = api.post("/api/v1/sightings", &body).await?;
+    let receipt = &answer["receipts"][0];
+    if args.json {
+        println!("{receipt}");
+    } else {
+        println!(
+            "submitted {} (seq {}, id {})",
+            receipt["number"].as_str().unwrap_or(""),
+            receipt["seq"],
+            receipt["id"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline withdraw`.
+#[derive(Debug, Args)]
+pub(crate) struct WithdrawArgs {
+    /// The number to withdraw this organization's report of.
+    number: String,
+    /// Default region for national numbers.
+    #[arg(long)]
+    region: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline withdraw`.
+pub(crate) async fn withdraw(args: &WithdrawArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Submit)?;
+    let receipt = api
+        .post(
+            "/api/v1/sightings/withdraw",
+            &json!({ "number": args.number, "region": args.region }),
+        )
+        .await?;
+    println!(
+        "withdrawn {} (seq {})",
+        receipt["number"].as_str().unwrap_or(""),
+        receipt["seq"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline lookup`.
+#[derive(Debug, Args)]
+pub(crate) struct LookupArgs {
+    /// One or more numbers.
+    #[arg(required = true)]
+    numbers: Vec<String>,
+    /// Default region for national numbers.
+    #[arg(long)]
+    region: Option<String>,
+    /// Exit 1 when any number reaches this band (low, medium, high).
+    #[arg(long)]
+    fail_on: Option<Band>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline lookup`.
+pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let answer = api
+        .post(
+            "/api/v1/lookup",
+            &json!({ "numbers": args.numbers, "region": args.region }),
+        )
+        .await?;
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let invalid = results.iter().filter(|r| r.get("error").is_some()).count();
+    let hit = args.fail_on.is_some_and(|threshold| {
+        results.iter().any(|r| {
+            r["band"]
+                .as_str()
+                .and_then(|b| b.parse::<Band>().ok())
+                .is_some_and(|b| b >= threshold)
+        })
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_lookup_table(&results);
+    }
+    if invalid > 0 {
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+    Ok(if hit {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_lookup_table(results: &[Value]) {
+    println!(
+        "{:<16} {:<7} {:>5} {:>4} {:<16} {:<7} {:<24} {:>5}  REPORTED BY",
+        "NUMBER", "BAND", "SCORE", "ORGS", "LINE", "COUNTRY", "KINDS", "BLOCK"
+    );
+    for r in results {
+        if let Some(error) = r.get("detail") {
+            println!(
+                "{:<16} invalid: {}",
+                r["input"].as_str().unwrap_or(""),
+                error.as_str().unwrap_or("")
+            );
+            continue;
+        }
+        let list = |v: &Value| {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        let reporters: Vec<String> = r["reports"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        format!(
+                            "{} ({}, {:+.2})",
+                            x["org"].as_str().unwrap_or(""),
+                            x["verdict"].as_str().unwrap_or(""),
+                            x["weight"].as_f64().unwrap_or(0.0)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<7} {:>5.2} {:>4} {:<16} {:<7} {:<24} {:>5}  {}",
+            r["number"].as_str().unwrap_or(""),
+            r["band"].as_str().unwrap_or(""),
+            r["score"].as_f64().unwrap_or(0.0),
+            r["orgs"],
+            r["line_type"].as_str().unwrap_or(""),
+            r["country"].as_str().unwrap_or(""),
+            list(&r["kinds"]),
+            r["block_activity"],
+            if reporters.is_empty() {
+                "—".to_owned()
+            } else {
+                reporters.join("; ")
+            },
+        );
+    }
+}
+
+/// `sightline peers`.
+pub(crate) async fn peers(args: &JsonFlag) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let answer = api.get("/api/v1/peers").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer["peers"])?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<14} {:<54} ADDRESSES",
+        "ORGANIZATION", "STATE", "PEER ID"
+    );
+    for p in answer["peers"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:<14} {:<54} {}",
+            p["org"].as_str().unwrap_or(""),
+            if p["connected"].as_bool() == Some(true) {
+                "connected"
+            } else {
+                "not connected"
+            },
+            p["peer_id"].as_str().unwrap_or(""),
+            p["addresses"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline status`.
+pub(crate) async fn status(args: &JsonFlag) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let s = api.get("/api/v1/status").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("organization  {}", s["org"].as_str().unwrap_or(""));
+    println!(
+        "network       {} ({})",
+        s["network_name"].as_str().unwrap_or(""),
+        s["network"].as_str().unwrap_or("")
+    );
+    println!("peer id       {}", s["peer_id"].as_str().unwrap_or(""));
+    println!("peers         {} connected", s["net"]["connected"]);
+    println!(
+        "sightings     {} stored, own seq {}",
+        s["records"], s["own_seq"]
+    );
+    println!(
+        "from peers    {} received, {} stored",
+        s["received"], s["stored_from_peers"]
+    );
+    if let Some(rejected) = s["rejected"].as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("rejected      {}", parts.join(" "));
+    }
+    for o in s["origins"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<22} {:>7} records, seq {} (contiguous {})",
+            o["org"].as_str().unwrap_or(""),
+            o["count"],
+            o["max_seq"],
+            o["contiguous"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// CSV file with a header `number,kind[,channel,brand,confidence,first_seen,last_seen,count]`, or - for stdin.
+    file: String,
+    /// Default region for national numbers.
+    #[arg(long)]
+    region: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// A CSV row that cannot be imported.
+struct BadRow {
+    line: u64,
+    number: String,
+    reason: String,
+}
+
+const COLUMNS: [&str; 8] = [
+    "number",
+    "kind",
+    "channel",
+    "brand",
+    "confidence",
+    "first_seen",
+    "last_seen",
+    "count",
+];
+
+/// Turns one CSV record into a submission, or says why not.
+fn row_to_submission(
+    headers: &[String],
+    record: &csv::StringRecord,
+    region: Option<&str>,
+) -> Result<Value, String> {
+    let mut item = serde_json::Map::new();
+    for (name, value) in headers.iter().zip(record.iter()) {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match name.as_str() {
+            "number" => {
+                parse_number(value, region)
+                    .map_err(|e| format!("invalid number {value:?}: {e}"))?;
+                item.insert("number".into(), json!(value));
+            }
+            "kind" => {
+                let kind: Kind = value.parse().map_err(|e| format!("{e}"))?;
+                item.insert("kind".into(), json!(kind));
+            }
+            "channel" => {
+                let channel: Channel = value.parse().map_err(|e| format!("{e}"))?;
+                item.insert("channel".into(), json!(channel));
+            }
+            "brand" => {
+                item.insert("brand".into(), json!(value));
+            }
+            "confidence" => {
+                let c: u8 = value
+                    .parse()
+                    .ok()
+                    .filter(|c| *c <= 100)
+                    .ok_or_else(|| format!("confidence {value:?} is not 0-100"))?;
+                item.insert("confidence".into(), json!(c));
+            }
+            "count" => {
+                let c: u32 = value
+                    .parse()
+                    .ok()
+                    .filter(|c| *c >= 1)
+                    .ok_or_else(|| format!("count {value:?} is not a positive integer"))?;
+                item.insert("count".into(), json!(c));
+            }
+            "first_seen" | "last_seen" => {
+                let t: u64 = value
+                    .parse()
+                    .map_err(|_| format!("{name} {value:?} is not unix seconds"))?;
+                item.insert(name.clone(), json!(t));
+            }
+            _ => {}
+        }
+    }
+    if !item.contains_key("number") {
+        return Err("missing number".into());
+    }
+    if !item.contains_key("kind") {
+        return Err("missing kind".into());
+    }
+    if let Some(r) = region {
+        item.insert("region".into(), json!(r));
+    }
+    Ok(Value::Object(item))
+}
+
+/// `sightline import`: bad rows are reported with their line numbers and
+/// never stop the good ones. Exit 0 if every row was imported, 2 if some
+/// were rejected.
+#[allow(clippy::too_many_lines)]
+pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Submit)?;
+    let reader: Box<dyn std::io::Read> = if args.file == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file)
+                .with_context(|| format!("opening {}", args.file))
+                .map_err(Failure::input)?,
+        )
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(reader);
+    let headers: Vec<String> = csv
+        .headers()
+        .context("reading the CSV header")
+        .map_err(Failure::input)?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
+        return Err(Failure::input(anyhow!(
+            "unknown column {unknown:?}; expected {}",
+            COLUMNS.join(",")
+        )));
+    }
+    if !headers.iter().any(|h| h == "number") || !headers.iter().any(|h| h == "kind") {
+        return Err(Failure::input(anyhow!(
+            "the header must name at least the columns number and kind"
+        )));
+    }
+    let mut good: Vec<(u64, String, Value)> = Vec::new();
+    let mut bad: Vec<BadRow> = Vec::new();
+    for record in csv.records() {
+        match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, csv::Position::line);
+                let number = record
+                    .get(headers.iter().position(|h| h == "number").unwrap_or(0))
+                    .unwrap_or("")
+                    .to_owned();
+                match row_to_submission(&headers, &record, args.region.as_deref()) {
+                    Ok(item) => good.push((line, number, item)),
+                    Err(reason) => bad.push(BadRow {
+                        line,
+                        number,
+                        reason,
+                    }),
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                bad.push(BadRow {
+                    line,
+                    number: String::new(),
+                    reason: format!("unreadable row: {e}"),
+                });
+            }
+        }
+    }
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(good.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut imported = 0usize;
+    for chunk in good.chunks(IMPORT_BATCH) {
+        let mut pending: Vec<&(u64, String, Value)> = chunk.iter().collect();
+        // The node validates a batch whole; rows it refuses are reported and
+        // the rest are sent again.
+        while !pending.is_empty() {
+            let body = Value::Array(pending.iter().map(|(_, _, v)| v.clone()).collect());
+            match api.post("/api/v1/sightings", &body).await {
+                Ok(answer) => {
+                    imported += answer["accepted"]
+                        .as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(0);
+                    progress.inc(pending.len() as u64);
+                    break;
+                }
+                Err(Failure {
+                    code: EXIT_INPUT,
+                    error,
+                }) => {
+                    let Some(api_error) = error.downcast_ref::<ApiFailure>() else {
+                        return Err(Failure::input(error));
+                    };
+                    let items = api_error.body["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if items.is_empty() {
+                        return Err(Failure::input(error));
+                    }
+                    let mut refused = std::collections::BTreeSet::new();
+                    for item in items {
+                        if let Some(i) =
+                            item["index"].as_u64().and_then(|i| usize::try_from(i).ok())
+                        {
+                            if let Some((line, number, _)) = pending.get(i) {
+                                bad.push(BadRow {
+                                    line: *line,
+                                    number: number.clone(),
+                                    reason: item["reason"].as_str().unwrap_or("refused").to_owned(),
+                                });
+                                refused.insert(i);
+                            }
+                        }
+                    }
+                    progress.inc(refused.len() as u64);
+                    pending = pending
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !refused.contains(i))
+                        .map(|(_, r)| r)
+                        .collect();
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    progress.finish_and_clear();
+    bad.sort_by_key(|b| b.line);
+    println!("imported {imported} row(s), rejected {}", bad.len());
+    for b in &bad {
+        if b.number.is_empty() {
+            println!("  line {}: {}", b.line, b.reason);
+        } else {
+            println!("  line {} ({}): {}", b.line, b.number, b.reason);
+        }
+    }
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INPUT)
+    })
+}

@@ -1,0 +1,402 @@
+//! The JSON API under `/api/v1`. Every error is `{"error": code, "detail":
+//! text}` (plus `items` for per-item batch errors); 5xx details are logged,
+//! never sent.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sightline_node::config::Scope;
+use sightline_node::node::MAX_BATCH;
+use sightline_node::{LookupError, Submission, SubmitError};
+
+use crate::AppState;
+
+/// An API error: HTTP status, stable code, human detail.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            extra: None,
+        }
+    }
+
+    fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.extra = Some((key, value));
+        self
+    }
+
+    /// 401.
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 403.
+    pub fn forbidden(detail: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 429.
+    pub fn rate_limited() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this token; slow down",
+        )
+    }
+
+    /// 500: the detail is logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            detail.to_string(),
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The detail text.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = if self.status.is_server_error() {
+            tracing::error!(code = self.code, detail = %self.detail, "request failed");
+            "internal error; see the node's log".to_owned()
+        } else {
+            self.detail
+        };
+        let mut body = json!({ "error": self.code, "detail": detail });
+        if let Some((key, value)) = self.extra {
+            body[key] = value;
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "malformed_json",
+        };
+        let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body over {} bytes", crate::MAX_BODY_BYTES)
+        } else {
+            rejection.body_text()
+        };
+        ApiError::new(status, code, detail)
+    }
+}
+
+fn lookup_error(e: LookupError) -> ApiError {
+    match e {
+        LookupError::Number { input, error } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_number",
+            format!("invalid number {input:?}: {error}"),
+        )
+        .with("number", json!({ "input": input, "reason": error.code() })),
+        LookupError::Store(e) => ApiError::internal(e),
+    }
+}
+
+fn submit_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::Invalid(items) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+            format!("{} invalid item(s); nothing was stored", items.len()),
+        )
+        .with("items", json!(items)),
+        SubmitError::BatchSize(n) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch_size",
+            format!("a batch holds 1 to {MAX_BATCH} sightings, got {n}"),
+        ),
+        SubmitError::Store(e) => ApiError::internal(e),
+        SubmitError::Stopped => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is shutting down",
+        ),
+    }
+}
+
+/// Optional default region for national numbers.
+#[derive(Debug, Deserialize)]
+pub struct RegionQuery {
+    region: Option<String>,
+    token: Option<String>,
+}
+
+/// `GET /api/v1/lookup/{number}`.
+///
+/// # Errors
+/// 400 for an invalid number; auth errors.
+pub async fn lookup_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+    Query(q): Query<RegionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .auth()
+        .check(&headers, q.token.as_deref(), Scope::Read)?;
+    let lookup = state
+        .node()
+        .lookup(&number, q.region.as_deref())
+        .await
+        .map_err(lookup_error)?;
+    Ok(Json(json!(lookup)))
+}
+
+/// Body of `POST /api/v1/lookup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkLookup {
+    numbers: Vec<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// `POST /api/v1/lookup`: up to 10,000 numbers; invalid ones get a per-item error.
+///
+/// # Errors
+/// 400 for a malformed body or too many numbers; auth errors.
+pub async fn lookup_bulk(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<BulkLookup>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.auth().check(&headers, None, Scope::Read)?;
+    let Json(body) = body?;
+    if body.numbers.is_empty() || body.numbers.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch_size",
+            format!("send 1 to {MAX_BATCH} numbers, got {}", body.numbers.len()),
+        ));
+    }
+    let results = state.node().lookup_many(body.numbers, body.region).await;
+    let mut out = Vec::with_capacity(results.len());
+    for result in results {
+        out.push(match result {
+            Ok(lookup) => json!(lookup),
+            Err(LookupError::Number { input, error }) => {
+                json!({ "input": input, "error": "invalid_number", "reason": error.code(), "detail": error.to_string() })
+            }
+            Err(LookupError::Store(e)) => return Err(ApiError::internal(e)),
+        });
+    }
+    Ok(Json(json!({ "results": out })))
+}
+
+/// Parses `POST /api/v1/sightings` bodies: one sighting object, an array of
+/// them, or `{"sightings": [...]}`. Each item is checked on its own so the
+/// error lists every bad item with its index.
+fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
+    let items = match body {
+        Value::Array(items) => items,
+        Value::Object(mut map) if map.contains_key("sightings") => match map.remove("sightings") {
+            Some(Value::Array(items)) if map.is_empty() => items,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "`sightings` must be the only field and an array",
+                ))
+            }
+        },
+        one @ Value::Object(_) => vec![one],
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "expected a sighting object, an array of them, or {\"sightings\": [...]}",
+            ))
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(submit_error(SubmitError::BatchSize(items.len())));
+    }
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let number = item
+            .get("number")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match serde_json::from_value::<Submission>(item) {
+            Ok(s) => parsed.push(s),
+            Err(e) => errors.push(json!({ "index": index, "number": number, "code": "invalid_item", "reason": e.to_string() })),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+            format!("{} invalid item(s); nothing was stored", errors.len()),
+        )
+        .with("items", Value::Array(errors)))
+    }
+}
+
+/// `POST /api/v1/sightings`: one or a batch (≤ 10,000), validated whole and
+/// rejected whole. 201 once every record is durable.
+///
+/// # Errors
+/// 400 with per-item errors, 413, auth errors.
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state.auth().check(&headers, None, Scope::Submit)?;
+    let Json(body) = body?;
+    let batch = parse_submissions(body)?;
+    let receipts = state.node().submit(batch).await.map_err(submit_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "accepted": receipts.len(), "receipts": receipts })),
+    ))
+}
+
+/// Body of `POST /api/v1/sightings/withdraw`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    number: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// `POST /api/v1/sightings/withdraw`.
+///
+/// # Errors
+/// 400 for an invalid number; auth errors.
+pub async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Withdraw>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.auth().check(&headers, None, Scope::Submit)?;
+    let Json(body) = body?;
+    let receipt = state
+        .node()
+        .withdraw(&body.number, body.region.as_deref())
+        .await
+        .map_err(submit_error)?;
+    Ok(Json(json!(receipt)))
+}
+
+/// Query of `GET /api/v1/sightings/recent`.
+#[derive(Debug, Deserialize)]
+pub struct RecentQuery {
+    limit: Option<usize>,
+    token: Option<String>,
+}
+
+/// `GET /api/v1/sightings/recent?limit=N` (default 50, at most 1000).
+///
+/// # Errors
+/// Auth errors.
+pub async fn recent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RecentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .auth()
+        .check(&headers, q.token.as_deref(), Scope::Read)?;
+    let recent = state
+        .node()
+        .recent(q.limit.unwrap_or(50).min(1000))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "sightings": recent })))
+}
+
+/// Query carrying an optional token (for pages opened in a browser).
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+impl TokenQuery {
+    /// The token, if given.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+/// `GET /api/v1/peers`.
+///
+/// # Errors
+/// Auth errors.
+pub async fn peers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .auth()
+        .check(&headers, q.token.as_deref(), Scope::Read)?;
+    Ok(Json(json!({ "peers": state.node().peers().await })))
+}
+
+/// `GET /api/v1/status`.
+///
+/// # Errors
+/// Auth errors.
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .auth()
+        .check(&headers, q.token.as_deref(), Scope::Read)?;
+    let status = state.node().status().await.map_err(ApiError::internal)?;
+    Ok(Json(json!(status)))
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+/// Unknown API routes.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such API route; see /api/v1/openapi.json",
+    )
+}
