@@ -271,7 +271,16 @@ fn validate(number: &PhoneNumber) -> Result<ParsedNumber, NumberError> {
     }
 
     let e164 = number.format().mode(Mode::E164).to_string();
-    debug_assert!(e164.starts_with('+') && e164.len() >= 4 && e164.len() <= 16);
+    // libphonenumber accepts some numbers longer than E.164 allows (found by
+    // fuzzing: German numbers with letters read as vanity digits). E.164 is
+    // at most 15 digits; anything else is not hashable as a number.
+    let digits = &e164[e164.len().min(1)..];
+    if !e164.starts_with('+')
+        || !(3..=15).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(NumberError::TooLong(format!("E.164 (+{code})")));
+    }
     Ok(ParsedNumber {
         e164: E164(e164),
         country_code: code,
