@@ -51,7 +51,16 @@ pub struct Options {
     pub quic: bool,
     /// Network pre-shared key.
     pub psk: Option<[u8; 32]>,
+    /// API requests per second per token.
+    pub api_rate: u32,
 }
+
+/// Token with the read scope on every cluster node.
+pub const READ_TOKEN: &str = "reader-token-0123456789";
+/// Token with the read and submit scopes on every cluster node.
+pub const WRITE_TOKEN: &str = "writer-token-0123456789";
+/// Token with only the submit scope on every cluster node.
+pub const SUBMIT_ONLY_TOKEN: &str = "submitter-token-0123456789";
 
 impl Default for Options {
     fn default() -> Self {
@@ -59,6 +68,7 @@ impl Default for Options {
             sync_interval: Duration::from_secs(2),
             quic: false,
             psk: None,
+            api_rate: 1000,
         }
     }
 }
@@ -178,6 +188,19 @@ impl Cluster {
             file.listen = vec![transport_addr(m.port, options.quic)];
             file.web_bind = "127.0.0.1:0".parse().expect("addr");
             file.sync_interval_secs = options.sync_interval.as_secs().max(1);
+            file.api_requests_per_second = options.api_rate;
+            file.tokens = [
+                ("reader", READ_TOKEN, &["read"][..]),
+                ("writer", WRITE_TOKEN, &["read", "submit"][..]),
+                ("submitter", SUBMIT_ONLY_TOKEN, &["submit"][..]),
+            ]
+            .into_iter()
+            .map(|(name, token, scopes)| sightline_node::config::TokenFile {
+                name: name.into(),
+                token: token.into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            })
+            .collect();
             std::fs::write(&m.config_path, toml::to_string(&file).expect("toml")).expect("write");
             write_key(
                 &m.config_path.parent().expect("dir").join("data/node.key"),

@@ -12,6 +12,9 @@ use sightline_protocol::{
 };
 use sightline_tests::{eventually, Cluster};
 
+#[path = "e2e/api.rs"]
+mod api;
+
 const WAIT: Duration = Duration::from_secs(30);
 
 fn number(i: u32) -> String {

@@ -1,0 +1,591 @@
+//! The JSON API and pages: every route and error path through
+//! `router(state).oneshot(...)` over a real node, and over a real socket.
+
+// Scenario tests read top to bottom; splitting them would hide the story.
+#![allow(clippy::too_many_lines)]
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sightline_node::NodeHandle;
+use sightline_tests::{eventually, Cluster, Options, READ_TOKEN, SUBMIT_ONLY_TOKEN, WRITE_TOKEN};
+use sightline_web::{router, AppState};
+use tower::ServiceExt;
+
+use super::WAIT;
+
+struct Reply {
+    status: StatusCode,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+async fn call(
+    state: &AppState,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Body>,
+    content_type: &str,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(b) => {
+            request = request.header(header::CONTENT_TYPE, content_type);
+            b
+        }
+        None => Body::empty(),
+    };
+    let response = router(state.clone())
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(state: &AppState, uri: &str, token: Option<&str>) -> Reply {
+    call(state, Method::GET, uri, token, None, "").await
+}
+
+async fn post(state: &AppState, uri: &str, token: Option<&str>, body: &Value) -> Reply {
+    call(
+        state,
+        Method::POST,
+        uri,
+        token,
+        Some(Body::from(body.to_string())),
+        "application/json",
+    )
+    .await
+}
+
+async fn records(node: &NodeHandle) -> usize {
+    node.status().await.unwrap().records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_submit_withdraw_and_reads() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let node = cluster.start(0).await;
+    let state = AppState::new(node.clone(), true);
+
+    assert_eq!(get(&state, "/healthz", None).await.status, StatusCode::OK);
+
+    // Submit one, then a batch in both batch shapes.
+    let one = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &json!({"number": "+1 415 555 0134", "kind": "smishing", "channel": "sms", "brand": "Example Bank", "confidence": 90})).await;
+    assert_eq!(one.status, StatusCode::CREATED, "{}", one.text);
+    assert_eq!(one.json()["receipts"][0]["number"], "+14155550134");
+    let many = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &json!([{"number": "+1 415 555 0135", "kind": "vishing"}, {"number": "020 7946 0958", "region": "GB", "kind": "bec"}])).await;
+    assert_eq!(
+        (many.status, many.json()["accepted"].as_u64()),
+        (StatusCode::CREATED, Some(2))
+    );
+    let wrapped = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!({"sightings": [{"number": "+61 491 570 156", "kind": "sim-swap"}]}),
+    )
+    .await;
+    assert_eq!(wrapped.status, StatusCode::CREATED, "{}", wrapped.text);
+    assert_eq!(records(&node).await, 4);
+
+    // Lookup one: every field analysts and gateways rely on.
+    let l = get(&state, "/api/v1/lookup/%2B14155550134", None).await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.text);
+    let l = l.json();
+    for field in [
+        "number",
+        "score",
+        "band",
+        "orgs",
+        "line_type",
+        "country",
+        "first_seen",
+        "last_seen",
+        "block_activity",
+        "reports",
+        "kinds",
+        "channels",
+        "brands",
+    ] {
+        assert!(l.get(field).is_some(), "lookup lacks {field}: {l}");
+    }
+    assert_eq!(l["number"], "+14155550134");
+    assert_eq!(l["band"], "high");
+    assert_eq!(l["block_activity"], 2);
+    assert_eq!(l["reports"][0]["org"], "Bank");
+    for field in ["org", "kind", "verdict", "weight"] {
+        assert!(l["reports"][0].get(field).is_some(), "report lacks {field}");
+    }
+    let national = get(&state, "/api/v1/lookup/(415)%20555-0134?region=US", None).await;
+    assert_eq!(national.json()["number"], "+14155550134");
+
+    // Invalid numbers: 400 naming the number and the reason.
+    let bad = get(&state, "/api/v1/lookup/12345abc", None).await;
+    assert_eq!(
+        (bad.status, bad.error()),
+        (StatusCode::BAD_REQUEST, "invalid_number".into())
+    );
+    assert!(bad.json()["detail"].as_str().unwrap().contains("12345abc"));
+    assert_eq!(bad.json()["number"]["reason"], "no_region");
+
+    // Bulk lookup with one invalid item: per-item error, others answered.
+    let bulk = post(
+        &state,
+        "/api/v1/lookup",
+        None,
+        &json!({"numbers": ["+1 415 555 0134", "not a number", "+1 415 555 0199"]}),
+    )
+    .await;
+    assert_eq!(bulk.status, StatusCode::OK);
+    let results = bulk.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["band"], "high");
+    assert_eq!(results[1]["error"], "invalid_number");
+    assert_eq!(results[2]["band"], "none");
+    let too_many = post(
+        &state,
+        "/api/v1/lookup",
+        None,
+        &json!({"numbers": vec!["+14155550134"; 10_001]}),
+    )
+    .await;
+    assert_eq!(
+        (too_many.status, too_many.error()),
+        (StatusCode::BAD_REQUEST, "batch_size".into())
+    );
+    let empty = post(&state, "/api/v1/lookup", None, &json!({"numbers": []})).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+
+    // Withdraw.
+    let w = post(
+        &state,
+        "/api/v1/sightings/withdraw",
+        Some(WRITE_TOKEN),
+        &json!({"number": "+1 415 555 0134"}),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.text);
+    assert_eq!(
+        get(&state, "/api/v1/lookup/%2B14155550134", None)
+            .await
+            .json()["band"],
+        "none"
+    );
+    let w_bad = post(
+        &state,
+        "/api/v1/sightings/withdraw",
+        Some(WRITE_TOKEN),
+        &json!({"number": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        (w_bad.status, w_bad.error()),
+        (StatusCode::BAD_REQUEST, "invalid_batch".into())
+    );
+
+    // Reads.
+    let recent = get(&state, "/api/v1/sightings/recent?limit=2", None)
+        .await
+        .json();
+    assert_eq!(recent["sightings"].as_array().unwrap().len(), 2);
+    assert_eq!(recent["sightings"][0]["verdict"], "withdrawn");
+    assert_eq!(
+        recent["sightings"][0]["number"], "+14155550134",
+        "own submissions show the raw number locally"
+    );
+    let peers = get(&state, "/api/v1/peers", None).await.json();
+    assert_eq!(peers["peers"][0]["org"], "Carrier");
+    let status = get(&state, "/api/v1/status", None).await.json();
+    assert_eq!(
+        (status["records"].as_u64(), status["org"].as_str()),
+        (Some(5), Some("Bank"))
+    );
+
+    // Unknown route: JSON 404.
+    let missing = get(&state, "/api/v1/nope", None).await;
+    assert_eq!(
+        (missing.status, missing.error()),
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_rejected_whole_with_clear_errors() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8)]);
+    let node = cluster.start(0).await;
+    let state = AppState::new(node.clone(), true);
+    let submit = |body: Body, content_type: &'static str| {
+        let state = state.clone();
+        async move {
+            call(
+                &state,
+                Method::POST,
+                "/api/v1/sightings",
+                Some(WRITE_TOKEN),
+                Some(body),
+                content_type,
+            )
+            .await
+        }
+    };
+
+    // 10,000 items with one bad number: 400 naming the item, nothing stored.
+    let mut items: Vec<Value> = (0..10_000).map(|i| json!({"number": format!("+1 415 555 {:04}", 100 + i % 100), "kind": "smishing", "count": i + 1})).collect();
+    items[7_777] = json!({"number": "+1 415 555", "kind": "smishing"});
+    let r = submit(
+        Body::from(Value::Array(items.clone()).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "invalid_batch".into()),
+        "{}",
+        r.text
+    );
+    let errs = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0]["index"], 7_777);
+    assert_eq!(errs[0]["code"], "too_short");
+    assert_eq!(records(&node).await, 0);
+
+    // The same batch with a wrong type in one item (caught before the node sees it).
+    items[7_777] = json!({"number": "+1 415 555 0100", "kind": "smishing", "confidence": "high"});
+    let r = submit(
+        Body::from(Value::Array(items.clone()).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.error(), "invalid_batch");
+    assert_eq!(r.json()["items"][0]["index"], 7_777);
+    // An unknown kind, an out-of-range confidence, a huge count, an unknown field.
+    for bad in [
+        json!({"number": "+1 415 555 0100", "kind": "phishing"}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "confidence": 101}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "count": 1e30}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "colour": "red"}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "brand": "x".repeat(65)}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "last_seen": 99_999_999_999_u64}),
+    ] {
+        let r = submit(Body::from(bad.to_string()), "application/json").await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::BAD_REQUEST, "invalid_batch".into()),
+            "{bad}: {}",
+            r.text
+        );
+    }
+    // 10,001 items.
+    items.push(json!({"number": "+1 415 555 0100", "kind": "bec"}));
+    items[7_777] = json!({"number": "+1 415 555 0100", "kind": "bec"});
+    let r = submit(
+        Body::from(Value::Array(items).to_string()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.error(), "batch_size");
+    // Not JSON, invalid UTF-8, wrong media type, wrong shapes, an empty batch.
+    let r = submit(Body::from("{\"number\": "), "application/json").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
+    let r = submit(Body::from(vec![b'"', 0xff, 0xfe, b'"']), "application/json").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
+    let r = submit(Body::from("number=1"), "application/x-www-form-urlencoded").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type".into()
+        )
+    );
+    for shape in [json!(42), json!("text"), json!([]), json!({"sightings": 3})] {
+        let r = submit(Body::from(shape.to_string()), "application/json").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{shape}");
+    }
+    // Over 4 MiB: 413 with a JSON error.
+    let huge = format!(
+        "[{}]",
+        vec![
+            format!(
+                "{{\"number\":\"+14155550100\",\"kind\":\"bec\",\"brand\":\"{}\"}}",
+                "x".repeat(60)
+            );
+            60_000
+        ]
+        .join(",")
+    );
+    let r = submit(Body::from(huge), "application/json").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+    let r = call(
+        &state,
+        Method::POST,
+        "/api/v1/lookup",
+        None,
+        Some(Body::from("[1,2]")),
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
+    assert_eq!(
+        records(&node).await,
+        0,
+        "nothing stored by any rejected request"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_scopes_and_rate_limits() {
+    let options = Options {
+        api_rate: 2,
+        ..Options::default()
+    };
+    let mut cluster = Cluster::build(&[("Bank", 0.8)], &options);
+    let node = cluster.start(0).await;
+    // Not loopback: every request needs a token.
+    let open = AppState::new(node.clone(), false);
+    let r = get(&open, "/api/v1/status", None).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
+    );
+    let r = get(&open, "/api/v1/status", Some("wrong-token-wrong-token")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = get(&open, "/api/v1/status", Some(SUBMIT_ONLY_TOKEN)).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "forbidden".into())
+    );
+    assert_eq!(
+        get(&open, "/api/v1/status", Some(READ_TOKEN)).await.status,
+        StatusCode::OK
+    );
+    let r = post(
+        &open,
+        "/api/v1/sightings",
+        Some(READ_TOKEN),
+        &json!({"number": "+14155550100", "kind": "bec"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "forbidden".into())
+    );
+    assert_eq!(
+        get(&open, "/metrics", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = get(&open, "/?number=%2B14155550100", None).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.text.contains("Access denied"));
+    assert_eq!(
+        get(&open, &format!("/?token={READ_TOKEN}"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Rate limit: 2/s with bursts of 4, per token.
+    let limited = AppState::new(node.clone(), true);
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(
+            get(&limited, "/api/v1/status", Some(READ_TOKEN))
+                .await
+                .status,
+        );
+    }
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    let r = get(&limited, "/api/v1/status", Some(READ_TOKEN)).await;
+    assert_eq!(r.error(), "rate_limited");
+    // Another token has its own budget.
+    assert_eq!(
+        get(&limited, "/api/v1/status", Some(WRITE_TOKEN))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Loopback: reading without a token is allowed, submitting is not.
+    let r = post(
+        &limited,
+        "/api/v1/sightings",
+        None,
+        &json!({"number": "+14155550100", "kind": "bec"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_metrics_and_pages() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    cluster
+        .node(1)
+        .submit(vec![{
+            let mut s = sightline_node::Submission::new(
+                "+44 20 7946 0958",
+                sightline_protocol::Kind::Vishing,
+            );
+            s.brand = Some("<script>alert(1)</script>".into());
+            s.confidence = 100;
+            s
+        }])
+        .await
+        .unwrap();
+    let node = cluster.node(0).clone();
+    eventually("report arrives", WAIT, &node, || async {
+        node.lookup("+44 20 7946 0958", None)
+            .await
+            .is_ok_and(|l| l.score.orgs == 1)
+    })
+    .await;
+    let state = AppState::new(node.clone(), true);
+
+    let doc = get(&state, "/api/v1/openapi.json", None).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/lookup/{number}",
+        "/lookup",
+        "/sightings",
+        "/sightings/withdraw",
+        "/sightings/recent",
+        "/peers",
+        "/status",
+        "/openapi.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+    }
+    for code in ["400", "401", "403", "413", "429"] {
+        assert!(
+            doc["paths"]["/sightings"]["post"]["responses"]
+                .get(code)
+                .is_some(),
+            "OpenAPI lacks {code} for submit"
+        );
+    }
+
+    let metrics = get(&state, "/metrics", None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    for name in ["sightline_records 1", "sightline_received_total", "sightline_peers_connected 1", "sightline_sync_lag_records", "sightline_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/openapi.json\""] {
+        assert!(metrics.text.contains(name), "metrics lack {name}:\n{}", metrics.text);
+    }
+    assert!(
+        !metrics.text.contains("2079460958"),
+        "a raw number leaked into metrics"
+    );
+
+    let page = get(&state, "/?number=%2B44+20+7946+0958", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("data-band=\"medium\""), "{}", page.text);
+    assert!(page.text.contains("<label for=\"number\">"));
+    assert!(page.text.contains("Carrier"));
+    assert!(
+        page.text.contains("&lt;script&gt;"),
+        "brand must be escaped"
+    );
+    assert!(!page.text.contains("<script>alert"));
+    let invalid = get(&state, "/?number=hello", None).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(invalid.text.contains("role=\"alert\"") && invalid.text.contains("hello"));
+    for (uri, needle) in [
+        ("/recent", "Recent sightings"),
+        ("/peers", "Carrier"),
+        ("/status", "Node status"),
+        ("/style.css", ".badge"),
+    ] {
+        let r = get(&state, uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert!(r.text.contains(needle), "{uri} lacks {needle}");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_server_answers_over_http_and_refuses_open_binds_without_tokens() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8)]);
+    let node = cluster.start(0).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, serve) = sightline_web::bind(node.clone(), "127.0.0.1:0".parse().unwrap(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let server = tokio::spawn(serve);
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let submitted = http
+        .post(format!("http://{addr}/api/v1/sightings"))
+        .bearer_auth(WRITE_TOKEN)
+        .json(&json!({"number": "+1 415 555 0101", "kind": "callback"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+    let lookup: Value = http
+        .get(format!("http://{addr}/api/v1/lookup/%2B14155550101"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lookup["band"], "medium");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+
+    // Non-loopback without tokens: refused. (This node has tokens, so build one without.)
+    let mut bare = Cluster::new(&[("Solo", 0.5)]);
+    let mut config = bare.config(0);
+    config.tokens.clear();
+    let solo = sightline_node::start(config, bare.clock.clone())
+        .await
+        .unwrap();
+    let refused = sightline_web::bind(solo.clone(), "0.0.0.0:0".parse().unwrap(), async {}).await;
+    assert!(matches!(
+        refused,
+        Err(sightline_web::ServeError::OpenWithoutTokens(_))
+    ));
+    solo.shutdown().await;
+    bare.shutdown().await;
+    cluster.shutdown().await;
+}
