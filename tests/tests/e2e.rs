@@ -14,6 +14,8 @@ use sightline_tests::{eventually, Cluster};
 
 #[path = "e2e/api.rs"]
 mod api;
+#[path = "e2e/browser.rs"]
+mod browser;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -101,7 +101,9 @@ impl From<JsonRejection> for ApiError {
         // get 400 for every bad body except size and media type.
         let (status, code) = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             _ => (StatusCode::BAD_REQUEST, "malformed_json"),
         };
         let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -1,0 +1,454 @@
+//! The `sightline` binary, run as a user would: admin commands writing real
+//! files, `run` as a child process, and every client command against it,
+//! with the exit codes scripts rely on.
+
+// Scenario tests read top to bottom; splitting them would hide the story.
+#![allow(clippy::too_many_lines)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sightline_tests::{Cluster, READ_TOKEN, SUBMIT_ONLY_TOKEN, WRITE_TOKEN};
+
+fn sightline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(args)
+        .env_remove("SIGHTLINE_API")
+        .env_remove("SIGHTLINE_TOKEN")
+        .output()
+        .expect("binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A `sightline run` child process, killed (SIGTERM) on drop.
+struct RunningNode {
+    child: Child,
+    config: PathBuf,
+    api: String,
+}
+
+impl RunningNode {
+    fn start(config: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sightline run starts");
+        let text = std::fs::read_to_string(config).unwrap();
+        let bind = text
+            .lines()
+            .find(|l| l.starts_with("web_bind"))
+            .unwrap()
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let node = RunningNode {
+            child,
+            config: config.to_owned(),
+            api: format!("http://{bind}"),
+        };
+        // Readiness: the process binds its web port after the node started.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&bind).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sightline run did not open {bind}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    fn stop(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node_with_web_port(cluster: &Cluster, i: usize) -> PathBuf {
+    let path = cluster.members[i].config_path.clone();
+    let port = sightline_tests::free_port();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn network_admin_and_init_write_working_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("network.toml");
+    let net_s = net.to_str().unwrap();
+    let out = sightline(&[
+        "network",
+        "new",
+        "--name",
+        "Example ISAC",
+        "--id",
+        "example-isac",
+        "--out",
+        net_s,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::metadata(&net).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Refuses to overwrite, and rejects a bad id with exit 2.
+    assert_eq!(
+        code(&sightline(&[
+            "network", "new", "--name", "X", "--id", "x", "--out", net_s
+        ])),
+        2
+    );
+    let bad = dir.path().join("bad.toml");
+    let out = sightline(&[
+        "network",
+        "new",
+        "--name",
+        "X",
+        "--id",
+        "Bad Id",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("id"), "{}", stderr(&out));
+
+    let org_dir = dir.path().join("bank");
+    let out = sightline(&[
+        "init",
+        "--network",
+        net_s,
+        "--org",
+        "Bank",
+        "--dir",
+        org_dir.to_str().unwrap(),
+        "--p2p-port",
+        "17400",
+        "--web-port",
+        "17300",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let init: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let peer_id = init["peer_id"].as_str().unwrap().to_owned();
+    assert!(peer_id.starts_with("12D3Koo"));
+    assert_eq!(init["api"], "http://127.0.0.1:17300");
+    assert!(init["token"].as_str().unwrap().len() >= 32);
+    assert_eq!(
+        std::fs::metadata(org_dir.join("data/node.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(org_dir.join("sightline.toml"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let out = sightline(&[
+        "network",
+        "add-member",
+        "--network",
+        net_s,
+        "--org",
+        "Bank",
+        "--peer-id",
+        &peer_id,
+        "--trust",
+        "0.8",
+        "--addr",
+        "/ip4/127.0.0.1/tcp/17400",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&net).unwrap();
+    assert!(
+        text.contains(&format!("/ip4/127.0.0.1/tcp/17400/p2p/{peer_id}")),
+        "{text}"
+    );
+    // A bad peer id or trust is refused and leaves the file as it was.
+    for args in [
+        ["--peer-id", "nope", "--trust", "0.5"],
+        ["--peer-id", peer_id.as_str(), "--trust", "1.5"],
+    ] {
+        let out = sightline(&[
+            "network",
+            "add-member",
+            "--network",
+            net_s,
+            "--org",
+            "Other",
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+        ]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_to_string(&net).unwrap(), text);
+    // The files start a node: config loads and validates.
+    sightline_node::NodeConfig::load(&org_dir.join("sightline.toml")).unwrap();
+    // Usage errors exit 2; --help exits 0.
+    assert_eq!(code(&sightline(&["lookup"])), 2);
+    assert_eq!(code(&sightline(&["frobnicate"])), 2);
+    assert_eq!(code(&sightline(&["import", "--help"])), 0);
+}
+
+#[test]
+fn client_commands_against_a_running_node() {
+    let cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let config = node_with_web_port(&cluster, 0);
+    let node = RunningNode::start(&config);
+    let cfg = node.config.to_str().unwrap().to_owned();
+
+    let out = sightline(&[
+        "submit",
+        "+1 (415) 555-0101",
+        "--kind",
+        "smishing",
+        "--channel",
+        "sms",
+        "--brand",
+        "Example Bank",
+        "--confidence",
+        "95",
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("+14155550101"));
+
+    // Lookup: table, JSON, --fail-on.
+    let out = sightline(&["lookup", "+14155550101", "+14155550102", "--api", &node.api]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("high") && stdout(&out).contains("Bank"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sightline(&[
+        "lookup",
+        "+14155550101",
+        "--json",
+        "--api",
+        &node.api,
+        "--token",
+        READ_TOKEN,
+    ]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json[0]["band"], "high");
+    assert_eq!(
+        code(&sightline(&[
+            "lookup",
+            "+14155550101",
+            "--fail-on",
+            "medium",
+            "--api",
+            &node.api
+        ])),
+        1
+    );
+    assert_eq!(
+        code(&sightline(&[
+            "lookup",
+            "+14155550102",
+            "--fail-on",
+            "low",
+            "--api",
+            &node.api
+        ])),
+        0
+    );
+    let out = sightline(&["lookup", "not-a-number", "--api", &node.api]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).contains("invalid"), "{}", stdout(&out));
+
+    // Import with bad rows: good rows land, bad ones are listed by line.
+    let csv = "number,kind,channel,brand,confidence,first_seen,last_seen,count\n\
+               +1 415 555 0111,smishing,sms,Parcel Express,80,,,3\n\
+               +1 415 555 011,smishing,sms,,80,,,1\n\
+               +44 20 7946 0958,phishing,voice,,70,,,1\n\
+               +61 491 570 156,sim-swap,other,,101,,,1\n\
+               \"+33 9 87 65 43 21\",bec,email,\"Acme, Inc.\",60,1763700000,1763703600,2\n\
+               ,vishing,voice,,50,,,1\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["import", "-", "--api", &node.api, "--token", WRITE_TOKEN])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 2, "some rows were rejected: {}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("imported 2 row(s), rejected 4"), "{text}");
+    for needle in [
+        "line 3",
+        "too short",
+        "line 4",
+        "phishing",
+        "line 5",
+        "confidence",
+        "line 7",
+        "missing number",
+    ] {
+        assert!(
+            text.contains(needle),
+            "import summary lacks {needle:?}:\n{text}"
+        );
+    }
+    let out = sightline(&["lookup", "+33 9 87 65 43 21", "--json", "--api", &node.api]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json[0]["brands"][0], "Acme, Inc.");
+    // A file with an unknown column is refused up front.
+    let bad_csv = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad_csv.path(), "number,kind,colour\n+14155550101,bec,red\n").unwrap();
+    let out = sightline(&["import", bad_csv.path().to_str().unwrap(), "--config", &cfg]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("colour"));
+
+    // Withdraw, peers, status.
+    let out = sightline(&[
+        "withdraw",
+        "415-555-0101",
+        "--region",
+        "US",
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        code(&sightline(&[
+            "lookup",
+            "+14155550101",
+            "--fail-on",
+            "low",
+            "--api",
+            &node.api
+        ])),
+        0
+    );
+    let out = sightline(&["peers", "--config", &cfg]);
+    assert!(
+        code(&out) == 0
+            && stdout(&out).contains("Carrier")
+            && stdout(&out).contains("not connected"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sightline(&["status", "--json", "--config", &cfg]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["records"], 4);
+    assert_eq!(status["own_seq"], 4);
+    let out = sightline(&["status", "--config", &cfg]);
+    assert!(stdout(&out).contains("Bank"));
+
+    // Wrong token and missing scope: exit 2 with the API's reason.
+    let out = sightline(&[
+        "status",
+        "--api",
+        &node.api,
+        "--token",
+        "wrong-token-wrong-token",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    let out = sightline(&[
+        "submit",
+        "+14155550101",
+        "--kind",
+        "bec",
+        "--api",
+        &node.api,
+        "--token",
+        READ_TOKEN,
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("forbidden"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["status"])
+        .env("SIGHTLINE_API", &node.api)
+        .env("SIGHTLINE_TOKEN", SUBMIT_ONLY_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "env vars are read");
+
+    // Clean shutdown on SIGTERM.
+    assert_eq!(node.stop(), 0);
+    // Unreachable node: exit 3.
+    let out = sightline(&["lookup", "+14155550101", "--config", &cfg]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unreachable"));
+    // No node given at all: usage error.
+    assert_eq!(code(&sightline(&["status"])), 2);
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, "network = \"missing.toml\"\n").unwrap();
+    let out = sightline(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_check_converges_and_exits_zero() {
+    let out = sightline(&["demo", "--check"]);
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("three organizations, 14 sightings shared and verified on every node"),
+        "{text}"
+    );
+    assert!(text.contains("band HIGH"), "{text}");
+    assert_eq!(
+        text.matches("http://127.0.0.1:").count(),
+        4,
+        "three web URLs and the example: {text}"
+    );
+}

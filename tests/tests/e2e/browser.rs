@@ -1,0 +1,101 @@
+//! The web UI in a real browser: Debian's Chromium, driven headless by
+//! playwright-core (tests/browser/lookup.mjs). Missing Chromium is a
+//! failure, not a skip: `scripts/test.sh` installs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use sightline_node::Submission;
+use sightline_protocol::{Channel, Kind};
+use sightline_tests::{eventually, Cluster};
+
+use super::WAIT;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lookup_page_shows_the_verdict_in_chromium() {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Chromium not found at {chromium}: run scripts/test.sh, which installs Debian's chromium"
+    );
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core missing: run scripts/test.sh (npm ci in tests/browser)"
+    );
+
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.7), ("Cert", 0.9)]);
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    for (i, brand) in [(0, "Example Bank"), (1, "Parcel Express")] {
+        let mut s = Submission::new("+1 415 555 0101", Kind::Smishing);
+        s.channel = Channel::Sms;
+        s.brand = Some(brand.into());
+        s.confidence = 95;
+        cluster.node(i).submit(vec![s]).await.unwrap();
+    }
+    let cert = cluster.node(2).clone();
+    eventually("both reports at the cert", WAIT, &cert, || async {
+        cert.lookup("+1 415 555 0101", None)
+            .await
+            .is_ok_and(|l| l.score.orgs == 2)
+    })
+    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, serve) = sightline_web::bind(cert.clone(), "127.0.0.1:0".parse().unwrap(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let server = tokio::spawn(serve);
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("lookup-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let url = format!("http://{addr}/");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&browser_dir)
+            .env("CHROMIUM", &chromium)
+            .args(["lookup.mjs", &url, "+1 (415) 555-0101"])
+            .arg(&screenshot)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["band"], "high", "{result}");
+    assert_eq!(result["label"], "HIGH");
+    assert!(
+        result["url"].as_str().unwrap().contains("number="),
+        "the form was submitted: {result}"
+    );
+    let reporters: Vec<&str> = result["reporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        reporters.contains(&"Bank") && reporters.contains(&"Carrier"),
+        "{reporters:?}"
+    );
+    let png = std::fs::read(artifacts.join("lookup-page.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot saved"
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    cluster.shutdown().await;
+}
