@@ -57,13 +57,18 @@ impl Api {
             None => request,
         };
         let response = request.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() || e.is_request() {
+            if e.is_timeout() {
+                // The node may have applied the request: say so, and do not
+                // claim it was unreachable.
+                Failure::from(anyhow!(
+                    "timed out waiting for {}; the request may have been applied: {e}",
+                    self.base
+                ))
+            } else {
                 Failure {
                     code: EXIT_UNREACHABLE,
                     error: anyhow!("node unreachable at {}: {e}", self.base),
                 }
-            } else {
-                Failure::from(anyhow!(e))
             }
         })?;
         let status = response.status();
@@ -82,12 +87,14 @@ impl Api {
             detail: detail.to_owned(),
             body,
         };
+        // 429 means "retry later", not an input error.
+        let code = if status.is_client_error() && status.as_u16() != 429 {
+            EXIT_INPUT
+        } else {
+            1
+        };
         Err(Failure {
-            code: if status.is_client_error() {
-                EXIT_INPUT
-            } else {
-                1
-            },
+            code,
             error: error.into(),
         })
     }
@@ -268,11 +275,12 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     } else {
         print_lookup_table(&results);
     }
-    if invalid > 0 {
-        return Ok(ExitCode::from(EXIT_INPUT));
+    // A match matters more to a gateway than a malformed neighbour in the batch.
+    if hit {
+        return Ok(ExitCode::from(1));
     }
-    Ok(if hit {
-        ExitCode::from(1)
+    Ok(if invalid > 0 {
+        ExitCode::from(EXIT_INPUT)
     } else {
         ExitCode::SUCCESS
     })

@@ -301,13 +301,20 @@ fn client_commands_against_a_running_node() {
     assert!(stdout(&out).contains("invalid"), "{}", stdout(&out));
 
     // Import with bad rows: good rows land, bad ones are listed by line.
-    let csv = "number,kind,channel,brand,confidence,first_seen,last_seen,count\n\
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (first, last) = (now - 7200, now - 3600);
+    let csv = format!(
+        "number,kind,channel,brand,confidence,first_seen,last_seen,count\n\
                +1 415 555 0111,smishing,sms,Parcel Express,80,,,3\n\
                +1 415 555 011,smishing,sms,,80,,,1\n\
                +44 20 7946 0958,phishing,voice,,70,,,1\n\
                +61 491 570 156,sim-swap,other,,101,,,1\n\
-               \"+33 9 87 65 43 21\",bec,email,\"Acme, Inc.\",60,1763700000,1763703600,2\n\
-               ,vishing,voice,,50,,,1\n";
+               \"+33 9 87 65 43 21\",bec,email,\"Acme, Inc.\",60,{first},{last},2\n\
+               ,vishing,voice,,50,,,1\n"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args(["import", "-", "--api", &node.api, "--token", WRITE_TOKEN])
         .stdin(Stdio::piped())

@@ -70,7 +70,10 @@ pub fn precheck(bytes: &[u8], ctx: &Context, now: u64) -> Result<UnverifiedSight
     }
     match s.check_time(now, ctx.max_skew) {
         Ok(()) => {}
-        Err(TimeError::FromTheFuture { .. }) => return Err(Rejection::reject("from_the_future")),
+        // Ignored, not rejected: a forwarder whose clock is a little ahead
+        // of ours is honest, and must not be penalized. Catch-up offers the
+        // record again later.
+        Err(TimeError::FromTheFuture { .. }) => return Err(Rejection::ignore("from_the_future")),
         Err(TimeError::Expired(_)) => return Err(Rejection::ignore("expired")),
     }
     if s.last_seen.saturating_add(ctx.retention) <= now {
@@ -196,7 +199,7 @@ mod tests {
         );
         assert_eq!(
             err(&bytes("net", NOW + 301, None), &ctx()),
-            Rejection::reject("from_the_future")
+            Rejection::ignore("from_the_future")
         );
         assert_eq!(
             err(&bytes("net", NOW - 10, Some(NOW)), &ctx()),

@@ -38,6 +38,9 @@ const CHANNEL_CAPACITY: usize = 1024;
 const MAX_PENDING_PUBLISH: usize = 10_000;
 /// Longest wait between redial attempts to a member.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Events held for the node when it falls behind; beyond this the swarm
+/// is not polled.
+const MAX_OUTBOX: usize = 4096;
 /// Gossip message size limit: a record is at most 1 KiB.
 const MAX_TRANSMIT: usize = 2048;
 
@@ -105,6 +108,8 @@ pub struct NetworkStatus {
     pub refused_non_members: u64,
     /// Outgoing connection attempts that failed (unreachable, wrong PSK, …).
     pub failed_dials: u64,
+    /// Gossip messages and catch-up requests dropped because the node fell behind.
+    pub dropped_events: u64,
 }
 
 #[derive(Debug)]
@@ -325,6 +330,8 @@ pub fn new(
         listen_addrs: Vec::new(),
         refused_non_members: 0,
         failed_dials: 0,
+        outbox: VecDeque::new(),
+        dropped_events: 0,
     };
     Ok((Client { sender }, event_receiver, event_loop))
 }
@@ -463,6 +470,8 @@ pub struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     refused_non_members: u64,
     failed_dials: u64,
+    outbox: VecDeque<NetworkEvent>,
+    dropped_events: u64,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -482,11 +491,22 @@ fn unix_now() -> u64 {
 impl EventLoop {
     /// Runs until every [`Client`] is dropped or `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let events = self.events.clone();
         let mut redial = tokio::time::interval(Duration::from_secs(1));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                event = self.swarm.select_next_some(), if self.outbox.len() < MAX_OUTBOX => {
+                    self.on_swarm_event(event);
+                }
+                permit = events.reserve(), if !self.outbox.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.outbox.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => break,
+                },
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
@@ -604,6 +624,7 @@ impl EventLoop {
                     pending_publish: self.pending_publish.len(),
                     refused_non_members: self.refused_non_members,
                     failed_dials: self.failed_dials,
+                    dropped_events: self.dropped_events,
                 });
             }
             Command::Dial(addr) => {
@@ -637,12 +658,39 @@ impl EventLoop {
         out
     }
 
-    async fn emit(events: &mpsc::Sender<NetworkEvent>, event: NetworkEvent) {
-        // Bounded: a slow node core applies backpressure to the swarm.
-        let _ = events.send(event).await;
+    /// Queues an event for the node. Never waits: the loop must keep
+    /// draining commands, or it could deadlock with a node task that is
+    /// waiting to send one. When the node falls behind, the swarm is not
+    /// polled (backpressure) and gossip beyond the queue is ignored.
+    fn emit(&mut self, event: NetworkEvent) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            match event {
+                NetworkEvent::Gossip {
+                    message_id, source, ..
+                } => {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &source,
+                            MessageAcceptance::Ignore,
+                        );
+                    self.dropped_events += 1;
+                    return;
+                }
+                NetworkEvent::SyncRequest { .. } => {
+                    // Dropping the response channel fails the peer's request.
+                    self.dropped_events += 1;
+                    return;
+                }
+                NetworkEvent::Connected(_) | NetworkEvent::Disconnected(_) => {}
+            }
+        }
+        self.outbox.push_back(event);
     }
 
-    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -659,7 +707,7 @@ impl EventLoop {
                 self.backoff.remove(&peer_id);
                 if num_established.get() == 1 {
                     tracing::info!(peer = %peer_id, org = ?self.members.get(&peer_id), "member connected");
-                    Self::emit(&self.events, NetworkEvent::Connected(peer_id)).await;
+                    self.emit(NetworkEvent::Connected(peer_id));
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -671,7 +719,7 @@ impl EventLoop {
                     self.connected.remove(&peer_id);
                     self.subscribed.remove(&peer_id);
                     self.last_seen.insert(peer_id, unix_now());
-                    Self::emit(&self.events, NetworkEvent::Disconnected(peer_id)).await;
+                    self.emit(NetworkEvent::Disconnected(peer_id));
                 } else {
                     self.connected.insert(peer_id, num_established as usize);
                 }
@@ -686,12 +734,12 @@ impl EventLoop {
                 self.failed_dials += 1;
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
-            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
     }
 
-    async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -699,15 +747,11 @@ impl EventLoop {
                 message,
             }) => {
                 self.last_seen.insert(propagation_source, unix_now());
-                Self::emit(
-                    &self.events,
-                    NetworkEvent::Gossip {
-                        message_id,
-                        source: propagation_source,
-                        data: message.data,
-                    },
-                )
-                .await;
+                self.emit(NetworkEvent::Gossip {
+                    message_id,
+                    source: propagation_source,
+                    data: message.data,
+                });
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })
                 if topic == self.topic =>
@@ -741,15 +785,11 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
-                        Self::emit(
-                            &self.events,
-                            NetworkEvent::SyncRequest {
-                                peer,
-                                request,
-                                channel,
-                            },
-                        )
-                        .await;
+                        self.emit(NetworkEvent::SyncRequest {
+                            peer,
+                            request,
+                            channel,
+                        });
                     }
                     request_response::Message::Response {
                         request_id,

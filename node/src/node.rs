@@ -347,7 +347,17 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         .map(|m| m.org.clone())
         .ok_or(StartError::NotAMember(peer_id))?;
     let dir = config.data_dir.join("store");
-    let store = blocking(move || Store::open(&dir)).await?;
+    let own_origin = identity.signing.origin();
+    let store = blocking(move || -> Result<Store, StoreError> {
+        let store = Store::open(&dir)?;
+        // Never reuse a seq peers may already hold (e.g. after a store was
+        // restored from an older backup and caught up).
+        if let Some(own) = store.progress()?.iter().find(|p| p.origin == own_origin) {
+            store.raise_own_seq(own.max_seq)?;
+        }
+        Ok(store)
+    })
+    .await?;
     let (client, events, event_loop) =
         network::new(identity.keypair.clone(), &config.network, &config.listen)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -385,6 +395,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 client: client.clone(),
                 retention: ctx.retention,
                 changes,
+                own: own_origin,
             },
             ingest_rx,
             shutdown_rx.clone(),
@@ -398,6 +409,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 members: ctx.members.clone(),
                 ingest: ingest_tx,
                 sync_interval: inner.config.sync_interval,
+                pulled: std::sync::Mutex::default(),
             },
             events,
             shutdown_rx,
@@ -456,15 +468,22 @@ impl NodeHandle {
                 let n = u64::try_from(prepared.len()).expect("batch fits u64");
                 let seqs = inner.store.reserve_own_seqs(n)?;
                 let mut out = Vec::with_capacity(prepared.len());
+                let mut rows = Vec::with_capacity(prepared.len());
                 for ((mut sighting, e164), seq) in prepared.into_iter().zip(seqs) {
                     sighting.seq = seq;
                     let record = sighting.sign(&inner.signing).expect("validated in prepare");
                     let s = record.sighting();
                     let purge =
                         ingest::purge_at(s.last_seen, s.expires, inner.config.retention_secs);
-                    inner.store.insert(&record, purge)?;
-                    inner.store.remember_own_number(&s.number, &e164)?;
+                    rows.push((record.clone(), purge));
                     out.push((record, e164));
+                }
+                // One transaction: the batch is stored whole or not at all.
+                inner.store.insert_own(&rows)?;
+                for (record, e164) in &out {
+                    inner
+                        .store
+                        .remember_own_number(&record.sighting().number, e164)?;
                 }
                 inner.store.flush()?;
                 Ok(out)
@@ -518,10 +537,31 @@ impl NodeHandle {
                     continue;
                 }
             };
+            let skew = self.inner.config.max_clock_skew_secs;
+            if item
+                .last_seen
+                .or(item.first_seen)
+                .is_some_and(|t| t > now.saturating_add(skew))
+            {
+                errors.push(fail(
+                    "bad_time",
+                    format!("timestamps may not be later than now ({now}) plus {skew} s"),
+                ));
+                continue;
+            }
+            // Within the allowed skew a client clock ahead of ours is clamped
+            // to now, so peers never see a record from their future.
             let first_seen = item
                 .first_seen
-                .unwrap_or_else(|| item.last_seen.unwrap_or(now).min(now));
-            let last_seen = item.last_seen.unwrap_or(now).max(first_seen);
+                .map_or_else(|| item.last_seen.unwrap_or(now).min(now), |t| t.min(now));
+            let last_seen = item.last_seen.map_or(now, |t| t.min(now)).max(first_seen);
+            if last_seen.saturating_add(self.inner.config.retention_secs) <= now {
+                errors.push(fail(
+                    "past_retention",
+                    format!("last_seen {last_seen} is older than the retention period"),
+                ));
+                continue;
+            }
             let sighting = Sighting {
                 network: self.inner.config.network.id.clone(),
                 origin: self.inner.signing.origin(),
@@ -825,6 +865,7 @@ struct IngestItem {
 }
 
 struct IngestTask {
+    own: OriginId,
     changes: Arc<watch::Sender<u64>>,
     store: Store,
     ctx: Context,
@@ -914,7 +955,14 @@ impl IngestTask {
             let outcome = verified.map_err(|e| Rejection { reason: e.code(), severity: Severity::Reject }).and_then(|record| {
                 let s = record.sighting();
                 match self.store.insert(&record, ingest::purge_at(s.last_seen, s.expires, self.retention)) {
-                    Ok(InsertOutcome::Stored { .. }) => Ok(()),
+                    Ok(InsertOutcome::Stored { .. }) => {
+                        if s.origin == self.own {
+                            if let Err(e) = self.store.raise_own_seq(s.seq) {
+                                tracing::error!(error = %e, "raising own seq failed");
+                            }
+                        }
+                        Ok(())
+                    }
                     Ok(InsertOutcome::Duplicate) => Err(Rejection { reason: "duplicate", severity: Severity::Ignore }),
                     Ok(InsertOutcome::Equivocation { existing }) => {
                         tracing::warn!(origin = %s.origin, seq = s.seq, %existing, "equivocation: origin signed two records with one seq");
@@ -945,7 +993,15 @@ impl IngestTask {
     }
 }
 
+/// A peer's advertised (count, digest) for one origin.
+type PeerSetSummary = (u64, [u8; 32]);
+
 struct CoreTask {
+    /// Per (peer, origin): the peer's (count, digest) when a pull from it
+    /// last completed. If unchanged, the peer has nothing this node has not
+    /// already received from it, so no pull (gaps no peer holds, such as
+    /// seqs purged network-wide, would otherwise be re-pulled every round).
+    pulled: std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
     store: Store,
     client: Client,
     clock: Arc<dyn Clock>,
@@ -1003,7 +1059,10 @@ async fn core_task(
                         });
                     } else {
                         Metrics::incr(&task.metrics.sync_throttled);
-                        let _ = task.client.respond(channel, SyncResponse::Busy).await;
+                        let client = task.client.clone();
+                        tokio::spawn(async move {
+                            let _ = client.respond(channel, SyncResponse::Busy).await;
+                        });
                     }
                 }
                 Some(NetworkEvent::Connected(peer)) => {
@@ -1011,8 +1070,9 @@ async fn core_task(
                     start_catch_up(peer);
                 }
                 Some(NetworkEvent::Disconnected(peer)) => {
+                    // The rate-limit bucket is kept: reconnecting must not
+                    // buy a fresh burst. Only members connect, so it is bounded.
                     connected.remove(&peer);
-                    limiter.forget(&peer);
                 }
                 None => break,
             },
@@ -1024,11 +1084,14 @@ async fn core_task(
             _ = purge_tick.tick() => {
                 let store = task.store.clone();
                 let now = task.clock.now();
-                match blocking(move || store.purge(now)).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "purged expired records"),
-                    Err(e) => tracing::error!(error = %e, "purge failed"),
-                }
+                // Off the loop: a long purge must not stall event routing.
+                tokio::spawn(async move {
+                    match blocking(move || store.purge(now)).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "purged expired records"),
+                        Err(e) => tracing::error!(error = %e, "purge failed"),
+                    }
+                });
             }
             () = network::stopped(&mut shutdown) => break,
         }
@@ -1091,10 +1154,30 @@ impl CoreTask {
                 return;
             }
         };
-        let pulls = sync::plan(&mine, &theirs, |o| self.members.contains(o));
+        let advertised: std::collections::HashMap<OriginId, sync::ProgressEntry> = theirs
+            .iter()
+            .map(|e| (OriginId::from_bytes(e.origin), *e))
+            .collect();
+        let pulls = sync::plan(&mine, &theirs, |o| {
+            self.members.contains(o)
+                && advertised.get(o).is_none_or(|e| {
+                    self.pulled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get(&(peer, *o))
+                        != Some(&(e.count, e.digest))
+                })
+        });
         for (origin, mut after) in pulls {
+            let Some(entry) = advertised.get(&origin).copied() else {
+                continue;
+            };
+            // A peer cannot have more pages than its advertised count needs.
+            let mut pages_left = entry.count / u64::from(sync::MAX_PAGE) + 2;
             let mut busy_retries = 0;
-            loop {
+            let mut complete = false;
+            while pages_left > 0 {
+                pages_left -= 1;
                 let request = SyncRequest::Pull {
                     origin: *origin.as_bytes(),
                     after,
@@ -1117,13 +1200,18 @@ impl CoreTask {
                                 return;
                             }
                         }
+                        busy_retries = 0;
                         match last_seq {
-                            Some(seq) if seq > after && more => after = seq,
-                            _ => break,
+                            Some(seq) if seq > after && seq <= entry.max_seq && more => after = seq,
+                            _ => {
+                                complete = !more;
+                                break;
+                            }
                         }
                     }
                     Ok(SyncResponse::Busy) if busy_retries < 5 => {
                         busy_retries += 1;
+                        pages_left += 1;
                         tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
                     }
                     Ok(_) => break,
@@ -1132,6 +1220,12 @@ impl CoreTask {
                         return;
                     }
                 }
+            }
+            if complete {
+                self.pulled
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert((peer, origin), (entry.count, entry.digest));
             }
         }
     }

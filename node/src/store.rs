@@ -41,6 +41,14 @@ pub enum StoreError {
     /// A stored value has an impossible shape.
     #[error("store corrupt: {0}")]
     Corrupt(&'static str),
+    /// An own record was not new (its seq was already used).
+    #[error("own record with seq {seq} was not stored: {outcome}")]
+    NotNew {
+        /// The seq.
+        seq: u64,
+        /// What the store found.
+        outcome: String,
+    },
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -275,19 +283,68 @@ impl Store {
         record: &SignedSighting,
         purge_at: u64,
     ) -> Result<InsertOutcome, StoreError> {
-        let s = record.sighting();
-        let id = record.id();
-        let origin = s.origin.as_bytes();
-        let seq = s.seq.to_be_bytes();
-        let origin_seq_key: [u8; 40] = cat(&[origin, &seq]);
-        let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
-        let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
-        let block_value: [u8; 9] = cat(&[&s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
-        let latest_value: [u8; 40] = cat(&[&seq, id.as_bytes()]);
-        let expiry_key: [u8; 40] = cat(&[&purge_at.to_be_bytes(), id.as_bytes()]);
-        let arrival = self.db.generate_id()?.to_be_bytes();
+        let arrival = self.db.generate_id()?;
+        let outcome = self
+            .trees()
+            .transaction(|t| insert_tx(t, record, purge_at, arrival))?;
+        Ok(outcome)
+    }
 
-        let trees = (
+    /// Stores this node's own records all-or-nothing, in one transaction:
+    /// if any of them is not new (a duplicate, or a reused seq), nothing is
+    /// stored and the error says which.
+    ///
+    /// # Errors
+    /// [`StoreError::NotNew`] naming the record; sled errors.
+    pub fn insert_own(&self, records: &[(SignedSighting, u64)]) -> Result<(), StoreError> {
+        let mut arrivals = Vec::with_capacity(records.len());
+        for _ in records {
+            arrivals.push(self.db.generate_id()?);
+        }
+        self.trees().transaction(|t| {
+            for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
+                match insert_tx(t, record, *purge_at, *arrival)? {
+                    InsertOutcome::Stored { .. } => {}
+                    other => {
+                        return Err(abort(StoreError::NotNew {
+                            seq: record.sighting().seq,
+                            outcome: format!("{other:?}"),
+                        }))
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Raises the own sequence counter to at least `seq` (when records of
+    /// this node's origin come back from peers, e.g. after a store was lost).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn raise_own_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.meta.fetch_and_update(META_OWN_SEQ, |old| {
+            let old = old.map_or(0, be_u64);
+            Some(old.max(seq).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
             &self.records,
             &self.origin_seq,
             &self.latest,
@@ -296,64 +353,7 @@ impl Store {
             &self.recent,
             &self.expiry,
             &self.evidence,
-        );
-        let outcome = trees.transaction(
-            |(records, origin_seq, latest, blocks, progress, recent, expiry, evidence)| {
-                if records.get(id.as_bytes())?.is_some() {
-                    return Ok(InsertOutcome::Duplicate);
-                }
-                if let Some(existing) = origin_seq.get(origin_seq_key)? {
-                    let existing = SightingId::from_bytes(
-                        existing
-                            .as_ref()
-                            .try_into()
-                            .map_err(|_| abort(StoreError::Corrupt("origin_seq")))?,
-                    );
-                    let evidence_key: [u8; 72] = cat(&[origin, &seq, id.as_bytes()]);
-                    evidence.insert(evidence_key.as_slice(), record.as_bytes())?;
-                    return Ok(InsertOutcome::Equivocation { existing });
-                }
-                records.insert(id.as_bytes(), record.as_bytes())?;
-                origin_seq.insert(origin_seq_key.as_slice(), id.as_bytes())?;
-                recent.insert(arrival.as_slice(), id.as_bytes().as_slice())?;
-                expiry.insert(expiry_key.as_slice(), &[][..])?;
-
-                let is_latest = match latest.get(latest_key)? {
-                    Some(current) => be_u64(&current) < s.seq,
-                    None => true,
-                };
-                if is_latest {
-                    latest.insert(latest_key.as_slice(), latest_value.as_slice())?;
-                    blocks.insert(block_key.as_slice(), block_value.as_slice())?;
-                }
-
-                let mut p = match progress.get(origin)? {
-                    Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
-                    None => OriginProgress {
-                        origin: s.origin,
-                        count: 0,
-                        max_seq: 0,
-                        contiguous: 0,
-                        digest: [0; 32],
-                    },
-                };
-                p.count += 1;
-                p.max_seq = p.max_seq.max(s.seq);
-                for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
-                    *d ^= b;
-                }
-                while p.contiguous < p.max_seq {
-                    let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
-                    if origin_seq.get(next)?.is_none() {
-                        break;
-                    }
-                    p.contiguous += 1;
-                }
-                progress.insert(origin.as_slice(), p.encode().as_slice())?;
-                Ok(InsertOutcome::Stored { latest: is_latest })
-            },
-        );
-        Ok(outcome?)
+        )
     }
 
     /// Every origin's current report of a number, decoded.
@@ -558,6 +558,85 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+type Tx = sled::transaction::TransactionalTree;
+type Trees = (Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx);
+
+/// One record's writes, inside a transaction over [`Store::trees`].
+fn insert_tx(
+    (records, origin_seq, latest, blocks, progress, recent, expiry, evidence): &Trees,
+    record: &SignedSighting,
+    purge_at: u64,
+    arrival: u64,
+) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
+    let s = record.sighting();
+    let id = record.id();
+    let origin = s.origin.as_bytes();
+    let seq = s.seq.to_be_bytes();
+    let origin_seq_key: [u8; 40] = cat(&[origin, &seq]);
+    if records.get(id.as_bytes())?.is_some() {
+        return Ok(InsertOutcome::Duplicate);
+    }
+    if let Some(existing) = origin_seq.get(origin_seq_key)? {
+        let existing = SightingId::from_bytes(
+            existing
+                .as_ref()
+                .try_into()
+                .map_err(|_| abort(StoreError::Corrupt("origin_seq")))?,
+        );
+        // The first conflicting record per (origin, seq) is the evidence;
+        // more of them would only let a member fill the disk.
+        if evidence.get(origin_seq_key)?.is_none() {
+            evidence.insert(origin_seq_key.as_slice(), record.as_bytes())?;
+        }
+        return Ok(InsertOutcome::Equivocation { existing });
+    }
+    let arrival = arrival.to_be_bytes();
+    let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
+    let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+    let block_value: [u8; 9] = cat(&[&s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
+    let latest_value: [u8; 40] = cat(&[&seq, id.as_bytes()]);
+    let expiry_key: [u8; 40] = cat(&[&purge_at.to_be_bytes(), id.as_bytes()]);
+    records.insert(id.as_bytes(), record.as_bytes())?;
+    origin_seq.insert(origin_seq_key.as_slice(), id.as_bytes())?;
+    recent.insert(arrival.as_slice(), id.as_bytes().as_slice())?;
+    // The expiry entry remembers the arrival key so a purge can drop it from `recent`.
+    expiry.insert(expiry_key.as_slice(), arrival.as_slice())?;
+
+    let is_latest = match latest.get(latest_key)? {
+        Some(current) => be_u64(&current) < s.seq,
+        None => true,
+    };
+    if is_latest {
+        latest.insert(latest_key.as_slice(), latest_value.as_slice())?;
+        blocks.insert(block_key.as_slice(), block_value.as_slice())?;
+    }
+
+    let mut p = match progress.get(origin)? {
+        Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
+        None => OriginProgress {
+            origin: s.origin,
+            count: 0,
+            max_seq: 0,
+            contiguous: 0,
+            digest: [0; 32],
+        },
+    };
+    p.count += 1;
+    p.max_seq = p.max_seq.max(s.seq);
+    for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
+        *d ^= b;
+    }
+    while p.contiguous < p.max_seq {
+        let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
+        if origin_seq.get(next)?.is_none() {
+            break;
+        }
+        p.contiguous += 1;
+    }
+    progress.insert(origin.as_slice(), p.encode().as_slice())?;
+    Ok(InsertOutcome::Stored { latest: is_latest })
 }
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {

@@ -2,7 +2,7 @@
 //! text}` (plus `items` for per-item batch errors); 5xx details are logged,
 //! never sent.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -163,12 +163,17 @@ pub struct RegionQuery {
 pub async fn lookup_one(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(number): Path<String>,
-    Query(q): Query<RegionQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<RegionQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let token = query.as_ref().ok().and_then(|q| q.token.clone());
     state
         .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)?;
+        .check(&headers, token.as_deref(), Scope::Read)?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Path(number) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let lookup = state
         .node()
         .lookup(&number, q.region.as_deref())
@@ -333,11 +338,14 @@ pub struct RecentQuery {
 pub async fn recent(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<RecentQuery>,
+    query: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let token = query.as_ref().ok().and_then(|q| q.token.clone());
     state
         .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)?;
+        .check(&headers, token.as_deref(), Scope::Read)?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let recent = state
         .node()
         .recent(q.limit.unwrap_or(50).min(1000))

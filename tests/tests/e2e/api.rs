@@ -287,6 +287,7 @@ async fn bad_bodies_are_rejected_whole_with_clear_errors() {
         json!({"number": "+1 415 555 0100", "kind": "bec", "colour": "red"}),
         json!({"number": "+1 415 555 0100", "kind": "bec", "brand": "x".repeat(65)}),
         json!({"number": "+1 415 555 0100", "kind": "bec", "last_seen": 99_999_999_999_u64}),
+        json!({"number": "+1 415 555 0100", "kind": "bec", "last_seen": 1_000_000}),
     ] {
         let r = submit(Body::from(bad.to_string()), "application/json").await;
         assert_eq!(
