@@ -612,3 +612,39 @@ async fn a_private_network_key_keeps_out_peers_without_it() {
         .any(|p| p.org == "Stray" && p.connected));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_detected_kept_as_evidence_and_flagged() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Mallory", 0.5)]);
+    let a = cluster.start(0).await;
+    let mallory = RawPeer::start(&cluster, cluster.members[1].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory subscribed", WAIT, &a, || async {
+        a.status().await.is_ok_and(|s| s.net.subscribed >= 1)
+    })
+    .await;
+    let key = SigningKey::from_seed(&cluster.members[1].seed);
+    // Two different records, both validly signed, both seq 7.
+    let first = signed_by(&key, &key, "+1 415 555 0161", 7);
+    let second = signed_by(&key, &key, "+1 415 555 0162", 7);
+    mallory.client.publish(first).await.unwrap();
+    eventually("first record stored", WAIT, &a, || {
+        has_report(&a, "+1 415 555 0161")
+    })
+    .await;
+    mallory.client.publish(second).await.unwrap();
+    eventually("equivocation flagged", WAIT, &a, || async {
+        a.status()
+            .await
+            .is_ok_and(|s| s.equivocations == vec![("Mallory".to_owned(), 1)])
+    })
+    .await;
+    assert!(
+        !has_report(&a, "+1 415 555 0162").await,
+        "the conflicting record is evidence, not a report"
+    );
+    assert_eq!(records(&a).await, 1);
+    let status = a.status().await.unwrap();
+    assert_eq!(status.rejected.get("equivocation"), Some(&1));
+    cluster.shutdown().await;
+}
