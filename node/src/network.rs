@@ -41,6 +41,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Events held for the node when it falls behind; beyond this the swarm
 /// is not polled.
 const MAX_OUTBOX: usize = 4096;
+/// Invalid records from one peer within [`INVALID_WINDOW`] that get it
+/// blocked. Honest members send none; a few could be a software bug.
+const INVALID_LIMIT: u32 = 25;
+/// The window over which invalid records are counted.
+const INVALID_WINDOW: Duration = Duration::from_secs(60);
+/// Gossip score below which a peer's messages are ignored (graylisted) and
+/// the peer is disconnected. Two invalid messages reach it.
+const GRAYLIST_THRESHOLD: f64 = -400.0;
+/// How long a misbehaving member stays blocked.
+const BLOCK_FOR: Duration = Duration::from_secs(600);
 /// Gossip message size limit: a record is at most 1 KiB.
 const MAX_TRANSMIT: usize = 2048;
 
@@ -110,11 +120,14 @@ pub struct NetworkStatus {
     pub failed_dials: u64,
     /// Gossip messages and catch-up requests dropped because the node fell behind.
     pub dropped_events: u64,
+    /// Members currently blocked for sending invalid records.
+    pub blocked: Vec<String>,
 }
 
 #[derive(Debug)]
 enum Command {
     Publish(Vec<u8>),
+    Invalid(PeerId),
     Validate {
         message_id: MessageId,
         source: PeerId,
@@ -228,6 +241,15 @@ impl Client {
         answer.await.map_err(|_| Stopped)
     }
 
+    /// Reports that `peer` sent an invalid record (gossip or catch-up). A
+    /// member that keeps doing so is disconnected and refused for a while.
+    ///
+    /// # Errors
+    /// [`Stopped`] if the loop has ended.
+    pub async fn invalid_from(&self, peer: PeerId) -> Result<(), Stopped> {
+        self.send(Command::Invalid(peer)).await
+    }
+
     /// Dials an address (tests and operators' one-off connections).
     ///
     /// # Errors
@@ -332,6 +354,8 @@ pub fn new(
         failed_dials: 0,
         outbox: VecDeque::new(),
         dropped_events: 0,
+        invalid: HashMap::new(),
+        blocked: HashMap::new(),
     };
     Ok((Client { sender }, event_receiver, event_loop))
 }
@@ -446,7 +470,7 @@ fn peer_score_thresholds() -> gossipsub::PeerScoreThresholds {
     gossipsub::PeerScoreThresholds {
         gossip_threshold: -100.0,
         publish_threshold: -200.0,
-        graylist_threshold: -400.0,
+        graylist_threshold: GRAYLIST_THRESHOLD,
         accept_px_threshold: 100.0,
         opportunistic_graft_threshold: 5.0,
     }
@@ -472,6 +496,10 @@ pub struct EventLoop {
     failed_dials: u64,
     outbox: VecDeque<NetworkEvent>,
     dropped_events: u64,
+    /// Per peer: invalid records counted since the window started.
+    invalid: HashMap<PeerId, (Instant, u32)>,
+    /// Members blocked for misbehaviour, until when.
+    blocked: HashMap<PeerId, Instant>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -518,14 +546,81 @@ impl EventLoop {
         tracing::debug!("network event loop stopped");
     }
 
+    fn count_invalid(&mut self, peer: PeerId) {
+        let now = Instant::now();
+        let (since, count) = self.invalid.entry(peer).or_insert((now, 0));
+        if now.duration_since(*since) > INVALID_WINDOW {
+            *since = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count >= INVALID_LIMIT {
+            self.block(peer, now, "keeps sending invalid records");
+        }
+    }
+
+    /// Disconnects a misbehaving member and refuses it for [`BLOCK_FOR`].
+    fn block(&mut self, peer: PeerId, now: Instant, why: &str) {
+        if self.blocked.contains_key(&peer) {
+            return;
+        }
+        tracing::warn!(%peer, org = ?self.members.get(&peer), why, "blocking member");
+        self.blocked.insert(peer, now + BLOCK_FOR);
+        // Disallowing closes its connections and refuses new ones.
+        self.swarm.behaviour_mut().allow.disallow_peer(peer);
+        self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+    }
+
+    /// Members whose gossip score fell below the graylist threshold (they
+    /// sent invalid messages) are disconnected, not just ignored.
+    fn block_graylisted(&mut self, now: Instant) {
+        let graylisted: Vec<PeerId> = self
+            .connected
+            .keys()
+            .filter(|p| {
+                self.swarm
+                    .behaviour()
+                    .gossipsub
+                    .peer_score(p)
+                    .is_some_and(|s| s < GRAYLIST_THRESHOLD)
+            })
+            .copied()
+            .collect();
+        for peer in graylisted {
+            self.block(peer, now, "gossip score below the graylist threshold");
+        }
+    }
+
+    fn unblock_expired(&mut self, now: Instant) {
+        let expired: Vec<PeerId> = self
+            .blocked
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.blocked.remove(&peer);
+            self.invalid.remove(&peer);
+            self.swarm.behaviour_mut().allow.allow_peer(peer);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_blacklisted_peer(&peer);
+            tracing::info!(%peer, "block expired");
+        }
+    }
+
     fn redial(&mut self) {
         let now = Instant::now();
+        self.unblock_expired(now);
+        self.block_graylisted(now);
         let candidates: Vec<PeerId> = self
             .known
             .keys()
             .filter(|p| {
                 **p != self.local
                     && !self.connected.contains_key(*p)
+                    && !self.blocked.contains_key(*p)
                     && self.members.contains_key(*p)
             })
             .copied()
@@ -625,6 +720,16 @@ impl EventLoop {
                     refused_non_members: self.refused_non_members,
                     failed_dials: self.failed_dials,
                     dropped_events: self.dropped_events,
+                    blocked: self
+                        .blocked
+                        .keys()
+                        .map(|p| {
+                            self.members
+                                .get(p)
+                                .cloned()
+                                .unwrap_or_else(|| p.to_string())
+                        })
+                        .collect(),
                 });
             }
             Command::Dial(addr) => {
@@ -632,6 +737,7 @@ impl EventLoop {
                     tracing::debug!(error = %e, "dial failed");
                 }
             }
+            Command::Invalid(peer) => self.count_invalid(peer),
         }
     }
 

@@ -324,10 +324,14 @@ impl std::fmt::Debug for NodeHandle {
     }
 }
 
+/// Runs blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store task panicked")
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down and dropping this task: never resolve.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Starts a node: key, store, network, and its tasks.
@@ -855,7 +859,7 @@ impl Inner {
 #[derive(Debug, Clone)]
 enum Source {
     Gossip { message_id: MessageId, peer: PeerId },
-    Sync,
+    Sync { peer: PeerId },
 }
 
 #[derive(Debug)]
@@ -896,6 +900,19 @@ async fn ingest_task(
         let worker = task.clone();
         let results = blocking(move || worker.process(batch)).await;
         for (source, result) in results {
+            let invalid = matches!(
+                result,
+                Err(Rejection {
+                    severity: Severity::Reject,
+                    ..
+                })
+            );
+            let sender = match &source {
+                Source::Gossip { peer, .. } | Source::Sync { peer } => *peer,
+            };
+            if invalid && task.client.invalid_from(sender).await.is_err() {
+                return;
+            }
             if let Source::Gossip { message_id, peer } = source {
                 let acceptance = match result {
                     Ok(()) => MessageAcceptance::Accept,
@@ -1194,7 +1211,7 @@ impl CoreTask {
                         for record in records {
                             let item = IngestItem {
                                 data: record.into_vec(),
-                                source: Source::Sync,
+                                source: Source::Sync { peer },
                             };
                             if self.ingest.send(item).await.is_err() {
                                 return;

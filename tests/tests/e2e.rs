@@ -648,3 +648,154 @@ async fn equivocation_is_detected_kept_as_evidence_and_flagged() {
     assert_eq!(status.rejected.get("equivocation"), Some(&1));
     cluster.shutdown().await;
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Mallory", 0.5)]);
+    let a = cluster.start(0).await;
+    let _b = cluster.start(1).await;
+    a.submit(
+        (0..200)
+            .map(|i| Submission::new(number(i), Kind::Smishing))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let mallory = RawPeer::start(&cluster, cluster.members[2].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory subscribed", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Mallory" && p.connected)
+            && a.status().await.is_ok_and(|s| s.net.subscribed >= 1)
+    })
+    .await;
+    let rss_before = rss_kib();
+
+    // Honest lookups run throughout the attack; their latency is measured.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (a, stop) = (a.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = std::time::Instant::now();
+                let l = a.lookup(&number(i), None).await.unwrap();
+                latencies.push(t.elapsed());
+                assert!(l.score.orgs >= 1);
+                i += 1;
+                tokio::task::yield_now().await;
+            }
+            latencies
+        })
+    };
+
+    // Catch-up requests far above the rate limit.
+    let peer = cluster.members[0].peer_id;
+    let requests: Vec<_> = (0..300)
+        .map(|_| {
+            let client = mallory.client.clone();
+            tokio::spawn(async move { client.request(peer, SyncRequest::Progress(vec![])).await })
+        })
+        .collect();
+    let (mut served, mut busy) = (0, 0);
+    for r in requests {
+        match r.await.unwrap() {
+            Ok(SyncResponse::Busy) => busy += 1,
+            Ok(_) => served += 1,
+            Err(_) => {} // libp2p's own stream limits refused it
+        }
+    }
+    eprintln!("300 catch-up requests: {served} served, {busy} answered busy");
+    assert!(
+        served <= 100,
+        "the rate limit (burst 50, 20/s) served {served}"
+    );
+    assert!(busy >= 50, "only {busy} busy answers");
+
+    // Gossip flood: forged, malformed, oversized, future-dated and replayed records.
+    let mallory_key = SigningKey::from_seed(&cluster.members[2].seed);
+    let bank_key = SigningKey::from_seed(&cluster.members[0].seed);
+    let replay = signed_by(&mallory_key, &mallory_key, "+1 415 555 0190", 1);
+    for i in 0..2_000u64 {
+        let bytes = match i % 5 {
+            0 => signed_by(
+                &mallory_key,
+                &bank_key,
+                &number(u32::try_from(i % 100).unwrap()),
+                1_000 + i,
+            ),
+            1 => vec![0xa1, 0x00, 0xff, u8::try_from(i % 256).unwrap()],
+            2 => vec![0xb2; 1_100],
+            3 => {
+                let mut future =
+                    signed_by(&mallory_key, &mallory_key, "+1 415 555 0191", 10_000 + i);
+                future.push(0); // also malformed, so it is not a valid future record either
+                future
+            }
+            _ => replay.clone(),
+        };
+        if mallory.client.publish(bytes).await.is_err() {
+            break;
+        }
+    }
+    eventually("mallory blocked", WAIT, &a, || async {
+        a.status()
+            .await
+            .is_ok_and(|s| s.net.blocked == vec!["Mallory".to_owned()])
+    })
+    .await;
+    eventually("mallory disconnected", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Mallory" && !p.connected)
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut latencies = prober.await.unwrap();
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "honest lookups during the attack: n={}, p50={p50:?}, p99={p99:?}",
+        latencies.len()
+    );
+    assert!(latencies.len() >= 50, "lookups kept being answered");
+    assert!(p99 < Duration::from_millis(500), "p99 {p99:?}");
+
+    let status = a.status().await.unwrap();
+    eprintln!("rejected during the attack: {:?}", status.rejected);
+    assert!(status.rejected.get("bad_signature").copied().unwrap_or(0) >= 1);
+    // Nothing invalid was stored: the bank's origin holds exactly its 200
+    // records (no forgery under its name), and mallory at most its one valid
+    // record (it was graylisted after its first invalid messages).
+    let bank = status.origins.iter().find(|o| o.org == "Bank").unwrap();
+    assert_eq!(bank.count, 200);
+    assert!(
+        (200..=201).contains(&status.records),
+        "{} records",
+        status.records
+    );
+    assert!(status.sync_throttled >= 50);
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    assert!(grown_mib < 200, "memory grew by {grown_mib} MiB");
+    // The honest peer is untouched.
+    assert!(a
+        .peers()
+        .await
+        .iter()
+        .any(|p| p.org == "Carrier" && p.connected));
+    cluster.shutdown().await;
+}
