@@ -1,6 +1,9 @@
 //! End-to-end tests: real nodes (libp2p over loopback TCP, sled on disk)
 //! configured through real `network.toml` / `sightline.toml` files.
 
+// Scenario tests read top to bottom; splitting them would hide the story.
+#![allow(clippy::too_many_lines)]
+
 use std::time::Duration;
 
 use libp2p::gossipsub::MessageAcceptance;
