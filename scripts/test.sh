@@ -23,13 +23,17 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
-# Chromium (Debian's package) and playwright-core drive the web UI test.
-if [ ! -x /usr/bin/chromium ]; then
+# Chromium (Debian's package) and playwright-core drive the web UI test;
+# iproute2 builds the network namespaces of the partition test.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
+if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq chromium >/dev/null
+    $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 cargo nextest --version | head -1

@@ -557,3 +557,6 @@ fn acknowledged_submissions_survive_kill_9() {
     );
     assert_eq!(node.stop(), 0);
 }
+
+#[path = "cli/partition.rs"]
+mod partition;

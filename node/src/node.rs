@@ -293,6 +293,9 @@ pub struct Status {
     pub equivocations: Vec<(String, u64)>,
     /// Store size on disk, bytes.
     pub disk_bytes: u64,
+    /// `count:xor-of-ids` over every stored record: equal on two nodes iff
+    /// they hold the same set.
+    pub set_digest: String,
 }
 
 struct Inner {
@@ -754,6 +757,7 @@ impl NodeHandle {
                     .map(|(o, n)| (inner.org_of(&o), n))
                     .collect(),
                 disk_bytes: inner.store.size_on_disk()?,
+                set_digest: set_digest(&inner.store)?,
             })
         })
         .await
@@ -766,21 +770,7 @@ impl NodeHandle {
     /// [`StoreError`].
     pub async fn set_digest(&self) -> Result<String, StoreError> {
         let store = self.inner.store.clone();
-        blocking(move || {
-            let mut all = [0u8; 32];
-            let mut count = 0;
-            for p in store.progress()? {
-                count += p.count;
-                for (a, b) in all.iter_mut().zip(p.digest) {
-                    *a ^= b;
-                }
-            }
-            Ok(format!(
-                "{count}:{}",
-                sightline_protocol::SightingId::from_bytes(all).to_hex()
-            ))
-        })
-        .await
+        blocking(move || set_digest(&store)).await
     }
 
     /// Stops the node: network first, then the tasks, then flushes the store.
@@ -853,6 +843,19 @@ impl Inner {
             block_activity,
         })
     }
+}
+
+/// `count:xor-of-ids` over the whole store.
+fn set_digest(store: &Store) -> Result<String, StoreError> {
+    let mut all = [0u8; 32];
+    let mut count = 0;
+    for p in store.progress()? {
+        count += p.count;
+        for (a, b) in all.iter_mut().zip(p.digest) {
+            *a ^= b;
+        }
+    }
+    Ok(format!("{count}:{}", SightingId::from_bytes(all).to_hex()))
 }
 
 /// Where a received record came from.
