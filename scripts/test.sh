@@ -61,7 +61,7 @@ step "fuzz targets: build, then a fixed-seed run of each from the seed corpus"
     cd protocol/fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O
-    for target in decode parse_number; do
+    for target in decode parse_number sync_decode; do
         runs=$FUZZ_RUNS_DECODE
         [ "$target" = parse_number ] && runs=$FUZZ_RUNS_PARSE
         corpus="$ROOT/target/fuzz-corpus/$target"

@@ -14,7 +14,9 @@
 //! - [`record`]: canonical CBOR, ed25519 signing ([`SigningKey`]), strict and
 //!   batch verification, [`SightingId`]. The only place that turns untrusted
 //!   bytes into a [`SignedSighting`].
+//! - [`catchup`]: the catch-up protocol's request and response messages.
 
+pub mod catchup;
 pub mod hash;
 pub mod phone;
 pub mod record;

@@ -52,3 +52,88 @@ fn parse_number_property_holds_on_seeds() {
         }
     }
 }
+
+fn sample_sync_messages() -> Vec<(&'static str, Vec<u8>)> {
+    use sightline_protocol::catchup::{ProgressEntry, SyncRequest, SyncResponse};
+    let entry = ProgressEntry {
+        origin: [7; 32],
+        count: 3,
+        max_seq: 9,
+        contiguous: 2,
+        digest: [1; 32],
+    };
+    vec![
+        (
+            "request-progress",
+            cbor4ii::serde::to_vec(Vec::new(), &SyncRequest::Progress(vec![entry])).unwrap(),
+        ),
+        (
+            "request-pull",
+            cbor4ii::serde::to_vec(
+                Vec::new(),
+                &SyncRequest::Pull {
+                    origin: [7; 32],
+                    after: 4,
+                    limit: 256,
+                },
+            )
+            .unwrap(),
+        ),
+        (
+            "response-progress",
+            cbor4ii::serde::to_vec(Vec::new(), &SyncResponse::Progress(vec![entry, entry]))
+                .unwrap(),
+        ),
+        (
+            "response-records",
+            cbor4ii::serde::to_vec(
+                Vec::new(),
+                &SyncResponse::Records {
+                    records: vec![
+                        serde_bytes::ByteBuf::from(vec![0xa0]),
+                        serde_bytes::ByteBuf::from(vec![1, 2, 3]),
+                    ],
+                    more: true,
+                },
+            )
+            .unwrap(),
+        ),
+        (
+            "response-busy",
+            cbor4ii::serde::to_vec(Vec::new(), &SyncResponse::Busy).unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn sync_decode_property_holds_on_seeds() {
+    use sightline_protocol::catchup::{SyncRequest, SyncResponse};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sync_decode");
+    if std::env::var_os("SIGHTLINE_WRITE_SEEDS").is_some() {
+        for (name, bytes) in sample_sync_messages() {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+    let mut decoded = 0;
+    for (name, data) in seeds("sync_decode") {
+        if let Ok(request) = cbor4ii::serde::from_slice::<SyncRequest>(&data) {
+            decoded += 1;
+            let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).unwrap();
+            assert_eq!(
+                cbor4ii::serde::from_slice::<SyncRequest>(&bytes).unwrap(),
+                request,
+                "{name}"
+            );
+        }
+        if let Ok(response) = cbor4ii::serde::from_slice::<SyncResponse>(&data) {
+            decoded += 1;
+            let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).unwrap();
+            assert_eq!(
+                cbor4ii::serde::from_slice::<SyncResponse>(&bytes).unwrap(),
+                response,
+                "{name}"
+            );
+        }
+    }
+    assert!(decoded >= 5, "seed corpus lost its valid messages");
+}
