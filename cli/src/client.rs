@@ -9,7 +9,8 @@ use clap::Args;
 use serde_json::{json, Value};
 use sightline_node::config::Scope;
 use sightline_node::{Band, NodeConfig};
-use sightline_protocol::{parse_number, Channel, Kind, Verdict};
+use sightline_protocol::import::{parse_csv, ImportRow};
+use sightline_protocol::{Channel, Kind, Verdict};
 
 use crate::{Connection, Failure, EXIT_INPUT, EXIT_UNREACHABLE};
 
@@ -431,88 +432,20 @@ pub(crate) struct ImportArgs {
     conn: Connection,
 }
 
-/// A CSV row that cannot be imported.
+/// A row that could not be imported.
 struct BadRow {
     line: u64,
     number: String,
     reason: String,
 }
 
-const COLUMNS: [&str; 8] = [
-    "number",
-    "kind",
-    "channel",
-    "brand",
-    "confidence",
-    "first_seen",
-    "last_seen",
-    "count",
-];
-
-/// Turns one CSV record into a submission, or says why not.
-fn row_to_submission(
-    headers: &[String],
-    record: &csv::StringRecord,
-    region: Option<&str>,
-) -> Result<Value, String> {
-    let mut item = serde_json::Map::new();
-    for (name, value) in headers.iter().zip(record.iter()) {
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match name.as_str() {
-            "number" => {
-                parse_number(value, region)
-                    .map_err(|e| format!("invalid number {value:?}: {e}"))?;
-                item.insert("number".into(), json!(value));
-            }
-            "kind" => {
-                let kind: Kind = value.parse().map_err(|e| format!("{e}"))?;
-                item.insert("kind".into(), json!(kind));
-            }
-            "channel" => {
-                let channel: Channel = value.parse().map_err(|e| format!("{e}"))?;
-                item.insert("channel".into(), json!(channel));
-            }
-            "brand" => {
-                item.insert("brand".into(), json!(value));
-            }
-            "confidence" => {
-                let c: u8 = value
-                    .parse()
-                    .ok()
-                    .filter(|c| *c <= 100)
-                    .ok_or_else(|| format!("confidence {value:?} is not 0-100"))?;
-                item.insert("confidence".into(), json!(c));
-            }
-            "count" => {
-                let c: u32 = value
-                    .parse()
-                    .ok()
-                    .filter(|c| *c >= 1)
-                    .ok_or_else(|| format!("count {value:?} is not a positive integer"))?;
-                item.insert("count".into(), json!(c));
-            }
-            "first_seen" | "last_seen" => {
-                let t: u64 = value
-                    .parse()
-                    .map_err(|_| format!("{name} {value:?} is not unix seconds"))?;
-                item.insert(name.clone(), json!(t));
-            }
-            _ => {}
-        }
-    }
-    if !item.contains_key("number") {
-        return Err("missing number".into());
-    }
-    if !item.contains_key("kind") {
-        return Err("missing kind".into());
-    }
-    if let Some(r) = region {
-        item.insert("region".into(), json!(r));
-    }
-    Ok(Value::Object(item))
+/// The JSON submission for a parsed import row.
+fn row_json(row: &ImportRow, region: Option<&str>) -> Value {
+    json!({
+        "number": row.number, "region": region, "kind": row.kind, "channel": row.channel,
+        "brand": row.brand, "confidence": row.confidence, "count": row.count,
+        "first_seen": row.first_seen, "last_seen": row.last_seen,
+    })
 }
 
 /// `sightline import`: bad rows are reported with their line numbers and
@@ -530,58 +463,34 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
                 .map_err(Failure::input)?,
         )
     };
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(reader);
-    let headers: Vec<String> = csv
-        .headers()
-        .context("reading the CSV header")
-        .map_err(Failure::input)?
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
+    let parsed = parse_csv(reader, args.region.as_deref()).map_err(Failure::input)?;
+    let mut bad: Vec<BadRow> = parsed
+        .errors
+        .into_iter()
+        .map(|e| BadRow {
+            line: e.line,
+            number: e.number,
+            reason: e.reason,
+        })
         .collect();
-    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
-        return Err(Failure::input(anyhow!(
-            "unknown column {unknown:?}; expected {}",
-            COLUMNS.join(",")
-        )));
-    }
-    if !headers.iter().any(|h| h == "number") || !headers.iter().any(|h| h == "kind") {
-        return Err(Failure::input(anyhow!(
-            "the header must name at least the columns number and kind"
-        )));
-    }
-    let mut good: Vec<(u64, String, Value)> = Vec::new();
-    let mut bad: Vec<BadRow> = Vec::new();
-    for record in csv.records() {
-        match record {
-            Ok(record) => {
-                let line = record.position().map_or(0, csv::Position::line);
-                let number = record
-                    .get(headers.iter().position(|h| h == "number").unwrap_or(0))
-                    .unwrap_or("")
-                    .to_owned();
-                match row_to_submission(&headers, &record, args.region.as_deref()) {
-                    Ok(item) => good.push((line, number, item)),
-                    Err(reason) => bad.push(BadRow {
-                        line,
-                        number,
-                        reason,
-                    }),
-                }
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                bad.push(BadRow {
-                    line,
-                    number: String::new(),
-                    reason: format!("unreadable row: {e}"),
-                });
-            }
+    // Drop nulls: absent fields take the node's defaults.
+    let strip = |v: Value| match v {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
         }
-    }
+        other => other,
+    };
+    let good: Vec<(u64, String, Value)> = parsed
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.line,
+                r.number.clone(),
+                strip(row_json(r, args.region.as_deref())),
+            )
+        })
+        .collect();
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(good.len() as u64);
         bar.set_style(

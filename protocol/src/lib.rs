@@ -15,9 +15,11 @@
 //!   batch verification, [`SightingId`]. The only place that turns untrusted
 //!   bytes into a [`SignedSighting`].
 //! - [`catchup`]: the catch-up protocol's request and response messages.
+//! - [`import`]: the CSV bulk-import format, row by row with line numbers.
 
 pub mod catchup;
 pub mod hash;
+pub mod import;
 pub mod phone;
 pub mod record;
 pub mod sighting;

@@ -137,3 +137,19 @@ fn sync_decode_property_holds_on_seeds() {
     }
     assert!(decoded >= 5, "seed corpus lost its valid messages");
 }
+
+#[test]
+fn csv_import_property_holds_on_seeds() {
+    let mut rows = 0;
+    for (name, data) in seeds("csv_import") {
+        for region in [None, Some("US")] {
+            if let Ok(import) = sightline_protocol::import::parse_csv(data.as_slice(), region) {
+                rows += import.rows.len();
+                for row in &import.rows {
+                    assert!(parse_number(&row.number, region).is_ok(), "{name}");
+                }
+            }
+        }
+    }
+    assert!(rows >= 3, "seed corpus lost its valid rows");
+}
