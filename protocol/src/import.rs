@@ -189,14 +189,14 @@ fn parse_row(
                     value
                         .parse()
                         .map_err(|_| format!("first_seen {value:?} is not unix seconds"))?,
-                )
+                );
             }
             "last_seen" => {
                 row.last_seen = Some(
                     value
                         .parse()
                         .map_err(|_| format!("last_seen {value:?} is not unix seconds"))?,
-                )
+                );
             }
             _ => {}
         }
