@@ -649,6 +649,26 @@ async fn equivocation_is_detected_kept_as_evidence_and_flagged() {
     assert_eq!(records(&a).await, 1);
     let status = a.status().await.unwrap();
     assert_eq!(status.rejected.get("equivocation"), Some(&1));
+    // /metrics flags the origin too.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, serve) = sightline_web::bind(a.clone(), "127.0.0.1:0".parse().unwrap(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let server = tokio::spawn(serve);
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sightline_equivocations{org=\"Mallory\"} 1"),
+        "{metrics}"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
     cluster.shutdown().await;
 }
 
