@@ -59,6 +59,8 @@ pub struct Options {
 pub const READ_TOKEN: &str = "reader-token-0123456789";
 /// Token with the read and submit scopes on every cluster node.
 pub const WRITE_TOKEN: &str = "writer-token-0123456789";
+/// Token with the admin scope (backups) on every cluster node.
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 /// Token with only the submit scope on every cluster node.
 pub const SUBMIT_ONLY_TOKEN: &str = "submitter-token-0123456789";
 
@@ -193,6 +195,7 @@ impl Cluster {
                 ("reader", READ_TOKEN, &["read"][..]),
                 ("writer", WRITE_TOKEN, &["read", "submit"][..]),
                 ("submitter", SUBMIT_ONLY_TOKEN, &["submit"][..]),
+                ("admin", ADMIN_TOKEN, &["admin"][..]),
             ]
             .into_iter()
             .map(|(name, token, scopes)| sightline_node::config::TokenFile {

@@ -202,7 +202,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
     file.tokens = vec![TokenFile {
         name: format!("{}-admin", args.org),
         token: token.clone(),
-        scopes: vec!["read".into(), "submit".into()],
+        scopes: vec!["read".into(), "submit".into(), "admin".into()],
     }];
     let text = format!(
         "# Sightline node configuration for {}. Contains an API token: keep it private.\n{}",
@@ -227,11 +227,47 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         );
         println!("peer id: {peer_id}");
         println!("API:     {api}");
-        println!("token:   {token}   (read + submit)");
+        println!("token:   {token}   (read + submit + admin)");
         println!("\nSend this to your network admin:\n  {add_member}");
         if network.member(&peer_id).is_none() {
             println!("\nThe node will start once network.toml lists it as a member.");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline restore`: the node must be stopped (its store is locked while
+/// it runs) and its store empty.
+pub(crate) fn restore(config: &Path, archive: &Path) -> Result<ExitCode, Failure> {
+    let config = sightline_node::NodeConfig::load(config).map_err(Failure::input)?;
+    let bytes = std::fs::read(archive)
+        .with_context(|| format!("reading {}", archive.display()))
+        .map_err(Failure::input)?;
+    sightline_node::backup::restore(&bytes, &config)
+        .with_context(|| {
+            format!(
+                "restoring into {} (is the node stopped?)",
+                config.data_dir.display()
+            )
+        })
+        .map_err(Failure::input)?;
+    println!(
+        "restored {} into {}",
+        archive.display(),
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes bytes to a new file with mode 0600.
+pub(crate) fn write_private_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
 }

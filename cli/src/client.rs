@@ -100,6 +100,34 @@ impl Api {
         })
     }
 
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.map_err(|e| Failure {
+            code: EXIT_UNREACHABLE,
+            error: anyhow!("node unreachable at {}: {e}", self.base),
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
+            let code = body["error"].as_str().unwrap_or("error").to_owned();
+            return Err(Failure {
+                code: EXIT_INPUT,
+                error: ApiFailure {
+                    status: status.as_u16(),
+                    code,
+                    detail,
+                    body,
+                }
+                .into(),
+            });
+        }
+        Ok(response.bytes().await.map_err(|e| anyhow!(e))?.to_vec())
+    }
+
     async fn get(&self, path: &str) -> Result<Value, Failure> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
@@ -573,4 +601,33 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::from(EXIT_INPUT)
     })
+}
+
+/// `sightline backup`.
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Where to write the archive (created with mode 0600; must not exist).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline backup`: asks the running node for a consistent archive.
+pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
+    if args.out.exists() {
+        return Err(Failure::input(anyhow!(
+            "{} already exists",
+            args.out.display()
+        )));
+    }
+    let api = Api::new(&args.conn, Scope::Admin)?;
+    let bytes = api.get_bytes("/api/v1/backup").await?;
+    crate::admin::write_private_bytes(&args.out, &bytes)?;
+    println!(
+        "wrote {} ({} bytes, mode 0600; it contains the node key)",
+        args.out.display(),
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

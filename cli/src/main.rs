@@ -97,6 +97,17 @@ enum Command {
     Peers(client::JsonFlag),
     /// Show the node's status.
     Status(client::JsonFlag),
+    /// Save a consistent backup of a running node's store and key (0600).
+    Backup(client::BackupArgs),
+    /// Restore a backup into a stopped node's empty data directory.
+    Restore {
+        /// The node's sightline.toml (where the key and store go).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// The archive written by `sightline backup`.
+        #[arg(long)]
+        archive: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -132,6 +143,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Withdraw(args) => client::withdraw(&args).await,
             Command::Peers(args) => client::peers(&args).await,
             Command::Status(args) => client::status(&args).await,
+            Command::Backup(args) => client::backup(&args).await,
+            Command::Restore { config, archive } => admin::restore(&config, &archive),
         }
     })
 }

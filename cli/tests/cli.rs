@@ -560,3 +560,97 @@ fn acknowledged_submissions_survive_kill_9() {
 
 #[path = "cli/partition.rs"]
 mod partition;
+
+#[test]
+fn backup_of_a_running_node_restores_to_an_identical_node() {
+    let cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let config = node_with_web_port(&cluster, 0);
+    let cfg = config.to_str().unwrap().to_owned();
+    let node = RunningNode::start(&config);
+    for i in 0..12 {
+        let n = format!("+1 415 555 {:04}", 120 + i);
+        let out = sightline(&["submit", &n, "--kind", "callback", "--config", &cfg]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let status = |api: &str| -> Value {
+        serde_json::from_str(&stdout(&sightline(&[
+            "status", "--json", "--api", api, "--token", READ_TOKEN,
+        ])))
+        .unwrap()
+    };
+    let before = status(&node.api);
+    let archive = cluster.dir.path().join("bank.backup");
+    let archive_s = archive.to_str().unwrap();
+    // A token without the admin scope may not take backups.
+    let out = sightline(&[
+        "backup",
+        "--out",
+        archive_s,
+        "--api",
+        &node.api,
+        "--token",
+        WRITE_TOKEN,
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
+    let out = sightline(&["backup", "--out", archive_s, "--config", &cfg]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Restoring into a running node's store is refused.
+    let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(node.stop(), 0);
+
+    // Lose the whole data directory (store and key), then restore.
+    let data = config.parent().unwrap().join("data");
+    std::fs::rename(&data, config.parent().unwrap().join("data.lost")).unwrap();
+    let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::metadata(data.join("node.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let node = RunningNode::start(&config);
+    let after = status(&node.api);
+    for field in ["peer_id", "set_digest", "own_seq", "records"] {
+        assert_eq!(after[field], before[field], "{field} differs after restore");
+    }
+    let out = sightline(&[
+        "submit",
+        "+1 415 555 0199",
+        "--kind",
+        "bec",
+        "--json",
+        "--config",
+        &cfg,
+    ]);
+    let receipt: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(receipt["seq"], before["own_seq"].as_u64().unwrap() + 1);
+    assert_eq!(node.stop(), 0);
+    // A second restore into the now non-empty store is refused.
+    let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+    // A damaged archive is refused.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let damaged = cluster.dir.path().join("damaged.backup");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = sightline(&[
+        "restore",
+        "--config",
+        &cfg,
+        "--archive",
+        damaged.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
+}

@@ -296,7 +296,7 @@ pub struct TokenFile {
     pub name: String,
     /// The secret bearer token.
     pub token: String,
-    /// `read` and/or `submit`.
+    /// `read`, `submit` and/or `admin` (backups).
     pub scopes: Vec<String>,
 }
 
@@ -355,6 +355,8 @@ pub enum Scope {
     Read,
     /// Submitting and withdrawing sightings.
     Submit,
+    /// Operating the node: backups (which contain the node key).
+    Admin,
 }
 
 /// A validated API token.
@@ -528,11 +530,12 @@ fn parse_tokens(file: &Path, raw: &[TokenFile]) -> Result<Vec<ApiToken>, ConfigE
             scopes.push(match s.as_str() {
                 "read" => Scope::Read,
                 "submit" => Scope::Submit,
+                "admin" => Scope::Admin,
                 other => {
                     return Err(invalid(
                         file,
                         format!("token[{i}].scopes"),
-                        format!("unknown scope {other:?}; expected read or submit"),
+                        format!("unknown scope {other:?}; expected read, submit or admin"),
                     ))
                 }
             });

@@ -13,8 +13,10 @@
 //! - [`sync`]: catch-up messages and planning (pure).
 //! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
+//! - [`backup`]: backup archives (consistent snapshot + key) and restore.
 //! - [`clock`]: the time source.
 
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod identity;

@@ -51,8 +51,11 @@ const INVALID_WINDOW: Duration = Duration::from_secs(60);
 const GRAYLIST_THRESHOLD: f64 = -400.0;
 /// How long a misbehaving member stays blocked.
 const BLOCK_FOR: Duration = Duration::from_secs(600);
-/// Gossip message size limit: a record is at most 1 KiB.
-const MAX_TRANSMIT: usize = 2048;
+/// Gossip frame size limit. It bounds a whole RPC frame, which carries
+/// several messages when a node publishes a batch, not one record: a limit
+/// near the record size made receivers drop whole batches. Records are
+/// still capped at 1 KiB by decoding (`oversize`).
+const MAX_TRANSMIT: usize = 256 * 1024;
 
 /// The gossip topic of a network.
 pub fn topic(network_id: &str) -> IdentTopic {
@@ -614,6 +617,7 @@ impl EventLoop {
         let now = Instant::now();
         self.unblock_expired(now);
         self.block_graylisted(now);
+        self.retry_pending_publish();
         let candidates: Vec<PeerId> = self
             .known
             .keys()
@@ -642,6 +646,25 @@ impl EventLoop {
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, error = %e, "dial not started");
+            }
+        }
+    }
+
+    /// Publishes what waited for a subscribed peer or for room in the send
+    /// queues; stops at the first record that still cannot go.
+    fn retry_pending_publish(&mut self) {
+        if self.subscribed.is_empty() {
+            return;
+        }
+        while let Some(data) = self.pending_publish.pop_front() {
+            let before = self.pending_publish.len();
+            self.publish_now(data);
+            if self.pending_publish.len() > before {
+                // It went back to the end of the queue: keep the order.
+                if let Some(last) = self.pending_publish.pop_back() {
+                    self.pending_publish.push_front(last);
+                }
+                break;
             }
         }
     }
@@ -863,13 +886,7 @@ impl EventLoop {
                 if topic == self.topic =>
             {
                 self.subscribed.insert(peer_id);
-                while let Some(data) = self.pending_publish.pop_front() {
-                    let before = self.pending_publish.len();
-                    self.publish_now(data);
-                    if self.pending_publish.len() > before {
-                        break; // still no route; keep the rest queued
-                    }
-                }
+                self.retry_pending_publish();
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic })
                 if topic == self.topic =>

@@ -773,6 +773,22 @@ impl NodeHandle {
         blocking(move || set_digest(&store)).await
     }
 
+    /// A backup archive of this node: a consistent snapshot of the store
+    /// (writers wait while it is taken) and the node key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
+        // No own submission reserves seqs while the snapshot is taken.
+        let _order = self.inner.submit_lock.lock().await;
+        let inner = self.inner.clone();
+        blocking(move || {
+            let snapshot = inner.store.snapshot()?;
+            Ok(crate::backup::encode(&inner.signing.to_seed(), &snapshot))
+        })
+        .await
+    }
+
     /// Stops the node: network first, then the tasks, then flushes the store.
     ///
     /// # Panics

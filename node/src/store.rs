@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A stored value has an impossible shape.
     #[error("store corrupt: {0}")]
     Corrupt(&'static str),
+    /// A restore target already holds records.
+    #[error("the store already holds records; restore into an empty data directory")]
+    NotEmpty,
     /// An own record was not new (its seq was already used).
     #[error("own record with seq {seq} was not stored: {outcome}")]
     NotNew {
@@ -136,6 +139,9 @@ fn cat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Writers hold it shared; a snapshot holds it exclusively, so a backup
+    /// sees every tree at one consistent point.
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// id → wire bytes.
     records: sled::Tree,
     /// origin ‖ seq(BE) → id.
@@ -170,6 +176,7 @@ impl Store {
             .open()?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
+            gate: std::sync::Arc::default(),
             records: tree("records")?,
             origin_seq: tree("origin_seq")?,
             latest: tree("latest")?,
@@ -220,6 +227,10 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub fn reserve_own_seqs(&self, n: u64) -> Result<Range<u64>, StoreError> {
+        let _writing = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = self.meta.fetch_and_update(META_OWN_SEQ, |old| {
             let old = old.map_or(0, be_u64);
             Some((old + n).to_be_bytes().to_vec())
@@ -283,6 +294,10 @@ impl Store {
         record: &SignedSighting,
         purge_at: u64,
     ) -> Result<InsertOutcome, StoreError> {
+        let _writing = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let arrival = self.db.generate_id()?;
         let outcome = self
             .trees()
@@ -297,6 +312,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotNew`] naming the record; sled errors.
     pub fn insert_own(&self, records: &[(SignedSighting, u64)]) -> Result<(), StoreError> {
+        let _writing = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut arrivals = Vec::with_capacity(records.len());
         for _ in records {
             arrivals.push(self.db.generate_id()?);
@@ -496,6 +515,10 @@ impl Store {
     /// # Errors
     /// sled errors or corruption.
     pub fn purge(&self, now: u64) -> Result<usize, StoreError> {
+        let _writing = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let end: [u8; 40] = cat(&[&now.to_be_bytes(), &[0xff; 32]]);
         let due: Vec<sled::IVec> = self.expiry.range(..=end).keys().collect::<Result<_, _>>()?;
         let mut removed = 0;
@@ -549,6 +572,70 @@ impl Store {
             Ok(())
         })?;
         Ok(())
+    }
+
+    /// A consistent copy of every tree, taken while writers wait: the body
+    /// of a backup (see [`crate::backup`]).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn snapshot(&self) -> Result<crate::backup::Snapshot, StoreError> {
+        let _exclusive = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.db.flush()?;
+        let mut out = Vec::new();
+        for (name, tree) in self.named_trees() {
+            let entries = tree
+                .iter()
+                .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((name.to_owned(), entries));
+        }
+        Ok(out)
+    }
+
+    /// Fills an empty store from a snapshot, then flushes.
+    ///
+    /// # Errors
+    /// [`StoreError::NotEmpty`] if the store holds records; an unknown tree
+    /// name is [`StoreError::Corrupt`]; sled errors.
+    pub fn restore(&self, snapshot: &crate::backup::Snapshot) -> Result<(), StoreError> {
+        if !self.records.is_empty() {
+            return Err(StoreError::NotEmpty);
+        }
+        for (name, entries) in snapshot {
+            let tree = self
+                .named_trees()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or(StoreError::Corrupt("unknown tree in snapshot"))?;
+            tree.clear()?;
+            let mut batch = sled::Batch::default();
+            for (k, v) in entries {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            tree.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn named_trees(&self) -> Vec<(&'static str, &sled::Tree)> {
+        vec![
+            ("records", &self.records),
+            ("origin_seq", &self.origin_seq),
+            ("latest", &self.latest),
+            ("blocks", &self.blocks),
+            ("progress", &self.progress),
+            ("recent", &self.recent),
+            ("expiry", &self.expiry),
+            ("evidence", &self.evidence),
+            ("own_numbers", &self.own_numbers),
+            ("meta", &self.meta),
+        ]
     }
 
     /// Bytes the store occupies on disk.

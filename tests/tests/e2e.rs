@@ -39,6 +39,11 @@ async fn records(node: &NodeHandle) -> usize {
 /// A raw protocol peer with a member's (or anyone's) key, driven by the
 /// test: it speaks the real gossip and catch-up protocols but sends
 /// whatever bytes the test gives it.
+/// Just the command side of a raw peer (its events drained elsewhere).
+struct RawPeerClient {
+    client: network::Client,
+}
+
 struct RawPeer {
     client: network::Client,
     events: tokio::sync::mpsc::Receiver<NetworkEvent>,
@@ -227,23 +232,22 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
     let forged = signed_by(&mallory_key, &bank_key, "+1 415 555 0177", 1);
     let non_member = signed_by(&outsider_key, &outsider_key, "+1 415 555 0178", 1);
     let honest = signed_by(&mallory_key, &mallory_key, "+1 415 555 0179", 1);
-    for bytes in [
-        forged.clone(),
-        non_member.clone(),
-        vec![0xff, 0x00, 0x01],
-        honest,
-    ] {
-        mallory.client.publish(bytes).await.unwrap();
-    }
+    // The honest record first: once mallory misbehaves it is graylisted.
+    mallory.client.publish(honest).await.unwrap();
     eventually("honest record from mallory stored", WAIT, &a, || {
         has_report(&a, "+1 415 555 0179")
     })
     .await;
+    for bytes in [forged.clone(), non_member.clone(), vec![0xff, 0x00, 0x01]] {
+        mallory.client.publish(bytes).await.unwrap();
+    }
+    // Each invalid message is rejected for its reason (those arriving after
+    // mallory is graylisted are dropped by gossipsub before validation).
     eventually("rejections counted", WAIT, &a, || async {
         let r = a.status().await.unwrap().rejected;
-        r.get("bad_signature") == Some(&1)
-            && r.get("non_member") == Some(&1)
-            && r.get("malformed") == Some(&1)
+        let reasons = ["bad_signature", "non_member", "malformed"];
+        let counted: u64 = reasons.iter().filter_map(|k| r.get(k)).sum();
+        counted >= 2 && reasons.iter().all(|k| r.get(k).copied().unwrap_or(0) <= 1)
     })
     .await;
     for node in [&a, &b] {
@@ -261,15 +265,21 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
         );
         assert_eq!(records(node).await, 1);
     }
-    // Invalid messages cost mallory gossip score at the node that received them.
-    let score = a
-        .peers()
-        .await
-        .into_iter()
-        .find(|p| p.org == "Mallory")
-        .and_then(|p| p.gossip_score)
-        .unwrap();
-    assert!(score < 0.0, "mallory's score {score}");
+    // Invalid messages drive mallory's gossip score below the graylist
+    // threshold; the node then disconnects and blocks it.
+    eventually("mallory blocked", WAIT, &a, || async {
+        a.status()
+            .await
+            .is_ok_and(|s| s.net.blocked == vec!["Mallory".to_owned()])
+    })
+    .await;
+    eventually("mallory disconnected", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Mallory" && !p.connected)
+    })
+    .await;
 
     // A non-member completes no connection: the allow-list gate refuses it.
     let outsider = RawPeer::start(&cluster, [0x99; 32]);
@@ -281,11 +291,7 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
     })
     .await;
     assert!(a.peers().await.iter().all(|p| p.org != "unknown"));
-    assert_eq!(
-        a.status().await.unwrap().net.connected,
-        2,
-        "only Carrier and Mallory"
-    );
+    assert_eq!(a.status().await.unwrap().net.connected, 1, "only Carrier");
     cluster.shutdown().await;
 }
 
@@ -683,9 +689,49 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
-    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Mallory", 0.5)]);
+    let mut cluster = Cluster::new(&[
+        ("Bank", 0.8),
+        ("Carrier", 0.6),
+        ("Mallory", 0.5),
+        ("Flooder", 0.5),
+    ]);
     let a = cluster.start(0).await;
     let _b = cluster.start(1).await;
+    let RawPeer {
+        client: mallory_client,
+        events: mut mallory_events,
+        _stop: _mallory_stop,
+    } = RawPeer::start(&cluster, cluster.members[2].seed);
+    // Mallory handles what it receives as a real peer's loop would: it
+    // answers every gossip message (unanswered ones pile up in its gossip
+    // cache and its sends stall).
+    let validator = mallory_client.clone();
+    tokio::spawn(async move {
+        while let Some(event) = mallory_events.recv().await {
+            if let NetworkEvent::Gossip {
+                message_id, source, ..
+            } = event
+            {
+                let _ = validator
+                    .validate(message_id, source, MessageAcceptance::Ignore)
+                    .await;
+            }
+        }
+    });
+    let mallory = RawPeerClient {
+        client: mallory_client,
+    };
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory subscribed", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Mallory" && p.connected)
+            && a.status().await.is_ok_and(|s| s.net.subscribed >= 2)
+    })
+    .await;
+    let rss_before = rss_kib();
+    // Honest data arrives while mallory is connected.
     a.submit(
         (0..200)
             .map(|i| Submission::new(number(i), Kind::Smishing))
@@ -693,17 +739,6 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
     )
     .await
     .unwrap();
-    let mallory = RawPeer::start(&cluster, cluster.members[2].seed);
-    mallory.client.dial(cluster.addr(0)).await.unwrap();
-    eventually("mallory subscribed", WAIT, &a, || async {
-        a.peers()
-            .await
-            .iter()
-            .any(|p| p.org == "Mallory" && p.connected)
-            && a.status().await.is_ok_and(|s| s.net.subscribed >= 1)
-    })
-    .await;
-    let rss_before = rss_kib();
 
     // Honest lookups run throughout the attack; their latency is measured.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -718,40 +753,17 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
                 latencies.push(t.elapsed());
                 assert!(l.score.orgs >= 1);
                 i += 1;
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             latencies
         })
     };
 
-    // Catch-up requests far above the rate limit.
-    let peer = cluster.members[0].peer_id;
-    let requests: Vec<_> = (0..300)
-        .map(|_| {
-            let client = mallory.client.clone();
-            tokio::spawn(async move { client.request(peer, SyncRequest::Progress(vec![])).await })
-        })
-        .collect();
-    let (mut served, mut busy) = (0, 0);
-    for r in requests {
-        match r.await.unwrap() {
-            Ok(SyncResponse::Busy) => busy += 1,
-            Ok(_) => served += 1,
-            Err(_) => {} // libp2p's own stream limits refused it
-        }
-    }
-    eprintln!("300 catch-up requests: {served} served, {busy} answered busy");
-    assert!(
-        served <= 100,
-        "the rate limit (burst 50, 20/s) served {served}"
-    );
-    assert!(busy >= 50, "only {busy} busy answers");
-
     // Gossip flood: forged, malformed, oversized, future-dated and replayed records.
     let mallory_key = SigningKey::from_seed(&cluster.members[2].seed);
     let bank_key = SigningKey::from_seed(&cluster.members[0].seed);
     let replay = signed_by(&mallory_key, &mallory_key, "+1 415 555 0190", 1);
-    for i in 0..2_000u64 {
+    for i in 0..1_000u64 {
         let bytes = match i % 5 {
             0 => signed_by(
                 &mallory_key,
@@ -771,6 +783,10 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
         };
         if mallory.client.publish(bytes).await.is_err() {
             break;
+        }
+        // Paced, so the attack lasts while lookups are measured.
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
     eventually("mallory blocked", WAIT, &a, || async {
@@ -795,7 +811,10 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
         "honest lookups during the attack: n={}, p50={p50:?}, p99={p99:?}",
         latencies.len()
     );
-    assert!(latencies.len() >= 50, "lookups kept being answered");
+    assert!(
+        latencies.len() >= 10,
+        "lookups kept being answered during the attack"
+    );
     assert!(p99 < Duration::from_millis(500), "p99 {p99:?}");
 
     let status = a.status().await.unwrap();
@@ -811,7 +830,6 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
         "{} records",
         status.records
     );
-    assert!(status.sync_throttled >= 50);
     let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
     assert!(grown_mib < 200, "memory grew by {grown_mib} MiB");
     // The honest peer is untouched.
@@ -820,5 +838,56 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
         .await
         .iter()
         .any(|p| p.org == "Carrier" && p.connected));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_requests_far_above_the_rate_limit_are_refused() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Flooder", 0.5)]);
+    let a = cluster.start(0).await;
+    a.submit(
+        (0..50)
+            .map(|i| Submission::new(number(i), Kind::Smishing))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    // Catch-up requests far above the rate limit, from another hostile member
+    // (hundreds of concurrent streams would also starve that peer's own gossip).
+    let flooder = RawPeer::start(&cluster, cluster.members[1].seed);
+    flooder.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("flooder connected", WAIT, &a, || async {
+        a.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Flooder" && p.connected)
+    })
+    .await;
+    let peer = cluster.members[0].peer_id;
+    let requests: Vec<_> = (0..300)
+        .map(|_| {
+            let client = flooder.client.clone();
+            tokio::spawn(async move { client.request(peer, SyncRequest::Progress(vec![])).await })
+        })
+        .collect();
+    let (mut served, mut busy) = (0, 0);
+    for r in requests {
+        match r.await.unwrap() {
+            Ok(SyncResponse::Busy) => busy += 1,
+            Ok(_) => served += 1,
+            Err(_) => {} // libp2p's own stream limits refused it
+        }
+    }
+    eprintln!("300 catch-up requests: {served} served, {busy} answered busy");
+    assert!(
+        served <= 100,
+        "the rate limit (burst 50, 20/s) served {served}"
+    );
+    assert!(busy >= 50, "only {busy} busy answers");
+    let status = a.status().await.unwrap();
+    assert!(status.sync_throttled >= 50, "{}", status.sync_throttled);
+    // The node still answers lookups.
+    assert!(has_report(&a, &number(1)).await);
+    drop(flooder);
     cluster.shutdown().await;
 }

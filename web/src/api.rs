@@ -398,6 +398,27 @@ pub async fn status(
     Ok(Json(json!(status)))
 }
 
+/// `GET /api/v1/backup` (admin scope): a consistent backup archive of the
+/// store and the node key, as `application/octet-stream`.
+///
+/// # Errors
+/// Auth errors; 500 if the store cannot be read.
+pub async fn backup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    state.auth().check(&headers, None, Scope::Admin)?;
+    let archive = state.node().backup().await.map_err(ApiError::internal)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        archive,
+    )
+        .into_response())
+}
+
 /// `GET /api/v1/openapi.json`.
 pub async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())

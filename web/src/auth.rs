@@ -68,6 +68,7 @@ impl Auth {
                     return Err(ApiError::forbidden(match scope {
                         Scope::Read => "this token lacks the read scope",
                         Scope::Submit => "this token lacks the submit scope",
+                        Scope::Admin => "this token lacks the admin scope",
                     }));
                 }
                 Caller {

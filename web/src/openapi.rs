@@ -70,6 +70,7 @@ pub fn document() -> Value {
             } },
             "/peers": { "get": { "summary": "Member nodes, connected or not", "responses": with(json!({ "200": { "description": "Peers", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },
             "/status": { "get": { "summary": "Node status: records, per-origin progress, rejections by reason, equivocations", "responses": with(json!({ "200": { "description": "Status", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },
+            "/backup": { "get": { "summary": "Backup archive of the store and the node key (admin scope); restore with `sightline restore`", "responses": with(json!({ "200": { "description": "The archive", "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } } }), &[]) } },
             "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
         },
         "components": {
