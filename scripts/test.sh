@@ -28,6 +28,7 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

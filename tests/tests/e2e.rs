@@ -19,6 +19,8 @@ use sightline_tests::{eventually, Cluster};
 mod api;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/deploy.rs"]
+mod deploy;
 
 const WAIT: Duration = Duration::from_secs(30);
 
