@@ -654,3 +654,33 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_local_cluster_script_starts_three_nodes_that_share() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-cluster.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args([
+            "--check",
+            "--bin",
+            env!("CARGO_BIN_EXE_sightline"),
+            "--base-port",
+            "17650",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("a test sighting from Example Bank reached National CERT"),
+        "{text}"
+    );
+    assert_eq!(text.matches("http://127.0.0.1:1775").count(), 3, "{text}");
+    // --check stops the nodes: their ports are free again.
+    for port in [17650, 17651, 17652] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still held"
+        );
+    }
+}
