@@ -205,10 +205,11 @@ impl Cluster {
             })
             .collect();
             std::fs::write(&m.config_path, toml::to_string(&file).expect("toml")).expect("write");
-            write_key(
+            sightline_node::identity::NodeIdentity::create(
                 &m.config_path.parent().expect("dir").join("data/node.key"),
                 &m.seed,
-            );
+            )
+            .expect("key file");
         }
         let nodes = members.iter().map(|_| None).collect();
         Cluster {
@@ -307,17 +308,43 @@ fn transport_addr(port: u16, quic: bool) -> String {
     }
 }
 
-fn write_key(path: &std::path::Path, seed: &[u8; 32]) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .expect("key file");
-    f.write_all(seed).expect("write key");
+/// A node's web server on a free loopback port, serving until [`Web::stop`].
+#[derive(Debug)]
+pub struct Web {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Web {
+    /// Binds `sightline_web` for `node` on 127.0.0.1:0 and serves it.
+    ///
+    /// # Panics
+    /// If it cannot bind.
+    pub async fn start(node: &NodeHandle) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, serve) =
+            sightline_web::bind(node.clone(), "127.0.0.1:0".parse().expect("addr"), async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("web server binds");
+        Web {
+            addr,
+            stop,
+            task: tokio::spawn(serve),
+        }
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    ///
+    /// # Panics
+    /// If serving failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("server task").expect("server ran");
+    }
 }
 
 /// Waits until `condition` holds, re-checking whenever `node` stores

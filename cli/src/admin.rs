@@ -60,8 +60,9 @@ fn random_key() -> [u8; 32] {
     key
 }
 
-/// Writes `text` to a new file with mode 0600, refusing to overwrite.
-fn write_private(path: &Path, text: &str, overwrite: bool) -> anyhow::Result<()> {
+/// Writes a file with mode 0600 (creating its directory); refuses to
+/// overwrite unless `overwrite`.
+pub(crate) fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -75,7 +76,7 @@ fn write_private(path: &Path, text: &str, overwrite: bool) -> anyhow::Result<()>
     let mut file = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
 }
@@ -98,7 +99,7 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                  # hash_key (and psk) are secret to members.\n{}",
                 toml::to_string(&file)?
             );
-            write_private(&out, &text, false).map_err(Failure::input)?;
+            write_private(&out, text.as_bytes(), false).map_err(Failure::input)?;
             println!(
                 "wrote {} (mode 0600). Add members with `sightline network add-member`.",
                 out.display()
@@ -137,7 +138,7 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                  # hash_key (and psk) are secret to members.\n{}",
                 toml::to_string(&file)?
             );
-            write_private(&network, &text, true)?;
+            write_private(&network, text.as_bytes(), true)?;
             println!(
                 "added {org} ({peer_id}) with trust {trust} to {}",
                 network.display()
@@ -209,7 +210,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         args.org,
         toml::to_string(&file)?
     );
-    write_private(&config_path, &text, false)?;
+    write_private(&config_path, text.as_bytes(), false)?;
     let api = format!("http://127.0.0.1:{}", args.web_port);
     let add_member = format!(
         "sightline network add-member --network network.toml --org {:?} --peer-id {peer_id} --trust 0.5 --addr /ip4/<this host's address>/tcp/{}",
@@ -257,17 +258,4 @@ pub(crate) fn restore(config: &Path, archive: &Path) -> Result<ExitCode, Failure
         config.data_dir.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes bytes to a new file with mode 0600.
-pub(crate) fn write_private_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }

@@ -10,8 +10,6 @@
 //! key, u32 value length, value; then the SHA-256 of everything before it.
 //! The archive holds the private key: keep it like the key file (0600).
 
-use std::path::Path;
-
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -188,31 +186,14 @@ pub fn restore(archive: &[u8], config: &NodeConfig) -> Result<(), BackupError> {
             return Err(BackupError::KeyMismatch(key_file.display().to_string()));
         }
     } else {
-        write_key(key_file, &seed)?;
+        NodeIdentity::create(key_file, &seed).map_err(|e| BackupError::Io {
+            path: key_file.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     }
     let store = Store::open(&config.data_dir.join("store"))?;
     store.restore(&snapshot)?;
     Ok(())
-}
-
-fn write_key(path: &Path, seed: &[u8; 32]) -> Result<(), BackupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| BackupError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(seed).map_err(io)?;
-    f.sync_all().map_err(io)
 }
 
 #[cfg(test)]

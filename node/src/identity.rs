@@ -72,6 +72,29 @@ impl NodeIdentity {
         self.keypair.public().to_peer_id()
     }
 
+    /// Writes a new key file (mode 0600, parent directories created) holding
+    /// `seed`; refuses to overwrite an existing file.
+    ///
+    /// # Errors
+    /// [`IdentityError::Io`].
+    pub fn create(file: &Path, seed: &[u8; 32]) -> Result<(), IdentityError> {
+        let io = |source| IdentityError::Io {
+            file: file.to_owned(),
+            source,
+        };
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .map_err(io)?;
+        out.write_all(seed).map_err(io)?;
+        out.sync_all().map_err(io)
+    }
+
     /// Loads the key file, or creates it (mode 0600, parent directories too)
     /// if it does not exist.
     ///
@@ -104,19 +127,8 @@ impl NodeIdentity {
                 Ok(Self::from_seed(&seed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = file.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
-                let key = SigningKey::generate(&mut OsRng);
-                let seed = key.to_seed();
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(file)
-                    .map_err(io)?;
-                out.write_all(seed.as_ref()).map_err(io)?;
-                out.sync_all().map_err(io)?;
+                let seed = SigningKey::generate(&mut OsRng).to_seed();
+                Self::create(file, &seed)?;
                 Ok(Self::from_seed(&seed))
             }
             Err(e) => Err(io(e)),

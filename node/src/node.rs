@@ -400,7 +400,6 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 clock: clock.clone(),
                 metrics: metrics.clone(),
                 client: client.clone(),
-                retention: ctx.retention,
                 changes,
                 own: own_origin,
             },
@@ -895,7 +894,6 @@ struct IngestTask {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     client: Client,
-    retention: u64,
 }
 
 async fn ingest_task(
@@ -990,7 +988,7 @@ impl IngestTask {
         for (index, verified) in indexes.into_iter().zip(verify_batch(records)) {
             let outcome = verified.map_err(|e| Rejection { reason: e.code(), severity: Severity::Reject }).and_then(|record| {
                 let s = record.sighting();
-                match self.store.insert(&record, ingest::purge_at(s.last_seen, s.expires, self.retention)) {
+                match self.store.insert(&record, ingest::purge_at(s.last_seen, s.expires, self.ctx.retention)) {
                     Ok(InsertOutcome::Stored { .. }) => {
                         if s.origin == self.own {
                             if let Err(e) = self.store.raise_own_seq(s.seq) {

@@ -87,11 +87,6 @@ impl RateLimiter {
             false
         }
     }
-
-    /// Forgets a peer (on disconnect), bounding memory.
-    pub fn forget(&mut self, peer: &libp2p::PeerId) {
-        self.buckets.remove(peer);
-    }
 }
 
 #[cfg(test)]

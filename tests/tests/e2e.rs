@@ -658,13 +658,8 @@ async fn equivocation_is_detected_kept_as_evidence_and_flagged() {
     let status = a.status().await.unwrap();
     assert_eq!(status.rejected.get("equivocation"), Some(&1));
     // /metrics flags the origin too.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, serve) = sightline_web::bind(a.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let server = tokio::spawn(serve);
+    let web = sightline_tests::Web::start(&a).await;
+    let addr = web.addr;
     let metrics = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
@@ -675,8 +670,7 @@ async fn equivocation_is_detected_kept_as_evidence_and_flagged() {
         metrics.contains("sightline_equivocations{org=\"Mallory\"} 1"),
         "{metrics}"
     );
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    web.stop().await;
     cluster.shutdown().await;
 }
 

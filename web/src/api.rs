@@ -149,6 +149,22 @@ fn submit_error(e: SubmitError) -> ApiError {
     }
 }
 
+/// Checks read access first (the token may be in the query string, so it
+/// is read from the query if that parsed), then turns a malformed query
+/// into a JSON 400.
+fn read_query<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<T>, QueryRejection>,
+    token: impl Fn(&T) -> Option<&str>,
+) -> Result<T, ApiError> {
+    let presented = query.as_ref().ok().and_then(|Query(q)| token(q));
+    state.auth().check(headers, presented, Scope::Read)?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(q)
+}
+
 /// Optional default region for national numbers.
 #[derive(Debug, Deserialize)]
 pub struct RegionQuery {
@@ -166,12 +182,7 @@ pub async fn lookup_one(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<RegionQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = query.as_ref().ok().and_then(|q| q.token.clone());
-    state
-        .auth()
-        .check(&headers, token.as_deref(), Scope::Read)?;
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let q = read_query(&state, &headers, query, |q| q.token.as_deref())?;
     let Path(number) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let lookup = state
@@ -340,12 +351,7 @@ pub async fn recent(
     headers: HeaderMap,
     query: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = query.as_ref().ok().and_then(|q| q.token.clone());
-    state
-        .auth()
-        .check(&headers, token.as_deref(), Scope::Read)?;
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let q = read_query(&state, &headers, query, |q| q.token.as_deref())?;
     let recent = state
         .node()
         .recent(q.limit.unwrap_or(50).min(1000))

@@ -81,6 +81,16 @@ fn page(title: &str, token: Option<&str>, body: &str) -> Html<String> {
     ))
 }
 
+/// Pages need the read scope (a token is optional on a loopback-bound
+/// node); a refusal is rendered as a page, not JSON.
+fn refused(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+    state
+        .auth()
+        .check(headers, token, Scope::Read)
+        .err()
+        .map(|e| denied(&e))
+}
+
 fn denied(e: &crate::ApiError) -> Response {
     let body = format!(
         "<h1>Access denied</h1><p class=\"error\" role=\"alert\">{}</p>\
@@ -104,11 +114,8 @@ pub async fn lookup(
     headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Response {
-    if let Err(e) = state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)
-    {
-        return denied(&e);
+    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
+        return refusal;
     }
     let token = q.token.as_deref();
     let number = q.number.as_deref().unwrap_or("").trim();
@@ -239,11 +246,8 @@ pub async fn recent(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    if let Err(e) = state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)
-    {
-        return denied(&e);
+    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
+        return refusal;
     }
     let mut body = String::from("<h1>Recent sightings</h1>");
     match state.node().recent(100).await {
@@ -291,11 +295,8 @@ pub async fn peers(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    if let Err(e) = state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)
-    {
-        return denied(&e);
+    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
+        return refusal;
     }
     let mut body = String::from("<h1>Peers</h1><table><thead><tr><th>Organization</th><th>State</th><th>Last seen</th><th>Peer id</th><th>Addresses</th></tr></thead><tbody>");
     for p in state.node().peers().await {
@@ -320,11 +321,8 @@ pub async fn status(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    if let Err(e) = state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)
-    {
-        return denied(&e);
+    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
+        return refusal;
     }
     let Ok(s) = state.node().status().await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, page("Status", None, "<p class=\"error\" role=\"alert\">Could not read the status; see the node's log.</p>")).into_response();

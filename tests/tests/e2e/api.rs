@@ -540,13 +540,8 @@ async fn openapi_metrics_and_pages() {
 async fn a_real_server_answers_over_http_and_refuses_open_binds_without_tokens() {
     let mut cluster = Cluster::new(&[("Bank", 0.8)]);
     let node = cluster.start(0).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, serve) = sightline_web::bind(node.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let server = tokio::spawn(serve);
+    let web = sightline_tests::Web::start(&node).await;
+    let addr = web.addr;
     let http = reqwest::Client::new();
     let health = http
         .get(format!("http://{addr}/healthz"))
@@ -571,8 +566,7 @@ async fn a_real_server_answers_over_http_and_refuses_open_binds_without_tokens()
         .await
         .unwrap();
     assert_eq!(lookup["band"], "medium");
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    web.stop().await;
 
     // Non-loopback without tokens: refused. (This node has tokens, so build one without.)
     let mut bare = Cluster::new(&[("Solo", 0.5)]);

@@ -42,13 +42,8 @@ async fn the_lookup_page_shows_the_verdict_in_chromium() {
             .is_ok_and(|l| l.score.orgs == 2)
     })
     .await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, serve) = sightline_web::bind(cert.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let server = tokio::spawn(serve);
+    let web = sightline_tests::Web::start(&cert).await;
+    let addr = web.addr;
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -95,7 +90,6 @@ async fn the_lookup_page_shows_the_verdict_in_chromium() {
         "screenshot saved"
     );
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    web.stop().await;
     cluster.shutdown().await;
 }
