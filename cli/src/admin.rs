@@ -188,7 +188,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let identity = NodeIdentity::load_or_create(&args.dir.join("data/node.key"))?;
     let peer_id = identity.peer_id();
-    let token = encode_key32(&random_key()).replace(['+', '/', '='], "");
+    let token = crate::operate::new_secret();
     let mut file = NodeFile::new(network_path.clone());
     file.data_dir = PathBuf::from("data");
     file.listen = if network.psk.is_some() {

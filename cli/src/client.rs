@@ -24,28 +24,39 @@ struct Api {
     http: reqwest::Client,
 }
 
+/// The node's API base URL and the token to use for `scope`: from its
+/// sightline.toml, or from `--api` and `--token`.
+fn resolve(conn: &Connection, scope: Scope) -> Result<(String, Option<String>), Failure> {
+    if let Some(path) = &conn.config {
+        let config = NodeConfig::load(path).map_err(Failure::input)?;
+        let mut addr = config.web_bind;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let token = config
+            .tokens
+            .iter()
+            .find(|t| t.scopes.contains(&scope))
+            .or(config.tokens.first())
+            .map(|t| t.secret.clone());
+        Ok((format!("http://{addr}"), conn.token.clone().or(token)))
+    } else if let Some(api) = &conn.api {
+        Ok((api.trim_end_matches('/').to_owned(), conn.token.clone()))
+    } else {
+        Err(Failure::input(anyhow!(
+            "no node given: use --config FILE, or --api URL (env SIGHTLINE_API) with --token (env SIGHTLINE_TOKEN)"
+        )))
+    }
+}
+
+/// The node's API base URL, e.g. `http://127.0.0.1:7300`.
+pub(crate) fn base_url(conn: &Connection) -> Result<String, Failure> {
+    resolve(conn, Scope::Read).map(|(base, _)| base)
+}
+
 impl Api {
     fn new(conn: &Connection, scope: Scope) -> Result<Self, Failure> {
-        let (base, token) = if let Some(path) = &conn.config {
-            let config = NodeConfig::load(path).map_err(Failure::input)?;
-            let mut addr = config.web_bind;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            let token = config
-                .tokens
-                .iter()
-                .find(|t| t.scopes.contains(&scope))
-                .or(config.tokens.first())
-                .map(|t| t.secret.clone());
-            (format!("http://{addr}"), conn.token.clone().or(token))
-        } else if let Some(api) = &conn.api {
-            (api.trim_end_matches('/').to_owned(), conn.token.clone())
-        } else {
-            return Err(Failure::input(anyhow!(
-                "no node given: use --config FILE, or --api URL (env SIGHTLINE_API) with --token (env SIGHTLINE_TOKEN)"
-            )));
-        };
+        let (base, token) = resolve(conn, scope)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?;

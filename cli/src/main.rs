@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 mod admin;
 mod client;
 mod demo;
+mod operate;
 mod serve;
 
 /// Exit code for usage and input errors.
@@ -99,6 +100,19 @@ enum Command {
     Status(client::JsonFlag),
     /// Save a consistent backup of a running node's store and key (0600).
     Backup(client::BackupArgs),
+    /// Print this node's peer id (to send to the network admin).
+    PeerId {
+        /// The node's sightline.toml.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Add or revoke API tokens in sightline.toml.
+    #[command(subcommand)]
+    Token(operate::TokenCommand),
+    /// Set or clear this node's trust in an organization (sightline.toml).
+    Trust(operate::TrustArgs),
+    /// Check that the node's web server answers (exit 0), or exit 3.
+    Health(operate::HealthArgs),
     /// Restore a backup into a stopped node's empty data directory.
     Restore {
         /// The node's sightline.toml (where the key and store go).
@@ -145,6 +159,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Status(args) => client::status(&args).await,
             Command::Backup(args) => client::backup(&args).await,
             Command::Restore { config, archive } => admin::restore(&config, &archive),
+            Command::PeerId { config } => operate::peer_id(&config),
+            Command::Token(command) => operate::token(command),
+            Command::Trust(args) => operate::trust(&args),
+            Command::Health(args) => operate::health(&args).await,
         }
     })
 }

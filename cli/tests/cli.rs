@@ -5,8 +5,10 @@
 // Scenario tests read top to bottom; splitting them would hide the story.
 #![allow(clippy::too_many_lines)]
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -656,7 +658,7 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
 }
 
 #[test]
-fn the_local_cluster_script_starts_three_nodes_that_share() {
+fn the_local_cluster_script_starts_the_three_org_example_and_it_shares() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-cluster.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -664,8 +666,8 @@ fn the_local_cluster_script_starts_three_nodes_that_share() {
             "--check",
             "--bin",
             env!("CARGO_BIN_EXE_sightline"),
-            "--base-port",
-            "17650",
+            "--port-offset",
+            "10250",
         ])
         .output()
         .unwrap();
@@ -675,12 +677,207 @@ fn the_local_cluster_script_starts_three_nodes_that_share() {
         text.contains("a test sighting from Example Bank reached National CERT"),
         "{text}"
     );
-    assert_eq!(text.matches("http://127.0.0.1:1775").count(), 3, "{text}");
+    // The committed example's web ports 7301-7303, moved by the offset.
+    assert_eq!(text.matches("http://127.0.0.1:1755").count(), 3, "{text}");
     // --check stops the nodes: their ports are free again.
-    for port in [17650, 17651, 17652] {
+    for port in [17651, 17652, 17653, 17551, 17552, 17553] {
         assert!(
             std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} still held"
         );
     }
+}
+
+/// The `sh` fenced code blocks of a Markdown file, in order.
+fn sh_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```sh") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "unclosed ```sh block");
+    blocks
+}
+
+#[test]
+fn operators_guide_runs_as_written() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guide = std::fs::read_to_string(root.join("docs/operators.md")).unwrap();
+    let blocks = sh_blocks(&guide);
+    assert!(blocks.len() >= 15, "only {} sh blocks", blocks.len());
+    // The guide's walkthrough uses these ports; say so if something holds them.
+    for port in [7301, 7302, 7401, 7402] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is in use; the operators' guide walkthrough needs it"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sightline"), bin.join("sightline")).unwrap();
+
+    // One shell runs every block in order, as an operator would type them;
+    // any failing command stops it. The nodes it starts in the background
+    // are stopped on exit, whatever happens.
+    let mut script =
+        String::from("set -euo pipefail\ntrap 'kill -KILL $(jobs -p) 2>/dev/null || true' EXIT\n");
+    for (i, block) in blocks.iter().enumerate() {
+        writeln!(script, "echo '### block {i}'").unwrap();
+        script.push_str(block);
+    }
+    script.push_str("echo '### done'\n");
+    let transcript = dir.path().join("transcript.txt");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&work)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("RUST_LOG", "info,libp2p=warn")
+        .env_remove("SIGHTLINE_API")
+        .env_remove("SIGHTLINE_TOKEN")
+        .stdout(std::fs::File::create(&transcript).unwrap())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            panic!(
+                "the guide did not finish in 240 s:\n{}",
+                std::fs::read_to_string(&transcript).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut errors).unwrap();
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("### "))
+        .unwrap_or("");
+    assert!(
+        status.success() && text.ends_with("### done\n"),
+        "the guide failed after {last}:\n{text}\n{errors}\n(bank log: {})",
+        std::fs::read_to_string(work.join("bank/node.log")).unwrap_or_default()
+    );
+    // Every block ran.
+    assert_eq!(text.matches("### block ").count(), blocks.len());
+
+    // What the guide promises, checked on its results.
+    assert!(text.contains("old token refused, exit 2"), "{text}");
+    let sightings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("sightings "))
+        .collect();
+    assert_eq!(sightings.len(), 2, "{text}");
+    assert_eq!(sightings[0], sightings[1], "the restored node differs");
+    assert!(sightings[0].contains("1 stored, own seq 1"), "{text}");
+    assert!(text.contains("sightline_peers_members 1"), "{text}");
+    let config = std::fs::read_to_string(work.join("bank/sightline.toml")).unwrap();
+    assert!(
+        config.starts_with("# Sightline node configuration"),
+        "comments kept"
+    );
+    assert!(config.contains("\"Example Carrier\" = 0.4"), "{config}");
+    assert!(config.contains("sms-gateway-2") && !config.contains("\"sms-gateway\""));
+    let archive = std::fs::metadata(work.join("bank.backup")).unwrap();
+    assert_eq!(archive.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn operator_commands_refuse_bad_edits_and_report_an_absent_node() {
+    let cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.7)]);
+    let path = cluster.members[0].config_path.clone();
+    let cfg = path.to_str().unwrap();
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    // peer-id reads the existing key and never creates one.
+    let out = sightline(&["peer-id", "--config", cfg]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), cluster.members[0].peer_id.to_string());
+    let key = cluster.config(0).key_file;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = sightline(&["peer-id", "--config", cfg]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Edits that would make an invalid config leave the file as it was.
+    for (args, why) in [
+        (
+            vec!["token", "add", "--name", "x", "--scope", "everything"],
+            "unknown scope",
+        ),
+        (
+            vec!["token", "add", "--name", "writer", "--scope", "read"],
+            "already has a token",
+        ),
+        (
+            vec!["token", "revoke", "--name", "nobody"],
+            "no token named",
+        ),
+        (
+            vec!["trust", "--org", "Carrier", "--weight", "1.5"],
+            "trust.Carrier",
+        ),
+        (
+            vec!["trust", "--org", "Nobody", "--weight", "0.5"],
+            "trust.Nobody",
+        ),
+        (
+            vec!["trust", "--org", "Carrier", "--clear"],
+            "no trust override",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--config", cfg]);
+        let out = sightline(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            original,
+            "{args:?}"
+        );
+    }
+    // A good edit keeps the file private.
+    let out = sightline(&[
+        "token", "add", "--name", "gw", "--scope", "read", "--config", cfg,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).trim().len() >= 40);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Nothing listens: health says so with exit 3, after --wait.
+    let port = sightline_tests::free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = sightline(&["health", "--api", &api, "--wait", "1"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
 }

@@ -95,43 +95,49 @@ impl NodeIdentity {
         out.sync_all().map_err(io)
     }
 
+    /// Loads an existing key file.
+    ///
+    /// # Errors
+    /// [`IdentityError`] if the file is missing, unreadable, too open, or
+    /// malformed.
+    pub fn load(file: &Path) -> Result<Self, IdentityError> {
+        let io = |source| IdentityError::Io {
+            file: file.to_owned(),
+            source,
+        };
+        let meta = std::fs::metadata(file).map_err(io)?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::Permissions {
+                file: file.to_owned(),
+                mode,
+            });
+        }
+        let bytes = Zeroizing::new(std::fs::read(file).map_err(io)?);
+        let seed: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| IdentityError::Format {
+                file: file.to_owned(),
+                len: bytes.len(),
+            })?;
+        let seed = Zeroizing::new(seed);
+        Ok(Self::from_seed(&seed))
+    }
+
     /// Loads the key file, or creates it (mode 0600, parent directories too)
     /// if it does not exist.
     ///
     /// # Errors
     /// [`IdentityError`] if the file is unreadable, too open, or malformed.
     pub fn load_or_create(file: &Path) -> Result<Self, IdentityError> {
-        let io = |source| IdentityError::Io {
-            file: file.to_owned(),
-            source,
-        };
         match std::fs::metadata(file) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(IdentityError::Permissions {
-                        file: file.to_owned(),
-                        mode,
-                    });
-                }
-                let bytes = Zeroizing::new(std::fs::read(file).map_err(io)?);
-                let seed: [u8; 32] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| IdentityError::Format {
-                            file: file.to_owned(),
-                            len: bytes.len(),
-                        })?;
-                let seed = Zeroizing::new(seed);
-                Ok(Self::from_seed(&seed))
-            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let seed = SigningKey::generate(&mut OsRng).to_seed();
                 Self::create(file, &seed)?;
                 Ok(Self::from_seed(&seed))
             }
-            Err(e) => Err(io(e)),
+            _ => Self::load(file),
         }
     }
 }
