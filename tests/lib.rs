@@ -136,10 +136,19 @@ impl Cluster {
     ///
     /// # Panics
     /// On I/O errors writing the files.
-    #[allow(clippy::too_many_lines)]
     pub fn build(orgs: &[(&str, f64)], options: &Options) -> Self {
+        Self::build_in(&std::env::temp_dir(), orgs, options)
+    }
+
+    /// Like [`Cluster::build`], with the cluster's files in a temporary
+    /// directory under `parent` (benchmarks keep stores off tmpfs).
+    ///
+    /// # Panics
+    /// On I/O errors writing the files.
+    #[allow(clippy::too_many_lines)]
+    pub fn build_in(parent: &std::path::Path, orgs: &[(&str, f64)], options: &Options) -> Self {
         init_logs();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         let mut members = Vec::new();
         for (i, (org, _)) in orgs.iter().enumerate() {
             let mut seed = [0u8; 32];

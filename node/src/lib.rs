@@ -10,6 +10,8 @@
 //!   origin), per-origin progress, own seq counter.
 //! - [`reputation`]: pure scoring with an injected clock.
 //! - [`ingest`]: the checks every received record passes (pure), and counters.
+//! - [`pipeline`]: the ingest stage ([`pipeline::Ingestor`]): checks, batch
+//!   verification, storage of received records.
 //! - [`sync`]: catch-up messages and planning (pure).
 //! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
@@ -23,6 +25,7 @@ pub mod identity;
 pub mod ingest;
 pub mod network;
 pub mod node;
+pub mod pipeline;
 pub mod reputation;
 pub mod store;
 pub mod sync;

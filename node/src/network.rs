@@ -56,6 +56,9 @@ const BLOCK_FOR: Duration = Duration::from_secs(600);
 /// near the record size made receivers drop whole batches. Records are
 /// still capped at 1 KiB by decoding (`oversize`).
 const MAX_TRANSMIT: usize = 256 * 1024;
+/// Gossipsub heartbeat: mesh maintenance and gossip (IHAVE) rounds. Messages
+/// are pushed to mesh peers at once; the heartbeat bounds repair.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The gossip topic of a network.
 pub fn topic(network_id: &str) -> IdentTopic {
@@ -416,7 +419,7 @@ fn build_behaviour(
         .validate_messages()
         .message_id_fn(|m: &gossipsub::Message| MessageId::from(Sha256::digest(&m.data).to_vec()))
         .max_transmit_size(MAX_TRANSMIT)
-        .heartbeat_interval(Duration::from_secs(1))
+        .heartbeat_interval(HEARTBEAT_INTERVAL)
         .duplicate_cache_time(Duration::from_secs(300))
         .build()?;
     let mut gossipsub =

@@ -19,8 +19,8 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use serde::Serialize;
 use sightline_protocol::{
-    parse_number, verify_batch, Channel, Kind, LineType, NumberError, OriginId, Sighting,
-    SightingId, SignedSighting, SigningKey, UnverifiedSighting, Verdict,
+    parse_number, Channel, Kind, LineType, NumberError, OriginId, Sighting, SightingId,
+    SignedSighting, SigningKey, UnverifiedSighting, Verdict,
 };
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -28,18 +28,17 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::identity::{IdentityError, NodeIdentity};
-use crate::ingest::{self, Context, Metrics, Rejection, Severity};
+use crate::ingest::{self, Metrics, Rejection, Severity};
 use crate::network::{self, Client, NetworkEvent, NetworkStatus, PeerInfo};
+use crate::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
 use crate::reputation::{self, Report, Score};
-use crate::store::{InsertOutcome, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::sync::{self, RateLimiter, SyncRequest, SyncResponse};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.
 pub const MAX_BATCH: usize = 10_000;
 /// Window for same-block activity.
 pub const BLOCK_WINDOW_SECS: u64 = 30 * 86_400;
-/// Records validated together (one batch signature verification).
-const INGEST_BATCH: usize = 256;
 /// Capacity of the ingest queue.
 const INGEST_QUEUE: usize = 4096;
 /// How often the purge runs.
@@ -353,28 +352,16 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         .member(&peer_id)
         .map(|m| m.org.clone())
         .ok_or(StartError::NotAMember(peer_id))?;
-    let dir = config.data_dir.join("store");
     let own_origin = identity.signing.origin();
-    let store = blocking(move || -> Result<Store, StoreError> {
-        let store = Store::open(&dir)?;
-        // Never reuse a seq peers may already hold (e.g. after a store was
-        // restored from an older backup and caught up).
-        if let Some(own) = store.progress()?.iter().find(|p| p.origin == own_origin) {
-            store.raise_own_seq(own.max_seq)?;
-        }
-        Ok(store)
-    })
-    .await?;
+    let store = {
+        let config = config.clone();
+        blocking(move || crate::pipeline::open_store(&config, own_origin)).await?
+    };
     let (client, events, event_loop) =
         network::new(identity.keypair.clone(), &config.network, &config.listen)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
-    let ctx = Context {
-        network: config.network.id.clone(),
-        members: config.network.members.iter().map(|m| m.origin).collect(),
-        max_skew: config.max_clock_skew_secs,
-        retention: config.retention_secs,
-    };
+    let ctx = crate::pipeline::context(&config);
     let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
     let changes = Arc::new(watch::channel(0u64).0);
     let inner = Arc::new(Inner {
@@ -395,13 +382,15 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         tokio::spawn(event_loop.run(shutdown_rx.clone())),
         tokio::spawn(ingest_task(
             IngestTask {
-                store: store.clone(),
-                ctx: ctx.clone(),
-                clock: clock.clone(),
-                metrics: metrics.clone(),
+                ingestor: Ingestor::new(
+                    own_origin,
+                    store.clone(),
+                    ctx.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                ),
                 client: client.clone(),
                 changes,
-                own: own_origin,
             },
             ingest_rx,
             shutdown_rx.clone(),
@@ -887,12 +876,8 @@ struct IngestItem {
 }
 
 struct IngestTask {
-    own: OriginId,
+    ingestor: Ingestor,
     changes: Arc<watch::Sender<u64>>,
-    store: Store,
-    ctx: Context,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
     client: Client,
 }
 
@@ -901,7 +886,9 @@ async fn ingest_task(
     mut queue: mpsc::Receiver<IngestItem>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let task = Arc::new(task);
+    let mut pipeline = IngestPipeline::new(task.ingestor.clone());
+    // Sources of the batch being stored, in order.
+    let mut storing: Vec<Source> = Vec::new();
     loop {
         let first = tokio::select! {
             item = queue.recv() => match item { Some(i) => i, None => break },
@@ -914,9 +901,51 @@ async fn ingest_task(
                 Err(_) => break,
             }
         }
-        let worker = task.clone();
-        let results = blocking(move || worker.process(batch)).await;
-        for (source, result) in results {
+        let (data, sources): (Vec<Vec<u8>>, Vec<Source>) =
+            batch.into_iter().map(|i| (i.data, i.source)).unzip();
+        // Under load the next batch is checked while this one is stored;
+        // when the queue is empty, finish at once so gossip is not held.
+        if let Some(results) = pipeline.push(data).await {
+            if task
+                .report(std::mem::take(&mut storing), results)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        storing = sources;
+        if queue.is_empty() {
+            if let Some(results) = pipeline.finish().await {
+                if task
+                    .report(std::mem::take(&mut storing), results)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    if let Some(results) = pipeline.finish().await {
+        let _ = task.report(storing, results).await;
+    }
+}
+
+impl IngestTask {
+    /// Announces what was stored and answers gossipsub (Accept / Reject /
+    /// Ignore) for each record; penalizes senders of invalid records.
+    /// Fails when the network loop has stopped.
+    async fn report(
+        &self,
+        sources: Vec<Source>,
+        results: Vec<Result<(), Rejection>>,
+    ) -> Result<(), network::Stopped> {
+        let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+        if stored > 0 {
+            self.changes.send_modify(|c| *c += stored);
+        }
+        for (source, result) in sources.into_iter().zip(results) {
             let invalid = matches!(
                 result,
                 Err(Rejection {
@@ -927,8 +956,8 @@ async fn ingest_task(
             let sender = match &source {
                 Source::Gossip { peer, .. } | Source::Sync { peer } => *peer,
             };
-            if invalid && task.client.invalid_from(sender).await.is_err() {
-                return;
+            if invalid {
+                self.client.invalid_from(sender).await?;
             }
             if let Source::Gossip { message_id, peer } = source {
                 let acceptance = match result {
@@ -942,88 +971,10 @@ async fn ingest_task(
                         ..
                     }) => MessageAcceptance::Ignore,
                 };
-                if task
-                    .client
-                    .validate(message_id, peer, acceptance)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+                self.client.validate(message_id, peer, acceptance).await?;
             }
         }
-    }
-}
-
-impl IngestTask {
-    /// Validates and stores a batch; one result per item, in order.
-    fn process(&self, batch: Vec<IngestItem>) -> Vec<(Source, Result<(), Rejection>)> {
-        let now = self.clock.now();
-        let mut results: Vec<(Source, Result<(), Rejection>)> = Vec::with_capacity(batch.len());
-        let mut candidates: Vec<(usize, UnverifiedSighting)> = Vec::new();
-        let mut seen: HashSet<SightingId> = HashSet::new();
-        for (index, item) in batch.into_iter().enumerate() {
-            Metrics::incr(&self.metrics.received);
-            let checked = ingest::precheck(&item.data, &self.ctx, now).and_then(|record| {
-                let id = SightingId::of(&item.data);
-                if !seen.insert(id) || self.store.contains(&id).unwrap_or(false) {
-                    Err(Rejection {
-                        reason: "duplicate",
-                        severity: Severity::Ignore,
-                    })
-                } else {
-                    Ok(record)
-                }
-            });
-            match checked {
-                Ok(record) => {
-                    candidates.push((index, record));
-                    results.push((item.source, Ok(())));
-                }
-                Err(rejection) => results.push((item.source, Err(rejection))),
-            }
-        }
-        let (indexes, records): (Vec<usize>, Vec<UnverifiedSighting>) =
-            candidates.into_iter().unzip();
-        for (index, verified) in indexes.into_iter().zip(verify_batch(records)) {
-            let outcome = verified.map_err(|e| Rejection { reason: e.code(), severity: Severity::Reject }).and_then(|record| {
-                let s = record.sighting();
-                match self.store.insert(&record, ingest::purge_at(s.last_seen, s.expires, self.ctx.retention)) {
-                    Ok(InsertOutcome::Stored { .. }) => {
-                        if s.origin == self.own {
-                            if let Err(e) = self.store.raise_own_seq(s.seq) {
-                                tracing::error!(error = %e, "raising own seq failed");
-                            }
-                        }
-                        Ok(())
-                    }
-                    Ok(InsertOutcome::Duplicate) => Err(Rejection { reason: "duplicate", severity: Severity::Ignore }),
-                    Ok(InsertOutcome::Equivocation { existing }) => {
-                        tracing::warn!(origin = %s.origin, seq = s.seq, %existing, "equivocation: origin signed two records with one seq");
-                        Err(Rejection { reason: "equivocation", severity: Severity::Ignore })
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "store insert failed");
-                        Err(Rejection { reason: "store_error", severity: Severity::Ignore })
-                    }
-                }
-            });
-            results[index].1 = outcome;
-        }
-        let mut stored = 0;
-        for (_, r) in &results {
-            match r {
-                Ok(()) => {
-                    Metrics::incr(&self.metrics.stored);
-                    stored += 1;
-                }
-                Err(rejection) => self.metrics.reject(rejection.reason),
-            }
-        }
-        if stored > 0 {
-            self.changes.send_modify(|c| *c += stored);
-        }
-        results
+        Ok(())
     }
 }
 

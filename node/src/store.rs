@@ -305,6 +305,35 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Stores a batch of verified records from peers in one transaction
+    /// (one commit for the batch: sled's per-transaction cost dominates
+    /// single-record inserts). Each record is judged on its own; the
+    /// outcomes are in order. `records` pairs each record with its `purge_at`.
+    ///
+    /// # Errors
+    /// sled errors (then nothing of the batch is stored).
+    pub fn insert_batch(
+        &self,
+        records: &[(&SignedSighting, u64)],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let _writing = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut arrivals = Vec::with_capacity(records.len());
+        for _ in records {
+            arrivals.push(self.db.generate_id()?);
+        }
+        let outcomes = self.trees().transaction(|t| {
+            let mut outcomes = Vec::with_capacity(records.len());
+            for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
+                outcomes.push(insert_tx(t, record, *purge_at, *arrival)?);
+            }
+            Ok(outcomes)
+        })?;
+        Ok(outcomes)
+    }
+
     /// Stores this node's own records all-or-nothing, in one transaction:
     /// if any of them is not new (a duplicate, or a reused seq), nothing is
     /// stored and the error says which.
@@ -662,9 +691,9 @@ fn insert_tx(
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
     let origin_seq_key: [u8; 40] = cat(&[origin, &seq]);
-    if records.get(id.as_bytes())?.is_some() {
-        return Ok(InsertOutcome::Duplicate);
-    }
+    // One id per (origin, seq): the same id again is a duplicate, another
+    // id is equivocation. (No separate lookup of the id: it would cost a
+    // tree traversal per record on the ingest path.)
     if let Some(existing) = origin_seq.get(origin_seq_key)? {
         let existing = SightingId::from_bytes(
             existing
@@ -672,6 +701,9 @@ fn insert_tx(
                 .try_into()
                 .map_err(|_| abort(StoreError::Corrupt("origin_seq")))?,
         );
+        if existing == id {
+            return Ok(InsertOutcome::Duplicate);
+        }
         // The first conflicting record per (origin, seq) is the evidence;
         // more of them would only let a member fill the disk.
         if evidence.get(origin_seq_key)?.is_none() {
@@ -715,12 +747,17 @@ fn insert_tx(
     for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
         *d ^= b;
     }
-    while p.contiguous < p.max_seq {
-        let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
-        if origin_seq.get(next)?.is_none() {
-            break;
+    // Only a record that fills the first gap moves the contiguous mark; it
+    // then runs on over records that arrived out of order.
+    if s.seq == p.contiguous + 1 {
+        p.contiguous = s.seq;
+        while p.contiguous < p.max_seq {
+            let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
+            if origin_seq.get(next)?.is_none() {
+                break;
+            }
+            p.contiguous += 1;
         }
-        p.contiguous += 1;
     }
     progress.insert(origin.as_slice(), p.encode().as_slice())?;
     Ok(InsertOutcome::Stored { latest: is_latest })

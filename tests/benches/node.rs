@@ -1,0 +1,967 @@
+//! Node-level benchmarks: every row is a ratio against a limit measured in
+//! the same run on the same machine, so figures from noisy shared machines
+//! stay comparable (BENCHMARKS.md).
+//!
+//! ```sh
+//! cargo bench -p sightline-tests --bench node            # full: 1M records, writes BENCHMARKS.md
+//! cargo bench -p sightline-tests --bench node -- --quick # small, for CI (figures not judged)
+//! ```
+//!
+//! Load is real signed sightings from several member origins, generated in
+//! this run. The ingest stage, the store, the web server and the libp2p
+//! swarms are the node's own code, started for real: lookups go over
+//! loopback HTTP to a separate server process (so its memory can be
+//! measured), propagation and catch-up over libp2p TCP between nodes.
+
+// A benchmark harness reads top to bottom, prints, and casts counts to f64.
+#![allow(
+    clippy::too_many_lines,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::print_stdout
+)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sightline_node::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
+use sightline_node::{NodeConfig, NodeHandle, Submission, SystemClock};
+use sightline_protocol::{
+    parse_number, BlockHash, Channel, HashKey, Kind, LineType, NetworkId, NumberHash, Sighting,
+    SigningKey, Verdict,
+};
+use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
+
+/// Environment variable that turns this binary into the lookup server.
+const SERVE_ENV: &str = "SIGHTLINE_BENCH_SERVE";
+/// Number of member origins whose records make the load.
+const ORIGINS: usize = 8;
+/// Nodes in the data cluster: 0 serves lookups, 1 is the catch-up source,
+/// 2 rejoins.
+const NODES: usize = 3;
+/// Sightings per API submission in the submit row.
+const SUBMIT_BATCH: usize = 100;
+
+#[derive(Clone, Copy)]
+struct Scale {
+    quick: bool,
+    store: usize,
+    ingest: usize,
+    catch_up: usize,
+    http_secs: f64,
+    clients: usize,
+    bulk_batches: usize,
+    submit_secs: f64,
+    propagation_nodes: usize,
+    propagation_records: usize,
+    limit_secs: f64,
+}
+
+impl Scale {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Scale {
+                quick,
+                store: 20_000,
+                ingest: 5_000,
+                catch_up: 5_000,
+                http_secs: 1.0,
+                clients: 8,
+                bulk_batches: 3,
+                submit_secs: 1.0,
+                propagation_nodes: 4,
+                propagation_records: 50,
+                limit_secs: 0.3,
+            }
+        } else {
+            Scale {
+                quick,
+                store: 1_000_000,
+                ingest: 100_000,
+                catch_up: 100_000,
+                http_secs: 8.0,
+                clients: 8,
+                bulk_batches: 30,
+                submit_secs: 8.0,
+                propagation_nodes: 10,
+                propagation_records: 1_000,
+                limit_secs: 2.0,
+            }
+        }
+    }
+}
+
+/// One row of the result table.
+struct Row {
+    name: &'static str,
+    measured: String,
+    limit: String,
+    ratio: Option<f64>,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// A tiny deterministic generator (xorshift), so runs load the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A phone number as a record carries it (hashes plus metadata), with the
+/// E.164 string clients send.
+#[derive(Clone)]
+struct Number {
+    e164: String,
+    hash: NumberHash,
+    block: BlockHash,
+    cc: u16,
+    line: LineType,
+}
+
+/// `n` distinct valid numbers across several US area codes, parsed by the
+/// node's own parser.
+fn number_pool(n: usize, key: &HashKey) -> Vec<Number> {
+    const AREAS: [u32; 12] = [212, 213, 305, 312, 415, 503, 617, 646, 702, 713, 917, 206];
+    let mut pool = Vec::with_capacity(n);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut seen = std::collections::HashSet::new();
+    while pool.len() < n {
+        let area = AREAS[rng.below(AREAS.len())];
+        let exchange = 200 + rng.below(800) as u32;
+        let line = rng.below(10_000) as u32;
+        let text = format!("+1{area}{exchange}{line:04}");
+        if !seen.insert(text.clone()) {
+            continue;
+        }
+        if let Ok(parsed) = parse_number(&text, None) {
+            pool.push(Number {
+                e164: parsed.e164.as_str().to_owned(),
+                hash: key.number_hash(&parsed.e164),
+                block: key.block_hash(&parsed.e164),
+                cc: parsed.country_code,
+                line: parsed.line,
+            });
+        }
+    }
+    pool
+}
+
+/// Signs `count` records per origin for seqs `first..first+count`, numbers
+/// drawn from the pool; interleaved by origin as gossip would deliver them.
+fn generate(
+    origins: &[SigningKey],
+    network: &NetworkId,
+    pool: &[Number],
+    first: u64,
+    count: u64,
+) -> Vec<Vec<u8>> {
+    let now = now_secs();
+    let kinds = [Kind::Smishing, Kind::Vishing, Kind::Callback, Kind::Bec];
+    let per_origin = |(o, key): (usize, &SigningKey)| -> Vec<Vec<u8>> {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((o as u64 + 1) << 32) ^ first);
+        (first..first + count)
+            .map(|seq| {
+                let number = &pool[rng.below(pool.len())];
+                let age = rng.below(30 * 86_400) as u64;
+                let sighting = Sighting {
+                    network: network.clone(),
+                    origin: key.origin(),
+                    seq,
+                    number: number.hash,
+                    block: number.block,
+                    cc: number.cc,
+                    line: number.line,
+                    kind: kinds[rng.below(kinds.len())],
+                    verdict: if rng.below(20) == 0 {
+                        Verdict::FalsePositive
+                    } else {
+                        Verdict::Malicious
+                    },
+                    channel: Channel::Sms,
+                    brand: (rng.below(3) == 0).then(|| "Example Parcel".to_owned()),
+                    confidence: 50 + rng.below(51) as u8,
+                    count: 1 + rng.below(20) as u32,
+                    first_seen: now - age - 3600,
+                    last_seen: now - age,
+                    expires: None,
+                };
+                sighting.sign(key).expect("valid").as_bytes().to_vec()
+            })
+            .collect()
+    };
+    // Both cores sign; the generation is not timed.
+    let halves: Vec<Vec<Vec<Vec<u8>>>> = std::thread::scope(|s| {
+        let (left, right) = origins.split_at(origins.len() / 2);
+        let a = s.spawn(|| left.iter().enumerate().map(per_origin).collect::<Vec<_>>());
+        let b = s.spawn(|| {
+            right
+                .iter()
+                .enumerate()
+                .map(|(i, k)| per_origin((i + left.len(), k)))
+                .collect::<Vec<_>>()
+        });
+        vec![a.join().expect("signer"), b.join().expect("signer")]
+    });
+    let lists: Vec<Vec<Vec<u8>>> = halves.into_iter().flatten().collect();
+    let mut out = Vec::with_capacity(lists.len() * count as usize);
+    for i in 0..count as usize {
+        for list in &lists {
+            out.push(list[i].clone());
+        }
+    }
+    out
+}
+
+/// Runs `f` repeatedly for about `secs`; returns operations per second.
+fn rate(secs: f64, mut f: impl FnMut() -> usize) -> f64 {
+    let start = Instant::now();
+    let mut ops = 0;
+    while start.elapsed().as_secs_f64() < secs {
+        ops += f();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw single-core ed25519 `verify_strict` rate over 250-byte messages.
+fn raw_verify_rate(secs: f64) -> f64 {
+    use ed25519_dalek::{Signer, SigningKey as DalekKey};
+    let key = DalekKey::from_bytes(&[7u8; 32]);
+    let message = [0xa5u8; 250];
+    let signature = key.sign(&message);
+    let public = key.verifying_key();
+    rate(secs, || {
+        for _ in 0..64 {
+            public
+                .verify_strict(std::hint::black_box(&message), &signature)
+                .expect("valid");
+        }
+        64
+    })
+}
+
+/// Raw phonenumber parse + validate rate (single core), on the pool's numbers.
+fn raw_parse_rate(secs: f64, pool: &[Number]) -> f64 {
+    let mut i = 0;
+    rate(secs, || {
+        for _ in 0..64 {
+            let n = phonenumber::parse(None, &pool[i % pool.len()].e164).expect("parses");
+            assert!(phonenumber::is_valid(&n));
+            i += 1;
+        }
+        64
+    })
+}
+
+/// Raw sled rate of inserting `batch` record-sized values then flushing, in
+/// batches per second, on the same file system as the node's store.
+fn raw_sled_batch_rate(dir: &Path, secs: f64, batch: usize) -> f64 {
+    let db = sled::Config::new()
+        .path(dir.join("raw-sled"))
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("sled opens");
+    let mut rng = Rng(42);
+    let value = vec![0x5au8; 330];
+    rate(secs, || {
+        for _ in 0..batch {
+            let key = rng.next().to_be_bytes();
+            db.insert(key, value.as_slice()).expect("insert");
+        }
+        db.flush().expect("flush");
+        1
+    })
+}
+
+/// Feeds records to the node's two-stage ingest pipeline in its batch
+/// size, as its ingest task does under load; returns the time taken and how
+/// many were stored.
+fn ingest(
+    runtime: &tokio::runtime::Runtime,
+    ingestor: &Ingestor,
+    records: &[Vec<u8>],
+) -> (Duration, usize) {
+    runtime.block_on(async {
+        let mut pipeline = IngestPipeline::new(ingestor.clone());
+        let start = Instant::now();
+        let mut stored = 0;
+        let count = |results: Option<Vec<Result<(), _>>>| {
+            results.map_or(0, |r| r.iter().filter(|r| r.is_ok()).count())
+        };
+        for batch in records.chunks(INGEST_BATCH) {
+            stored += count(pipeline.push(batch.to_vec()).await);
+        }
+        stored += count(pipeline.finish().await);
+        (start.elapsed(), stored)
+    })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The lookup server: this binary re-run with [`SERVE_ENV`] set to a
+/// node config. Prints its web address, serves until stdin closes.
+fn serve(config: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = NodeConfig::load(Path::new(config)).expect("config");
+        let node = sightline_node::start(config, Arc::new(SystemClock))
+            .await
+            .expect("node starts");
+        let web = sightline_tests::Web::start(&node).await;
+        println!("{}", web.addr);
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            let _ = std::io::stdin().read_line(&mut sink);
+        })
+        .await
+        .expect("stdin");
+        web.stop().await;
+        node.shutdown().await;
+    });
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .env(SERVE_ENV, config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+            &mut line,
+        )
+        .expect("server prints its address");
+        Server {
+            child,
+            addr: format!("http://{}", line.trim()),
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Latencies in microseconds and the request rate of `clients` concurrent
+/// keep-alive clients running `request` for `secs`.
+async fn load<F, Fut>(clients: usize, secs: f64, request: F) -> (f64, Vec<u64>)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                request(c, i).await;
+                latencies.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all.len() as f64 / elapsed, all)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 100.0 {
+        let n = r.round() as u64;
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// Waits until `node` holds `count` records.
+async fn wait_for_records(node: &NodeHandle, count: usize, timeout: Duration) {
+    let mut changes = node.changes();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if node.status().await.expect("status").records >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {} did not reach {count} records",
+            node.org()
+        );
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+fn main() {
+    if let Ok(config) = std::env::var(SERVE_ENV) {
+        serve(&config);
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = Scale::new(quick);
+    let total = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut rows = Vec::new();
+
+    // The data cluster: three nodes plus the origins that sign the load.
+    let mut orgs: Vec<(String, f64)> = (0..NODES).map(|i| (format!("Node {i}"), 0.8)).collect();
+    orgs.extend((0..ORIGINS).map(|i| (format!("Origin {i}"), 0.5 + 0.05 * i as f64)));
+    let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
+    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
+    std::fs::create_dir_all(&bench_dir).expect("bench dir");
+    let mut cluster = Cluster::build_in(
+        &bench_dir,
+        &org_refs,
+        &Options {
+            sync_interval: Duration::from_secs(3600),
+            // The per-token limit protects a node from one client; here the
+            // load is the point.
+            api_rate: 1_000_000,
+            ..Options::default()
+        },
+    );
+    let origins: Vec<SigningKey> = cluster.members[NODES..]
+        .iter()
+        .map(|m| SigningKey::from_seed(&m.seed))
+        .collect();
+    let config0 = cluster.config(0);
+    let network = config0.network.id.clone();
+    let hash_key = config0.network.hash_key.clone();
+    let pool = number_pool(scale.store / 4, &hash_key);
+    println!(
+        "sightline node benchmarks ({}): {} numbers in the pool, {ORIGINS} origins",
+        if quick { "quick" } else { "full" },
+        pool.len()
+    );
+
+    // Limits measured in this run.
+    let verify_limit = raw_verify_rate(scale.limit_secs);
+    let parse_limit = raw_parse_rate(scale.limit_secs, &pool);
+    println!(
+        "limits: raw verify_strict {} /s, raw parse+validate {} /s",
+        fmt_rate(verify_limit),
+        fmt_rate(parse_limit)
+    );
+
+    // ingest: a fresh store (node 1) receives `ingest` records.
+    let per_origin = (scale.ingest / ORIGINS) as u64;
+    let records = generate(&origins, &network, &pool, 1, per_origin);
+    let ingestor = Ingestor::open(&cluster.config(1), Arc::new(SystemClock)).expect("ingestor");
+    let (took, stored) = ingest(&runtime, &ingestor, &records);
+    assert_eq!(stored, records.len(), "every record is stored");
+    let ingest_rate = records.len() as f64 / took.as_secs_f64();
+    drop(ingestor);
+    println!("ingest: {} records/s", fmt_rate(ingest_rate));
+    rows.push(Row {
+        name: "ingest",
+        measured: format!(
+            "{} records/s ({} records from {ORIGINS} origins into an empty store, batches of {})",
+            fmt_rate(ingest_rate),
+            fmt_rate(records.len() as f64),
+            INGEST_BATCH
+        ),
+        limit: format!("raw verify_strict, 1 core: {} /s", fmt_rate(verify_limit)),
+        ratio: Some(ingest_rate / verify_limit),
+        target: "≥ 1.0",
+        met: Some(ingest_rate / verify_limit >= 1.0),
+    });
+
+    if std::env::var("SIGHTLINE_BENCH_STOP_AFTER").as_deref() == Ok("ingest") {
+        // For profiling the ingest stage alone (perf record … --quick).
+        return;
+    }
+
+    // catch-up: node 2 (empty) joins node 1, which holds those records.
+    let catch_up_count = records.len().min(scale.catch_up);
+    drop(records);
+    let (catch_up_secs, catch_up_rate) = runtime.block_on(async {
+        let source = cluster.start(1).await;
+        assert_eq!(
+            source.status().await.expect("status").records,
+            catch_up_count
+        );
+        let start = Instant::now();
+        let joiner = cluster.start(2).await;
+        wait_for_records(&joiner, catch_up_count, Duration::from_secs(600)).await;
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(
+            joiner.set_digest().await.expect("digest"),
+            source.set_digest().await.expect("digest"),
+            "converged to the same set"
+        );
+        cluster.shutdown().await;
+        (secs, catch_up_count as f64 / secs)
+    });
+    println!("catch-up: {} records/s", fmt_rate(catch_up_rate));
+    rows.push(Row {
+        name: "catch-up",
+        measured: format!(
+            "{} records/s ({} records in {catch_up_secs:.1} s, from start to identical set digest)",
+            fmt_rate(catch_up_rate),
+            fmt_rate(catch_up_count as f64)
+        ),
+        limit: format!("ingest row: {} records/s", fmt_rate(ingest_rate)),
+        ratio: Some(catch_up_rate / ingest_rate),
+        target: "≥ 0.5",
+        met: Some(catch_up_rate / ingest_rate >= 0.5),
+    });
+
+    // The lookup server's store: `store` records into node 0, in chunks
+    // (generation is not timed).
+    let ingestor = Ingestor::open(&config0, Arc::new(SystemClock)).expect("ingestor");
+    let chunk = 100_000.min(scale.store);
+    let per_chunk = (chunk / ORIGINS) as u64;
+    let mut fill_time = Duration::ZERO;
+    let mut filled = 0;
+    let mut seq = 1;
+    while filled < scale.store {
+        let records = generate(&origins, &network, &pool, seq, per_chunk);
+        seq += per_chunk;
+        let (took, stored) = ingest(&runtime, &ingestor, &records);
+        assert_eq!(stored, records.len());
+        fill_time += took;
+        filled += stored;
+    }
+    ingestor.store().flush().expect("flush");
+    drop(ingestor);
+    let fill_rate = filled as f64 / fill_time.as_secs_f64();
+    println!(
+        "filled node 0 with {filled} records at {} records/s",
+        fmt_rate(fill_rate)
+    );
+
+    // lookup, bulk lookup, submit and footprint against a server process.
+    let server = Server::start(&cluster.members[0].config_path);
+    let base = server.addr.clone();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let numbers: Arc<Vec<String>> = Arc::new(pool.iter().map(|n| n.e164.clone()).collect());
+    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) = runtime.block_on(async {
+        // Warm the connections and the server's caches alike for both loads.
+        let healthz = {
+            let (http, base) = (http.clone(), base.clone());
+            move |_c: usize, _i: u64| {
+                let (http, base) = (http.clone(), base.clone());
+                async move {
+                    let r = http
+                        .get(format!("{base}/healthz"))
+                        .send()
+                        .await
+                        .expect("healthz");
+                    assert!(r.status().is_success());
+                    let _ = r.bytes().await;
+                }
+            }
+        };
+        let lookup = {
+            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+            move |c: usize, i: u64| {
+                let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+                async move {
+                    let n = &numbers[(c * 7919 + i as usize * 104_729) % numbers.len()];
+                    let r = http
+                        .get(format!("{base}/api/v1/lookup/{n}"))
+                        .bearer_auth(READ_TOKEN)
+                        .send()
+                        .await
+                        .expect("lookup");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let _ = r.bytes().await;
+                }
+            }
+        };
+        let _ = load(scale.clients, 0.5, healthz.clone()).await;
+        let (health_rate, _) = load(scale.clients, scale.http_secs, healthz).await;
+        let _ = load(scale.clients, 0.5, lookup.clone()).await;
+        let (lookup_rate, lookup_lat) = load(scale.clients, scale.http_secs, lookup).await;
+
+        // Bulk: batches of 1,000 numbers, two clients (one per core).
+        let start = Instant::now();
+        let mut hits = 0usize;
+        let per_client = scale.bulk_batches.div_ceil(2);
+        let mut tasks = Vec::new();
+        for c in 0..2 {
+            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut hits = 0;
+                for b in 0..per_client {
+                    let batch: Vec<&String> = (0..1000)
+                        .map(|k| &numbers[(c * 500_009 + b * 1000 + k) * 7 % numbers.len()])
+                        .collect();
+                    let r = http
+                        .post(format!("{base}/api/v1/lookup"))
+                        .bearer_auth(READ_TOKEN)
+                        .json(&serde_json::json!({ "numbers": batch }))
+                        .send()
+                        .await
+                        .expect("bulk");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let body: serde_json::Value = r.json().await.expect("json");
+                    hits += body["results"]
+                        .as_array()
+                        .expect("results")
+                        .iter()
+                        .filter(|x| x["orgs"].as_u64().unwrap_or(0) > 0)
+                        .count();
+                }
+                hits
+            }));
+        }
+        for t in tasks {
+            hits += t.await.expect("bulk client");
+        }
+        let bulk_rate = (per_client * 2 * 1000) as f64 / start.elapsed().as_secs_f64();
+        (health_rate, lookup_rate, lookup_lat, bulk_rate, hits)
+    });
+    let p50 = percentile(&lookup_lat, 0.50);
+    let p99 = percentile(&lookup_lat, 0.99);
+    println!(
+        "lookup: {} /s (p50 {p50:.2} ms, p99 {p99:.2} ms); healthz {} /s; bulk {} numbers/s ({hits} with reports)",
+        fmt_rate(lookup_rate),
+        fmt_rate(health_rate),
+        fmt_rate(bulk_rate)
+    );
+    rows.push(Row {
+        name: "lookup",
+        measured: format!(
+            "{} lookups/s from {} clients, p50 {p50:.2} ms, p99 {p99:.2} ms ({} records stored)",
+            fmt_rate(lookup_rate),
+            scale.clients,
+            fmt_rate(filled as f64)
+        ),
+        limit: format!(
+            "`/healthz` on the same server and load: {} /s",
+            fmt_rate(health_rate)
+        ),
+        ratio: Some(lookup_rate / health_rate),
+        target: "≥ 0.7, p99 < 5 ms",
+        met: Some(lookup_rate / health_rate >= 0.7 && p99 < 5.0),
+    });
+    rows.push(Row {
+        name: "bulk lookup",
+        measured: format!(
+            "{} numbers/s in batches of 1,000 (2 clients)",
+            fmt_rate(bulk_rate)
+        ),
+        limit: format!(
+            "raw phonenumber parse + validate, 1 core: {} /s",
+            fmt_rate(parse_limit)
+        ),
+        ratio: Some(bulk_rate / parse_limit),
+        target: "≥ 0.5",
+        met: Some(bulk_rate / parse_limit >= 0.5),
+    });
+
+    // Footprint after the lookup load.
+    let pid = server.child.id();
+    let rss = rss_kib(pid, "VmRSS:");
+    let hwm = rss_kib(pid, "VmHWM:");
+    let disk = dir_bytes(&cluster.config(0).data_dir.join("store"));
+    let per_record = disk as f64 / filled as f64;
+    println!(
+        "footprint: RSS {} MiB (peak {} MiB), {} bytes on disk = {per_record:.0} B/record",
+        rss / 1024,
+        hwm / 1024,
+        fmt_rate(disk as f64)
+    );
+    rows.push(Row {
+        name: "footprint",
+        measured: format!(
+            "RSS {} MiB (peak {} MiB) serving {} records; store {:.0} MiB on disk = {per_record:.0} B/record",
+            rss / 1024,
+            hwm / 1024,
+            fmt_rate(filled as f64),
+            disk as f64 / 1_048_576.0
+        ),
+        limit: "—".into(),
+        ratio: None,
+        target: "≤ 300 MB RSS, ≤ 600 B/record",
+        met: Some(hwm * 1024 <= 300_000_000 && per_record <= 600.0),
+    });
+
+    // submit: durable batches of 100 through the API, one client.
+    let submit_rate = runtime.block_on(async {
+        let mut k = 0usize;
+        let start = Instant::now();
+        let mut batches = 0;
+        while start.elapsed().as_secs_f64() < scale.submit_secs {
+            let batch: Vec<serde_json::Value> = (0..SUBMIT_BATCH)
+                .map(|_| {
+                    k += 1;
+                    serde_json::json!({
+                        "number": numbers[(k * 31) % numbers.len()],
+                        "kind": "smishing",
+                        "channel": "sms",
+                        "confidence": 80,
+                    })
+                })
+                .collect();
+            let r = http
+                .post(format!("{base}/api/v1/sightings"))
+                .bearer_auth(WRITE_TOKEN)
+                .json(&serde_json::json!({ "sightings": batch }))
+                .send()
+                .await
+                .expect("submit");
+            assert!(r.status().is_success(), "{}", r.status());
+            let _ = r.bytes().await;
+            batches += 1;
+        }
+        f64::from(batches) / start.elapsed().as_secs_f64()
+    });
+    server.stop();
+    let sled_limit = raw_sled_batch_rate(&bench_dir, scale.submit_secs.min(3.0), SUBMIT_BATCH);
+    println!(
+        "submit: {} batches/s of {SUBMIT_BATCH}; raw sled insert+flush {} batches/s",
+        fmt_rate(submit_rate),
+        fmt_rate(sled_limit)
+    );
+    rows.push(Row {
+        name: "submit",
+        measured: format!(
+            "{} durable API batches/s of {SUBMIT_BATCH} sightings ({} sightings/s), one client",
+            fmt_rate(submit_rate),
+            fmt_rate(submit_rate * SUBMIT_BATCH as f64)
+        ),
+        limit: format!(
+            "raw sled: {SUBMIT_BATCH} inserts of 330 B + flush: {} /s",
+            fmt_rate(sled_limit)
+        ),
+        ratio: Some(submit_rate / sled_limit),
+        target: "≥ 0.5",
+        met: Some(submit_rate / sled_limit >= 0.5),
+    });
+    drop(cluster);
+
+    // propagation: nodes on loopback, records published from random nodes
+    // one after another; time from publication until every node has it.
+    let heartbeat = sightline_node::network::HEARTBEAT_INTERVAL;
+    let (p50, p95, max) = runtime.block_on(async {
+        let names: Vec<String> = (0..scale.propagation_nodes)
+            .map(|i| format!("Peer {i}"))
+            .collect();
+        let refs: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), 0.8)).collect();
+        let mut mesh = Cluster::build_in(
+            &bench_dir,
+            &refs,
+            &Options {
+                sync_interval: Duration::from_secs(3600),
+                ..Options::default()
+            },
+        );
+        mesh.start_all().await;
+        mesh.wait_connected().await;
+        // Let gossipsub build its mesh (a few heartbeats).
+        tokio::time::sleep(heartbeat * 3).await;
+        let nodes: Vec<NodeHandle> = (0..scale.propagation_nodes)
+            .map(|i| mesh.node(i).clone())
+            .collect();
+        let mut rng = Rng(7);
+        let mut delays = Vec::with_capacity(scale.propagation_records);
+        for k in 0..scale.propagation_records {
+            let from = rng.below(nodes.len());
+            let number = &numbers[(k * 13) % numbers.len()];
+            let mut watchers: Vec<_> = nodes.iter().map(NodeHandle::changes).collect();
+            nodes[from]
+                .submit(vec![Submission::new(number.clone(), Kind::Smishing)])
+                .await
+                .expect("submit");
+            let published = Instant::now();
+            for (i, w) in watchers.iter_mut().enumerate() {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while *w.borrow_and_update() < (k + 1) as u64 {
+                    tokio::time::timeout_at(deadline, w.changed())
+                        .await
+                        .unwrap_or_else(|_| panic!("record {k} did not reach node {i}"))
+                        .expect("node running");
+                }
+            }
+            delays.push(published.elapsed().as_micros() as u64);
+        }
+        mesh.shutdown().await;
+        delays.sort_unstable();
+        (
+            percentile(&delays, 0.50),
+            percentile(&delays, 0.95),
+            percentile(&delays, 1.0),
+        )
+    });
+    let heartbeat_ms = heartbeat.as_secs_f64() * 1000.0;
+    println!("propagation: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms");
+    rows.push(Row {
+        name: "propagation",
+        measured: format!(
+            "{} nodes, {} records from random nodes: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms until every node has it",
+            scale.propagation_nodes, scale.propagation_records
+        ),
+        limit: format!("gossipsub heartbeat: {heartbeat_ms:.0} ms"),
+        ratio: Some(p95 / heartbeat_ms),
+        target: "p95 ≤ 1 heartbeat",
+        met: Some(p95 <= heartbeat_ms),
+    });
+
+    let elapsed = total.elapsed().as_secs_f64();
+    let table = render(&rows, &scale, elapsed);
+    println!("\n{table}");
+    let _ = std::fs::remove_dir_all(&bench_dir);
+    if quick {
+        println!("(quick run: figures are not judged and BENCHMARKS.md is left alone)");
+    } else {
+        write_benchmarks_md(&table);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| format!(", {} GiB", kib / 1_048_576));
+    format!("{cpu}, {cores} cores{mem}")
+}
+
+fn render(rows: &[Row], scale: &Scale, elapsed: f64) -> String {
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Command: `cargo bench -p sightline-tests --bench node{}`  \nDate: {date}. Machine: {}. Whole run: {elapsed:.0} s.\n",
+        if scale.quick { " -- --quick" } else { "" },
+        machine()
+    );
+    let _ = writeln!(
+        out,
+        "| row | measured | limit (same run) | ratio | target | met |"
+    );
+    let _ = writeln!(out, "|---|---|---|---:|---|---|");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.measured,
+            r.limit,
+            r.ratio.map_or_else(|| "—".into(), |x| format!("{x:.2}")),
+            r.target,
+            match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            }
+        );
+    }
+    out
+}
+
+/// Replaces the generated section of BENCHMARKS.md.
+fn write_benchmarks_md(table: &str) {
+    const BEGIN: &str = "<!-- node-bench:begin -->";
+    const END: &str = "<!-- node-bench:end -->";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).expect("BENCHMARKS.md");
+    let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END)) else {
+        println!("BENCHMARKS.md has no {BEGIN} … {END} section; not written");
+        return;
+    };
+    let updated = format!("{}{BEGIN}\n{table}{}", &text[..a], &text[b..]);
+    std::fs::write(&path, updated).expect("write BENCHMARKS.md");
+    println!("wrote the table into {}", path.display());
+}
