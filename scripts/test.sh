@@ -2,7 +2,7 @@
 # All of Sightline's tests, from a fresh machine that has only the Rust
 # toolchain, Python 3, Node and apt. Installs what it needs, then runs:
 # formatting, clippy, the Python conformance check of the test vectors,
-# the fuzz targets (bounded), the protocol benchmark (quick), and the
+# the fuzz targets (bounded), the protocol and node benchmarks (quick), and the
 # workspace test suite. Fails on the first failing step.
 #
 # Environment: FUZZ_RUNS_DECODE / FUZZ_RUNS_PARSE (fuzz iterations; fixed
@@ -91,6 +91,9 @@ step "fuzz targets: build, then a fixed-seed run of each from the seed corpus"
 
 step "protocol benchmark (quick; figures are not judged here, see BENCHMARKS.md)"
 cargo bench -p sightline-protocol --bench protocol --locked -- --quick
+
+step "node benchmark harness (quick: 20,000 records; figures are not judged here)"
+cargo bench -p sightline-tests --bench node --locked -- --quick | tail -n 12
 
 step "demo (README's main command) runs"
 cargo run -q -p sightline --locked -- demo --check
