@@ -173,11 +173,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Schema`] for a store of another version; sled errors.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        let db = open_db(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
             gate: std::sync::Arc::default(),
@@ -298,15 +294,17 @@ impl Store {
         record: &SignedSighting,
         purge_at: u64,
     ) -> Result<InsertOutcome, StoreError> {
-        let _writing = self
-            .gate
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let arrival = self.db.generate_id()?;
-        let outcome = self
-            .trees()
-            .transaction(|t| insert_tx(t, record, purge_at, arrival))?;
-        Ok(outcome)
+        let outcomes = self.insert_batch(&[(record, purge_at)])?;
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or(StoreError::Corrupt("no outcome for an inserted record"))
+    }
+
+    /// `n` arrival numbers (the order of the "recent" list), taken before a
+    /// transaction: sled's id generator is not transactional.
+    fn arrivals(&self, n: usize) -> Result<Vec<u64>, StoreError> {
+        (0..n).map(|_| Ok(self.db.generate_id()?)).collect()
     }
 
     /// Stores a batch of verified records from peers in one transaction
@@ -324,10 +322,7 @@ impl Store {
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut arrivals = Vec::with_capacity(records.len());
-        for _ in records {
-            arrivals.push(self.db.generate_id()?);
-        }
+        let arrivals = self.arrivals(records.len())?;
         let outcomes = self.trees().transaction(|t| {
             let mut outcomes = Vec::with_capacity(records.len());
             for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
@@ -349,10 +344,7 @@ impl Store {
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut arrivals = Vec::with_capacity(records.len());
-        for _ in records {
-            arrivals.push(self.db.generate_id()?);
-        }
+        let arrivals = self.arrivals(records.len())?;
         self.trees().transaction(|t| {
             for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
                 match insert_tx(t, record, *purge_at, *arrival)? {
@@ -765,6 +757,30 @@ fn insert_tx(
     }
     progress.insert(origin.as_slice(), p.encode().as_slice())?;
     Ok(InsertOutcome::Stored { latest: is_latest })
+}
+
+/// Opens the sled database. sled 0.34 releases its file lock from a
+/// background thread shortly after the last handle is dropped, so reopening
+/// in the same process (a restart, a restore) can briefly find it held:
+/// retry for up to a second before reporting it (then another process, e.g.
+/// a running node, really holds the store).
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(CACHE_BYTES);
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if attempts < 20 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
