@@ -6,10 +6,11 @@
 //! - the core task: routes network events, answers catch-up requests with a
 //!   per-peer rate limit, starts catch-up on connect and every
 //!   `sync_interval`, and purges expired records;
-//! - the ingest task: batches received records, validates them
-//!   ([`crate::ingest::precheck`] then batch signature verification) on a
-//!   blocking thread, stores them, and reports Accept / Reject / Ignore back
-//!   to gossipsub.
+//! - the ingest task: batches received records and runs them through
+//!   [`crate::pipeline::IngestPipeline`] (prechecks and batch signature
+//!   verification of one batch on a blocking thread while the previous one
+//!   is stored in one transaction), then reports Accept / Reject / Ignore
+//!   back to gossipsub.
 
 use std::collections::HashSet;
 use std::sync::Arc;
