@@ -1,8 +1,9 @@
 //! The ingest stage: what happens to every record a peer sends (gossip or
 //! catch-up) once it has left the network loop. Cheap pure checks first
-//! ([`crate::ingest::precheck`]), then one batch signature verification,
-//! then storage. The node's ingest task runs [`Ingestor::process`] on a
-//! blocking thread; the benchmark harness drives the same code directly.
+//! ([`crate::ingest::precheck`]), then one batch signature verification
+//! ([`Ingestor::check`]), then storage ([`Ingestor::commit`]). The node's
+//! ingest task runs them through [`IngestPipeline`] on blocking threads; the
+//! benchmark harness drives the same pipeline directly.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::identity::NodeIdentity;
 use crate::ingest::{self, Context, Metrics, Rejection, Severity};
-use crate::node::StartError;
+use crate::node::{blocking, joined, StartError};
 use crate::store::{InsertOutcome, Store, StoreError};
 
 /// Records validated together (one batch signature verification).
@@ -108,12 +109,7 @@ impl Ingestor {
         &self.store
     }
 
-    /// Validates and stores a batch; one result per record, in order.
-    pub fn process(&self, batch: &[Vec<u8>]) -> Vec<Result<(), Rejection>> {
-        self.commit(self.check(batch))
-    }
-
-    /// The CPU half of [`Ingestor::process`]: decoding and the pure checks,
+    /// The CPU half of ingest: decoding and the pure checks,
     /// duplicates within the batch, then one batch signature verification.
     /// It does not touch the store: reads here would contend with the
     /// previous batch's transaction (measured: ingest 30% slower). Records
@@ -163,7 +159,7 @@ impl Ingestor {
         Checked { results, verified }
     }
 
-    /// The storage half of [`Ingestor::process`]: stores what
+    /// The storage half of ingest: stores what
     /// [`Ingestor::check`] verified, in one transaction, and counts.
     pub fn commit(&self, checked: Checked) -> Vec<Result<(), Rejection>> {
         let Checked {
@@ -263,14 +259,9 @@ impl IngestPipeline {
     /// Checks `batch` (while the previous batch is still being stored),
     /// then starts storing it. Returns the previous batch's results, if
     /// there was one.
-    ///
-    /// # Panics
-    /// If a blocking ingest task panicked (a bug).
     pub async fn push(&mut self, batch: Vec<Vec<u8>>) -> Option<Vec<Result<(), Rejection>>> {
         let ingestor = self.ingestor.clone();
-        let checked = tokio::task::spawn_blocking(move || ingestor.check(&batch))
-            .await
-            .expect("ingest check task");
+        let checked = blocking(move || ingestor.check(&batch)).await;
         let previous = self.finish().await;
         let ingestor = self.ingestor.clone();
         self.storing = Some(tokio::task::spawn_blocking(move || {
@@ -280,12 +271,9 @@ impl IngestPipeline {
     }
 
     /// Waits for the batch being stored, if any, and returns its results.
-    ///
-    /// # Panics
-    /// If a blocking ingest task panicked (a bug).
     pub async fn finish(&mut self) -> Option<Vec<Result<(), Rejection>>> {
         match self.storing.take() {
-            Some(task) => Some(task.await.expect("ingest store task")),
+            Some(task) => Some(joined(task).await),
             None => None,
         }
     }

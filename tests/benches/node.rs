@@ -215,19 +215,26 @@ fn generate(
             .collect()
     };
     // Both cores sign; the generation is not timed.
-    let halves: Vec<Vec<Vec<Vec<u8>>>> = std::thread::scope(|s| {
-        let (left, right) = origins.split_at(origins.len() / 2);
-        let a = s.spawn(|| left.iter().enumerate().map(per_origin).collect::<Vec<_>>());
-        let b = s.spawn(|| {
-            right
-                .iter()
-                .enumerate()
-                .map(|(i, k)| per_origin((i + left.len(), k)))
-                .collect::<Vec<_>>()
-        });
-        vec![a.join().expect("signer"), b.join().expect("signer")]
+    let lists: Vec<Vec<Vec<u8>>> = std::thread::scope(|s| {
+        let half = origins.len().div_ceil(2);
+        let signers: Vec<_> = origins
+            .chunks(half)
+            .enumerate()
+            .map(|(c, chunk)| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, key)| per_origin((c * half + i, key)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        signers
+            .into_iter()
+            .flat_map(|t| t.join().expect("signer"))
+            .collect()
     });
-    let lists: Vec<Vec<Vec<u8>>> = halves.into_iter().flatten().collect();
     let mut out = Vec::with_capacity(lists.len() * count as usize);
     for i in 0..count as usize {
         for list in &lists {

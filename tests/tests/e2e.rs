@@ -24,6 +24,24 @@ mod deploy;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Waits until `node` has blocked `org` (graylisted by gossip score) and
+/// dropped its connection.
+async fn wait_until_blocked(node: &NodeHandle, org: &str) {
+    eventually(&format!("{org} blocked"), WAIT, node, || async {
+        node.status()
+            .await
+            .is_ok_and(|s| s.net.blocked == vec![org.to_owned()])
+    })
+    .await;
+    eventually(&format!("{org} disconnected"), WAIT, node, || async {
+        node.peers()
+            .await
+            .iter()
+            .any(|p| p.org == org && !p.connected)
+    })
+    .await;
+}
+
 fn number(i: u32) -> String {
     format!("+1 415 555 {:04}", 100 + (i % 100))
 }
@@ -269,19 +287,7 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
     }
     // Invalid messages drive mallory's gossip score below the graylist
     // threshold; the node then disconnects and blocks it.
-    eventually("mallory blocked", WAIT, &a, || async {
-        a.status()
-            .await
-            .is_ok_and(|s| s.net.blocked == vec!["Mallory".to_owned()])
-    })
-    .await;
-    eventually("mallory disconnected", WAIT, &a, || async {
-        a.peers()
-            .await
-            .iter()
-            .any(|p| p.org == "Mallory" && !p.connected)
-    })
-    .await;
+    wait_until_blocked(&a, "Mallory").await;
 
     // A non-member completes no connection: the allow-list gate refuses it.
     let outsider = RawPeer::start(&cluster, [0x99; 32]);
@@ -785,19 +791,7 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    eventually("mallory blocked", WAIT, &a, || async {
-        a.status()
-            .await
-            .is_ok_and(|s| s.net.blocked == vec!["Mallory".to_owned()])
-    })
-    .await;
-    eventually("mallory disconnected", WAIT, &a, || async {
-        a.peers()
-            .await
-            .iter()
-            .any(|p| p.org == "Mallory" && !p.connected)
-    })
-    .await;
+    wait_until_blocked(&a, "Mallory").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut latencies = prober.await.unwrap();
     latencies.sort();
