@@ -168,7 +168,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
         let mut changes = r.node.changes();
         loop {
             let status = r.node.status().await?;
-            if status.records == total {
+            if status.records == total as u64 {
                 break;
             }
             if tokio::time::Instant::now() > deadline {

@@ -268,7 +268,7 @@ pub struct Status {
     /// Network name.
     pub network_name: String,
     /// Records stored.
-    pub records: usize,
+    pub records: u64,
     /// Last own seq reserved.
     pub own_seq: u64,
     /// Per-origin counts (catch-up progress).
@@ -616,11 +616,12 @@ impl NodeHandle {
         item.verdict = Verdict::Withdrawn;
         item.confidence = 0;
         if let Ok(parsed) = parse_number(number, region) {
-            let hash = self.inner.config.network.hash_key.number_hash(&parsed.e164);
+            let key = &self.inner.config.network.hash_key;
+            let (hash, block) = (key.number_hash(&parsed.e164), key.block_hash(&parsed.e164));
             let store = self.inner.store.clone();
             let own = self.inner.signing.origin();
-            let current = blocking(move || store.current_reports(&hash)).await?;
-            if let Some(mine) = current.iter().find(|s| s.origin == own) {
+            let reports = blocking(move || store.reports(&hash, &block, u64::MAX)).await?;
+            if let Some(mine) = reports.current.iter().find(|s| s.origin == own) {
                 item.kind = mine.kind;
                 item.channel = mine.channel;
             }
@@ -725,7 +726,7 @@ impl NodeHandle {
                 org: inner.org.clone(),
                 network: inner.config.network.id.to_string(),
                 network_name: inner.config.network.name.clone(),
-                records: inner.store.len(),
+                records: inner.store.len()?,
                 own_seq: inner.store.last_own_seq()?,
                 origins: inner
                     .store
@@ -831,10 +832,13 @@ impl Inner {
         now: u64,
     ) -> Result<Lookup, LookupError> {
         let key = &self.config.network.hash_key;
-        let hash = key.number_hash(&parsed.e164);
-        let reports: Vec<Report> = self
-            .store
-            .current_reports(&hash)?
+        let found = self.store.reports(
+            &key.number_hash(&parsed.e164),
+            &key.block_hash(&parsed.e164),
+            now.saturating_sub(BLOCK_WINDOW_SECS),
+        )?;
+        let reports: Vec<Report> = found
+            .current
             .into_iter()
             .map(|s| Report {
                 org: self.org_of(&s.origin),
@@ -843,17 +847,13 @@ impl Inner {
             })
             .collect();
         let score = reputation::score(&reports, now, self.config.half_life_secs);
-        let block_activity = self.store.block_activity(
-            &key.block_hash(&parsed.e164),
-            now.saturating_sub(BLOCK_WINDOW_SECS),
-        )?;
         Ok(Lookup {
             number: parsed.e164.as_str().to_owned(),
             country: parsed.region.clone(),
             cc: parsed.country_code,
             line_type: parsed.line,
             score,
-            block_activity,
+            block_activity: found.block_activity,
         })
     }
 }
@@ -1005,13 +1005,22 @@ struct CoreTask {
     sync_interval: Duration,
 }
 
+/// Catch-up requests a peer may send in a burst before it is answered `Busy`.
+const SYNC_BURST: u32 = 100;
+/// Catch-up requests a peer may send per second, sustained. A page is at
+/// most 256 records, so this lets a rejoining node pull ~25,000 records/s,
+/// above what its ingest stage stores (BENCHMARKS.md, catch-up row; at 20/s
+/// the limit, not ingest, bounded catch-up). Serving a page is one range
+/// scan over the origin's records.
+const SYNC_PAGES_PER_SEC: u32 = 100;
+
 async fn core_task(
     task: CoreTask,
     mut events: mpsc::Receiver<NetworkEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let task = Arc::new(task);
-    let mut limiter = RateLimiter::new(50, 20);
+    let mut limiter = RateLimiter::new(SYNC_BURST, SYNC_PAGES_PER_SEC);
     let mut connected: HashSet<PeerId> = HashSet::new();
     let running: Arc<std::sync::Mutex<HashSet<PeerId>>> = Arc::default();
     let mut sync_tick = tokio::time::interval(task.sync_interval);

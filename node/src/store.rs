@@ -1,7 +1,15 @@
-//! The sled store. Holds every verified record (the set nodes converge on),
-//! the latest report per (number, origin), per-origin sequence indexes for
-//! catch-up, the node's own sequence counter, and — locally only — the raw
-//! numbers of the node's own submissions.
+//! The sled store. Holds every verified record (the set nodes converge on)
+//! keyed by origin and seq (which is also the catch-up order), the latest
+//! report per (number, origin) indexed under its 100-block, the node's own
+//! sequence counter, and — locally only — the raw numbers of the node's own
+//! submissions.
+//!
+//! Layout (schema 2) keeps the writes per record few and mostly sequential:
+//! sled's cost per insert into a tree keyed by random hashes (node splits
+//! and rewrites) dominated ingest with schema 1's six indexes
+//! (BENCHMARKS.md). A record now costs one insert into a random-key tree
+//! (`current`), one per-origin append (`records`), one append (`recent`),
+//! one roughly time-ordered insert (`expiry`) and its origin's progress.
 //!
 //! Calls block: async code reaches the store through `spawn_blocking`.
 //! One record's writes happen in one sled transaction, so a crash never
@@ -19,9 +27,18 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 /// Bumped when the on-disk layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"schema_version";
+/// Schema 1's trees that schema 2 replaced ([`Store::migrate_from_v1`]).
+const V1_TREES: [&str; 6] = [
+    "records",
+    "origin_seq",
+    "latest",
+    "blocks",
+    "recent",
+    "expiry",
+];
 /// sled's page cache. Its default (1 GiB) made a node with 1M records
 /// hold ~1 GiB resident (BENCHMARKS.md, footprint row).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -123,6 +140,15 @@ impl OriginProgress {
     }
 }
 
+/// A number's current reports and its block's activity ([`Store::reports`]).
+#[derive(Debug, Clone, Default)]
+pub struct NumberReports {
+    /// Every origin's latest report of the number.
+    pub current: Vec<Sighting>,
+    /// Distinct numbers of the 100-block with a recent malicious current report.
+    pub block_activity: usize,
+}
+
 fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
 }
@@ -145,21 +171,23 @@ pub struct Store {
     /// Writers hold it shared; a snapshot holds it exclusively, so a backup
     /// sees every tree at one consistent point.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
-    /// id → wire bytes.
-    records: sled::Tree,
-    /// origin ‖ seq(BE) → id.
-    origin_seq: sled::Tree,
-    /// number ‖ origin → seq(BE) ‖ id: the origin's current report.
-    latest: sled::Tree,
-    /// block ‖ number ‖ origin → `last_seen`(BE) ‖ verdict code, for current reports.
-    blocks: sled::Tree,
+    /// origin ‖ seq(BE) → wire bytes. Per-origin order is catch-up's page
+    /// order, and each origin's records arrive mostly in seq order, so
+    /// inserts append.
+    sightings: sled::Tree,
+    /// block ‖ number ‖ origin → seq(BE) ‖ `last_seen`(BE) ‖ verdict code:
+    /// the origin's current report of the number. A lookup reads the
+    /// number's reports and its block's activity in one prefix scan.
+    current: sled::Tree,
     /// origin → [`OriginProgress`].
     progress: sled::Tree,
-    /// arrival counter(BE) → id, for "recent sightings".
-    recent: sled::Tree,
-    /// `purge_at`(BE) ‖ id → (), for retention and expiry.
-    expiry: sled::Tree,
-    /// origin ‖ seq(BE) ‖ id → wire bytes of conflicting records (equivocation evidence).
+    /// arrival counter(BE) → origin ‖ seq(BE), for "recent sightings".
+    arrivals: sled::Tree,
+    /// `purge_at`(BE) ‖ origin ‖ seq(BE) → arrival counter(BE), for
+    /// retention and expiry (the arrival lets a purge drop the `arrivals` entry).
+    purges: sled::Tree,
+    /// origin ‖ seq(BE) → wire bytes of the first record that conflicts
+    /// with the stored one (equivocation evidence).
     evidence: sled::Tree,
     /// number hash → raw E.164, for this node's own submissions only. Never exported.
     own_numbers: sled::Tree,
@@ -168,7 +196,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`. A store of schema 1 is
+    /// migrated in place first (see [`Store::migrate_from_v1`]).
     ///
     /// # Errors
     /// [`StoreError::Schema`] for a store of another version; sled errors.
@@ -177,13 +206,11 @@ impl Store {
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
             gate: std::sync::Arc::default(),
-            records: tree("records")?,
-            origin_seq: tree("origin_seq")?,
-            latest: tree("latest")?,
-            blocks: tree("blocks")?,
+            sightings: tree("sightings")?,
+            current: tree("current")?,
             progress: tree("progress")?,
-            recent: tree("recent")?,
-            expiry: tree("expiry")?,
+            arrivals: tree("arrivals")?,
+            purges: tree("purges")?,
             evidence: tree("evidence")?,
             own_numbers: tree("own_numbers")?,
             meta: tree("meta")?,
@@ -195,11 +222,23 @@ impl Store {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("schema version"))?,
             );
-            if found != SCHEMA_VERSION {
-                return Err(StoreError::Schema {
-                    found,
-                    expected: SCHEMA_VERSION,
-                });
+            match found {
+                SCHEMA_VERSION => {
+                    // A migration that stopped after raising the version
+                    // leaves schema 1's trees behind.
+                    for name in V1_TREES {
+                        store.db.drop_tree(name)?;
+                    }
+                }
+                1 => {
+                    store.migrate_from_v1()?;
+                }
+                _ => {
+                    return Err(StoreError::Schema {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    })
+                }
             }
         } else {
             store
@@ -208,6 +247,84 @@ impl Store {
             store.db.flush()?;
         }
         Ok(store)
+    }
+
+    /// Rewrites a schema-1 store into this layout, then drops schema 1's
+    /// trees. Records are copied verbatim (they were verified when they
+    /// were stored); `progress`, `evidence`, `own_numbers` and `meta` kept
+    /// their format. A crash part-way is safe: the version is raised only
+    /// once the new trees are complete and flushed, and a rerun starts them
+    /// over. Returns how many records moved.
+    fn migrate_from_v1(&self) -> Result<u64, StoreError> {
+        tracing::info!("migrating the store from schema 1 to {SCHEMA_VERSION}");
+        for tree in [&self.sightings, &self.current, &self.arrivals, &self.purges] {
+            tree.clear()?;
+        }
+        let v1 = |name: &str| self.db.open_tree(name);
+        // id → wire bytes; number ‖ origin → seq ‖ id;
+        // block ‖ number ‖ origin → last_seen ‖ verdict; purge_at ‖ id → arrival.
+        let (records, latest, blocks, expiry) =
+            (v1("records")?, v1("latest")?, v1("blocks")?, v1("expiry")?);
+        let mut moved = 0u64;
+        let mut pending = [
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+        ];
+        let apply = |pending: &mut [sled::Batch; 3]| -> Result<(), StoreError> {
+            let [sightings, arrivals, purges] = std::mem::take(pending);
+            self.sightings.apply_batch(sightings)?;
+            self.arrivals.apply_batch(arrivals)?;
+            self.purges.apply_batch(purges)?;
+            Ok(())
+        };
+        // Every schema-1 record has exactly one expiry entry.
+        for entry in &expiry {
+            let (key, arrival) = entry?;
+            if key.len() != 40 || arrival.len() != 8 {
+                return Err(StoreError::Corrupt("schema 1 expiry"));
+            }
+            let Some(bytes) = records.get(&key[8..40])? else {
+                continue;
+            };
+            let s = decode_stored(&bytes)?;
+            let record_key: [u8; 40] = cat(&[s.origin.as_bytes(), &s.seq.to_be_bytes()]);
+            let purge_key: [u8; 48] = cat(&[&key[..8], &record_key]);
+            pending[0].insert(record_key.as_slice(), bytes);
+            pending[1].insert(arrival.clone(), record_key.as_slice());
+            pending[2].insert(purge_key.as_slice(), arrival);
+            moved += 1;
+            if moved.is_multiple_of(10_000) {
+                apply(&mut pending)?;
+            }
+        }
+        apply(&mut pending)?;
+        let mut current = sled::Batch::default();
+        for entry in &blocks {
+            let (key, value) = entry?;
+            if key.len() != 96 || value.len() != 9 {
+                return Err(StoreError::Corrupt("schema 1 blocks"));
+            }
+            let Some(latest) = latest.get(&key[32..96])? else {
+                continue;
+            };
+            if latest.len() != 40 {
+                return Err(StoreError::Corrupt("schema 1 latest"));
+            }
+            let current_value: [u8; 17] = cat(&[&latest[..8], &value]);
+            current.insert(key, current_value.as_slice());
+        }
+        self.current.apply_batch(current)?;
+        self.db.flush()?;
+        self.meta
+            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        for name in V1_TREES {
+            self.db.drop_tree(name)?;
+        }
+        self.db.flush()?;
+        tracing::info!(records = moved, "store migrated to schema {SCHEMA_VERSION}");
+        Ok(moved)
     }
 
     /// Makes everything written so far durable.
@@ -266,22 +383,6 @@ impl Store {
             .own_numbers
             .get(hash.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Whether a record with this id is stored.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn contains(&self, id: &SightingId) -> Result<bool, StoreError> {
-        Ok(self.records.contains_key(id.as_bytes())?)
-    }
-
-    /// A stored record's wire bytes.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn get(&self, id: &SightingId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.records.get(id.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// Stores a verified record with all its indexes in one transaction.
@@ -375,66 +476,57 @@ impl Store {
         Ok(())
     }
 
-    #[allow(clippy::type_complexity)]
-    fn trees(
-        &self,
-    ) -> (
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-    ) {
+    fn trees(&self) -> Trees<'_> {
         (
-            &self.records,
-            &self.origin_seq,
-            &self.latest,
-            &self.blocks,
+            &self.sightings,
+            &self.current,
             &self.progress,
-            &self.recent,
-            &self.expiry,
+            &self.arrivals,
+            &self.purges,
             &self.evidence,
         )
     }
 
-    /// Every origin's current report of a number, decoded.
+    /// A number's current reports (every origin's latest, decoded) and the
+    /// activity in its 100-block: how many distinct numbers of the block
+    /// have a current malicious report with `last_seen >= since`. One prefix
+    /// scan over the block serves both.
+    ///
+    /// Reports are found under the block the record names. Honest nodes
+    /// derive it from the number; a member that signs a wrong block only
+    /// hides its own report from lookups of that number.
     ///
     /// # Errors
     /// sled errors or corruption.
-    pub fn current_reports(&self, number: &NumberHash) -> Result<Vec<Sighting>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.latest.scan_prefix(number.as_bytes()) {
-            let (_, value) = entry?;
-            let id = SightingId::from_bytes(
-                value[8..40]
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("latest"))?,
-            );
-            if let Some(bytes) = self.records.get(id.as_bytes())? {
-                out.push(decode_stored(&bytes)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Distinct numbers of a 100-block whose current report from some
-    /// origin is malicious with `last_seen >= since`.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn block_activity(&self, block: &BlockHash, since: u64) -> Result<usize, StoreError> {
-        let mut numbers = std::collections::HashSet::new();
-        for entry in self.blocks.scan_prefix(block.as_bytes()) {
+    pub fn reports(
+        &self,
+        number: &NumberHash,
+        block: &BlockHash,
+        since: u64,
+    ) -> Result<NumberReports, StoreError> {
+        let mut current = Vec::new();
+        let mut active = std::collections::HashSet::new();
+        for entry in self.current.scan_prefix(block.as_bytes()) {
             let (key, value) = entry?;
-            if value.len() == 9 && be_u64(&value) >= since && value[8] == Verdict::Malicious.code()
-            {
-                numbers.insert(key[32..64].to_vec());
+            if key.len() != 96 || value.len() != 17 {
+                return Err(StoreError::Corrupt("current"));
+            }
+            if value[16] == Verdict::Malicious.code() && be_u64(&value[8..16]) >= since {
+                active.insert(key.subslice(32, 32));
+            }
+            if &key[32..64] == number.as_bytes() {
+                let record: [u8; 40] = cat(&[&key[64..96], &value[..8]]);
+                let bytes = self
+                    .sightings
+                    .get(record)?
+                    .ok_or(StoreError::Corrupt("current report without its record"))?;
+                current.push(decode_stored(&bytes)?);
             }
         }
-        Ok(numbers.len())
+        Ok(NumberReports {
+            current,
+            block_activity: active.len(),
+        })
     }
 
     /// The most recently stored records, newest first.
@@ -443,18 +535,13 @@ impl Store {
     /// sled errors or corruption.
     pub fn recent(&self, limit: usize) -> Result<Vec<(SightingId, Sighting)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.recent.iter().rev() {
+        for entry in self.arrivals.iter().rev() {
             if out.len() >= limit {
                 break;
             }
-            let (_, id) = entry?;
-            let id = SightingId::from_bytes(
-                id.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("recent"))?,
-            );
-            if let Some(bytes) = self.records.get(id.as_bytes())? {
-                out.push((id, decode_stored(&bytes)?));
+            let (_, record) = entry?;
+            if let Some(bytes) = self.sightings.get(record)? {
+                out.push((SightingId::of(&bytes), decode_stored(&bytes)?));
             }
         }
         Ok(out)
@@ -493,26 +580,28 @@ impl Store {
         let start: [u8; 40] = cat(&[origin.as_bytes(), &after.saturating_add(1).to_be_bytes()]);
         let end: [u8; 40] = cat(&[origin.as_bytes(), &u64::MAX.to_be_bytes()]);
         let mut out = Vec::new();
-        for entry in self.origin_seq.range(start..=end) {
-            let (_, id) = entry?;
+        for entry in self.sightings.range(start..=end) {
+            let (_, bytes) = entry?;
             if out.len() == limit {
                 return Ok((out, true));
             }
-            if let Some(bytes) = self.records.get(&id)? {
-                out.push(bytes.to_vec());
-            }
+            out.push(bytes.to_vec());
         }
         Ok((out, false))
     }
 
-    /// Number of stored records.
-    pub fn len(&self) -> usize {
-        self.records.len()
+    /// Number of stored records (from the origins' progress: sled counts a
+    /// tree by walking it).
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        Ok(self.progress()?.iter().map(|p| p.count).sum())
     }
 
     /// Whether no record is stored.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.sightings.is_empty()
     }
 
     /// Origins with equivocation evidence, with the number of conflicting records.
@@ -544,20 +633,17 @@ impl Store {
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let end: [u8; 40] = cat(&[&now.to_be_bytes(), &[0xff; 32]]);
-        let due: Vec<sled::IVec> = self.expiry.range(..=end).keys().collect::<Result<_, _>>()?;
+        let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
+        let due: Vec<(sled::IVec, sled::IVec)> =
+            self.purges.range(..=end).collect::<Result<_, _>>()?;
         let mut removed = 0;
-        for key in due {
-            let id = SightingId::from_bytes(
-                key[8..40]
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("expiry"))?,
-            );
-            if let Some(bytes) = self.records.get(id.as_bytes())? {
-                self.remove(&id, &decode_stored(&bytes)?)?;
+        for (expiry_key, arrival) in due {
+            if expiry_key.len() != 48 {
+                return Err(StoreError::Corrupt("purges"));
+            }
+            if self.remove(&expiry_key, &arrival)? {
                 removed += 1;
             }
-            self.expiry.remove(key)?;
         }
         if removed > 0 {
             self.db.flush()?;
@@ -565,38 +651,42 @@ impl Store {
         Ok(removed)
     }
 
-    fn remove(&self, id: &SightingId, s: &Sighting) -> Result<(), StoreError> {
-        let origin = s.origin.as_bytes();
-        let origin_seq_key: [u8; 40] = cat(&[origin, &s.seq.to_be_bytes()]);
-        let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
-        let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+    /// Removes the record an expiry entry names, with its indexes and the
+    /// entry itself, in one transaction. Whether a record was removed.
+    fn remove(&self, expiry_key: &[u8], arrival: &[u8]) -> Result<bool, StoreError> {
+        let record_key = &expiry_key[8..48];
         let trees = (
-            &self.records,
-            &self.origin_seq,
-            &self.latest,
-            &self.blocks,
+            &self.sightings,
+            &self.current,
             &self.progress,
+            &self.arrivals,
+            &self.purges,
         );
-        trees.transaction(|(records, origin_seq, latest, blocks, progress)| {
-            records.remove(id.as_bytes())?;
-            origin_seq.remove(origin_seq_key.as_slice())?;
-            if let Some(current) = latest.get(latest_key)? {
-                if current.len() == 40 && &current[8..40] == id.as_bytes() {
-                    latest.remove(latest_key.as_slice())?;
-                    blocks.remove(block_key.as_slice())?;
+        let removed = trees.transaction(|(sightings, current, progress, arrivals, purges)| {
+            purges.remove(expiry_key)?;
+            arrivals.remove(arrival)?;
+            let Some(bytes) = sightings.remove(record_key)? else {
+                return Ok(false);
+            };
+            let s = decode_stored(&bytes).map_err(abort)?;
+            let origin = s.origin.as_bytes();
+            let current_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+            if let Some(v) = current.get(current_key)? {
+                if v.len() == 17 && be_u64(&v) == s.seq {
+                    current.remove(current_key.as_slice())?;
                 }
             }
             if let Some(v) = progress.get(origin)? {
                 let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
                 p.count = p.count.saturating_sub(1);
-                for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
+                for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
                     *d ^= b;
                 }
                 progress.insert(origin.as_slice(), p.encode().as_slice())?;
             }
-            Ok(())
+            Ok(true)
         })?;
-        Ok(())
+        Ok(removed)
     }
 
     /// A consistent copy of every tree, taken while writers wait: the body
@@ -627,7 +717,7 @@ impl Store {
     /// [`StoreError::NotEmpty`] if the store holds records; an unknown tree
     /// name is [`StoreError::Corrupt`]; sled errors.
     pub fn restore(&self, snapshot: &crate::backup::Snapshot) -> Result<(), StoreError> {
-        if !self.records.is_empty() {
+        if !self.sightings.is_empty() {
             return Err(StoreError::NotEmpty);
         }
         for (name, entries) in snapshot {
@@ -650,13 +740,11 @@ impl Store {
 
     fn named_trees(&self) -> Vec<(&'static str, &sled::Tree)> {
         vec![
-            ("records", &self.records),
-            ("origin_seq", &self.origin_seq),
-            ("latest", &self.latest),
-            ("blocks", &self.blocks),
+            ("sightings", &self.sightings),
+            ("current", &self.current),
             ("progress", &self.progress),
-            ("recent", &self.recent),
-            ("expiry", &self.expiry),
+            ("arrivals", &self.arrivals),
+            ("purges", &self.purges),
             ("evidence", &self.evidence),
             ("own_numbers", &self.own_numbers),
             ("meta", &self.meta),
@@ -672,60 +760,57 @@ impl Store {
     }
 }
 
+type Trees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
 type Tx = sled::transaction::TransactionalTree;
-type Trees = (Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx);
 
 /// One record's writes, inside a transaction over [`Store::trees`].
 fn insert_tx(
-    (records, origin_seq, latest, blocks, progress, recent, expiry, evidence): &Trees,
+    (sightings, current, progress, arrivals, purges, evidence): &(Tx, Tx, Tx, Tx, Tx, Tx),
     record: &SignedSighting,
     purge_at: u64,
     arrival: u64,
 ) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
     let s = record.sighting();
-    let id = record.id();
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
-    let origin_seq_key: [u8; 40] = cat(&[origin, &seq]);
-    // One id per (origin, seq): the same id again is a duplicate, another
-    // id is equivocation. (No separate lookup of the id: it would cost a
-    // tree traversal per record on the ingest path.)
-    if let Some(existing) = origin_seq.get(origin_seq_key)? {
-        let existing = SightingId::from_bytes(
-            existing
-                .as_ref()
-                .try_into()
-                .map_err(|_| abort(StoreError::Corrupt("origin_seq")))?,
-        );
-        if existing == id {
+    let record_key: [u8; 40] = cat(&[origin, &seq]);
+    // One record per (origin, seq): the same bytes again are a duplicate,
+    // other bytes are equivocation. (No index by id: it would cost an
+    // insert into a random-key tree per record on the ingest path.)
+    if let Some(existing) = sightings.get(record_key)? {
+        if existing.as_ref() == record.as_bytes() {
             return Ok(InsertOutcome::Duplicate);
         }
         // The first conflicting record per (origin, seq) is the evidence;
         // more of them would only let a member fill the disk.
-        if evidence.get(origin_seq_key)?.is_none() {
-            evidence.insert(origin_seq_key.as_slice(), record.as_bytes())?;
+        if evidence.get(record_key)?.is_none() {
+            evidence.insert(record_key.as_slice(), record.as_bytes())?;
         }
-        return Ok(InsertOutcome::Equivocation { existing });
+        return Ok(InsertOutcome::Equivocation {
+            existing: SightingId::of(&existing),
+        });
     }
     let arrival = arrival.to_be_bytes();
-    let latest_key: [u8; 64] = cat(&[s.number.as_bytes(), origin]);
-    let block_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
-    let block_value: [u8; 9] = cat(&[&s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
-    let latest_value: [u8; 40] = cat(&[&seq, id.as_bytes()]);
-    let expiry_key: [u8; 40] = cat(&[&purge_at.to_be_bytes(), id.as_bytes()]);
-    records.insert(id.as_bytes(), record.as_bytes())?;
-    origin_seq.insert(origin_seq_key.as_slice(), id.as_bytes())?;
-    recent.insert(arrival.as_slice(), id.as_bytes().as_slice())?;
-    // The expiry entry remembers the arrival key so a purge can drop it from `recent`.
-    expiry.insert(expiry_key.as_slice(), arrival.as_slice())?;
+    let current_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+    let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
+    let expiry_key: [u8; 48] = cat(&[&purge_at.to_be_bytes(), &record_key]);
+    sightings.insert(record_key.as_slice(), record.as_bytes())?;
+    arrivals.insert(arrival.as_slice(), record_key.as_slice())?;
+    purges.insert(expiry_key.as_slice(), arrival.as_slice())?;
 
-    let is_latest = match latest.get(latest_key)? {
-        Some(current) => be_u64(&current) < s.seq,
+    let is_latest = match current.get(current_key)? {
+        Some(v) => be_u64(&v) < s.seq,
         None => true,
     };
     if is_latest {
-        latest.insert(latest_key.as_slice(), latest_value.as_slice())?;
-        blocks.insert(block_key.as_slice(), block_value.as_slice())?;
+        current.insert(current_key.as_slice(), current_value.as_slice())?;
     }
 
     let mut p = match progress.get(origin)? {
@@ -740,7 +825,7 @@ fn insert_tx(
     };
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
-    for (d, b) in p.digest.iter_mut().zip(id.as_bytes()) {
+    for (d, b) in p.digest.iter_mut().zip(record.id().as_bytes()) {
         *d ^= b;
     }
     // Only a record that fills the first gap moves the contiguous mark; it
@@ -749,7 +834,7 @@ fn insert_tx(
         p.contiguous = s.seq;
         while p.contiguous < p.max_seq {
             let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
-            if origin_seq.get(next)?.is_none() {
+            if sightings.get(next)?.is_none() {
                 break;
             }
             p.contiguous += 1;
@@ -829,6 +914,18 @@ mod tests {
         .unwrap()
     }
 
+    /// The current reports of test number `n` (in block `n / 10`).
+    fn current_of(store: &Store, n: u8) -> Vec<Sighting> {
+        store
+            .reports(
+                &NumberHash::from_bytes([n; 32]),
+                &BlockHash::from_bytes([n / 10; 32]),
+                0,
+            )
+            .unwrap()
+            .current
+    }
+
     #[test]
     fn insert_indexes_and_supersedes() {
         let dir = tempfile::tempdir().unwrap();
@@ -849,14 +946,12 @@ mod tests {
             store.insert(&r1, u64::MAX).unwrap(),
             InsertOutcome::Duplicate
         );
-        let current = store
-            .current_reports(&NumberHash::from_bytes([5; 32]))
-            .unwrap();
+        let current = current_of(&store, 5);
         assert_eq!(current.len(), 1);
         assert_eq!(current[0].verdict, Verdict::Withdrawn);
         let p = store.progress().unwrap();
         assert_eq!((p[0].count, p[0].max_seq, p[0].contiguous), (2, 2, 2));
-        assert_eq!(store.len(), 2);
+        assert_eq!(store.len().unwrap(), 2);
     }
 
     #[test]
@@ -871,7 +966,7 @@ mod tests {
             store.insert(&b, u64::MAX).unwrap(),
             InsertOutcome::Equivocation { existing: a.id() }
         );
-        assert_eq!(store.len(), 1);
+        assert_eq!(store.len().unwrap(), 1);
         assert_eq!(store.equivocations().unwrap(), vec![(key.origin(), 1)]);
     }
 
@@ -903,7 +998,7 @@ mod tests {
                 InsertOutcome::Equivocation { existing: two.id() },
             ]
         );
-        assert_eq!(store.len(), 3);
+        assert_eq!(store.len().unwrap(), 3);
         let p = store.progress().unwrap()[0];
         // seq 2 filled the gap after 1 and the mark ran on over 3.
         assert_eq!((p.count, p.max_seq, p.contiguous), (3, 3, 3));
@@ -981,13 +1076,15 @@ mod tests {
         store.insert(&new, 9000).unwrap();
         assert_eq!(store.purge(1999).unwrap(), 0);
         assert_eq!(store.purge(2000).unwrap(), 1);
-        assert!(!store.contains(&old.id()).unwrap());
-        assert!(store
-            .current_reports(&NumberHash::from_bytes([5; 32]))
-            .unwrap()
-            .is_empty());
+        assert!(current_of(&store, 5).is_empty());
+        let (left, _) = store.page(&key.origin(), 0, 10).unwrap();
+        assert_eq!(left, vec![new.as_bytes().to_vec()]);
+        // Nothing of the purged record is left in any index.
+        assert_eq!(store.recent(10).unwrap().len(), 1);
+        assert_eq!(store.purges.len(), 1);
+        assert_eq!(store.current.len(), 1);
         assert_eq!(store.progress().unwrap()[0].count, 1);
-        assert_eq!(store.len(), 1);
+        assert_eq!(store.len().unwrap(), 1);
     }
 
     #[test]
@@ -1019,11 +1116,106 @@ mod tests {
                 err,
                 StoreError::Schema {
                     found: 99,
-                    expected: 1
+                    expected: SCHEMA_VERSION
                 }
             ),
             "{err}"
         );
+    }
+
+    /// Rewrites a store into schema 1's layout, as a schema-1 build wrote it.
+    fn downgrade_to_v1(store: &Store) {
+        let tree = |name: &str| store.db.open_tree(name).unwrap();
+        let (records, origin_seq, latest, blocks, recent, expiry) = (
+            tree("records"),
+            tree("origin_seq"),
+            tree("latest"),
+            tree("blocks"),
+            tree("recent"),
+            tree("expiry"),
+        );
+        let id_of =
+            |record_key: &[u8]| SightingId::of(&store.sightings.get(record_key).unwrap().unwrap());
+        for entry in &store.sightings {
+            let (key, bytes) = entry.unwrap();
+            let id = SightingId::of(&bytes);
+            records.insert(id.as_bytes(), bytes).unwrap();
+            origin_seq.insert(key, id.as_bytes()).unwrap();
+        }
+        for entry in &store.purges {
+            let (key, arrival) = entry.unwrap();
+            let id = id_of(&key[8..48]);
+            let expiry_key: [u8; 40] = cat(&[&key[..8], id.as_bytes()]);
+            expiry.insert(expiry_key, arrival.clone()).unwrap();
+            recent.insert(arrival, id.as_bytes()).unwrap();
+        }
+        for entry in &store.current {
+            let (key, value) = entry.unwrap();
+            let record_key: [u8; 40] = cat(&[&key[64..96], &value[..8]]);
+            let latest_value: [u8; 40] = cat(&[&value[..8], id_of(&record_key).as_bytes()]);
+            latest
+                .insert(&key[32..96], latest_value.as_slice())
+                .unwrap();
+            blocks.insert(key, &value[8..17]).unwrap();
+        }
+        for tree in [
+            &store.sightings,
+            &store.current,
+            &store.arrivals,
+            &store.purges,
+        ] {
+            tree.clear().unwrap();
+        }
+        store.meta.insert(META_SCHEMA, &1u32.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+
+    #[test]
+    fn a_schema_1_store_migrates_to_what_this_schema_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let store = Store::open(dir.path()).unwrap();
+            let (a, b) = (
+                SigningKey::from_seed(&[1; 32]),
+                SigningKey::from_seed(&[2; 32]),
+            );
+            let superseded = record(&a, 1, 5, Verdict::Malicious, 1000);
+            let current = record(&a, 2, 5, Verdict::Withdrawn, 1001);
+            let purged = record(&a, 3, 6, Verdict::Malicious, 1000);
+            let conflicting = record(&a, 2, 8, Verdict::Malicious, 1000);
+            let other = record(&b, 1, 7, Verdict::FalsePositive, 1000);
+            for (r, purge_at) in [
+                (&current, 9000),
+                (&superseded, 9000),
+                (&purged, 2000),
+                (&conflicting, 9000),
+                (&other, 9000),
+            ] {
+                store.insert(r, purge_at).unwrap();
+            }
+            assert_eq!(store.purge(2000).unwrap(), 1);
+            store
+                .remember_own_number(&NumberHash::from_bytes([5; 32]), "+12025550105")
+                .unwrap();
+            let expected = store.snapshot().unwrap();
+            downgrade_to_v1(&store);
+            expected
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot().unwrap(), expected);
+        assert_eq!(store.len().unwrap(), 3);
+        assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Withdrawn);
+        let names = store.db.tree_names();
+        for name in V1_TREES {
+            assert!(
+                !names.contains(&sled::IVec::from(name)),
+                "{name} left behind"
+            );
+        }
+        drop(store);
+        // Opening again finds schema 2 and changes nothing.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot().unwrap(), expected);
     }
 
     #[test]
@@ -1050,8 +1242,13 @@ mod tests {
             .unwrap();
         assert_eq!(
             store
-                .block_activity(&BlockHash::from_bytes([3; 32]), 500)
-                .unwrap(),
+                .reports(
+                    &NumberHash::from_bytes([30; 32]),
+                    &BlockHash::from_bytes([3; 32]),
+                    500
+                )
+                .unwrap()
+                .block_activity,
             2
         );
     }

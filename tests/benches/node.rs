@@ -467,7 +467,7 @@ async fn wait_for_records(node: &NodeHandle, count: usize, timeout: Duration) {
     let mut changes = node.changes();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if node.status().await.expect("status").records >= count {
+        if node.status().await.expect("status").records >= count as u64 {
             return;
         }
         assert!(
@@ -575,7 +575,7 @@ fn main() {
         let source = cluster.start(1).await;
         assert_eq!(
             source.status().await.expect("status").records,
-            catch_up_count
+            catch_up_count as u64
         );
         let start = Instant::now();
         let joiner = cluster.start(2).await;

@@ -77,7 +77,7 @@ async fn post(state: &AppState, uri: &str, token: Option<&str>, body: &Value) ->
     .await
 }
 
-async fn records(node: &NodeHandle) -> usize {
+async fn records(node: &NodeHandle) -> u64 {
     node.status().await.unwrap().records
 }
 
