@@ -781,21 +781,35 @@ fn insert_tx(
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
     let record_key: [u8; 40] = cat(&[origin, &seq]);
+    let mut p = match progress.get(origin)? {
+        Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
+        None => OriginProgress {
+            origin: s.origin,
+            count: 0,
+            max_seq: 0,
+            contiguous: 0,
+            digest: [0; 32],
+        },
+    };
     // One record per (origin, seq): the same bytes again are a duplicate,
     // other bytes are equivocation. (No index by id: it would cost an
-    // insert into a random-key tree per record on the ingest path.)
-    if let Some(existing) = sightings.get(record_key)? {
-        if existing.as_ref() == record.as_bytes() {
-            return Ok(InsertOutcome::Duplicate);
+    // insert into a random-key tree per record on the ingest path.) A seq
+    // above the origin's highest was never stored, which spares the lookup
+    // for records arriving in order.
+    if s.seq <= p.max_seq {
+        if let Some(existing) = sightings.get(record_key)? {
+            if existing.as_ref() == record.as_bytes() {
+                return Ok(InsertOutcome::Duplicate);
+            }
+            // The first conflicting record per (origin, seq) is the evidence;
+            // more of them would only let a member fill the disk.
+            if evidence.get(record_key)?.is_none() {
+                evidence.insert(record_key.as_slice(), record.as_bytes())?;
+            }
+            return Ok(InsertOutcome::Equivocation {
+                existing: SightingId::of(&existing),
+            });
         }
-        // The first conflicting record per (origin, seq) is the evidence;
-        // more of them would only let a member fill the disk.
-        if evidence.get(record_key)?.is_none() {
-            evidence.insert(record_key.as_slice(), record.as_bytes())?;
-        }
-        return Ok(InsertOutcome::Equivocation {
-            existing: SightingId::of(&existing),
-        });
     }
     let arrival = arrival.to_be_bytes();
     let current_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
@@ -813,16 +827,6 @@ fn insert_tx(
         current.insert(current_key.as_slice(), current_value.as_slice())?;
     }
 
-    let mut p = match progress.get(origin)? {
-        Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
-        None => OriginProgress {
-            origin: s.origin,
-            count: 0,
-            max_seq: 0,
-            contiguous: 0,
-            digest: [0; 32],
-        },
-    };
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
     for (d, b) in p.digest.iter_mut().zip(record.id().as_bytes()) {
