@@ -31,6 +31,8 @@ missing=""
 command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# jemalloc (the binary's allocator) is built from C with make.
+command -v make >/dev/null 2>&1 || missing="$missing make"
 if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -7,6 +7,12 @@
 
 use std::process::ExitCode;
 
+/// jemalloc: faster than glibc malloc for the node's cross-thread ingest and
+/// lookups at the same resident memory (BENCHMARKS.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Args, Parser, Subcommand};
 
 mod admin;
