@@ -7,12 +7,6 @@
 
 use std::process::ExitCode;
 
-/// jemalloc: faster than glibc malloc for the node's cross-thread ingest and
-/// lookups at the same resident memory (BENCHMARKS.md, "Allocator").
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 use clap::{Args, Parser, Subcommand};
 
 mod admin;
@@ -20,6 +14,12 @@ mod client;
 mod demo;
 mod operate;
 mod serve;
+
+/// jemalloc: faster than glibc malloc for the node's cross-thread ingest and
+/// lookups at the same resident memory (BENCHMARKS.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Exit code for usage and input errors.
 pub(crate) const EXIT_INPUT: u8 = 2;

@@ -33,7 +33,7 @@ use crate::ingest::{self, Metrics, Rejection, Severity};
 use crate::network::{self, Client, NetworkEvent, NetworkStatus, PeerInfo};
 use crate::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
 use crate::reputation::{self, Report, Score};
-use crate::store::{Store, StoreError};
+use crate::store::{OriginProgress, Store, StoreError};
 use crate::sync::{self, RateLimiter, SyncRequest, SyncResponse};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.
@@ -721,16 +721,17 @@ impl NodeHandle {
             let m = &inner.metrics;
             let load =
                 |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            // One read of the origins' progress serves the count, the
+            // per-origin table and the set digest.
+            let progress = inner.store.progress()?;
             Ok(Status {
                 peer_id: inner.peer_id.to_string(),
                 org: inner.org.clone(),
                 network: inner.config.network.id.to_string(),
                 network_name: inner.config.network.name.clone(),
-                records: inner.store.len()?,
+                records: progress.iter().map(|p| p.count).sum(),
                 own_seq: inner.store.last_own_seq()?,
-                origins: inner
-                    .store
-                    .progress()?
+                origins: progress
                     .iter()
                     .map(|p| OriginStatus {
                         org: inner.org_of(&p.origin),
@@ -755,7 +756,7 @@ impl NodeHandle {
                     .map(|(o, n)| (inner.org_of(&o), n))
                     .collect(),
                 disk_bytes: inner.store.size_on_disk()?,
-                set_digest: set_digest(&inner.store)?,
+                set_digest: set_digest(&progress),
             })
         })
         .await
@@ -768,7 +769,7 @@ impl NodeHandle {
     /// [`StoreError`].
     pub async fn set_digest(&self) -> Result<String, StoreError> {
         let store = self.inner.store.clone();
-        blocking(move || set_digest(&store)).await
+        blocking(move || Ok(set_digest(&store.progress()?))).await
     }
 
     /// A backup archive of this node: a consistent snapshot of the store
@@ -858,17 +859,17 @@ impl Inner {
     }
 }
 
-/// `count:xor-of-ids` over the whole store.
-fn set_digest(store: &Store) -> Result<String, StoreError> {
+/// `count:xor-of-ids` over the whole store, from every origin's progress.
+fn set_digest(progress: &[OriginProgress]) -> String {
     let mut all = [0u8; 32];
     let mut count = 0;
-    for p in store.progress()? {
+    for p in progress {
         count += p.count;
         for (a, b) in all.iter_mut().zip(p.digest) {
             *a ^= b;
         }
     }
-    Ok(format!("{count}:{}", SightingId::from_bytes(all).to_hex()))
+    format!("{count}:{}", SightingId::from_bytes(all).to_hex())
 }
 
 /// Where a received record came from.
@@ -1005,22 +1006,13 @@ struct CoreTask {
     sync_interval: Duration,
 }
 
-/// Catch-up requests a peer may send in a burst before it is answered `Busy`.
-const SYNC_BURST: u32 = 100;
-/// Catch-up requests a peer may send per second, sustained. A page is at
-/// most 256 records, so this lets a rejoining node pull ~25,000 records/s,
-/// above what its ingest stage stores (BENCHMARKS.md, catch-up row; at 20/s
-/// the limit, not ingest, bounded catch-up). Serving a page is one range
-/// scan over the origin's records.
-const SYNC_PAGES_PER_SEC: u32 = 100;
-
 async fn core_task(
     task: CoreTask,
     mut events: mpsc::Receiver<NetworkEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let task = Arc::new(task);
-    let mut limiter = RateLimiter::new(SYNC_BURST, SYNC_PAGES_PER_SEC);
+    let mut limiter = RateLimiter::new(sync::SYNC_BURST, sync::SYNC_REQUESTS_PER_SEC);
     let mut connected: HashSet<PeerId> = HashSet::new();
     let running: Arc<std::sync::Mutex<HashSet<PeerId>>> = Arc::default();
     let mut sync_tick = tokio::time::interval(task.sync_interval);

@@ -8,8 +8,9 @@
 //! sled's cost per insert into a tree keyed by random hashes (node splits
 //! and rewrites) dominated ingest with schema 1's six indexes
 //! (BENCHMARKS.md). A record now costs one insert into a random-key tree
-//! (`current`), one per-origin append (`records`), one append (`recent`),
-//! one roughly time-ordered insert (`expiry`) and its origin's progress.
+//! (`current`), one per-origin append (`sightings`), one append
+//! (`arrivals`), one roughly time-ordered insert (`purges`) and its
+//! origin's progress.
 //!
 //! Calls block: async code reaches the store through `spawn_blocking`.
 //! One record's writes happen in one sled transaction, so a crash never
@@ -141,12 +142,27 @@ impl OriginProgress {
 }
 
 /// A number's current reports and its block's activity ([`Store::reports`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NumberReports {
     /// Every origin's latest report of the number.
     pub current: Vec<Sighting>,
     /// Distinct numbers of the 100-block with a recent malicious current report.
     pub block_activity: usize,
+}
+
+/// `sightings` key (also `evidence`'s): origin ‖ seq(BE).
+fn record_key(origin: &[u8], seq: u64) -> [u8; 40] {
+    cat(&[origin, &seq.to_be_bytes()])
+}
+
+/// `current` key of a record: block ‖ number ‖ origin.
+fn current_key(s: &Sighting) -> [u8; 96] {
+    cat(&[s.block.as_bytes(), s.number.as_bytes(), s.origin.as_bytes()])
+}
+
+/// `purges` key: `purge_at`(BE) ‖ record key.
+fn purge_key(purge_at: u64, record_key: &[u8; 40]) -> [u8; 48] {
+    cat(&[&purge_at.to_be_bytes(), record_key])
 }
 
 fn be_u64(b: &[u8]) -> u64 {
@@ -288,8 +304,8 @@ impl Store {
                 continue;
             };
             let s = decode_stored(&bytes)?;
-            let record_key: [u8; 40] = cat(&[s.origin.as_bytes(), &s.seq.to_be_bytes()]);
-            let purge_key: [u8; 48] = cat(&[&key[..8], &record_key]);
+            let record_key = record_key(s.origin.as_bytes(), s.seq);
+            let purge_key = purge_key(be_u64(&key[..8]), &record_key);
             pending[0].insert(record_key.as_slice(), bytes);
             pending[1].insert(arrival.clone(), record_key.as_slice());
             pending[2].insert(purge_key.as_slice(), arrival);
@@ -515,7 +531,7 @@ impl Store {
                 active.insert(key.subslice(32, 32));
             }
             if &key[32..64] == number.as_bytes() {
-                let record: [u8; 40] = cat(&[&key[64..96], &value[..8]]);
+                let record = record_key(&key[64..96], be_u64(&value));
                 let bytes = self
                     .sightings
                     .get(record)?
@@ -577,8 +593,8 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
-        let start: [u8; 40] = cat(&[origin.as_bytes(), &after.saturating_add(1).to_be_bytes()]);
-        let end: [u8; 40] = cat(&[origin.as_bytes(), &u64::MAX.to_be_bytes()]);
+        let start = record_key(origin.as_bytes(), after.saturating_add(1));
+        let end = record_key(origin.as_bytes(), u64::MAX);
         let mut out = Vec::new();
         for entry in self.sightings.range(start..=end) {
             let (_, bytes) = entry?;
@@ -588,20 +604,6 @@ impl Store {
             out.push(bytes.to_vec());
         }
         Ok((out, false))
-    }
-
-    /// Number of stored records (from the origins' progress: sled counts a
-    /// tree by walking it).
-    ///
-    /// # Errors
-    /// sled errors or corruption.
-    pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(self.progress()?.iter().map(|p| p.count).sum())
-    }
-
-    /// Whether no record is stored.
-    pub fn is_empty(&self) -> bool {
-        self.sightings.is_empty()
     }
 
     /// Origins with equivocation evidence, with the number of conflicting records.
@@ -670,7 +672,7 @@ impl Store {
             };
             let s = decode_stored(&bytes).map_err(abort)?;
             let origin = s.origin.as_bytes();
-            let current_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+            let current_key = current_key(&s);
             if let Some(v) = current.get(current_key)? {
                 if v.len() == 17 && be_u64(&v) == s.seq {
                     current.remove(current_key.as_slice())?;
@@ -780,7 +782,7 @@ fn insert_tx(
     let s = record.sighting();
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
-    let record_key: [u8; 40] = cat(&[origin, &seq]);
+    let key = record_key(origin, s.seq);
     let mut p = match progress.get(origin)? {
         Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
         None => OriginProgress {
@@ -797,14 +799,14 @@ fn insert_tx(
     // above the origin's highest was never stored, which spares the lookup
     // for records arriving in order.
     if s.seq <= p.max_seq {
-        if let Some(existing) = sightings.get(record_key)? {
+        if let Some(existing) = sightings.get(key)? {
             if existing.as_ref() == record.as_bytes() {
                 return Ok(InsertOutcome::Duplicate);
             }
             // The first conflicting record per (origin, seq) is the evidence;
             // more of them would only let a member fill the disk.
-            if evidence.get(record_key)?.is_none() {
-                evidence.insert(record_key.as_slice(), record.as_bytes())?;
+            if evidence.get(key)?.is_none() {
+                evidence.insert(key.as_slice(), record.as_bytes())?;
             }
             return Ok(InsertOutcome::Equivocation {
                 existing: SightingId::of(&existing),
@@ -812,12 +814,12 @@ fn insert_tx(
         }
     }
     let arrival = arrival.to_be_bytes();
-    let current_key: [u8; 96] = cat(&[s.block.as_bytes(), s.number.as_bytes(), origin]);
+    let current_key = current_key(s);
     let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
-    let expiry_key: [u8; 48] = cat(&[&purge_at.to_be_bytes(), &record_key]);
-    sightings.insert(record_key.as_slice(), record.as_bytes())?;
-    arrivals.insert(arrival.as_slice(), record_key.as_slice())?;
-    purges.insert(expiry_key.as_slice(), arrival.as_slice())?;
+    let purge_key = purge_key(purge_at, &key);
+    sightings.insert(key.as_slice(), record.as_bytes())?;
+    arrivals.insert(arrival.as_slice(), key.as_slice())?;
+    purges.insert(purge_key.as_slice(), arrival.as_slice())?;
 
     let is_latest = match current.get(current_key)? {
         Some(v) => be_u64(&v) < s.seq,
@@ -837,7 +839,7 @@ fn insert_tx(
     if s.seq == p.contiguous + 1 {
         p.contiguous = s.seq;
         while p.contiguous < p.max_seq {
-            let next: [u8; 40] = cat(&[origin, &(p.contiguous + 1).to_be_bytes()]);
+            let next = record_key(origin, p.contiguous + 1);
             if sightings.get(next)?.is_none() {
                 break;
             }
@@ -918,6 +920,11 @@ mod tests {
         .unwrap()
     }
 
+    /// Records stored, by the origins' progress (what `status` reports).
+    fn stored(store: &Store) -> u64 {
+        store.progress().unwrap().iter().map(|p| p.count).sum()
+    }
+
     /// The current reports of test number `n` (in block `n / 10`).
     fn current_of(store: &Store, n: u8) -> Vec<Sighting> {
         store
@@ -955,7 +962,7 @@ mod tests {
         assert_eq!(current[0].verdict, Verdict::Withdrawn);
         let p = store.progress().unwrap();
         assert_eq!((p[0].count, p[0].max_seq, p[0].contiguous), (2, 2, 2));
-        assert_eq!(store.len().unwrap(), 2);
+        assert_eq!(stored(&store), 2);
     }
 
     #[test]
@@ -970,7 +977,7 @@ mod tests {
             store.insert(&b, u64::MAX).unwrap(),
             InsertOutcome::Equivocation { existing: a.id() }
         );
-        assert_eq!(store.len().unwrap(), 1);
+        assert_eq!(stored(&store), 1);
         assert_eq!(store.equivocations().unwrap(), vec![(key.origin(), 1)]);
     }
 
@@ -1002,7 +1009,7 @@ mod tests {
                 InsertOutcome::Equivocation { existing: two.id() },
             ]
         );
-        assert_eq!(store.len().unwrap(), 3);
+        assert_eq!(stored(&store), 3);
         let p = store.progress().unwrap()[0];
         // seq 2 filled the gap after 1 and the mark ran on over 3.
         assert_eq!((p.count, p.max_seq, p.contiguous), (3, 3, 3));
@@ -1088,7 +1095,7 @@ mod tests {
         assert_eq!(store.purges.len(), 1);
         assert_eq!(store.current.len(), 1);
         assert_eq!(store.progress().unwrap()[0].count, 1);
-        assert_eq!(store.len().unwrap(), 1);
+        assert_eq!(stored(&store), 1);
     }
 
     #[test]
@@ -1155,7 +1162,7 @@ mod tests {
         }
         for entry in &store.current {
             let (key, value) = entry.unwrap();
-            let record_key: [u8; 40] = cat(&[&key[64..96], &value[..8]]);
+            let record_key = record_key(&key[64..96], be_u64(&value));
             let latest_value: [u8; 40] = cat(&[&value[..8], id_of(&record_key).as_bytes()]);
             latest
                 .insert(&key[32..96], latest_value.as_slice())
@@ -1207,7 +1214,7 @@ mod tests {
         };
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.snapshot().unwrap(), expected);
-        assert_eq!(store.len().unwrap(), 3);
+        assert_eq!(stored(&store), 3);
         assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Withdrawn);
         let names = store.db.tree_names();
         for name in V1_TREES {

@@ -56,6 +56,15 @@ pub fn plan(
     pulls
 }
 
+/// Catch-up requests a peer may send in a burst before it is answered `Busy`.
+pub const SYNC_BURST: u32 = 100;
+/// Catch-up requests a peer may send per second, sustained. A page is at
+/// most [`MAX_PAGE`] (256) records, so this lets a rejoining node pull
+/// ~25,000 records/s, above what its ingest stage stores (BENCHMARKS.md,
+/// catch-up row; at 20/s the limit, not ingest, bounded catch-up). Serving a
+/// page is one range scan over the origin's records.
+pub const SYNC_REQUESTS_PER_SEC: u32 = 100;
+
 /// A token bucket per peer, for the responder's rate limit.
 #[derive(Debug)]
 pub struct RateLimiter {

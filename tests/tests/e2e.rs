@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use libp2p::gossipsub::MessageAcceptance;
 use sightline_node::network::{self, NetworkEvent};
-use sightline_node::sync::{SyncRequest, SyncResponse};
+use sightline_node::sync::{self, SyncRequest, SyncResponse};
 use sightline_node::{Band, NodeHandle, Submission};
 use sightline_protocol::{
     parse_number, Channel, Kind, LineType, NetworkId, Sighting, SigningKey, Verdict,
@@ -871,15 +871,19 @@ async fn catch_up_requests_far_above_the_rate_limit_are_refused() {
     }
     let secs = flood_started.elapsed().as_secs_f64();
     eprintln!("1000 catch-up requests in {secs:.2} s: {served} served, {busy} answered busy");
-    // The limit is a burst of 100, then 100 per second.
-    let allowed = 100.0 + 100.0 * secs;
+    let (burst, per_sec) = (sync::SYNC_BURST, sync::SYNC_REQUESTS_PER_SEC);
+    let allowed = f64::from(burst) + f64::from(per_sec) * secs;
     assert!(
         f64::from(served) <= allowed,
-        "the rate limit (burst 100, 100/s) served {served} in {secs:.2} s"
+        "the rate limit (burst {burst}, {per_sec}/s) served {served} in {secs:.2} s"
     );
-    assert!(busy >= 100, "only {busy} busy answers");
+    assert!(busy >= burst, "only {busy} busy answers");
     let status = a.status().await.unwrap();
-    assert!(status.sync_throttled >= 100, "{}", status.sync_throttled);
+    assert!(
+        status.sync_throttled >= u64::from(burst),
+        "{}",
+        status.sync_throttled
+    );
     // The node still answers lookups.
     assert!(has_report(&a, &number(1)).await);
     drop(flooder);
