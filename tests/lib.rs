@@ -51,8 +51,12 @@ pub struct Options {
     pub quic: bool,
     /// Network pre-shared key.
     pub psk: Option<[u8; 32]>,
-    /// API requests per second per token.
+    /// API items per second per token.
     pub api_rate: u32,
+    /// `web_anonymous_read` in every node's sightline.toml. On by default
+    /// here, so API tests can read without a token; the product's default
+    /// (off) has tests of its own.
+    pub anonymous_read: bool,
 }
 
 /// Token with the read scope on every cluster node.
@@ -71,6 +75,7 @@ impl Default for Options {
             quic: false,
             psk: None,
             api_rate: 1000,
+            anonymous_read: true,
         }
     }
 }
@@ -200,6 +205,7 @@ impl Cluster {
             file.web_bind = "127.0.0.1:0".parse().expect("addr");
             file.sync_interval_secs = options.sync_interval.as_secs().max(1);
             file.api_requests_per_second = options.api_rate;
+            file.web_anonymous_read = options.anonymous_read;
             file.tokens = [
                 ("reader", READ_TOKEN, &["read"][..]),
                 ("writer", WRITE_TOKEN, &["read", "submit"][..]),

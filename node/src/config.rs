@@ -280,9 +280,29 @@ pub struct NodeFile {
     /// Seconds between catch-up exchanges with each connected peer.
     #[serde(default = "default_sync_interval_secs")]
     pub sync_interval_secs: u64,
-    /// API requests per second allowed per token (bursts up to twice that).
+    /// API work allowed per token, in items per second: a request costs one,
+    /// a batch or bulk lookup costs one per number (bursts up to twice the
+    /// rate, and always at least one full batch).
     #[serde(default = "default_api_rate")]
     pub api_requests_per_second: u32,
+    /// Host names (or addresses) the web server answers to besides its bind
+    /// address, `localhost`, `127.0.0.1` and `[::1]`, e.g. the name a
+    /// reverse proxy forwards. Every other `Host` is refused (421): that
+    /// defeats DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_hosts: Vec<String>,
+    /// Let requests without a token read lookups, peers, status and metrics.
+    /// Only on a loopback bind, never for routes that return raw numbers.
+    /// Off by default: every local process and browser page would share it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub web_anonymous_read: bool,
+    /// Mark the sign-in cookie `Secure`: set this when a TLS-terminating
+    /// reverse proxy serves the web UI over https.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub web_secure_cookies: bool,
+    /// How long a browser sign-in lasts, in hours.
+    #[serde(default = "default_session_hours")]
+    pub web_session_hours: u32,
     /// API bearer tokens.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFile>,
@@ -327,6 +347,13 @@ fn default_sync_interval_secs() -> u64 {
 fn default_api_rate() -> u32 {
     1000
 }
+fn default_session_hours() -> u32 {
+    12
+}
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_false(value: &bool) -> bool {
+    !*value
+}
 
 impl NodeFile {
     /// A file with defaults for everything but the network path.
@@ -343,6 +370,10 @@ impl NodeFile {
             max_clock_skew_secs: default_max_clock_skew_secs(),
             sync_interval_secs: default_sync_interval_secs(),
             api_requests_per_second: default_api_rate(),
+            web_hosts: Vec::new(),
+            web_anonymous_read: false,
+            web_secure_cookies: false,
+            web_session_hours: default_session_hours(),
             tokens: Vec::new(),
         }
     }
@@ -402,8 +433,16 @@ pub struct NodeConfig {
     pub max_clock_skew_secs: u64,
     /// Catch-up interval.
     pub sync_interval: std::time::Duration,
-    /// API requests per second per token.
+    /// API items per second per token.
     pub api_requests_per_second: u32,
+    /// Extra host names the web server answers to (lower case, no port).
+    pub web_hosts: Vec<String>,
+    /// Token-less reads on a loopback bind (never of raw numbers).
+    pub web_anonymous_read: bool,
+    /// Sign-in cookies carry `Secure`.
+    pub web_secure_cookies: bool,
+    /// Sign-in lifetime.
+    pub web_session: std::time::Duration,
     /// API tokens.
     pub tokens: Vec<ApiToken>,
 }
@@ -428,6 +467,7 @@ impl NodeConfig {
         let data_dir = base.join(&raw.data_dir);
         let key_file = raw
             .key_file
+            .as_ref()
             .map_or_else(|| data_dir.join("node.key"), |k| base.join(k));
         let mut listen = Vec::new();
         for (i, text) in raw.listen.iter().enumerate() {
@@ -487,6 +527,7 @@ impl NodeConfig {
                 "a non-loopback address needs at least one [[token]]",
             ));
         }
+        let web_hosts = validate_web(file, &raw)?;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let half_life_secs = (raw.half_life_days * 86_400.0) as u64;
         Ok(NodeConfig {
@@ -501,6 +542,10 @@ impl NodeConfig {
             max_clock_skew_secs: raw.max_clock_skew_secs,
             sync_interval: std::time::Duration::from_secs(raw.sync_interval_secs),
             api_requests_per_second: raw.api_requests_per_second.max(1),
+            web_hosts,
+            web_anonymous_read: raw.web_anonymous_read,
+            web_secure_cookies: raw.web_secure_cookies,
+            web_session: std::time::Duration::from_secs(u64::from(raw.web_session_hours) * 3600),
             tokens,
         })
     }
@@ -513,6 +558,41 @@ impl NodeConfig {
         }
         self.trust.get(&member.org).copied().unwrap_or(member.trust)
     }
+}
+
+/// Checks the web settings; returns `web_hosts` normalized (lower case, no
+/// trailing dot).
+fn validate_web(file: &Path, raw: &NodeFile) -> Result<Vec<String>, ConfigError> {
+    if raw.web_anonymous_read && !raw.web_bind.ip().is_loopback() {
+        return Err(invalid(
+            file,
+            "web_anonymous_read",
+            "token-less reads are only allowed on a loopback web_bind",
+        ));
+    }
+    let mut web_hosts = Vec::new();
+    for (i, host) in raw.web_hosts.iter().enumerate() {
+        let name = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty()
+            || name.contains(['/', '@', '?', '#', ' '])
+            || (name.contains(':') && !name.starts_with('['))
+        {
+            return Err(invalid(
+                file,
+                format!("web_hosts[{i}]"),
+                "must be a host name or address without scheme or port, e.g. sightline.example.org",
+            ));
+        }
+        web_hosts.push(name);
+    }
+    if raw.web_session_hours == 0 || raw.web_session_hours > 24 * 30 {
+        return Err(invalid(
+            file,
+            "web_session_hours",
+            "must be between 1 and 720",
+        ));
+    }
+    Ok(web_hosts)
 }
 
 fn parse_tokens(file: &Path, raw: &[TokenFile]) -> Result<Vec<ApiToken>, ConfigError> {

@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use sightline_node::config::Scope;
 use sightline_node::node::MAX_BATCH;
 use sightline_node::{LookupError, Submission, SubmitError};
 
+use crate::auth::Caller;
 use crate::AppState;
 
 /// An API error: HTTP status, stable code, human detail.
@@ -22,6 +23,7 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     extra: Option<(&'static str, Value)>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             extra: None,
+            retry_after: None,
         }
     }
 
@@ -50,13 +53,31 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 
-    /// 429.
-    pub fn rate_limited() -> Self {
-        Self::new(
+    /// 429: the caller's work budget is spent; retry after `secs`.
+    pub fn rate_limited(secs: u64) -> Self {
+        let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            "too many requests for this token; slow down",
-        )
+            format!("too much work for this token (a bulk request costs one unit per number); retry in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
+    /// 429: too many failed authentications from this address.
+    pub fn locked_out(secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth_locked",
+            format!("too many failed authentications from this address; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
+    /// Seconds the client should wait, for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// 500: the detail is logged, not sent.
@@ -91,7 +112,13 @@ impl IntoResponse for ApiError {
         if let Some((key, value)) = self.extra {
             body[key] = value;
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -149,17 +176,8 @@ fn submit_error(e: SubmitError) -> ApiError {
     }
 }
 
-/// Checks read access first (the token may be in the query string, so it
-/// is read from the query if that parsed), then turns a malformed query
-/// into a JSON 400.
-fn read_query<T>(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: Result<Query<T>, QueryRejection>,
-    token: impl Fn(&T) -> Option<&str>,
-) -> Result<T, ApiError> {
-    let presented = query.as_ref().ok().and_then(|Query(q)| token(q));
-    state.auth().check(headers, presented, Scope::Read)?;
+/// Turns a malformed query into a JSON 400.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(q)
@@ -169,7 +187,6 @@ fn read_query<T>(
 #[derive(Debug, Deserialize)]
 pub struct RegionQuery {
     region: Option<String>,
-    token: Option<String>,
 }
 
 /// `GET /api/v1/lookup/{number}`.
@@ -178,11 +195,12 @@ pub struct RegionQuery {
 /// 400 for an invalid number; auth errors.
 pub async fn lookup_one(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<RegionQuery>, QueryRejection>,
+    region: Result<Query<RegionQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = read_query(&state, &headers, query, |q| q.token.as_deref())?;
+    state.auth().admit(&caller, Scope::Read, 1)?;
+    let q = query(region)?;
     let Path(number) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let lookup = state
@@ -208,10 +226,10 @@ pub struct BulkLookup {
 /// 400 for a malformed body or too many numbers; auth errors.
 pub async fn lookup_bulk(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<BulkLookup>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    state.auth().check(&headers, None, Scope::Read)?;
+    caller.require(Scope::Read)?;
     let Json(body) = body?;
     if body.numbers.is_empty() || body.numbers.len() > MAX_BATCH {
         return Err(ApiError::new(
@@ -220,6 +238,7 @@ pub async fn lookup_bulk(
             format!("send 1 to {MAX_BATCH} numbers, got {}", body.numbers.len()),
         ));
     }
+    state.auth().charge(&caller, body.numbers.len())?;
     let results = state.node().lookup_many(body.numbers, body.region).await;
     let mut out = Vec::with_capacity(results.len());
     for result in results {
@@ -294,12 +313,13 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
 /// 400 with per-item errors, 413, auth errors.
 pub async fn submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    state.auth().check(&headers, None, Scope::Submit)?;
+    caller.require(Scope::Submit)?;
     let Json(body) = body?;
     let batch = parse_submissions(body)?;
+    state.auth().charge(&caller, batch.len())?;
     let receipts = state.node().submit(batch).await.map_err(submit_error)?;
     Ok((
         StatusCode::CREATED,
@@ -322,10 +342,10 @@ pub struct Withdraw {
 /// 400 for an invalid number; auth errors.
 pub async fn withdraw(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<Withdraw>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    state.auth().check(&headers, None, Scope::Submit)?;
+    state.auth().admit(&caller, Scope::Submit, 1)?;
     let Json(body) = body?;
     let receipt = state
         .node()
@@ -339,52 +359,56 @@ pub async fn withdraw(
 #[derive(Debug, Deserialize)]
 pub struct RecentQuery {
     limit: Option<usize>,
-    token: Option<String>,
 }
 
-/// `GET /api/v1/sightings/recent?limit=N` (default 50, at most 1000).
+/// The most recently stored sightings, newest first. Raw numbers (this
+/// organization's own submissions) only for callers that may see them
+/// ([`Caller::sees_own_numbers`]); everyone else gets the hash alone.
+///
+/// # Errors
+/// 500 if the store cannot be read.
+pub async fn recent_for(
+    state: &AppState,
+    caller: &Caller,
+    limit: usize,
+) -> Result<Vec<sightline_node::RecentSighting>, ApiError> {
+    let mut recent = state
+        .node()
+        .recent(limit.min(1000))
+        .await
+        .map_err(ApiError::internal)?;
+    if !caller.sees_own_numbers() {
+        for r in &mut recent {
+            r.number = None;
+        }
+    }
+    Ok(recent)
+}
+
+/// `GET /api/v1/sightings/recent?limit=N` (default 50, at most 1000). Never
+/// anonymous: it can return this organization's raw numbers.
 ///
 /// # Errors
 /// Auth errors.
 pub async fn recent(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<RecentQuery>, QueryRejection>,
+    caller: Caller,
+    limit: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = read_query(&state, &headers, query, |q| q.token.as_deref())?;
-    let recent = state
-        .node()
-        .recent(q.limit.unwrap_or(50).min(1000))
-        .await
-        .map_err(ApiError::internal)?;
+    caller.require_signed_in()?;
+    let q = query(limit)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    state.auth().admit(&caller, Scope::Read, limit)?;
+    let recent = recent_for(&state, &caller, limit).await?;
     Ok(Json(json!({ "sightings": recent })))
-}
-
-/// Query carrying an optional token (for pages opened in a browser).
-#[derive(Debug, Deserialize)]
-pub struct TokenQuery {
-    token: Option<String>,
-}
-
-impl TokenQuery {
-    /// The token, if given.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
 }
 
 /// `GET /api/v1/peers`.
 ///
 /// # Errors
 /// Auth errors.
-pub async fn peers(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Json<Value>, ApiError> {
-    state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)?;
+pub async fn peers(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    state.auth().admit(&caller, Scope::Read, 1)?;
     Ok(Json(json!({ "peers": state.node().peers().await })))
 }
 
@@ -394,12 +418,9 @@ pub async fn peers(
 /// Auth errors.
 pub async fn status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .auth()
-        .check(&headers, q.token.as_deref(), Scope::Read)?;
+    state.auth().admit(&caller, Scope::Read, 1)?;
     let status = state.node().status().await.map_err(ApiError::internal)?;
     Ok(Json(json!(status)))
 }
@@ -411,9 +432,10 @@ pub async fn status(
 /// Auth errors; 500 if the store cannot be read.
 pub async fn backup(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<axum::response::Response, ApiError> {
-    state.auth().check(&headers, None, Scope::Admin)?;
+    caller.require_signed_in()?;
+    state.auth().admit(&caller, Scope::Admin, 1)?;
     let archive = state.node().backup().await.map_err(ApiError::internal)?;
     Ok((
         [

@@ -6,8 +6,12 @@
 //!
 //! - [`api`]: JSON routes, one error type ([`ApiError`]) that renders
 //!   `{"error", "detail"}` and never leaks internals.
-//! - [`auth`]: bearer tokens with `read` / `submit` scopes, per-token rate limit.
-//! - [`pages`]: the HTML pages.
+//! - [`boundary`]: the guard in front of every route (own host names only,
+//!   no foreign `Origin`, no tokens in URLs) and the security headers.
+//! - [`auth`]: who is calling (bearer token, sign-in cookie, or anonymous
+//!   where configured), scopes, failed-authentication lockout, per-item
+//!   work limits.
+//! - [`pages`]: the HTML pages and the sign-in page.
 //! - [`metrics`]: Prometheus text and request latency histograms.
 //! - [`openapi`]: the OpenAPI 3.1 description served at `/api/v1/openapi.json`.
 
@@ -23,6 +27,7 @@ use sightline_node::NodeHandle;
 
 pub mod api;
 pub mod auth;
+pub mod boundary;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -42,27 +47,36 @@ pub struct AppState {
 struct StateInner {
     node: NodeHandle,
     auth: auth::Auth,
+    hosts: boundary::HostPolicy,
     metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
-    /// State for a node, with its configured tokens and rate limit. `loopback`
-    /// says whether the server is bound to a loopback address (then reading
-    /// needs no token).
-    pub fn new(node: NodeHandle, loopback: bool) -> Self {
+    /// State for a node served on `bind`, with its configured tokens, host
+    /// names and limits. Token-less reads follow `web_anonymous_read`, and
+    /// only on a loopback `bind`.
+    pub fn new(node: NodeHandle, bind: std::net::SocketAddr) -> Self {
         let config = node.config();
-        let auth = auth::Auth::new(
-            config.tokens.clone(),
-            loopback,
-            config.api_requests_per_second,
-        );
+        let auth = auth::Auth::new(auth::AuthSettings {
+            tokens: config.tokens.clone(),
+            anonymous_read: config.web_anonymous_read && bind.ip().is_loopback(),
+            per_second: config.api_requests_per_second,
+            session_ttl: config.web_session,
+            secure_cookies: config.web_secure_cookies,
+        });
+        let hosts = boundary::HostPolicy::new(bind, &config.web_hosts);
         AppState {
             inner: Arc::new(StateInner {
                 node,
                 auth,
+                hosts,
                 metrics: metrics::HttpMetrics::default(),
             }),
         }
+    }
+
+    pub(crate) fn hosts(&self) -> &boundary::HostPolicy {
+        &self.inner.hosts
     }
 
     /// The node.
@@ -93,7 +107,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()
-        .route("/", get(pages::lookup))
+        .route("/", get(pages::lookup_form).post(pages::lookup))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
         .route("/recent", get(pages::recent))
         .route("/peers", get(pages::peers))
         .route("/status", get(pages::status))
@@ -106,6 +122,10 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            boundary::guard,
+        ))
         .with_state(state)
 }
 
@@ -141,8 +161,7 @@ pub async fn bind(
     ),
     ServeError,
 > {
-    let loopback = addr.ip().is_loopback();
-    if !loopback && node.config().tokens.is_empty() {
+    if !addr.ip().is_loopback() && node.config().tokens.is_empty() {
         return Err(ServeError::OpenWithoutTokens(addr));
     }
     let listener = tokio::net::TcpListener::bind(addr)
@@ -151,11 +170,15 @@ pub async fn bind(
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let app = router(AppState::new(node, loopback));
+    let app = router(AppState::new(node, local));
     let serve = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The peer address feeds the failed-authentication lockout.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     };
     Ok((local, serve))
 }

@@ -6,13 +6,15 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Query, Request, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sightline_node::config::Scope;
 
-use crate::api::{ApiError, TokenQuery};
+use crate::api::ApiError;
+use crate::auth::Caller;
+use crate::boundary::Refusal;
 use crate::AppState;
 
 /// Histogram bucket upper bounds, seconds.
@@ -27,13 +29,25 @@ struct Histogram {
     sum: f64,
 }
 
-/// Request latency per (method, route, status class).
+/// Request latency per (method, route, status class), and requests the
+/// boundary guard refused.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     routes: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    refused: Mutex<BTreeMap<Refusal, u64>>,
 }
 
 impl HttpMetrics {
+    /// Counts a request the guard refused.
+    pub(crate) fn refused(&self, why: Refusal) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(why)
+            .or_default() += 1;
+    }
+
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut routes = self
             .routes
@@ -86,12 +100,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 ///
 /// # Errors
 /// Auth errors; 500 if the store cannot be read.
-pub async fn render(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Response, ApiError> {
-    state.auth().check(&headers, q.token(), Scope::Read)?;
+pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    state.auth().admit(&caller, Scope::Read, 1)?;
     let status = state.node().status().await.map_err(ApiError::internal)?;
     let peers = state.node().peers().await;
     let mut out = String::new();
@@ -195,6 +205,52 @@ pub async fn render(
             .equivocations
             .iter()
             .map(|(org, n)| (format!("{{org=\"{}\"}}", org.replace('"', "'")), f(*n)))
+            .collect(),
+    );
+    let auth = state.auth().counters();
+    let load = |c: &std::sync::atomic::AtomicU64| f(c.load(std::sync::atomic::Ordering::Relaxed));
+    metric(
+        "sightline_auth_failures_total",
+        "counter",
+        "Wrong tokens presented (API and sign-in).",
+        vec![(String::new(), load(&auth.failures))],
+    );
+    metric(
+        "sightline_auth_lockouts_total",
+        "counter",
+        "Authentication attempts refused because the client address made too many failed ones.",
+        vec![(String::new(), load(&auth.lockouts))],
+    );
+    metric(
+        "sightline_api_rate_limited_total",
+        "counter",
+        "Requests refused by the per-token work limit.",
+        vec![(String::new(), load(&auth.rate_limited))],
+    );
+    metric(
+        "sightline_web_sign_ins_total",
+        "counter",
+        "Browser sign-ins.",
+        vec![(String::new(), load(&auth.sign_ins))],
+    );
+    let refused = state
+        .metrics()
+        .refused
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    metric(
+        "sightline_http_refused_total",
+        "counter",
+        "Requests refused before routing: foreign Host (DNS rebinding), foreign Origin, token in URL.",
+        [Refusal::Host, Refusal::Origin, Refusal::TokenInUrl]
+            .into_iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.as_str()),
+                    f(refused.get(&r).copied().unwrap_or(0)),
+                )
+            })
             .collect(),
     );
     metric(

@@ -1,18 +1,23 @@
-//! Server-rendered HTML: lookup, recent sightings, peers, node status. The
-//! CSS is compiled into the binary; there is no JavaScript. Every value
-//! shown is HTML-escaped.
+//! Server-rendered HTML: sign-in, lookup, recent sightings, peers, node
+//! status. The CSS is compiled into the binary; there is no JavaScript (the
+//! Content-Security-Policy allows none). Every value shown is HTML-escaped.
+//! Analysts sign in with a token on `/login` and carry a session cookie;
+//! numbers are posted in form bodies, never put in URLs.
 
 use std::fmt::Write;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
 use serde::Deserialize;
 use sightline_node::config::Scope;
 use sightline_node::{Lookup, LookupError};
 use sightline_protocol::Verdict;
 
-use crate::AppState;
+use crate::auth::{Caller, ClientAddr, Via};
+use crate::{ApiError, AppState};
 
 const CSS: &str = include_str!("style.css");
 
@@ -65,75 +70,237 @@ pub fn utc(ts: u64) -> String {
     )
 }
 
-fn page(title: &str, token: Option<&str>, body: &str) -> Html<String> {
-    let t = token
-        .map(|t| format!("?token={}", escape(t)))
-        .unwrap_or_default();
+fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
+    let nav = match caller {
+        Some(c) => {
+            let sign_out = if c.via == Via::Session {
+                format!(
+                    "<form method=\"post\" action=\"/logout\" class=\"sign-out\">\
+                     <span class=\"who\">{}</span><button type=\"submit\">Sign out</button></form>",
+                    escape(&c.name)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<nav><a href=\"/\">Lookup</a><a href=\"/recent\">Recent</a>\
+                 <a href=\"/peers\">Peers</a><a href=\"/status\">Status</a></nav>{sign_out}"
+            )
+        }
+        None => String::new(),
+    };
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · Sightline</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
-         <body><header><a class=\"brand\" href=\"/{t}\">Sightline</a><nav>\
-         <a href=\"/{t}\">Lookup</a><a href=\"/recent{t}\">Recent</a>\
-         <a href=\"/peers{t}\">Peers</a><a href=\"/status{t}\">Status</a></nav></header>\
+         <body><header><a class=\"brand\" href=\"/\">Sightline</a>{nav}</header>\
          <main>{body}</main></body></html>",
         title = escape(title),
     ))
 }
 
-/// Pages need the read scope (a token is optional on a loopback-bound
-/// node); a refusal is rendered as a page, not JSON.
-fn refused(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
-    state
-        .auth()
-        .check(headers, token, Scope::Read)
-        .err()
-        .map(|e| denied(&e))
+/// A local path to return to after signing in: `/…`, never another site.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.len() <= 256
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p
+        }
+        _ => "/",
+    }
 }
 
-fn denied(e: &crate::ApiError) -> Response {
+/// The sign-in page: a password field for a token, posted (never in a URL).
+fn sign_in_page(status: StatusCode, error: Option<&str>, next: &str) -> Response {
+    let error = error.map_or_else(String::new, |e| {
+        format!(
+            "<p class=\"error\" role=\"alert\" id=\"sign-in-error\">{}</p>",
+            escape(e)
+        )
+    });
     let body = format!(
-        "<h1>Access denied</h1><p class=\"error\" role=\"alert\">{}</p>\
-         <p>Open this page with <code>?token=…</code> (a token from sightline.toml with the read scope).</p>",
+        "<h1>Sign in</h1>{error}\
+         <form method=\"post\" action=\"/login\" class=\"lookup\">\
+         <label for=\"token\">Access token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required>\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"note\">Use the analyst token from this node's <code>sightline.toml</code> \
+         (<code>sightline init</code> printed it). The sign-in lasts until you sign out or it expires; \
+         the token never appears in a URL.</p>",
+        escape(next)
+    );
+    (status, page("Sign in", None, &body)).into_response()
+}
+
+/// A refusal rendered as a page: 401 shows the sign-in form (returning to
+/// `next`), 403 and 429 say why.
+fn denied(e: &crate::ApiError, next: &str) -> Response {
+    if e.status() == StatusCode::UNAUTHORIZED {
+        return sign_in_page(StatusCode::UNAUTHORIZED, Some(e.detail()), next);
+    }
+    let body = format!(
+        "<h1>Access denied</h1><p class=\"error\" role=\"alert\">{}</p>",
         escape(e.detail())
     );
-    (e.status(), page("Access denied", None, &body)).into_response()
-}
-
-/// Query of the lookup page.
-#[derive(Debug, Deserialize)]
-pub struct LookupQuery {
-    number: Option<String>,
-    region: Option<String>,
-    token: Option<String>,
-}
-
-/// `GET /?number=…`: the lookup page.
-pub async fn lookup(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<LookupQuery>,
-) -> Response {
-    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
-        return refusal;
+    let mut response = (e.status(), page("Access denied", None, &body)).into_response();
+    if let Some(secs) = e.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
     }
-    let token = q.token.as_deref();
-    let number = q.number.as_deref().unwrap_or("").trim();
-    let region = q.region.as_deref().unwrap_or("").trim();
+    response
+}
+
+/// The caller, if it may read pages; otherwise the page that says why.
+fn reader(
+    state: &AppState,
+    caller: Result<Caller, ApiError>,
+    next: &str,
+) -> Result<Caller, Response> {
+    let caller = caller.map_err(|e| denied(&e, next))?;
+    state
+        .auth()
+        .admit(&caller, Scope::Read, 1)
+        .map_err(|e| denied(&e, next))?;
+    Ok(caller)
+}
+
+/// `GET /login`.
+pub async fn login_form(Query(q): Query<NextQuery>) -> Response {
+    sign_in_page(StatusCode::OK, None, local_path(q.next.as_deref()))
+}
+
+/// Where to go after signing in.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Body of `POST /login`.
+#[derive(Debug, Deserialize)]
+pub struct SignIn {
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: exchanges a token for a session cookie (`HttpOnly`,
+/// `SameSite=Strict`, `Secure` where configured), then 303 to `next`.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    form: Result<Form<SignIn>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return sign_in_page(StatusCode::BAD_REQUEST, Some("send the token field"), "/");
+    };
+    let next = local_path(form.next.as_deref()).to_owned();
+    match state.auth().sign_in(&form.token, address).await {
+        Ok((_, cookie)) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, next), (header::SET_COOKIE, cookie)],
+        )
+            .into_response(),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid for this node."),
+            &next,
+        ),
+        Err(e) => denied(&e, &next),
+    }
+}
+
+/// `POST /logout`: ends the session, clears the cookie, back to sign-in.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let cookie = state.auth().sign_out(&headers);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/login".to_owned()),
+            (header::SET_COOKIE, cookie),
+        ],
+    )
+        .into_response()
+}
+
+/// The lookup form (`POST /`): the number travels in the body, never in a URL.
+#[derive(Debug, Deserialize)]
+pub struct LookupForm {
+    number: String,
+    region: Option<String>,
+}
+
+fn lookup_body(number: &str, region: &str) -> String {
     let mut body = String::from("<h1>Look up a number</h1>");
     let _ = write!(
         body,
-        "<form method=\"get\" action=\"/\" class=\"lookup\">\
+        "<form method=\"post\" action=\"/\" class=\"lookup\">\
          <label for=\"number\">Phone number</label>\
          <input id=\"number\" name=\"number\" type=\"text\" inputmode=\"tel\" autocomplete=\"off\" \
           placeholder=\"+1 415 555 0134\" value=\"{}\" required>\
          <label for=\"region\">Default region <small>(for national numbers, e.g. US)</small></label>\
          <input id=\"region\" name=\"region\" type=\"text\" maxlength=\"2\" value=\"{}\">\
-         {}<button type=\"submit\">Look up</button></form>",
+         <button type=\"submit\">Look up</button></form>",
         escape(number),
         escape(region),
-        token.map(|t| format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", escape(t))).unwrap_or_default(),
     );
+    body
+}
+
+/// `GET /`: the empty lookup form. A number in the query string is refused:
+/// it would sit in browser history and proxy logs.
+pub async fn lookup_form(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    uri: Uri,
+) -> Response {
+    let caller = match reader(&state, caller, "/") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    let mut body = lookup_body("", "");
+    let mut status = StatusCode::OK;
+    if uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("number=")))
+    {
+        status = StatusCode::BAD_REQUEST;
+        body.push_str(
+            "<p class=\"error\" role=\"alert\" id=\"lookup-error\">Numbers are not taken from URLs \
+             (they would stay in browser history and proxy logs): type the number into the form.</p>",
+        );
+    }
+    (status, page("Lookup", Some(&caller), &body)).into_response()
+}
+
+/// `POST /`: the lookup page with its answer.
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    form: Result<Form<LookupForm>, FormRejection>,
+) -> Response {
+    let caller = match reader(&state, caller, "/") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    let Ok(Form(form)) = form else {
+        let mut body = lookup_body("", "");
+        body.push_str(
+            "<p class=\"error\" role=\"alert\" id=\"lookup-error\">Type a number to look up.</p>",
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            page("Lookup", Some(&caller), &body),
+        )
+            .into_response();
+    };
+    let number = form.number.trim();
+    let region = form.region.as_deref().unwrap_or("").trim();
+    let mut body = lookup_body(number, region);
     let mut status = StatusCode::OK;
     if !number.is_empty() {
         let region = (!region.is_empty()).then_some(region);
@@ -157,7 +324,7 @@ pub async fn lookup(
             }
         }
     }
-    (status, page("Lookup", token, &body)).into_response()
+    (status, page("Lookup", Some(&caller), &body)).into_response()
 }
 
 fn render_lookup(body: &mut String, l: &Lookup) {
@@ -234,23 +401,18 @@ fn join(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-/// Query with an optional token.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    token: Option<String>,
-}
-
-/// `GET /recent`.
-pub async fn recent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
-        return refusal;
+/// `GET /recent`. Never anonymous; raw numbers only for callers that may
+/// see this organization's own submissions.
+pub async fn recent(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Response {
+    let caller = match reader(&state, caller, "/recent") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    if let Err(e) = caller.require_signed_in() {
+        return denied(&e, "/recent");
     }
     let mut body = String::from("<h1>Recent sightings</h1>");
-    match state.node().recent(100).await {
+    match crate::api::recent_for(&state, &caller, 100).await {
         Ok(list) if list.is_empty() => body.push_str("<p>No sightings stored yet.</p>"),
         Ok(list) => {
             body.push_str("<table><thead><tr><th>Stored</th><th>Organization</th><th>Number</th><th>Verdict</th><th>Kind</th><th>Channel</th><th>Brand</th><th>Confidence</th><th>Line</th><th>Last seen</th></tr></thead><tbody>");
@@ -279,25 +441,21 @@ pub async fn recent(
                     utc(r.last_seen),
                 );
             }
-            body.push_str("</tbody></table><p class=\"note\">Numbers reported by other organizations are shown by privacy hash: only the reporting node holds the raw number. Look a number up to see what is known about it.</p>");
+            body.push_str("</tbody></table><p class=\"note\">Numbers reported by other organizations are shown by privacy hash: only the reporting node holds the raw number. This organization's own numbers are shown to the submitting and operator tokens only. Look a number up to see what is known about it.</p>");
         }
-        Err(e) => {
-            tracing::error!(error = %e, "recent failed");
+        Err(_) => {
             body.push_str("<p class=\"error\" role=\"alert\">Could not read the store; see the node's log.</p>");
         }
     }
-    page("Recent", q.token.as_deref(), &body).into_response()
+    page("Recent", Some(&caller), &body).into_response()
 }
 
 /// `GET /peers`.
-pub async fn peers(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
-        return refusal;
-    }
+pub async fn peers(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Response {
+    let caller = match reader(&state, caller, "/peers") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
     let mut body = String::from("<h1>Peers</h1><table><thead><tr><th>Organization</th><th>State</th><th>Last seen</th><th>Peer id</th><th>Addresses</th></tr></thead><tbody>");
     for p in state.node().peers().await {
         let _ = write!(
@@ -312,18 +470,15 @@ pub async fn peers(
         );
     }
     body.push_str("</tbody></table>");
-    page("Peers", q.token.as_deref(), &body).into_response()
+    page("Peers", Some(&caller), &body).into_response()
 }
 
 /// `GET /status`.
-pub async fn status(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    if let Some(refusal) = refused(&state, &headers, q.token.as_deref()) {
-        return refusal;
-    }
+pub async fn status(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Response {
+    let caller = match reader(&state, caller, "/status") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
     let Ok(s) = state.node().status().await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, page("Status", None, "<p class=\"error\" role=\"alert\">Could not read the status; see the node's log.</p>")).into_response();
     };
@@ -376,7 +531,7 @@ pub async fn status(
         }
         body.push_str("</ul>");
     }
-    page("Status", q.token.as_deref(), &body).into_response()
+    page("Status", Some(&caller), &body).into_response()
 }
 
 #[cfg(test)]

@@ -15,8 +15,12 @@ use tower::ServiceExt;
 
 use super::WAIT;
 
+/// The address the in-process routers are told they serve.
+const LOOPBACK: &str = "127.0.0.1:7300";
+
 struct Reply {
     status: StatusCode,
+    headers: axum::http::HeaderMap,
     text: String,
 }
 
@@ -38,7 +42,10 @@ async fn call(
     body: Option<Body>,
     content_type: &str,
 ) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:7300");
     if let Some(t) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -49,14 +56,17 @@ async fn call(
         }
         None => Body::empty(),
     };
-    let response = router(state.clone())
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
+    send(state, request.body(body).unwrap()).await
+}
+
+async fn send(state: &AppState, request: Request<Body>) -> Reply {
+    let response = router(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     Reply {
         status,
+        headers,
         text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
@@ -77,6 +87,19 @@ async fn post(state: &AppState, uri: &str, token: Option<&str>, body: &Value) ->
     .await
 }
 
+/// A form post from one of the node's own pages.
+async fn post_form(state: &AppState, uri: &str, body: &str) -> Reply {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:7300")
+        .header(header::ORIGIN, "http://127.0.0.1:7300")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    send(state, request).await
+}
+
 async fn records(node: &NodeHandle) -> u64 {
     node.status().await.unwrap().records
 }
@@ -85,7 +108,7 @@ async fn records(node: &NodeHandle) -> u64 {
 async fn lookup_submit_withdraw_and_reads() {
     let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
     let node = cluster.start(0).await;
-    let state = AppState::new(node.clone(), true);
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
 
     assert_eq!(get(&state, "/healthz", None).await.status, StatusCode::OK);
 
@@ -203,15 +226,39 @@ async fn lookup_submit_withdraw_and_reads() {
         (StatusCode::BAD_REQUEST, "invalid_batch".into())
     );
 
-    // Reads.
-    let recent = get(&state, "/api/v1/sightings/recent?limit=2", None)
-        .await
-        .json();
+    // Reads. Recent sightings can hold raw numbers: never anonymous, and
+    // the raw number only for a token that may submit.
+    let anonymous = get(&state, "/api/v1/sightings/recent?limit=2", None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+    let recent = get(
+        &state,
+        "/api/v1/sightings/recent?limit=2",
+        Some(WRITE_TOKEN),
+    )
+    .await
+    .json();
     assert_eq!(recent["sightings"].as_array().unwrap().len(), 2);
     assert_eq!(recent["sightings"][0]["verdict"], "withdrawn");
     assert_eq!(
         recent["sightings"][0]["number"], "+14155550134",
         "own submissions show the raw number locally"
+    );
+    let hashed = get(&state, "/api/v1/sightings/recent?limit=2", Some(READ_TOKEN))
+        .await
+        .json();
+    assert_eq!(
+        hashed["sightings"][0]["number"],
+        Value::Null,
+        "a read-only token sees the hash alone"
+    );
+    assert_eq!(
+        hashed["sightings"][0]["number_hash"],
+        recent["sightings"][0]["number_hash"]
     );
     let peers = get(&state, "/api/v1/peers", None).await.json();
     assert_eq!(peers["peers"][0]["org"], "Carrier");
@@ -234,7 +281,7 @@ async fn lookup_submit_withdraw_and_reads() {
 async fn bad_bodies_are_rejected_whole_with_clear_errors() {
     let mut cluster = Cluster::new(&[("Bank", 0.8)]);
     let node = cluster.start(0).await;
-    let state = AppState::new(node.clone(), true);
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
     let submit = |body: Body, content_type: &'static str| {
         let state = state.clone();
         async move {
@@ -376,7 +423,7 @@ async fn tokens_scopes_and_rate_limits() {
     let mut cluster = Cluster::build(&[("Bank", 0.8)], &options);
     let node = cluster.start(0).await;
     // Not loopback: every request needs a token.
-    let open = AppState::new(node.clone(), false);
+    let open = AppState::new(node.clone(), "192.0.2.10:7300".parse().unwrap());
     let r = get(&open, "/api/v1/status", None).await;
     assert_eq!(
         (r.status, r.error()),
@@ -408,18 +455,21 @@ async fn tokens_scopes_and_rate_limits() {
         get(&open, "/metrics", None).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let page = get(&open, "/?number=%2B14155550100", None).await;
+    let page = get(&open, "/", None).await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
-    assert!(page.text.contains("Access denied"));
+    assert!(
+        page.text.contains("Sign in") && page.text.contains("type=\"password\""),
+        "{}",
+        page.text
+    );
+    let in_url = get(&open, &format!("/?token={READ_TOKEN}"), None).await;
     assert_eq!(
-        get(&open, &format!("/?token={READ_TOKEN}"), None)
-            .await
-            .status,
-        StatusCode::OK
+        (in_url.status, in_url.error()),
+        (StatusCode::BAD_REQUEST, "token_in_url".into())
     );
 
     // Rate limit: 2/s with bursts of 4, per token.
-    let limited = AppState::new(node.clone(), true);
+    let limited = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
     let mut codes = Vec::new();
     for _ in 0..8 {
         codes.push(
@@ -431,6 +481,12 @@ async fn tokens_scopes_and_rate_limits() {
     assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
     let r = get(&limited, "/api/v1/status", Some(READ_TOKEN)).await;
     assert_eq!(r.error(), "rate_limited");
+    let retry: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
     // Another token has its own budget.
     assert_eq!(
         get(&limited, "/api/v1/status", Some(WRITE_TOKEN))
@@ -475,7 +531,7 @@ async fn openapi_metrics_and_pages() {
             .is_ok_and(|l| l.score.orgs == 1)
     })
     .await;
-    let state = AppState::new(node.clone(), true);
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
 
     let doc = get(&state, "/api/v1/openapi.json", None).await.json();
     assert_eq!(doc["openapi"], "3.1.0");
@@ -510,7 +566,7 @@ async fn openapi_metrics_and_pages() {
         "a raw number leaked into metrics"
     );
 
-    let page = get(&state, "/?number=%2B44+20+7946+0958", None).await;
+    let page = post_form(&state, "/", "number=%2B44+20+7946+0958").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("data-band=\"medium\""), "{}", page.text);
     assert!(page.text.contains("<label for=\"number\">"));
@@ -520,16 +576,20 @@ async fn openapi_metrics_and_pages() {
         "brand must be escaped"
     );
     assert!(!page.text.contains("<script>alert"));
-    let invalid = get(&state, "/?number=hello", None).await;
+    let invalid = post_form(&state, "/", "number=hello").await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert!(invalid.text.contains("role=\"alert\"") && invalid.text.contains("hello"));
-    for (uri, needle) in [
-        ("/recent", "Recent sightings"),
-        ("/peers", "Carrier"),
-        ("/status", "Node status"),
-        ("/style.css", ".badge"),
+    // A number in the URL is refused, not looked up.
+    let in_url = get(&state, "/?number=%2B44+20+7946+0958", None).await;
+    assert_eq!(in_url.status, StatusCode::BAD_REQUEST);
+    assert!(!in_url.text.contains("data-band"), "{}", in_url.text);
+    for (uri, needle, token) in [
+        ("/recent", "Recent sightings", Some(READ_TOKEN)),
+        ("/peers", "Carrier", None),
+        ("/status", "Node status", None),
+        ("/style.css", ".badge", None),
     ] {
-        let r = get(&state, uri, None).await;
+        let r = get(&state, uri, token).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
         assert!(r.text.contains(needle), "{uri} lacks {needle}");
     }
@@ -582,5 +642,245 @@ async fn a_real_server_answers_over_http_and_refuses_open_binds_without_tokens()
     ));
     solo.shutdown().await;
     bare.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// The local boundary over a real socket, with the product's defaults
+/// (no token-less reads): DNS rebinding, foreign origins, tokens in URLs,
+/// security headers, guessing tokens, work charged per item, and a browser
+/// sign-in with a session cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_boundary_holds_against_rebinding_foreign_pages_and_guessing() {
+    let options = Options {
+        anonymous_read: false,
+        api_rate: 3,
+        ..Options::default()
+    };
+    let mut cluster = Cluster::build(&[("Bank", 0.8)], &options);
+    let node = cluster.start(0).await;
+    let web = sightline_tests::Web::start(&node).await;
+    let base = format!("http://{}", web.addr);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let submitted = http
+        .post(format!("{base}/api/v1/sightings"))
+        .bearer_auth(WRITE_TOKEN)
+        .json(&json!({"number": "+1 415 555 0177", "kind": "smishing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+
+    // Work is charged per item: with 3 items/s (bursts of 6), a bulk lookup
+    // of 10 numbers is admitted on a full bucket and leaves it in debt, so
+    // the next request waits (counting requests, it would pass).
+    let numbers: Vec<String> = (0..10).map(|i| format!("+1 415 555 01{i:02}")).collect();
+    let bulk = http
+        .post(format!("{base}/api/v1/lookup"))
+        .bearer_auth(READ_TOKEN)
+        .json(&json!({ "numbers": numbers }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulk.status(), 200);
+    let next = http
+        .get(format!("{base}/api/v1/lookup/%2B14155550177"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 429);
+    assert!(next.headers().contains_key("retry-after"));
+
+    // DNS rebinding: a page on attacker.example re-pointed at 127.0.0.1
+    // sends its own name as Host. Nothing is served, whatever the route.
+    for route in [
+        "/api/v1/sightings/recent",
+        "/api/v1/status",
+        "/api/v1/lookup/%2B14155550177",
+        "/",
+        "/recent",
+        "/healthz",
+    ] {
+        let r = http
+            .get(format!("{base}{route}"))
+            .header("host", format!("attacker.example:{}", web.addr.port()))
+            .bearer_auth(WRITE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 421, "{route}");
+        assert!(!r.text().await.unwrap().contains("4155550177"), "{route}");
+    }
+    // A foreign Origin is refused on every route, reads and sign-in alike.
+    for (method, route) in [
+        (reqwest::Method::GET, "/api/v1/status"),
+        (reqwest::Method::POST, "/login"),
+        (reqwest::Method::POST, "/api/v1/sightings"),
+    ] {
+        let r = http
+            .request(method, format!("{base}{route}"))
+            .header("origin", "http://attacker.example")
+            .bearer_auth(WRITE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{route}");
+    }
+    // No token-less reads unless sightline.toml says so.
+    for route in [
+        "/api/v1/status",
+        "/api/v1/lookup/%2B14155550177",
+        "/metrics",
+    ] {
+        let r = http.get(format!("{base}{route}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{route}");
+    }
+    // Tokens in URLs are refused, not used.
+    let r = http
+        .get(format!("{base}/api/v1/status?token={READ_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Every response carries the security headers.
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    for r in [
+        &page,
+        &http
+            .get(format!("{base}/api/v1/status"))
+            .bearer_auth(WRITE_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'")
+                && csp.contains("default-src 'none'")
+                && !csp.contains("unsafe-inline")
+                && !csp.contains("script-src"),
+            "{csp}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+
+    // A browser signs in: the token goes in a form body, a session cookie
+    // comes back, and pages work with the cookie alone.
+    let signed_in = http
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={WRITE_TOKEN}&next=%2Fstatus"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/status");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let status_page = http
+        .get(format!("{base}/status"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_page.status(), 200);
+    assert!(status_page.text().await.unwrap().contains("Sign out"));
+    let looked_up = http
+        .post(format!("{base}/"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("number=%2B1+415+555+0177")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looked_up.status(), 200);
+    assert!(looked_up.text().await.unwrap().contains("data-band="));
+    let signed_out = http
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    let after = http
+        .get(format!("{base}/status"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401, "the session ended with sign-out");
+
+    // Guessing tokens: each failure is slow, and after a burst of them the
+    // address is locked out — even the right token is not looked at — while
+    // other addresses are not.
+    let mut codes = Vec::new();
+    for i in 0..14 {
+        let r = http
+            .get(format!("{base}/api/v1/status"))
+            .bearer_auth(format!("guess-{i:04}-guess-guess-guess"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == 401).count(),
+        sightline_web::auth::FAILURE_BURST as usize,
+        "{codes:?}"
+    );
+    assert!(codes.ends_with(&[429, 429]), "{codes:?}");
+    let right = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 429);
+    assert_eq!(
+        right.json::<Value>().await.unwrap()["error"],
+        "auth_locked",
+        "locked out"
+    );
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let metrics = elsewhere
+        .get(format!("{base}/metrics"))
+        .bearer_auth(WRITE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200, "another address is not locked out");
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "sightline_auth_failures_total 10",
+        "sightline_http_refused_total{reason=\"host\"} 6",
+        "sightline_http_refused_total{reason=\"origin\"} 3",
+        "sightline_http_refused_total{reason=\"token_in_url\"} 1",
+        "sightline_web_sign_ins_total 1",
+    ] {
+        assert!(text.contains(line), "metrics lack {line}:\n{text}");
+    }
+    web.stop().await;
     cluster.shutdown().await;
 }
