@@ -95,8 +95,8 @@ wait_for "the test sighting to reach National CERT" reported
 echo "three nodes connected; a test sighting from Example Bank reached National CERT"
 for i in 1 2 3; do
     org=${orgs[$((i - 1))]}
-    token=$(grep -m 1 '^token = ' "$dir/$org.toml" | cut -d '"' -f 2)
-    printf '%-16s http://127.0.0.1:%s/?token=%s\n' "${names[$((i - 1))]}" $((7300 + i + offset)) "$token"
+    token=$(grep -m 1 '^token = .*analyst' "$dir/$org.toml" | cut -d '"' -f 2)
+    printf '%-16s http://127.0.0.1:%s/  sign in with %s\n' "${names[$((i - 1))]}" $((7300 + i + offset)) "$token"
 done
 if [ "$check" = 1 ]; then
     exit 0

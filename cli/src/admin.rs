@@ -171,7 +171,35 @@ pub(crate) struct InitArgs {
     json: bool,
 }
 
-/// Creates the node key and `DIR/sightline.toml` with a read+submit token.
+/// A token `init` creates: one per kind of holder, each with the least
+/// scope its holder needs.
+#[derive(Debug, Clone, Copy)]
+struct Role {
+    name: &'static str,
+    scopes: &'static [&'static str],
+    purpose: &'static str,
+}
+
+const ROLES: [Role; 3] = [
+    Role {
+        name: "analyst",
+        scopes: &["read"],
+        purpose: "read: analysts sign in to the web UI with it",
+    },
+    Role {
+        name: "automation",
+        scopes: &["read", "submit"],
+        purpose: "read + submit: gateways, SOAR and import scripts",
+    },
+    Role {
+        name: "operator",
+        scopes: &["read", "admin"],
+        purpose: "read + admin: status, metrics and backups",
+    },
+];
+
+/// Creates the node key and `DIR/sightline.toml` with an analyst, an
+/// automation and an operator token.
 pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
     let network_path = std::fs::canonicalize(&args.network)
         .with_context(|| format!("network file {}", args.network.display()))
@@ -188,7 +216,6 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let identity = NodeIdentity::load_or_create(&args.dir.join("data/node.key"))?;
     let peer_id = identity.peer_id();
-    let token = crate::operate::new_secret();
     let mut file = NodeFile::new(network_path.clone());
     file.data_dir = PathBuf::from("data");
     file.listen = if network.psk.is_some() {
@@ -200,13 +227,22 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         ]
     };
     file.web_bind = std::net::SocketAddr::from(([127, 0, 0, 1], args.web_port));
-    file.tokens = vec![TokenFile {
-        name: format!("{}-admin", args.org),
-        token: token.clone(),
-        scopes: vec!["read".into(), "submit".into(), "admin".into()],
-    }];
+    let tokens: Vec<(Role, String)> = ROLES
+        .iter()
+        .map(|role| (*role, crate::operate::new_secret()))
+        .collect();
+    file.tokens = tokens
+        .iter()
+        .map(|(role, secret)| TokenFile {
+            name: role.name.to_owned(),
+            token: secret.clone(),
+            scopes: role.scopes.iter().map(|s| (*s).to_owned()).collect(),
+        })
+        .collect();
     let text = format!(
-        "# Sightline node configuration for {}. Contains an API token: keep it private.\n{}",
+        "# Sightline node configuration for {}. Contains API tokens: keep it private.\n\
+         # Tokens: `analyst` (read: sign in to the web UI), `automation` (read + submit:\n\
+         # gateways and scripts), `operator` (read + admin: status and backups).\n{}",
         args.org,
         toml::to_string(&file)?
     );
@@ -217,9 +253,13 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         args.org, args.p2p_port
     );
     if args.json {
+        let tokens: serde_json::Map<String, serde_json::Value> = tokens
+            .iter()
+            .map(|(role, secret)| (role.name.to_owned(), secret.clone().into()))
+            .collect();
         println!(
             "{}",
-            serde_json::json!({ "peer_id": peer_id.to_string(), "token": token, "api": api, "config": config_path, "add_member": add_member })
+            serde_json::json!({ "peer_id": peer_id.to_string(), "tokens": tokens, "api": api, "config": config_path, "add_member": add_member })
         );
     } else {
         println!(
@@ -227,8 +267,11 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
             config_path.display()
         );
         println!("peer id: {peer_id}");
-        println!("API:     {api}");
-        println!("token:   {token}   (read + submit + admin)");
+        println!("web UI:  {api}/   (sign in with the analyst token)");
+        println!("tokens (each in sightline.toml; hand each to its holder only):");
+        for (role, secret) in &tokens {
+            println!("  {:<11} {secret}   {}", role.name, role.purpose);
+        }
         println!("\nSend this to your network admin:\n  {add_member}");
         if network.member(&peer_id).is_none() {
             println!("\nThe node will start once network.toml lists it as a member.");

@@ -119,7 +119,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
         file.tokens = vec![TokenFile {
             name: format!("{key}-analyst"),
             token: token.clone(),
-            scopes: vec!["read".into(), "submit".into()],
+            scopes: vec!["read".into()],
         }];
         let path = node_dir.join("sightline.toml");
         std::fs::write(&path, toml::to_string(&file)?)?;
@@ -191,12 +191,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     }
 
     println!("Sightline demo: three organizations, {total} sightings shared and verified on every node.\n");
-    println!("{:<18} {:<60} TOKEN", "ORGANIZATION", "WEB UI");
+    println!(
+        "{:<18} {:<28} ANALYST TOKEN (sign in with it; it never goes in a URL)",
+        "ORGANIZATION", "WEB UI"
+    );
     for ((_, org, _), (r, (_, token))) in ORGS.iter().zip(running.iter().zip(&files)) {
-        println!(
-            "{org:<18} {:<60} {token}",
-            format!("http://{}/?token={token}", r.web)
-        );
+        println!("{org:<18} {:<28} {token}", format!("http://{}/", r.web));
     }
     let cert = &running[2];
     let example = "+61 491 570 110";

@@ -167,7 +167,31 @@ fn network_admin_and_init_write_working_files() {
     let peer_id = init["peer_id"].as_str().unwrap().to_owned();
     assert!(peer_id.starts_with("12D3Koo"));
     assert_eq!(init["api"], "http://127.0.0.1:17300");
-    assert!(init["token"].as_str().unwrap().len() >= 32);
+    // One token per role, each with the least scope it needs.
+    let config_text = std::fs::read_to_string(org_dir.join("sightline.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&config_text).unwrap();
+    for (role, scopes) in [
+        ("analyst", vec!["read"]),
+        ("automation", vec!["read", "submit"]),
+        ("operator", vec!["read", "admin"]),
+    ] {
+        let secret = init["tokens"][role].as_str().unwrap();
+        assert!(secret.len() >= 32, "{role}");
+        let entry = config["token"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"].as_str() == Some(role))
+            .unwrap_or_else(|| panic!("no {role} token in {config_text}"));
+        assert_eq!(entry["token"].as_str(), Some(secret));
+        let found: Vec<&str> = entry["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.as_str())
+            .collect();
+        assert_eq!(found, scopes, "{role}");
+    }
     assert_eq!(
         std::fs::metadata(org_dir.join("data/node.key"))
             .unwrap()

@@ -6,9 +6,11 @@
 //!   `sightline.toml`. Any other `Host` gets 421 before routing. A page on
 //!   `attacker.example` whose name the attacker re-points at 127.0.0.1 (DNS
 //!   rebinding) sends `Host: attacker.example`, so it reads nothing.
-//! - **Origin.** A request whose `Origin` is not one of those names (or is
-//!   `null`) gets 403 on every route: no other site's script can post to
-//!   the node, sign a browser in, or read an answer.
+//! - **Origin.** A request whose `Origin` is not one of those names gets
+//!   403 on every route: no other site's script can post to the node, sign
+//!   a browser in, or read an answer. `Origin: null` passes only with
+//!   `Sec-Fetch-Site: same-origin` (the node's own form posts under
+//!   `no-referrer`).
 //! - **Tokens in URLs** get 400: they end up in history, proxy logs and
 //!   `Referer`.
 //! - **Response headers** on everything: a `Content-Security-Policy` with no
@@ -164,8 +166,17 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
             ))
         }
     }
+    // Browsers send `Origin: null` on their own pages' form posts when the
+    // referrer policy is no-referrer (ours is); `Sec-Fetch-Site`, which no
+    // page script can set, then says whether the post came from the node's
+    // own page.
+    let same_origin_fetch = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin");
     for origin in headers.get_all(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| policy.allows_origin(o));
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| policy.allows_origin(o) || (o == "null" && same_origin_fetch));
         if !allowed {
             return Err((
                 Refusal::Origin,

@@ -16,9 +16,11 @@ pub fn document() -> Value {
         Value::Object(map)
     };
     let auth_errors = [
+        ("400", "A token in the query string (error `token_in_url`): tokens go in the Authorization header only"),
         ("401", "Missing or unknown bearer token"),
-        ("403", "Token lacks the scope"),
-        ("429", "Rate limit for this token exceeded"),
+        ("403", "Token lacks the scope, or the request came from another site's page (error `foreign_origin`)"),
+        ("421", "The Host header is not one of this node's names (error `unknown_host`; see `web_hosts`)"),
+        ("429", "This token's work budget is spent (error `rate_limited`; a bulk request costs one unit per number), or too many failed authentications from this address (error `auth_locked`). `Retry-After` says when to retry"),
     ];
     let with = |mut base: Value, extra: &[(&str, &str)]| {
         let extra = errors(extra);
@@ -32,7 +34,7 @@ pub fn document() -> Value {
     };
     json!({
         "openapi": "3.1.0",
-        "info": { "title": "Sightline node API", "version": "1", "description": "Look up phone numbers against the sharing community's signed, privacy-hashed sightings; submit and withdraw this organization's sightings. Bearer tokens from sightline.toml carry the `read` and/or `submit` scope; on a loopback-bound node reading needs no token." },
+        "info": { "title": "Sightline node API", "version": "1", "description": "Look up phone numbers against the sharing community's signed, privacy-hashed sightings; submit and withdraw this organization's sightings. Bearer tokens from sightline.toml carry the `read`, `submit` and/or `admin` scope, in the Authorization header only (never in a URL). Token-less reads only where sightline.toml sets `web_anonymous_read` on a loopback bind, and never of raw numbers. Only the node's own host names are served (421 otherwise), and requests from other sites' pages are refused (403). Work is charged per item: a bulk lookup or batch of N numbers costs N." },
         "servers": [{ "url": "/api/v1" }],
         "security": [{ "bearer": [] }],
         "paths": {
@@ -66,7 +68,7 @@ pub fn document() -> Value {
             "/sightings/recent": { "get": {
                 "summary": "Most recently stored sightings",
                 "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 } }],
-                "responses": with(json!({ "200": { "description": "Newest first; raw numbers only for this node's own submissions", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[])
+                "responses": with(json!({ "200": { "description": "Newest first; raw numbers only for this node's own submissions, and only to tokens with the submit or admin scope (never anonymous)", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[])
             } },
             "/peers": { "get": { "summary": "Member nodes, connected or not", "responses": with(json!({ "200": { "description": "Peers", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },
             "/status": { "get": { "summary": "Node status: records, per-origin progress, rejections by reason, equivocations", "responses": with(json!({ "200": { "description": "Status", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },

@@ -729,6 +729,20 @@ async fn the_local_boundary_holds_against_rebinding_foreign_pages_and_guessing()
             .unwrap();
         assert_eq!(r.status(), 403, "{route}");
     }
+    // `Origin: null` (a sandboxed frame, a data: page) is another site too,
+    // unless the browser itself vouches that the post is same-origin.
+    for fetch_site in ["cross-site", "none"] {
+        let r = http
+            .post(format!("{base}/login"))
+            .header("origin", "null")
+            .header("sec-fetch-site", fetch_site)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={READ_TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{fetch_site}");
+    }
     // No token-less reads unless sightline.toml says so.
     for route in [
         "/api/v1/status",
@@ -875,7 +889,7 @@ async fn the_local_boundary_holds_against_rebinding_foreign_pages_and_guessing()
     for line in [
         "sightline_auth_failures_total 10",
         "sightline_http_refused_total{reason=\"host\"} 6",
-        "sightline_http_refused_total{reason=\"origin\"} 3",
+        "sightline_http_refused_total{reason=\"origin\"} 5",
         "sightline_http_refused_total{reason=\"token_in_url\"} 1",
         "sightline_web_sign_ins_total 1",
     ] {

@@ -1,6 +1,7 @@
 //! The web UI in a real browser: Debian's Chromium, driven headless by
-//! playwright-core (tests/browser/lookup.mjs). Missing Chromium is a
-//! failure, not a skip: `scripts/test.sh` installs it.
+//! playwright-core (tests/browser/lookup.mjs), signing in as an analyst
+//! would. Missing Chromium is a failure, not a skip: `scripts/test.sh`
+//! installs it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,12 +9,12 @@ use std::process::Command;
 use serde_json::Value;
 use sightline_node::Submission;
 use sightline_protocol::{Channel, Kind};
-use sightline_tests::{eventually, Cluster};
+use sightline_tests::{eventually, Cluster, Options, READ_TOKEN};
 
 use super::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lookup_page_shows_the_verdict_in_chromium() {
+async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
     let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
@@ -25,7 +26,12 @@ async fn the_lookup_page_shows_the_verdict_in_chromium() {
         "playwright-core missing: run scripts/test.sh (npm ci in tests/browser)"
     );
 
-    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.7), ("Cert", 0.9)]);
+    // The product's defaults: no token-less reads.
+    let options = Options {
+        anonymous_read: false,
+        ..Options::default()
+    };
+    let mut cluster = Cluster::build(&[("Bank", 0.8), ("Carrier", 0.7), ("Cert", 0.9)], &options);
     cluster.start_all().await;
     cluster.wait_connected().await;
     for (i, brand) in [(0, "Example Bank"), (1, "Parcel Express")] {
@@ -54,6 +60,7 @@ async fn the_lookup_page_shows_the_verdict_in_chromium() {
         Command::new("node")
             .current_dir(&browser_dir)
             .env("CHROMIUM", &chromium)
+            .env("SIGHTLINE_TOKEN", READ_TOKEN)
             .args(["lookup.mjs", &url, "+1 (415) 555-0101"])
             .arg(&screenshot)
             .output()
@@ -70,10 +77,35 @@ async fn the_lookup_page_shows_the_verdict_in_chromium() {
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["band"], "high", "{result}");
     assert_eq!(result["label"], "HIGH");
-    assert!(
-        result["url"].as_str().unwrap().contains("number="),
-        "the form was submitted: {result}"
-    );
+    assert_eq!(result["signInShown"], true, "{result}");
+    // Nothing secret in any URL the browser asked for: no token, no number
+    // (in any of the forms it was typed or normalized to), no query at all.
+    let urls: Vec<&str> = result["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(urls.len() >= 4, "sign-in, redirect, lookup, stylesheet: {urls:?}");
+    for url in &urls {
+        for secret in [READ_TOKEN, "4155550101", "555-0101", "token=", "number="] {
+            assert!(!url.contains(secret), "{secret} in {url}");
+        }
+    }
+    // The page runs under its Content-Security-Policy without a violation
+    // (401 for the sign-in page itself is expected console noise).
+    for error in result["consoleErrors"].as_array().unwrap() {
+        let text = error.as_str().unwrap_or_default();
+        assert!(
+            !text.contains("Content Security Policy") && !text.contains("Refused"),
+            "{text}"
+        );
+    }
+    let cookies = result["cookies"].as_array().unwrap();
+    assert_eq!(cookies.len(), 1, "{result}");
+    assert_eq!(cookies[0]["httpOnly"], true);
+    assert_eq!(cookies[0]["sameSite"], "Strict");
+    assert_eq!(result["afterSignOut"], 401, "signed out: {result}");
     let reporters: Vec<&str> = result["reporters"]
         .as_array()
         .unwrap()
