@@ -39,7 +39,7 @@ use crate::api::ApiError;
 use crate::AppState;
 
 /// Failed authentications an address may make before it is locked out.
-pub const FAILURE_BURST: f64 = 10.0;
+pub const FAILURE_BURST: u32 = 10;
 /// One failure is forgiven per this interval.
 pub const FAILURE_REFILL: Duration = Duration::from_secs(6);
 /// Every failed authentication is answered this late.
@@ -244,7 +244,7 @@ pub struct AuthSettings {
 
 impl Auth {
     /// Tokens and limits from the config.
-    pub fn new(settings: AuthSettings) -> Self {
+    pub fn new(settings: &AuthSettings) -> Self {
         Auth {
             tokens: settings
                 .tokens
@@ -333,7 +333,7 @@ impl Auth {
         let per_second = 1.0 / FAILURE_REFILL.as_secs_f64();
         let mut failures = lock(&self.failures);
         if let Some(bucket) = failures.get_mut(&address) {
-            bucket.refill(now, per_second, FAILURE_BURST);
+            bucket.refill(now, per_second, f64::from(FAILURE_BURST));
             if bucket.level < 1.0 {
                 self.counters.lockouts.fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::locked_out(bucket.wait_for(1.0, per_second)));
@@ -348,15 +348,15 @@ impl Auth {
         let mut failures = lock(&self.failures);
         if failures.len() >= MAX_FAILURE_ADDRESSES && !failures.contains_key(&address) {
             failures.retain(|_, b| {
-                b.refill(now, per_second, FAILURE_BURST);
-                b.level < FAILURE_BURST
+                b.refill(now, per_second, f64::from(FAILURE_BURST));
+                b.level < f64::from(FAILURE_BURST)
             });
         }
         let bucket = failures.entry(address).or_insert(Bucket {
-            level: FAILURE_BURST,
+            level: f64::from(FAILURE_BURST),
             at: now,
         });
-        bucket.refill(now, per_second, FAILURE_BURST);
+        bucket.refill(now, per_second, f64::from(FAILURE_BURST));
         bucket.level -= 1.0;
     }
 
@@ -512,7 +512,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn auth(per_second: u32) -> Auth {
-        Auth::new(AuthSettings {
+        Auth::new(&AuthSettings {
             tokens: vec![
                 ApiToken {
                     name: "analyst".into(),

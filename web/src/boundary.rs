@@ -142,7 +142,12 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str)
+        });
     match host {
         Some(host) if policy.allows(host) => {}
         Some(_) => {

@@ -57,7 +57,7 @@ impl AppState {
     /// only on a loopback `bind`.
     pub fn new(node: NodeHandle, bind: std::net::SocketAddr) -> Self {
         let config = node.config();
-        let auth = auth::Auth::new(auth::AuthSettings {
+        let auth = auth::Auth::new(&auth::AuthSettings {
             tokens: config.tokens.clone(),
             anonymous_read: config.web_anonymous_read && bind.ip().is_loopback(),
             per_second: config.api_requests_per_second,

@@ -157,6 +157,7 @@ fn denied(e: &crate::ApiError, next: &str) -> Response {
 }
 
 /// The caller, if it may read pages; otherwise the page that says why.
+#[allow(clippy::result_large_err)] // the refusal is the page itself, returned at once
 fn reader(
     state: &AppState,
     caller: Result<Caller, ApiError>,

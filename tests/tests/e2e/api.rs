@@ -858,7 +858,7 @@ async fn the_local_boundary_holds_against_rebinding_foreign_pages_and_guessing()
     }
     assert_eq!(
         codes.iter().filter(|c| **c == 401).count(),
-        sightline_web::auth::FAILURE_BURST as usize,
+        usize::try_from(sightline_web::auth::FAILURE_BURST).unwrap(),
         "{codes:?}"
     );
     assert!(codes.ends_with(&[429, 429]), "{codes:?}");

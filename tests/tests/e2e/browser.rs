@@ -86,7 +86,10 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(urls.len() >= 4, "sign-in, redirect, lookup, stylesheet: {urls:?}");
+    assert!(
+        urls.len() >= 4,
+        "sign-in, redirect, lookup, stylesheet: {urls:?}"
+    );
     for url in &urls {
         for secret in [READ_TOKEN, "4155550101", "555-0101", "token=", "number="] {
             assert!(!url.contains(secret), "{secret} in {url}");
