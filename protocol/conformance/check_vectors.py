@@ -96,7 +96,14 @@ def _trim(text: str) -> str:
     return text[start:end]
 
 
-def normalize(text: str, region: str | None) -> dict:
+def _letters(text: str) -> list[str]:
+    """§2 step 5: the Unicode letters after an optional leading tel:."""
+    if text[:4].lower() == "tel:":
+        text = text[4:]
+    return [c for c in text if c.isalpha()]
+
+
+def normalize(text: str, region: str | None, vanity: bool = False) -> dict:
     """§2: returns {"e164", "cc", "region", "line"} or raises NormalizeError."""
     # Step 1: trim; empty; > 64 bytes (UTF-8, after trimming); no ASCII digit.
     text = _trim(text)
@@ -136,9 +143,14 @@ def normalize(text: str, region: str | None) -> dict:
     except NumberParseException as e:
         raise NormalizeError(_PARSE_ERRORS.get(e.error_type, "not_a_number")) from None
 
-    # Step 5: extensions are rejected.
+    # Step 5: extensions are rejected; then letters, unless vanity numbers
+    # were asked for (libphonenumber reads letters as keypad digits).
     if num.extension:
         raise NormalizeError("has_extension")
+    letters = _letters(text)
+    vanity_word = len(letters) >= 3 and all(c.isascii() for c in letters)
+    if letters and not (vanity and vanity_word):
+        raise NormalizeError("has_letters")
 
     # Step 6: assigned country code, then validity; length reasons from
     # libphonenumber's possible-length check.
@@ -780,6 +792,19 @@ def main(argv: list[str]) -> int:
             continue
         passed += 1
         print(f"invalid/{vec['name']}: ok ({vec['error']})")
+
+    for vec in suite.get("numbers", []):
+        inp, exp = vec["input"], vec["expected"]
+        try:
+            got = {"e164": normalize(inp["number"], inp["region"], inp["vanity"])["e164"]}
+        except NormalizeError as e:
+            got = {"error": e.code}
+        if got != exp:
+            failed += 1
+            print(f"numbers/{vec['name']}: FAIL got {got}, expected {exp}")
+            continue
+        passed += 1
+        print(f"numbers/{vec['name']}: ok ({exp})")
 
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

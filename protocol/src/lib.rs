@@ -25,7 +25,7 @@ pub mod record;
 pub mod sighting;
 
 pub use hash::{BlockHash, HashKey, NumberHash};
-pub use phone::{parse_number, NumberError, ParsedNumber, E164};
+pub use phone::{parse_number, parse_number_with, Letters, NumberError, ParsedNumber, E164};
 pub use record::{
     verify_batch, RecordError, SightingId, SignError, SignedSighting, SigningKey,
     UnverifiedSighting, MAX_RECORD_BYTES,

@@ -51,6 +51,27 @@ pub enum NumberError {
     /// An extension (`ext. 12`) is not part of E.164 and would be silently lost.
     #[error("has an extension; submit the number without it")]
     HasExtension,
+    /// Letters in the input: libphonenumber reads them as keypad digits
+    /// (`O` as 6), which turns a typo into another number. Refused unless
+    /// the caller opts in to vanity numbers ([`Letters::Vanity`]).
+    #[error(
+        "contains letters, which would be read as keypad digits (O as 6); check the number, or opt in to vanity numbers such as +1-800-FLOWERS"
+    )]
+    HasLetters,
+}
+
+/// What letters in the input mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Letters {
+    /// Refuse input with letters ([`NumberError::HasLetters`]): the default,
+    /// since a letter O typed for a zero would silently become a 6.
+    #[default]
+    Refuse,
+    /// Read letters as keypad digits (`+1-800-FLOWERS` is +18003569377),
+    /// for callers that explicitly ask for vanity numbers. As in
+    /// libphonenumber, only a number with at least three (ASCII) letters is
+    /// a vanity number; one or two stray letters are still refused.
+    Vanity,
 }
 
 impl NumberError {
@@ -67,6 +88,7 @@ impl NumberError {
             NumberError::TooLong(_) => "too_long",
             NumberError::InvalidForRegion(_) => "invalid_for_region",
             NumberError::HasExtension => "has_extension",
+            NumberError::HasLetters => "has_letters",
         }
     }
 }
@@ -119,6 +141,18 @@ pub struct ParsedNumber {
     pub line: LineType,
 }
 
+/// Parses what a person or a gateway pasted into a validated E.164 number,
+/// refusing letters ([`parse_number_with`] with [`Letters::Refuse`]).
+///
+/// # Errors
+/// A [`NumberError`] saying why the input is not a valid number.
+pub fn parse_number(
+    input: &str,
+    default_region: Option<&str>,
+) -> Result<ParsedNumber, NumberError> {
+    parse_number_with(input, default_region, Letters::Refuse)
+}
+
 /// Parses what a person or a gateway pasted into a validated E.164 number.
 ///
 /// Accepts international form (`+1 (415) 555-0134`), the `00` international
@@ -128,11 +162,16 @@ pub struct ParsedNumber {
 /// default region, that region's own international prefix is understood too
 /// (`011 44 …` for US).
 ///
+/// Letters (any alphabetic character outside a leading `tel:`) are refused
+/// unless `letters` is [`Letters::Vanity`]; an extension is reported as such
+/// first.
+///
 /// # Errors
 /// A [`NumberError`] saying why the input is not a valid number.
-pub fn parse_number(
+pub fn parse_number_with(
     input: &str,
     default_region: Option<&str>,
+    letters: Letters,
 ) -> Result<ParsedNumber, NumberError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
@@ -168,7 +207,22 @@ pub fn parse_number(
     if number.extension().is_some() {
         return Err(NumberError::HasExtension);
     }
+    let found = letters_in(trimmed);
+    let vanity_word = found.iter().all(char::is_ascii_alphabetic) && found.len() >= 3;
+    if !found.is_empty() && (letters == Letters::Refuse || !vanity_word) {
+        return Err(NumberError::HasLetters);
+    }
     validate(&number)
+}
+
+/// The letters in `text` outside a leading `tel:` (RFC 3966's scheme is
+/// case-insensitive).
+fn letters_in(text: &str) -> Vec<char> {
+    let rest = match text.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => &text[4..],
+        _ => text,
+    };
+    rest.chars().filter(|c| c.is_alphabetic()).collect()
 }
 
 /// Returns what follows a leading `00` (ignoring separators between the zeros),
@@ -332,6 +386,39 @@ mod tests {
     }
 
     #[test]
+    fn letters_are_refused_unless_vanity_is_asked_for() {
+        // A letter O typed for a zero used to become a 6, silently.
+        for typo in ["+1 415 555 01O1", "+1 415 555 O136", "+1-800-FLOWERS", "+1 415 555 0l34"] {
+            assert_eq!(
+                parse_number(typo, None),
+                Err(NumberError::HasLetters),
+                "{typo}"
+            );
+        }
+        let vanity = |t: &str| {
+            parse_number_with(t, None, Letters::Vanity)
+                .unwrap()
+                .e164
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(vanity("+1-800-FLOWERS"), "+18003569377");
+        // One or two stray letters are a typo, not a vanity word.
+        assert_eq!(
+            parse_number_with("+1 415 555 01O1", None, Letters::Vanity),
+            Err(NumberError::HasLetters)
+        );
+        // The tel: scheme is not a letter of the number; an extension is
+        // still reported as an extension.
+        assert_eq!(e164("tel:+1-415-555-0134", None), "+14155550134");
+        assert_eq!(
+            parse_number("+1 415 555 0134 ext. 12", None),
+            Err(NumberError::HasExtension)
+        );
+        assert_eq!(NumberError::HasLetters.code(), "has_letters");
+    }
+
+    #[test]
     fn derives_country_and_line_type() {
         let n = parse_number("+44 7400 123456", None).unwrap();
         assert_eq!(
@@ -391,6 +478,7 @@ mod tests {
             NumberError::TooLong(String::new()),
             NumberError::InvalidForRegion(String::new()),
             NumberError::HasExtension,
+            NumberError::HasLetters,
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(NumberError::code).collect();
         assert_eq!(codes.len(), all.len());

@@ -10,7 +10,8 @@ use ciborium::value::Value;
 use ed25519_dalek::Signer;
 use serde_json::{json, Value as Json};
 use sightline_protocol::{
-    parse_number, Channel, HashKey, Kind, NetworkId, Sighting, SignedSighting, SigningKey, Verdict,
+    parse_number, parse_number_with, Channel, HashKey, Kind, Letters, NetworkId, Sighting,
+    SignedSighting, SigningKey, Verdict,
 };
 
 const HASH_KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -567,6 +568,40 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         .collect()
 }
 
+/// Number-normalization cases (§2) beyond the valid vectors' inputs: how
+/// letters, extensions and the `tel:` scheme are read.
+const NUMBER_CASES: &[(&str, &str, Option<&str>, bool)] = &[
+    ("letter-o-for-zero", "+1 415 555 01O1", None, false),
+    ("one-letter-is-no-vanity-word", "+1 415 555 01O1", None, true),
+    ("vanity-toll-free", "+1-800-FLOWERS", None, false),
+    ("vanity-toll-free-opted-in", "+1-800-FLOWERS", None, true),
+    ("letter-l-for-one", "020 7946 0l58", Some("GB"), false),
+    ("tel-uri-is-not-letters", "tel:+1-415-555-0134", None, false),
+    ("extension-before-letters", "+1 415 555 0134 ext. 12", None, false),
+];
+
+fn number_vectors() -> Vec<Json> {
+    NUMBER_CASES
+        .iter()
+        .map(|(name, input, region, vanity)| {
+            let letters = if *vanity {
+                Letters::Vanity
+            } else {
+                Letters::Refuse
+            };
+            let expected = match parse_number_with(input, *region, letters) {
+                Ok(n) => json!({ "e164": n.e164.as_str() }),
+                Err(e) => json!({ "error": e.code() }),
+            };
+            json!({
+                "name": name,
+                "input": { "number": input, "region": region, "vanity": vanity },
+                "expected": expected,
+            })
+        })
+        .collect()
+}
+
 fn path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-vectors/sightings.json")
 }
@@ -578,6 +613,7 @@ fn generate() -> Json {
         "description": "Sightline sighting test vectors, record version 1. See protocol/SPEC.md section 9.",
         "vectors": valid,
         "invalid": invalid,
+        "numbers": number_vectors(),
     })
 }
 
@@ -620,6 +656,36 @@ fn every_vector_decodes_or_fails_as_stated() {
             v["name"]
         );
     }
+}
+
+#[test]
+fn number_vectors_refuse_letters_unless_vanity_is_asked_for() {
+    let numbers = number_vectors();
+    let expected = |name: &str| {
+        numbers
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()["expected"]
+            .clone()
+    };
+    assert_eq!(expected("letter-o-for-zero"), json!({"error": "has_letters"}));
+    assert_eq!(
+        expected("one-letter-is-no-vanity-word"),
+        json!({"error": "has_letters"})
+    );
+    assert_eq!(
+        expected("vanity-toll-free-opted-in"),
+        json!({"e164": "+18003569377"})
+    );
+    assert_eq!(expected("letter-l-for-one"), json!({"error": "has_letters"}));
+    assert_eq!(
+        expected("tel-uri-is-not-letters"),
+        json!({"e164": "+14155550134"})
+    );
+    assert_eq!(
+        expected("extension-before-letters"),
+        json!({"error": "has_extension"})
+    );
 }
 
 #[test]
