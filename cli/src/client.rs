@@ -214,6 +214,10 @@ pub(crate) struct SubmitArgs {
     /// Default region for national numbers (e.g. US).
     #[arg(long)]
     region: Option<String>,
+    /// Read letters as keypad digits (vanity numbers such as +1-800-FLOWERS);
+    /// without it a number with letters is refused.
+    #[arg(long)]
+    vanity: bool,
     /// Print the receipt as JSON.
     #[arg(long)]
     json: bool,
@@ -227,6 +231,7 @@ pub(crate) async fn submit(args: &SubmitArgs) -> Result<ExitCode, Failure> {
     let body = json!({
         "number": args.number, "region": args.region, "kind": args.kind, "channel": args.channel,
         "verdict": args.verdict, "brand": args.brand, "confidence": args.confidence, "count": args.count,
+        "vanity": args.vanity,
     });
     let answer = api.post("/api/v1/sightings", &body).await?;
     let receipt = &answer["receipts"][0];
@@ -251,6 +256,10 @@ pub(crate) struct WithdrawArgs {
     /// Default region for national numbers.
     #[arg(long)]
     region: Option<String>,
+    /// Read letters as keypad digits (vanity numbers such as +1-800-FLOWERS);
+    /// without it a number with letters is refused.
+    #[arg(long)]
+    vanity: bool,
     #[command(flatten)]
     conn: Connection,
 }
@@ -261,7 +270,7 @@ pub(crate) async fn withdraw(args: &WithdrawArgs) -> Result<ExitCode, Failure> {
     let receipt = api
         .post(
             "/api/v1/sightings/withdraw",
-            &json!({ "number": args.number, "region": args.region }),
+            &json!({ "number": args.number, "region": args.region, "vanity": args.vanity }),
         )
         .await?;
     println!(
@@ -281,6 +290,10 @@ pub(crate) struct LookupArgs {
     /// Default region for national numbers.
     #[arg(long)]
     region: Option<String>,
+    /// Read letters as keypad digits (vanity numbers such as +1-800-FLOWERS);
+    /// without it a number with letters is refused.
+    #[arg(long)]
+    vanity: bool,
     /// Exit 1 when any number reaches this band (low, medium, high).
     #[arg(long)]
     fail_on: Option<Band>,
@@ -297,7 +310,7 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     let answer = api
         .post(
             "/api/v1/lookup",
-            &json!({ "numbers": args.numbers, "region": args.region }),
+            &json!({ "numbers": args.numbers, "region": args.region, "vanity": args.vanity }),
         )
         .await?;
     let results = answer["results"].as_array().cloned().unwrap_or_default();

@@ -325,6 +325,32 @@ fn client_commands_against_a_running_node() {
     let out = sightline(&["lookup", "not-a-number", "--api", &node.api]);
     assert_eq!(code(&out), 2);
     assert!(stdout(&out).contains("invalid"), "{}", stdout(&out));
+    // A letter O for a zero is refused, not read as a keypad 6; --vanity
+    // reads a vanity number and shows the number it was read as.
+    let out = sightline(&["lookup", "+1 415 555 01O1", "--api", &node.api]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).contains("letters"), "{}", stdout(&out));
+    let out = sightline(&[
+        "submit",
+        "+1 415 555 O136",
+        "--kind",
+        "vishing",
+        "--api",
+        &node.api,
+        "--token",
+        WRITE_TOKEN,
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = sightline(&[
+        "lookup",
+        "+1-800-FLOWERS",
+        "--vanity",
+        "--json",
+        "--api",
+        &node.api,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("+18003569377"), "{}", stdout(&out));
 
     // Import with bad rows: good rows land, bad ones are listed by line.
     let now = std::time::SystemTime::now()

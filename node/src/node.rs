@@ -20,8 +20,8 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use serde::Serialize;
 use sightline_protocol::{
-    parse_number, Channel, Kind, LineType, NumberError, OriginId, Sighting, SightingId,
-    SignedSighting, SigningKey, UnverifiedSighting, Verdict,
+    parse_number_with, Channel, Kind, Letters, LineType, NumberError, OriginId, Sighting,
+    SightingId, SignedSighting, SigningKey, UnverifiedSighting, Verdict,
 };
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -99,6 +99,19 @@ pub struct Submission {
     /// When peers should drop it.
     #[serde(default)]
     pub expires: Option<u64>,
+    /// Read letters as keypad digits (`+1-800-FLOWERS`); without it a
+    /// number with letters is refused (`has_letters`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vanity: bool,
+}
+
+/// What letters in a number mean: [`Letters::Vanity`] when `vanity` is set.
+pub fn letters(vanity: bool) -> Letters {
+    if vanity {
+        Letters::Vanity
+    } else {
+        Letters::Refuse
+    }
 }
 
 fn default_verdict() -> Verdict {
@@ -129,6 +142,7 @@ impl Submission {
             first_seen: None,
             last_seen: None,
             expires: None,
+            vanity: false,
         }
     }
 }
@@ -534,13 +548,15 @@ impl NodeHandle {
                 code,
                 reason,
             };
-            let parsed = match parse_number(&item.number, item.region.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.push(fail(e.code(), e.to_string()));
-                    continue;
-                }
-            };
+            let parsed =
+                match parse_number_with(&item.number, item.region.as_deref(), letters(item.vanity))
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push(fail(e.code(), e.to_string()));
+                        continue;
+                    }
+                };
             let skew = self.inner.config.max_clock_skew_secs;
             if item
                 .last_seen
@@ -611,11 +627,25 @@ impl NodeHandle {
         number: &str,
         region: Option<&str>,
     ) -> Result<Receipt, SubmitError> {
+        self.withdraw_with(number, region, Letters::Refuse).await
+    }
+
+    /// [`NodeHandle::withdraw`], reading letters as `letters` says.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::submit`].
+    pub async fn withdraw_with(
+        &self,
+        number: &str,
+        region: Option<&str>,
+        letters: Letters,
+    ) -> Result<Receipt, SubmitError> {
         let mut item = Submission::new(number, Kind::Other);
         item.region = region.map(str::to_owned);
         item.verdict = Verdict::Withdrawn;
         item.confidence = 0;
-        if let Ok(parsed) = parse_number(number, region) {
+        item.vanity = letters == Letters::Vanity;
+        if let Ok(parsed) = parse_number_with(number, region, letters) {
             let key = &self.inner.config.network.hash_key;
             let (hash, block) = (key.number_hash(&parsed.e164), key.block_hash(&parsed.e164));
             let store = self.inner.store.clone();
@@ -635,10 +665,24 @@ impl NodeHandle {
     /// # Errors
     /// [`LookupError`].
     pub async fn lookup(&self, number: &str, region: Option<&str>) -> Result<Lookup, LookupError> {
-        let parsed = parse_number(number, region).map_err(|error| LookupError::Number {
-            input: number.to_owned(),
-            error,
-        })?;
+        self.lookup_with(number, region, Letters::Refuse).await
+    }
+
+    /// Looks one number up, reading letters as `letters` says.
+    ///
+    /// # Errors
+    /// [`LookupError`].
+    pub async fn lookup_with(
+        &self,
+        number: &str,
+        region: Option<&str>,
+        letters: Letters,
+    ) -> Result<Lookup, LookupError> {
+        let parsed =
+            parse_number_with(number, region, letters).map_err(|error| LookupError::Number {
+                input: number.to_owned(),
+                error,
+            })?;
         let now = self.inner.clock.now();
         let inner = self.inner.clone();
         blocking(move || inner.lookup_parsed(&parsed, now)).await
@@ -649,6 +693,7 @@ impl NodeHandle {
         &self,
         numbers: Vec<String>,
         region: Option<String>,
+        letters: Letters,
     ) -> Vec<Result<Lookup, LookupError>> {
         let now = self.inner.clock.now();
         let inner = self.inner.clone();
@@ -657,12 +702,13 @@ impl NodeHandle {
                 .iter()
                 .take(MAX_BATCH)
                 .map(|n| {
-                    let parsed = parse_number(n, region.as_deref()).map_err(|error| {
-                        LookupError::Number {
-                            input: n.clone(),
-                            error,
-                        }
-                    })?;
+                    let parsed =
+                        parse_number_with(n, region.as_deref(), letters).map_err(|error| {
+                            LookupError::Number {
+                                input: n.clone(),
+                                error,
+                            }
+                        })?;
                     inner.lookup_parsed(&parsed, now)
                 })
                 .collect()

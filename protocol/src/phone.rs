@@ -388,7 +388,12 @@ mod tests {
     #[test]
     fn letters_are_refused_unless_vanity_is_asked_for() {
         // A letter O typed for a zero used to become a 6, silently.
-        for typo in ["+1 415 555 01O1", "+1 415 555 O136", "+1-800-FLOWERS", "+1 415 555 0l34"] {
+        for typo in [
+            "+1 415 555 01O1",
+            "+1 415 555 O136",
+            "+1-800-FLOWERS",
+            "+1 415 555 0l34",
+        ] {
             assert_eq!(
                 parse_number(typo, None),
                 Err(NumberError::HasLetters),

@@ -572,12 +572,22 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
 /// letters, extensions and the `tel:` scheme are read.
 const NUMBER_CASES: &[(&str, &str, Option<&str>, bool)] = &[
     ("letter-o-for-zero", "+1 415 555 01O1", None, false),
-    ("one-letter-is-no-vanity-word", "+1 415 555 01O1", None, true),
+    (
+        "one-letter-is-no-vanity-word",
+        "+1 415 555 01O1",
+        None,
+        true,
+    ),
     ("vanity-toll-free", "+1-800-FLOWERS", None, false),
     ("vanity-toll-free-opted-in", "+1-800-FLOWERS", None, true),
     ("letter-l-for-one", "020 7946 0l58", Some("GB"), false),
     ("tel-uri-is-not-letters", "tel:+1-415-555-0134", None, false),
-    ("extension-before-letters", "+1 415 555 0134 ext. 12", None, false),
+    (
+        "extension-before-letters",
+        "+1 415 555 0134 ext. 12",
+        None,
+        false,
+    ),
 ];
 
 fn number_vectors() -> Vec<Json> {
@@ -661,14 +671,12 @@ fn every_vector_decodes_or_fails_as_stated() {
 #[test]
 fn number_vectors_refuse_letters_unless_vanity_is_asked_for() {
     let numbers = number_vectors();
-    let expected = |name: &str| {
-        numbers
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap()["expected"]
-            .clone()
-    };
-    assert_eq!(expected("letter-o-for-zero"), json!({"error": "has_letters"}));
+    let expected =
+        |name: &str| numbers.iter().find(|v| v["name"] == name).unwrap()["expected"].clone();
+    assert_eq!(
+        expected("letter-o-for-zero"),
+        json!({"error": "has_letters"})
+    );
     assert_eq!(
         expected("one-letter-is-no-vanity-word"),
         json!({"error": "has_letters"})
@@ -677,7 +685,10 @@ fn number_vectors_refuse_letters_unless_vanity_is_asked_for() {
         expected("vanity-toll-free-opted-in"),
         json!({"e164": "+18003569377"})
     );
-    assert_eq!(expected("letter-l-for-one"), json!({"error": "has_letters"}));
+    assert_eq!(
+        expected("letter-l-for-one"),
+        json!({"error": "has_letters"})
+    );
     assert_eq!(
         expected("tel-uri-is-not-letters"),
         json!({"e164": "+14155550134"})

@@ -10,6 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sightline_node::config::Scope;
+use sightline_node::node::letters;
 use sightline_node::node::MAX_BATCH;
 use sightline_node::{LookupError, Submission, SubmitError};
 
@@ -183,10 +184,12 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     Ok(q)
 }
 
-/// Optional default region for national numbers.
+/// Optional default region for national numbers, and the vanity opt-in.
 #[derive(Debug, Deserialize)]
 pub struct RegionQuery {
     region: Option<String>,
+    #[serde(default)]
+    vanity: bool,
 }
 
 /// `GET /api/v1/lookup/{number}`.
@@ -205,7 +208,7 @@ pub async fn lookup_one(
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let lookup = state
         .node()
-        .lookup(&number, q.region.as_deref())
+        .lookup_with(&number, q.region.as_deref(), letters(q.vanity))
         .await
         .map_err(lookup_error)?;
     Ok(Json(json!(lookup)))
@@ -218,6 +221,8 @@ pub struct BulkLookup {
     numbers: Vec<String>,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    vanity: bool,
 }
 
 /// `POST /api/v1/lookup`: up to 10,000 numbers; invalid ones get a per-item error.
@@ -239,7 +244,10 @@ pub async fn lookup_bulk(
         ));
     }
     state.auth().charge(&caller, body.numbers.len())?;
-    let results = state.node().lookup_many(body.numbers, body.region).await;
+    let results = state
+        .node()
+        .lookup_many(body.numbers, body.region, letters(body.vanity))
+        .await;
     let mut out = Vec::with_capacity(results.len());
     for result in results {
         out.push(match result {
@@ -334,6 +342,8 @@ pub struct Withdraw {
     number: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    vanity: bool,
 }
 
 /// `POST /api/v1/sightings/withdraw`.
@@ -349,7 +359,7 @@ pub async fn withdraw(
     let Json(body) = body?;
     let receipt = state
         .node()
-        .withdraw(&body.number, body.region.as_deref())
+        .withdraw_with(&body.number, body.region.as_deref(), letters(body.vanity))
         .await
         .map_err(submit_error)?;
     Ok(Json(json!(receipt)))

@@ -42,13 +42,14 @@ pub fn document() -> Value {
                 "summary": "Look one number up",
                 "parameters": [
                     { "name": "number", "in": "path", "required": true, "schema": { "type": "string" }, "description": "E.164 or international form; national numbers need `region`. URL-encode `+` as %2B." },
-                    { "name": "region", "in": "query", "schema": { "type": "string", "minLength": 2, "maxLength": 2 } }
+                    { "name": "region", "in": "query", "schema": { "type": "string", "minLength": 2, "maxLength": 2 } },
+                    { "name": "vanity", "in": "query", "schema": { "type": "boolean", "default": false }, "description": "Read letters as keypad digits (+1-800-FLOWERS). Without it a number with letters is refused (`has_letters`): a letter O typed for a zero would otherwise become a 6." }
                 ],
                 "responses": with(json!({ "200": { "description": "The answer", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Lookup" } } } } }), &[("400", "Invalid number (error `invalid_number`, with the reason)")])
             } },
             "/lookup": { "post": {
                 "summary": "Look up to 10,000 numbers",
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["numbers"], "additionalProperties": false, "properties": { "numbers": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": 10000 }, "region": { "type": "string" } } } } } },
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["numbers"], "additionalProperties": false, "properties": { "numbers": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": 10000 }, "region": { "type": "string" }, "vanity": { "type": "boolean", "default": false } } } } } },
                 "responses": with(json!({ "200": { "description": "One result per number, in order: a Lookup or a per-item error", "content": { "application/json": { "schema": { "type": "object", "properties": { "results": { "type": "array", "items": { "oneOf": [ { "$ref": "#/components/schemas/Lookup" }, { "$ref": "#/components/schemas/ItemLookupError" } ] } } } } } } } }), &[("400", "Malformed body or batch size"), ("413", "Body over 4 MiB"), ("415", "Not application/json")])
             } },
             "/sightings": { "post": {
@@ -62,7 +63,7 @@ pub fn document() -> Value {
             } },
             "/sightings/withdraw": { "post": {
                 "summary": "Withdraw this organization's report of a number",
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": { "number": { "type": "string" }, "region": { "type": "string" } } } } } },
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": { "number": { "type": "string" }, "region": { "type": "string" }, "vanity": { "type": "boolean", "default": false } } } } } },
                 "responses": with(json!({ "200": { "description": "The withdrawal record", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Receipt" } } } } }), &[("400", "Invalid number")])
             } },
             "/sightings/recent": { "get": {
@@ -85,7 +86,8 @@ pub fn document() -> Value {
                     "verdict": { "enum": ["malicious", "false-positive", "withdrawn"], "default": "malicious" },
                     "channel": { "enum": ["sms", "voice", "email", "chat", "other"], "default": "other" },
                     "brand": { "type": "string", "maxLength": 64 }, "confidence": { "type": "integer", "minimum": 0, "maximum": 100, "default": 70 },
-                    "count": { "type": "integer", "minimum": 1, "default": 1 }, "first_seen": { "type": "integer" }, "last_seen": { "type": "integer" }, "expires": { "type": "integer" } } },
+                    "count": { "type": "integer", "minimum": 1, "default": 1 }, "first_seen": { "type": "integer" }, "last_seen": { "type": "integer" }, "expires": { "type": "integer" },
+                    "vanity": { "type": "boolean", "default": false, "description": "Read letters as keypad digits; without it a number with letters is refused (`has_letters`)" } } },
                 "Receipt": { "type": "object", "properties": { "id": { "type": "string" }, "seq": { "type": "integer" }, "number": { "type": "string" } } },
                 "Lookup": { "type": "object", "required": ["number", "score", "band", "orgs", "line_type", "country", "block_activity", "reports"], "properties": {
                     "number": { "type": "string" }, "country": { "type": "string" }, "cc": { "type": "integer" },

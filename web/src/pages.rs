@@ -233,9 +233,11 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 pub struct LookupForm {
     number: String,
     region: Option<String>,
+    /// A checked "vanity number" box.
+    vanity: Option<String>,
 }
 
-fn lookup_body(number: &str, region: &str) -> String {
+fn lookup_body(number: &str, region: &str, vanity: bool) -> String {
     let mut body = String::from("<h1>Look up a number</h1>");
     let _ = write!(
         body,
@@ -245,9 +247,12 @@ fn lookup_body(number: &str, region: &str) -> String {
           placeholder=\"+1 415 555 0134\" value=\"{}\" required>\
          <label for=\"region\">Default region <small>(for national numbers, e.g. US)</small></label>\
          <input id=\"region\" name=\"region\" type=\"text\" maxlength=\"2\" value=\"{}\">\
+         <label for=\"vanity\">Vanity number <small>(read letters as keypad digits, e.g. 1-800-FLOWERS)</small></label>\
+         <input id=\"vanity\" name=\"vanity\" type=\"checkbox\" value=\"on\"{}>\
          <button type=\"submit\">Look up</button></form>",
         escape(number),
         escape(region),
+        if vanity { " checked" } else { "" },
     );
     body
 }
@@ -263,7 +268,7 @@ pub async fn lookup_form(
         Ok(c) => c,
         Err(refusal) => return refusal,
     };
-    let mut body = lookup_body("", "");
+    let mut body = lookup_body("", "", false);
     let mut status = StatusCode::OK;
     if uri
         .query()
@@ -289,7 +294,7 @@ pub async fn lookup(
         Err(refusal) => return refusal,
     };
     let Ok(Form(form)) = form else {
-        let mut body = lookup_body("", "");
+        let mut body = lookup_body("", "", false);
         body.push_str(
             "<p class=\"error\" role=\"alert\" id=\"lookup-error\">Type a number to look up.</p>",
         );
@@ -301,11 +306,16 @@ pub async fn lookup(
     };
     let number = form.number.trim();
     let region = form.region.as_deref().unwrap_or("").trim();
-    let mut body = lookup_body(number, region);
+    let vanity = form.vanity.is_some();
+    let mut body = lookup_body(number, region, vanity);
     let mut status = StatusCode::OK;
     if !number.is_empty() {
         let region = (!region.is_empty()).then_some(region);
-        match state.node().lookup(number, region).await {
+        match state
+            .node()
+            .lookup_with(number, region, sightline_node::node::letters(vanity))
+            .await
+        {
             Ok(lookup) => render_lookup(&mut body, &lookup),
             Err(LookupError::Number { input, error }) => {
                 status = StatusCode::BAD_REQUEST;

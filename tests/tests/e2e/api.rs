@@ -898,3 +898,51 @@ async fn the_local_boundary_holds_against_rebinding_foreign_pages_and_guessing()
     web.stop().await;
     cluster.shutdown().await;
 }
+
+/// A letter O typed for a zero used to be read as a keypad 6, and the
+/// wrong number was signed and shared. Letters are refused unless the
+/// caller asks for a vanity number; every answer shows the number as read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn letters_in_numbers_are_refused_unless_vanity_is_asked_for() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8)]);
+    let node = cluster.start(0).await;
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
+    let typo = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!({"number": "+1 415 555 O136", "kind": "vishing"}),
+    )
+    .await;
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST, "{}", typo.text);
+    assert_eq!(typo.json()["items"][0]["code"], "has_letters");
+    assert_eq!(records(&node).await, 0, "nothing signed or stored");
+    let lookup = get(&state, "/api/v1/lookup/%2B1%20415%20555%2001O1", None).await;
+    assert_eq!(lookup.status, StatusCode::BAD_REQUEST);
+    assert_eq!(lookup.json()["number"]["reason"], "has_letters");
+    let bulk = post(
+        &state,
+        "/api/v1/lookup",
+        Some(READ_TOKEN),
+        &json!({"numbers": ["+1 415 555 01O1", "+1 415 555 0101"]}),
+    )
+    .await
+    .json();
+    assert_eq!(bulk["results"][0]["reason"], "has_letters");
+    assert_eq!(bulk["results"][1]["number"], "+14155550101");
+
+    // Opted in: a vanity number, answered as the number it was read as.
+    let vanity = get(&state, "/api/v1/lookup/%2B1-800-FLOWERS?vanity=true", None).await;
+    assert_eq!(vanity.status, StatusCode::OK, "{}", vanity.text);
+    assert_eq!(vanity.json()["number"], "+18003569377");
+    let submitted = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!({"number": "+1-800-FLOWERS", "kind": "callback", "vanity": true}),
+    )
+    .await;
+    assert_eq!(submitted.status, StatusCode::CREATED, "{}", submitted.text);
+    assert_eq!(submitted.json()["receipts"][0]["number"], "+18003569377");
+    cluster.shutdown().await;
+}
