@@ -409,6 +409,16 @@ fn client_commands_against_a_running_node() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("colour"));
 
+    // Withdrawing a number this organization never reported: exit 2,
+    // nothing signed.
+    let out = sightline(&["withdraw", "+1 415 555 0177", "--config", &cfg]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no current report"),
+        "{}",
+        stderr(&out)
+    );
+
     // Withdraw, peers, status.
     let out = sightline(&[
         "withdraw",

@@ -147,6 +147,10 @@ impl Submission {
     }
 }
 
+/// Item error code of a withdrawal of a number this organization has no
+/// current report of.
+pub const NOTHING_TO_WITHDRAW: &str = "nothing_to_withdraw";
+
 /// Why one item of a batch is invalid.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ItemError {
@@ -541,6 +545,8 @@ impl NodeHandle {
         let mut errors = Vec::new();
         let mut prepared = Vec::with_capacity(batch.len());
         let key = &self.inner.config.network.hash_key;
+        // Numbers this batch itself reports before a withdrawal of them.
+        let mut reported_here = std::collections::HashSet::new();
         for (index, item) in batch.iter().enumerate() {
             let fail = |code: &'static str, reason: String| ItemError {
                 index,
@@ -607,6 +613,29 @@ impl NodeHandle {
             if let Err(e) = sighting.check_time(now, self.inner.config.max_clock_skew_secs) {
                 errors.push(fail("bad_time", e.to_string()));
                 continue;
+            }
+            if sighting.verdict == Verdict::Withdrawn {
+                // A withdrawal is a signed record every peer sees: only for
+                // a report this organization has and has not withdrawn.
+                let live = reported_here.contains(&sighting.number)
+                    || self.inner.store.has_live_report(
+                        &sighting.origin,
+                        &sighting.number,
+                        &sighting.block,
+                    )?;
+                if !live {
+                    errors.push(fail(
+                        NOTHING_TO_WITHDRAW,
+                        format!(
+                            "this organization has no current report of {} to withdraw",
+                            parsed.e164
+                        ),
+                    ));
+                    continue;
+                }
+                reported_here.remove(&sighting.number);
+            } else {
+                reported_here.insert(sighting.number);
             }
             prepared.push((sighting, parsed.e164.as_str().to_owned()));
         }

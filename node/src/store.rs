@@ -503,6 +503,25 @@ impl Store {
         )
     }
 
+    /// Whether `origin`'s current report of `number` (filed under `block`)
+    /// is a report a withdrawal can withdraw: it exists and is not itself a
+    /// withdrawal.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn has_live_report(
+        &self,
+        origin: &OriginId,
+        number: &NumberHash,
+        block: &BlockHash,
+    ) -> Result<bool, StoreError> {
+        let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
+        Ok(self
+            .current
+            .get(key)?
+            .is_some_and(|v| v.len() == 17 && v[16] != Verdict::Withdrawn.code()))
+    }
+
     /// A number's current reports (every origin's latest, decoded) and the
     /// activity in its 100-block: how many distinct numbers of the block
     /// have a current malicious report with `last_seen >= since`. One prefix

@@ -349,7 +349,8 @@ pub struct Withdraw {
 /// `POST /api/v1/sightings/withdraw`.
 ///
 /// # Errors
-/// 400 for an invalid number; auth errors.
+/// 400 for an invalid number; 409 when this organization has no current
+/// report of the number (nothing is signed); auth errors.
 pub async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
@@ -361,7 +362,20 @@ pub async fn withdraw(
         .node()
         .withdraw_with(&body.number, body.region.as_deref(), letters(body.vanity))
         .await
-        .map_err(submit_error)?;
+        .map_err(|e| match e {
+            SubmitError::Invalid(items)
+                if items
+                    .iter()
+                    .any(|i| i.code == sightline_node::node::NOTHING_TO_WITHDRAW) =>
+            {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    sightline_node::node::NOTHING_TO_WITHDRAW,
+                    items[0].reason.clone(),
+                )
+            }
+            other => submit_error(other),
+        })?;
     Ok(Json(json!(receipt)))
 }
 

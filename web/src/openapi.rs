@@ -64,7 +64,7 @@ pub fn document() -> Value {
             "/sightings/withdraw": { "post": {
                 "summary": "Withdraw this organization's report of a number",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": { "number": { "type": "string" }, "region": { "type": "string" }, "vanity": { "type": "boolean", "default": false } } } } } },
-                "responses": with(json!({ "200": { "description": "The withdrawal record", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Receipt" } } } } }), &[("400", "Invalid number")])
+                "responses": with(json!({ "200": { "description": "The withdrawal record", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Receipt" } } } } }), &[("400", "Invalid number"), ("409", "This organization has no current report of the number (error `nothing_to_withdraw`); nothing is signed")])
             } },
             "/sightings/recent": { "get": {
                 "summary": "Most recently stored sightings",

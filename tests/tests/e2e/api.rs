@@ -225,6 +225,34 @@ async fn lookup_submit_withdraw_and_reads() {
         (w_bad.status, w_bad.error()),
         (StatusCode::BAD_REQUEST, "invalid_batch".into())
     );
+    // Nothing to withdraw: a number this organization never reported, or
+    // already withdrew, gets 409 and no signed record.
+    let before = records(&node).await;
+    for number in ["+1 415 555 0134", "+1 415 555 0199"] {
+        let w = post(
+            &state,
+            "/api/v1/sightings/withdraw",
+            Some(WRITE_TOKEN),
+            &json!({ "number": number }),
+        )
+        .await;
+        assert_eq!(
+            (w.status, w.error()),
+            (StatusCode::CONFLICT, "nothing_to_withdraw".into()),
+            "{number}: {}",
+            w.text
+        );
+    }
+    let w = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!([{"number": "+1 415 555 0199", "kind": "other", "verdict": "withdrawn"}]),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::BAD_REQUEST);
+    assert_eq!(w.json()["items"][0]["code"], "nothing_to_withdraw");
+    assert_eq!(records(&node).await, before, "no withdrawal was signed");
 
     // Reads. Recent sightings can hold raw numbers: never anonymous, and
     // the raw number only for a token that may submit.
@@ -267,6 +295,16 @@ async fn lookup_submit_withdraw_and_reads() {
         (status["records"].as_u64(), status["org"].as_str()),
         (Some(5), Some("Bank"))
     );
+
+    // A batch may report a number and withdraw it again.
+    let both = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!([{"number": "+1 415 555 0188", "kind": "bec"}, {"number": "+1 415 555 0188", "kind": "bec", "verdict": "withdrawn"}]),
+    )
+    .await;
+    assert_eq!(both.status, StatusCode::CREATED, "{}", both.text);
 
     // Unknown route: JSON 404.
     let missing = get(&state, "/api/v1/nope", None).await;
