@@ -317,7 +317,15 @@ async fn lookup_submit_withdraw_and_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_are_rejected_whole_with_clear_errors() {
-    let mut cluster = Cluster::new(&[("Bank", 0.8)]);
+    // Four 10,000-item batches: a rate that pays for them, so what this test
+    // sees is validation, not the per-item work limit (tested on its own).
+    let mut cluster = Cluster::build(
+        &[("Bank", 0.8)],
+        &Options {
+            api_rate: 100_000,
+            ..Options::default()
+        },
+    );
     let node = cluster.start(0).await;
     let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
     let submit = |body: Body, content_type: &'static str| {
