@@ -1,8 +1,6 @@
 //! `network new`, `network add-member` and `init`: the files an operator and
 //! a network admin exchange.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +12,7 @@ use sightline_node::config::{
 };
 use sightline_node::identity::NodeIdentity;
 
+use crate::files::{replace_validated, write_private};
 use crate::Failure;
 
 /// `sightline network …`.
@@ -60,27 +59,6 @@ fn random_key() -> [u8; 32] {
     key
 }
 
-/// Writes a file with mode 0600 (creating its directory); refuses to
-/// overwrite unless `overwrite`.
-pub(crate) fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
-    if overwrite {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
-}
-
 /// Runs a `network` subcommand.
 pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
     match command {
@@ -99,7 +77,7 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                  # hash_key (and psk) are secret to members.\n{}",
                 toml::to_string(&file)?
             );
-            write_private(&out, text.as_bytes(), false).map_err(Failure::input)?;
+            write_private(&out, text.as_bytes()).map_err(Failure::input)?;
             println!(
                 "wrote {} (mode 0600). Add members with `sightline network add-member`.",
                 out.display()
@@ -138,7 +116,9 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                  # hash_key (and psk) are secret to members.\n{}",
                 toml::to_string(&file)?
             );
-            write_private(&network, text.as_bytes(), true)?;
+            replace_validated(&network, &text, |staged| {
+                NetworkConfig::load(staged).map(drop).map_err(Into::into)
+            })?;
             println!(
                 "added {org} ({peer_id}) with trust {trust} to {}",
                 network.display()
@@ -246,7 +226,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         args.org,
         toml::to_string(&file)?
     );
-    write_private(&config_path, text.as_bytes(), false)?;
+    write_private(&config_path, text.as_bytes())?;
     let api = format!("http://127.0.0.1:{}", args.web_port);
     let add_member = format!(
         "sightline network add-member --network network.toml --org {:?} --peer-id {peer_id} --trust 0.5 --addr /ip4/<this host's address>/tcp/{}",

@@ -647,7 +647,7 @@ pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
     }
     let api = Api::new(&args.conn, Scope::Admin)?;
     let bytes = api.get_bytes("/api/v1/backup").await?;
-    crate::admin::write_private(&args.out, &bytes, false)?;
+    crate::files::write_private(&args.out, &bytes)?;
     println!(
         "wrote {} ({} bytes, mode 0600; it contains the node key)",
         args.out.display(),

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 mod admin;
 mod client;
 mod demo;
+mod files;
 mod operate;
 mod serve;
 
@@ -131,6 +132,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Everything the node writes (store, key, backups, edited config) is
+    // private to its account, whatever umask the shell or unit started it
+    // with; the node also tightens files made before (sightline_node::files).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

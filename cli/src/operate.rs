@@ -87,7 +87,7 @@ pub(crate) fn token(command: TokenCommand) -> Result<ExitCode, Failure> {
                 .as_array_of_tables_mut()
                 .ok_or_else(|| Failure::input(anyhow!("`token` is not an array of tables")))?
                 .push(table);
-            replace_validated(&config, &doc.to_string())?;
+            replace_config(&config, &doc.to_string())?;
             eprintln!(
                 "added token {name:?} ({}) to {}; restart the node to apply",
                 scopes.join(", "),
@@ -110,7 +110,7 @@ pub(crate) fn token(command: TokenCommand) -> Result<ExitCode, Failure> {
                     config.display()
                 )));
             }
-            replace_validated(&config, &doc.to_string())?;
+            replace_config(&config, &doc.to_string())?;
             eprintln!(
                 "revoked token {name:?} in {}; restart the node to apply",
                 config.display()
@@ -160,7 +160,7 @@ pub(crate) fn trust(args: &TrustArgs) -> Result<ExitCode, Failure> {
             args.org
         )));
     }
-    replace_validated(&args.config, &doc.to_string())?;
+    replace_config(&args.config, &doc.to_string())?;
     match args.weight {
         Some(weight) => eprintln!(
             "{:?} trusted at {weight} by this node; restart the node to apply",
@@ -183,35 +183,19 @@ fn read_document(config: &Path) -> Result<toml_edit::DocumentMut, Failure> {
         .map_err(Failure::input)
 }
 
+/// Replaces `sightline.toml` with an edit the node would accept.
+fn replace_config(config: &Path, text: &str) -> Result<(), Failure> {
+    crate::files::replace_validated(config, text, |staged| {
+        NodeConfig::load(staged).map(drop).map_err(Into::into)
+    })
+}
+
 fn token_names(doc: &toml_edit::DocumentMut) -> impl Iterator<Item = &str> {
     doc.get("token")
         .and_then(toml_edit::Item::as_array_of_tables)
         .into_iter()
         .flat_map(toml_edit::ArrayOfTables::iter)
         .filter_map(|t| t.get("name").and_then(toml_edit::Item::as_str))
-}
-
-/// Writes `text` beside `config`, checks that the node would accept it, and
-/// only then renames it over `config`: a rejected edit leaves the old file.
-fn replace_validated(config: &Path, text: &str) -> Result<(), Failure> {
-    let dir = config.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let staged = tempfile::Builder::new()
-        .prefix(".sightline.toml.")
-        .tempfile_in(dir)
-        .with_context(|| format!("staging an edit of {}", config.display()))?;
-    std::fs::write(staged.path(), text)?;
-    staged.as_file().sync_all()?;
-    NodeConfig::load(staged.path()).map_err(|e| {
-        Failure::input(anyhow!(
-            "the edited {} would be invalid: {e}",
-            config.display()
-        ))
-    })?;
-    staged
-        .persist(config)
-        .with_context(|| format!("replacing {}", config.display()))?;
-    Ok(())
 }
 
 /// `sightline health`.

@@ -46,8 +46,17 @@ struct RunningNode {
 
 impl RunningNode {
     fn start(config: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-            .args(["run", "--config"])
+        Self::start_with_umask(config, "077")
+    }
+
+    /// Started from a shell with `umask`.
+    fn start_with_umask(config: &Path, umask: &str) -> Self {
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                &format!("umask {umask} && exec \"$0\" run --config \"$1\""),
+            ])
+            .arg(env!("CARGO_BIN_EXE_sightline"))
             .arg(config)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -249,6 +258,63 @@ fn network_admin_and_init_write_working_files() {
         assert_eq!(code(&out), 2, "{}", stderr(&out));
     }
     assert_eq!(std::fs::read_to_string(&net).unwrap(), text);
+    // add-member replaces the file atomically (a new inode renamed over the
+    // old one), keeping the mode the operator gave it; a symbolic link is
+    // refused, not followed.
+    std::fs::set_permissions(&net, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&net);
+    let other = sightline_node::identity::NodeIdentity::from_seed(&[9; 32]).peer_id();
+    let out = sightline(&[
+        "network",
+        "add-member",
+        "--network",
+        net_s,
+        "--org",
+        "Insurer",
+        "--peer-id",
+        &other.to_string(),
+        "--trust",
+        "0.5",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_ne!(inode(&net), before);
+    assert_eq!(
+        std::fs::metadata(&net).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    let text = std::fs::read_to_string(&net).unwrap();
+    assert!(text.contains("Insurer"), "{text}");
+    let link = dir.path().join("linked.toml");
+    std::os::unix::fs::symlink(&net, &link).unwrap();
+    let out = sightline(&[
+        "network",
+        "add-member",
+        "--network",
+        link.to_str().unwrap(),
+        "--org",
+        "Telco",
+        "--peer-id",
+        &sightline_node::identity::NodeIdentity::from_seed(&[10; 32])
+            .peer_id()
+            .to_string(),
+        "--trust",
+        "0.5",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&net).unwrap(), text);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // No staged copy is left behind by either.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // The files start a node: config loads and validates.
     sightline_node::NodeConfig::load(&org_dir.join("sightline.toml")).unwrap();
     // Usage errors exit 2; --help exits 0.
@@ -622,6 +688,100 @@ fn acknowledged_submissions_survive_kill_9() {
 
 #[path = "cli/partition.rs"]
 mod partition;
+
+/// Every directory and file under `dir` whose mode lets group or others in.
+fn open_to_others(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mode = std::fs::symlink_metadata(dir).unwrap().permissions().mode();
+    if mode & 0o077 != 0 {
+        found.push(format!("{} {:o}", dir.display(), mode & 0o777));
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(open_to_others(&entry.path()));
+        } else if kind.is_file() {
+            let mode = entry.metadata().unwrap().permissions().mode();
+            if mode & 0o077 != 0 {
+                found.push(format!("{} {:o}", entry.path().display(), mode & 0o777));
+            }
+        }
+    }
+    found
+}
+
+/// The data directory is private whatever the umask (and whatever an older
+/// version left), and a damaged store stops `run` with one message that
+/// names the store and the way back, not a panic and a crash loop.
+#[test]
+fn the_data_directory_is_private_and_a_damaged_store_fails_start_cleanly() {
+    let cluster = Cluster::new(&[("Bank", 0.8)]);
+    let config = node_with_web_port(&cluster, 0);
+    let cfg = config.to_str().unwrap().to_owned();
+    let data = sightline_node::NodeConfig::load(&config).unwrap().data_dir;
+    // What an earlier version under umask 022 left: everything readable.
+    let node = RunningNode::start(&config);
+    assert_eq!(node.stop(), 0);
+    let chmod = |mode: &str| {
+        let out = Command::new("chmod")
+            .args(["-R", mode])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    chmod("go+rX");
+    // (Its key file was always 0600: the node refuses to use a readable one.)
+    std::fs::set_permissions(data.join("node.key"), std::fs::Permissions::from_mode(0o600))
+        .unwrap();
+    assert!(!open_to_others(&data).is_empty());
+    // Started from a shell whose umask lets everyone read.
+    let node = RunningNode::start_with_umask(&config, "022");
+    let out = sightline(&[
+        "submit",
+        "+1 415 555 0142",
+        "--kind",
+        "smishing",
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let backup = data.join("b.backup");
+    let out = sightline(&[
+        "backup",
+        "--out",
+        backup.to_str().unwrap(),
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(open_to_others(&data), Vec::<String>::new());
+    assert_eq!(node.stop(), 0);
+    // Files sled wrote after start are private too (the binary's umask).
+    assert_eq!(open_to_others(&data), Vec::<String>::new());
+
+    // Damage the head of sled's log, as a failed disk or a stray write would.
+    let db = data.join("store/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in &mut bytes[..64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["run", "--config", &cfg])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_ne!(code(&out), 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(&data.join("store").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("sightline restore"), "{err}");
+}
 
 #[test]
 fn backup_of_a_running_node_restores_to_an_identical_node() {

@@ -30,6 +30,15 @@ pub enum IdentityError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Group or others can write the directory that holds the key, so
+    /// they could replace the key.
+    #[error("the directory {dir} of the key file has mode {mode:o}; only its owner may write it (chmod 700 {dir})")]
+    DirPermissions {
+        /// The directory.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The file is not a 32-byte seed.
     #[error("key file {file} is {len} bytes; expected a 32-byte ed25519 seed")]
     Format {
@@ -82,8 +91,8 @@ impl NodeIdentity {
             file: file.to_owned(),
             source,
         };
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::files::private_dir(dir).map_err(io)?;
         }
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -112,6 +121,15 @@ impl NodeIdentity {
                 file: file.to_owned(),
                 mode,
             });
+        }
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o022 != 0 {
+                return Err(IdentityError::DirPermissions {
+                    dir: dir.to_owned(),
+                    mode,
+                });
+            }
         }
         let bytes = Zeroizing::new(std::fs::read(file).map_err(io)?);
         let seed: [u8; 32] = bytes
@@ -153,6 +171,11 @@ mod tests {
         let first = NodeIdentity::load_or_create(&file).unwrap();
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("sub"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
         let again = NodeIdentity::load_or_create(&file).unwrap();
         assert_eq!(first.peer_id(), again.peer_id());
         assert_eq!(first.signing.origin(), again.signing.origin());
@@ -174,5 +197,17 @@ mod tests {
         std::fs::write(&file, b"short").unwrap();
         let err = NodeIdentity::load_or_create(&file).unwrap_err();
         assert!(matches!(err, IdentityError::Format { len: 5, .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_key_in_a_directory_others_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.key");
+        NodeIdentity::load_or_create(&file).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = NodeIdentity::load(&file).unwrap_err();
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        NodeIdentity::load(&file).unwrap();
     }
 }

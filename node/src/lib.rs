@@ -17,10 +17,12 @@
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
 //! - [`backup`]: backup archives (consistent snapshot + key) and restore.
 //! - [`clock`]: the time source.
+//! - [`files`]: the data directory and its files, private whatever the umask.
 
 pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod identity;
 pub mod ingest;
 pub mod network;

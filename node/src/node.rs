@@ -421,6 +421,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         )),
         tokio::spawn(core_task(
             CoreTask {
+                own: own_origin,
                 store,
                 client,
                 clock,
@@ -497,16 +498,12 @@ impl NodeHandle {
                     let s = record.sighting();
                     let purge =
                         ingest::purge_at(s.last_seen, s.expires, inner.config.retention_secs);
-                    rows.push((record.clone(), purge));
+                    rows.push((record.clone(), purge, e164.clone()));
                     out.push((record, e164));
                 }
-                // One transaction: the batch is stored whole or not at all.
+                // One transaction: the batch and its raw numbers are stored
+                // whole or not at all.
                 inner.store.insert_own(&rows)?;
-                for (record, e164) in &out {
-                    inner
-                        .store
-                        .remember_own_number(&record.sighting().number, e164)?;
-                }
                 inner.store.flush()?;
                 Ok(out)
             },
@@ -1072,6 +1069,8 @@ struct CoreTask {
     /// already received from it, so no pull (gaps no peer holds, such as
     /// seqs purged network-wide, would otherwise be re-pulled every round).
     pulled: std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
+    /// This node's origin: purges forget the raw numbers of its own reports.
+    own: OriginId,
     store: Store,
     client: Client,
     clock: Arc<dyn Clock>,
@@ -1154,9 +1153,10 @@ async fn core_task(
             _ = purge_tick.tick() => {
                 let store = task.store.clone();
                 let now = task.clock.now();
+                let own = task.own;
                 // Off the loop: a long purge must not stall event routing.
                 tokio::spawn(async move {
-                    match blocking(move || store.purge(now)).await {
+                    match blocking(move || store.purge(now, &own)).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(removed = n, "purged expired records"),
                         Err(e) => tracing::error!(error = %e, "purge failed"),

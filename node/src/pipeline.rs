@@ -50,10 +50,32 @@ impl std::fmt::Debug for Ingestor {
 /// Opens a node's store, raising its own seq counter past every own record
 /// it holds (a store restored from an older backup and caught up must never
 /// reuse a seq peers may already hold).
+///
+/// The data directory and everything in it is made private (0700/0600)
+/// first, whatever the umask it was created with.
 pub(crate) fn open_store(config: &NodeConfig, own: OriginId) -> Result<Store, StoreError> {
-    let store = Store::open(&config.data_dir.join("store"))?;
+    let data = &config.data_dir;
+    let private = |source| StoreError::Permissions {
+        path: data.clone(),
+        source,
+    };
+    crate::files::private_dir(data).map_err(private)?;
+    let store = Store::open(&data.join("store"))?;
+    let changed = crate::files::private_tree(data).map_err(private)?;
+    if changed > 0 {
+        tracing::warn!(changed, dir = %data.display(), "took group and other access away from the data directory's files");
+    }
     if let Some(progress) = store.progress()?.iter().find(|p| p.origin == own) {
         store.raise_own_seq(progress.max_seq)?;
+    }
+    let key = &config.network.hash_key;
+    let forgotten = store.sweep_own_numbers(&own, |e164| {
+        sightline_protocol::parse_number(e164, None)
+            .ok()
+            .map(|p| key.block_hash(&p.e164))
+    })?;
+    if forgotten > 0 {
+        tracing::info!(forgotten, "forgot raw numbers with no current own report");
     }
     Ok(store)
 }

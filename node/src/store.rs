@@ -65,6 +65,23 @@ pub enum StoreError {
     /// A restore target already holds records.
     #[error("the store already holds records; restore into an empty data directory")]
     NotEmpty,
+    /// sled could not open the store: its files are damaged (sled 0.34
+    /// panics on some damage; the panic is caught and reported here).
+    #[error("the store at {} cannot be opened: {detail}. It is damaged: stop the node, move that directory aside, and restore the latest backup into it with `sightline restore` (or start with an empty store: peers refill it by catch-up, but this organization's raw submitted numbers are then lost)", path.display())]
+    Unreadable {
+        /// The store directory.
+        path: std::path::PathBuf,
+        /// What sled said.
+        detail: String,
+    },
+    /// A file or directory of the store could not be made private.
+    #[error("making {} private: {source}", path.display())]
+    Permissions {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// An own record was not new (its seq was already used).
     #[error("own record with seq {seq} was not stored: {outcome}")]
     NotNew {
@@ -218,7 +235,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Schema`] for a store of another version; sled errors.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = open_db(dir)?;
+        let db = open_guarded(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
             gate: std::sync::Arc::default(),
@@ -381,13 +398,36 @@ impl Store {
         Ok(self.meta.get(META_OWN_SEQ)?.as_deref().map_or(0, be_u64))
     }
 
-    /// Remembers the raw number behind one of this node's own submissions.
+    /// Forgets raw numbers this node no longer holds a current report of
+    /// (kept by a version that never purged them, or left by a crash
+    /// between a purge and its flush). `block_of` derives a number's block
+    /// hash from its E.164 form. Returns how many were forgotten.
     ///
     /// # Errors
     /// sled errors.
-    pub fn remember_own_number(&self, hash: &NumberHash, e164: &str) -> Result<(), StoreError> {
-        self.own_numbers.insert(hash.as_bytes(), e164.as_bytes())?;
-        Ok(())
+    pub fn sweep_own_numbers(
+        &self,
+        own: &OriginId,
+        block_of: impl Fn(&str) -> Option<BlockHash>,
+    ) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for entry in &self.own_numbers {
+            let (hash, e164) = entry?;
+            let e164 = String::from_utf8_lossy(&e164);
+            let held = hash.len() == 32
+                && block_of(&e164).is_none_or(|block| {
+                    let key: [u8; 96] = cat(&[block.as_bytes(), &hash, own.as_bytes()]);
+                    self.current.contains_key(key).unwrap_or(true)
+                });
+            if !held {
+                self.own_numbers.remove(&hash)?;
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            self.db.flush()?;
+        }
+        Ok(forgotten)
     }
 
     /// The raw number, if this node submitted it.
@@ -443,39 +483,58 @@ impl Store {
         let outcomes = self.trees().transaction(|t| {
             let mut outcomes = Vec::with_capacity(records.len());
             for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
-                outcomes.push(insert_tx(t, record, *purge_at, *arrival)?);
+                outcomes.push(insert_tx(
+                    (&t.0, &t.1, &t.2, &t.3, &t.4, &t.5),
+                    record,
+                    *purge_at,
+                    *arrival,
+                )?);
             }
             Ok(outcomes)
         })?;
         Ok(outcomes)
     }
 
-    /// Stores this node's own records all-or-nothing, in one transaction:
-    /// if any of them is not new (a duplicate, or a reused seq), nothing is
-    /// stored and the error says which.
+    /// Stores this node's own records all-or-nothing, in one transaction,
+    /// with the raw number behind each (`records` holds record, `purge_at`,
+    /// E.164): if any of them is not new (a duplicate, or a reused seq),
+    /// nothing is stored and the error says which. The raw number is
+    /// forgotten when the number's last own report is purged.
     ///
     /// # Errors
     /// [`StoreError::NotNew`] naming the record; sled errors.
-    pub fn insert_own(&self, records: &[(SignedSighting, u64)]) -> Result<(), StoreError> {
+    pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
         let _writing = self
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let arrivals = self.arrivals(records.len())?;
-        self.trees().transaction(|t| {
-            for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
-                match insert_tx(t, record, *purge_at, *arrival)? {
-                    InsertOutcome::Stored { .. } => {}
-                    other => {
-                        return Err(abort(StoreError::NotNew {
-                            seq: record.sighting().seq,
-                            outcome: format!("{other:?}"),
-                        }))
+        let (sightings, current, progress, arrivals_tree, purges, evidence) = self.trees();
+        (
+            sightings,
+            current,
+            progress,
+            arrivals_tree,
+            purges,
+            evidence,
+            &self.own_numbers,
+        )
+            .transaction(|(a, b, c, d, e, f, own_numbers)| {
+                let t = (a, b, c, d, e, f);
+                for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
+                    own_numbers.insert(record.sighting().number.as_bytes(), e164.as_bytes())?;
+                    match insert_tx(t, record, *purge_at, *arrival)? {
+                        InsertOutcome::Stored { .. } => {}
+                        other => {
+                            return Err(abort(StoreError::NotNew {
+                                seq: record.sighting().seq,
+                                outcome: format!("{other:?}"),
+                            }))
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
         Ok(())
     }
 
@@ -645,11 +704,12 @@ impl Store {
     }
 
     /// Removes records whose retention or expiry time is ≤ `now`, with their
-    /// indexes. Returns how many were removed.
+    /// indexes, and the raw number behind an `own` report that was the
+    /// number's current one. Returns how many records were removed.
     ///
     /// # Errors
     /// sled errors or corruption.
-    pub fn purge(&self, now: u64) -> Result<usize, StoreError> {
+    pub fn purge(&self, now: u64, own: &OriginId) -> Result<usize, StoreError> {
         let _writing = self
             .gate
             .read()
@@ -662,7 +722,7 @@ impl Store {
             if expiry_key.len() != 48 {
                 return Err(StoreError::Corrupt("purges"));
             }
-            if self.remove(&expiry_key, &arrival)? {
+            if self.remove(&expiry_key, &arrival, own)? {
                 removed += 1;
             }
         }
@@ -674,7 +734,12 @@ impl Store {
 
     /// Removes the record an expiry entry names, with its indexes and the
     /// entry itself, in one transaction. Whether a record was removed.
-    fn remove(&self, expiry_key: &[u8], arrival: &[u8]) -> Result<bool, StoreError> {
+    fn remove(
+        &self,
+        expiry_key: &[u8],
+        arrival: &[u8],
+        own: &OriginId,
+    ) -> Result<bool, StoreError> {
         let record_key = &expiry_key[8..48];
         let trees = (
             &self.sightings,
@@ -682,31 +747,39 @@ impl Store {
             &self.progress,
             &self.arrivals,
             &self.purges,
+            &self.own_numbers,
         );
-        let removed = trees.transaction(|(sightings, current, progress, arrivals, purges)| {
-            purges.remove(expiry_key)?;
-            arrivals.remove(arrival)?;
-            let Some(bytes) = sightings.remove(record_key)? else {
-                return Ok(false);
-            };
-            let s = decode_stored(&bytes).map_err(abort)?;
-            let origin = s.origin.as_bytes();
-            let current_key = current_key(&s);
-            if let Some(v) = current.get(current_key)? {
-                if v.len() == 17 && be_u64(&v) == s.seq {
-                    current.remove(current_key.as_slice())?;
+        let removed = trees.transaction(
+            |(sightings, current, progress, arrivals, purges, own_numbers)| {
+                purges.remove(expiry_key)?;
+                arrivals.remove(arrival)?;
+                let Some(bytes) = sightings.remove(record_key)? else {
+                    return Ok(false);
+                };
+                let s = decode_stored(&bytes).map_err(abort)?;
+                let origin = s.origin.as_bytes();
+                let current_key = current_key(&s);
+                if let Some(v) = current.get(current_key)? {
+                    if v.len() == 17 && be_u64(&v) == s.seq {
+                        current.remove(current_key.as_slice())?;
+                        // The number's current own report is gone: so is the
+                        // one reason to keep its raw form.
+                        if s.origin == *own {
+                            own_numbers.remove(s.number.as_bytes().as_slice())?;
+                        }
+                    }
                 }
-            }
-            if let Some(v) = progress.get(origin)? {
-                let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
-                p.count = p.count.saturating_sub(1);
-                for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
-                    *d ^= b;
+                if let Some(v) = progress.get(origin)? {
+                    let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
+                    p.count = p.count.saturating_sub(1);
+                    for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
+                        *d ^= b;
+                    }
+                    progress.insert(origin.as_slice(), p.encode().as_slice())?;
                 }
-                progress.insert(origin.as_slice(), p.encode().as_slice())?;
-            }
-            Ok(true)
-        })?;
+                Ok(true)
+            },
+        )?;
         Ok(removed)
     }
 
@@ -793,7 +866,7 @@ type Tx = sled::transaction::TransactionalTree;
 
 /// One record's writes, inside a transaction over [`Store::trees`].
 fn insert_tx(
-    (sightings, current, progress, arrivals, purges, evidence): &(Tx, Tx, Tx, Tx, Tx, Tx),
+    (sightings, current, progress, arrivals, purges, evidence): (&Tx, &Tx, &Tx, &Tx, &Tx, &Tx),
     record: &SignedSighting,
     purge_at: u64,
     arrival: u64,
@@ -889,6 +962,53 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             other => return Ok(other?),
+        }
+    }
+}
+
+/// [`open_db`], turning sled's corruption errors and panics (sled 0.34
+/// panics on some damaged files instead of returning an error) into
+/// [`StoreError::Unreadable`]. The panic is reported once, by the error, not
+/// by the panic hook; panics on other threads meanwhile are untouched.
+fn open_guarded(dir: &Path) -> Result<sled::Db, StoreError> {
+    let unreadable = |detail: String| StoreError::Unreadable {
+        path: dir.to_owned(),
+        detail,
+    };
+    let opener = std::thread::current().id();
+    let previous: std::sync::Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        std::sync::Arc::from(std::panic::take_hook());
+    let others = previous.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != opener {
+            others(info);
+        }
+    }));
+    let result = std::panic::catch_unwind(|| open_db(dir));
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    match result {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(StoreError::Sled(sled::Error::Corruption { at, .. }))) => {
+            Err(unreadable(at.map_or_else(
+                || "sled found corruption".to_owned(),
+                |at| format!("sled found corruption at {at}"),
+            )))
+        }
+        Ok(Err(StoreError::Sled(sled::Error::Io(e))))
+            if e.kind() != std::io::ErrorKind::PermissionDenied
+                && !e.to_string().contains("could not acquire lock") =>
+        {
+            Err(unreadable(e.to_string()))
+        }
+        Ok(Err(other)) => Err(other),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "sled stopped on a damaged file".to_owned());
+            Err(unreadable(detail))
         }
     }
 }
@@ -1104,8 +1224,8 @@ mod tests {
         let new = record(&key, 2, 6, Verdict::Malicious, 5000);
         store.insert(&old, 2000).unwrap();
         store.insert(&new, 9000).unwrap();
-        assert_eq!(store.purge(1999).unwrap(), 0);
-        assert_eq!(store.purge(2000).unwrap(), 1);
+        assert_eq!(store.purge(1999, &key.origin()).unwrap(), 0);
+        assert_eq!(store.purge(2000, &key.origin()).unwrap(), 1);
         assert!(current_of(&store, 5).is_empty());
         let (left, _) = store.page(&key.origin(), 0, 10).unwrap();
         assert_eq!(left, vec![new.as_bytes().to_vec()]);
@@ -1115,6 +1235,65 @@ mod tests {
         assert_eq!(store.current.len(), 1);
         assert_eq!(store.progress().unwrap()[0].count, 1);
         assert_eq!(stored(&store), 1);
+    }
+
+    #[test]
+    fn raw_numbers_go_with_the_last_own_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let own = SigningKey::from_seed(&[1; 32]);
+        let peer = SigningKey::from_seed(&[2; 32]);
+        let own_number = |n: u8| store.own_number(&NumberHash::from_bytes([n; 32])).unwrap();
+        // Number 5: an old report, then a newer one that outlives it.
+        // Number 6: one report.
+        store
+            .insert_own(&[
+                (
+                    record(&own, 1, 5, Verdict::Malicious, 1000),
+                    2000,
+                    "+15".into(),
+                ),
+                (
+                    record(&own, 2, 6, Verdict::Malicious, 1000),
+                    2000,
+                    "+16".into(),
+                ),
+                (
+                    record(&own, 3, 5, Verdict::Malicious, 3000),
+                    4000,
+                    "+15".into(),
+                ),
+            ])
+            .unwrap();
+        // A peer's report of number 6 purged later keeps nothing raw alive.
+        store
+            .insert(&record(&peer, 1, 6, Verdict::Malicious, 1000), 5000)
+            .unwrap();
+        assert_eq!(store.purge(2000, &own.origin()).unwrap(), 2);
+        // Number 5's current own report is still held, number 6's is not.
+        assert_eq!(own_number(5).as_deref(), Some("+15"));
+        assert_eq!(own_number(6), None);
+        assert_eq!(store.purge(4000, &own.origin()).unwrap(), 1);
+        assert_eq!(own_number(5), None);
+        assert!(store.own_numbers.is_empty());
+
+        // An orphan (left by a version that never purged them) is swept;
+        // a number with a current own report is kept.
+        store.own_numbers.insert([7; 32], "+7".as_bytes()).unwrap();
+        store
+            .insert_own(&[(
+                record(&own, 4, 8, Verdict::Malicious, 5000),
+                9000,
+                "+8".into(),
+            )])
+            .unwrap();
+        let block_of = |e164: &str| -> Option<BlockHash> {
+            let n: u8 = e164[1..].parse().ok()?;
+            Some(BlockHash::from_bytes([n / 10; 32]))
+        };
+        assert_eq!(store.sweep_own_numbers(&own.origin(), block_of).unwrap(), 1);
+        assert_eq!(own_number(7), None);
+        assert_eq!(own_number(8).as_deref(), Some("+8"));
     }
 
     #[test]
@@ -1223,9 +1402,10 @@ mod tests {
             ] {
                 store.insert(r, purge_at).unwrap();
             }
-            assert_eq!(store.purge(2000).unwrap(), 1);
+            assert_eq!(store.purge(2000, &b.origin()).unwrap(), 1);
             store
-                .remember_own_number(&NumberHash::from_bytes([5; 32]), "+12025550105")
+                .own_numbers
+                .insert([5; 32], "+12025550105".as_bytes())
                 .unwrap();
             let expected = store.snapshot().unwrap();
             downgrade_to_v1(&store);
