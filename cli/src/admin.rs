@@ -1,7 +1,7 @@
 //! `network new`, `network add-member` and `init`: the files an operator and
 //! a network admin exchange.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -260,25 +260,90 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sightline restore`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RestoreArgs {
+    /// The node's sightline.toml (where the key and store go).
+    #[arg(long)]
+    config: PathBuf,
+    /// The archive written by `sightline backup`.
+    #[arg(long)]
+    archive: PathBuf,
+    /// The age identity file whose recipient the archive was encrypted to.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// The file holding the passphrase the archive was encrypted with (or
+    /// set `SIGHTLINE_BACKUP_PASSPHRASE`).
+    #[arg(long, conflicts_with = "identity")]
+    passphrase_file: Option<PathBuf>,
+}
+
 /// `sightline restore`: the node must be stopped (its store is locked while
-/// it runs) and its store empty.
-pub(crate) fn restore(config: &Path, archive: &Path) -> Result<ExitCode, Failure> {
-    let config = sightline_node::NodeConfig::load(config).map_err(Failure::input)?;
-    let bytes = std::fs::read(archive)
-        .with_context(|| format!("reading {}", archive.display()))
+/// it runs) and its store empty. Every record is verified as a peer's would
+/// be; one that fails aborts the restore with nothing written.
+pub(crate) fn restore(args: &RestoreArgs) -> Result<ExitCode, Failure> {
+    use sightline_node::backup::{self, Decryption};
+    let config = sightline_node::NodeConfig::load(&args.config).map_err(Failure::input)?;
+    let decryption = match (
+        &args.identity,
+        crate::files::backup_passphrase(args.passphrase_file.as_deref())?,
+    ) {
+        (Some(identity), _) => Decryption::identity_file(identity).map_err(Failure::input)?,
+        (None, Some(passphrase)) => Decryption::passphrase(passphrase),
+        (None, None) => {
+            return Err(Failure::input(anyhow::anyhow!(
+                "the archive is encrypted: give --identity FILE or --passphrase-file FILE \
+                 (or SIGHTLINE_BACKUP_PASSPHRASE)"
+            )))
+        }
+    };
+    let archive = std::fs::File::open(&args.archive)
+        .with_context(|| format!("reading {}", args.archive.display()))
         .map_err(Failure::input)?;
-    sightline_node::backup::restore(&bytes, &config)
+    let clock: std::sync::Arc<dyn sightline_node::clock::Clock> =
+        std::sync::Arc::new(sightline_node::clock::SystemClock);
+    let summary = backup::restore(archive, &decryption, &config, clock)
         .with_context(|| {
             format!(
-                "restoring into {} (is the node stopped?)",
+                "restoring {} into {} (is the node stopped?)",
+                args.archive.display(),
                 config.data_dir.display()
             )
         })
         .map_err(Failure::input)?;
     println!(
-        "restored {} into {}",
-        archive.display(),
-        config.data_dir.display()
+        "restored {} into {}: {} record(s), {} equivocation record(s), {} own raw number(s)",
+        args.archive.display(),
+        config.data_dir.display(),
+        summary.records,
+        summary.evidence,
+        summary.own_numbers,
     );
+    for (reason, count) in &summary.skipped {
+        println!("  left out {count} record(s): {reason}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline backup-key`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BackupKeyArgs {
+    /// Where to write the new age identity (0600; must not exist). Keep it
+    /// off the node: whoever holds it can read every backup made to it.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `sightline backup-key`: a new age identity for encrypting backups; prints
+/// its recipient, which is what `sightline backup --recipient` takes.
+pub(crate) fn backup_key(args: &BackupKeyArgs) -> Result<ExitCode, Failure> {
+    let (identity, recipient) = sightline_node::backup::new_identity();
+    crate::files::write_private(&args.out, identity.as_bytes()).map_err(Failure::input)?;
+    println!(
+        "wrote {} (mode 0600): keep it off the node, where backups are restored from",
+        args.out.display()
+    );
+    println!("recipient: {recipient}");
+    println!("back up with: sightline backup --recipient {recipient} --out FILE");
     Ok(ExitCode::SUCCESS)
 }

@@ -111,12 +111,21 @@ impl Api {
         })
     }
 
-    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
-        let mut request = self.http.get(format!("{}{path}", self.base));
+    /// POSTs `body` and streams a successful answer into a new private
+    /// file at `out` (staged beside it, synced, then renamed; never
+    /// overwriting). A stream cut short leaves nothing at `out`.
+    async fn post_to_file(
+        &self,
+        path: &str,
+        body: &Value,
+        out: &std::path::Path,
+    ) -> Result<u64, Failure> {
+        use std::io::Write;
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(t) = &self.token {
             request = request.bearer_auth(t);
         }
-        let response = request.send().await.map_err(|e| Failure {
+        let mut response = request.send().await.map_err(|e| Failure {
             code: EXIT_UNREACHABLE,
             error: anyhow!("node unreachable at {}: {e}", self.base),
         })?;
@@ -126,7 +135,11 @@ impl Api {
             let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
             let code = body["error"].as_str().unwrap_or("error").to_owned();
             return Err(Failure {
-                code: EXIT_INPUT,
+                code: if status.as_u16() == 429 {
+                    1
+                } else {
+                    EXIT_INPUT
+                },
                 error: ApiFailure {
                     status: status.as_u16(),
                     code,
@@ -136,7 +149,31 @@ impl Api {
                 .into(),
             });
         }
-        Ok(response.bytes().await.map_err(|e| anyhow!(e))?.to_vec())
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // tempfile creates the staged file 0600.
+        let mut staged = tempfile::Builder::new()
+            .prefix(".sightline-backup-")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a file in {}", dir.display()))?;
+        let mut written = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| anyhow!("the node cut the backup short ({e}); nothing was written"))?
+        {
+            staged.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        staged.as_file().sync_all()?;
+        staged
+            .persist_noclobber(out)
+            .map_err(|e| anyhow!("writing {}: {}", out.display(), e.error))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+        Ok(written)
     }
 
     async fn get(&self, path: &str) -> Result<Value, Failure> {
@@ -633,11 +670,21 @@ pub(crate) struct BackupArgs {
     /// Where to write the archive (created with mode 0600; must not exist).
     #[arg(long)]
     out: std::path::PathBuf,
+    /// Encrypt to this age recipient (`age1…`, from `sightline backup-key`
+    /// or `age-keygen`); repeat for several.
+    #[arg(long = "recipient", value_name = "AGE_RECIPIENT")]
+    recipients: Vec<String>,
+    /// Encrypt with the passphrase in this file (at least 12 characters;
+    /// or set `SIGHTLINE_BACKUP_PASSPHRASE`).
+    #[arg(long, conflicts_with = "recipients")]
+    passphrase_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     conn: Connection,
 }
 
-/// `sightline backup`: asks the running node for a consistent archive.
+/// `sightline backup`: asks the running node for an encrypted archive and
+/// streams it to a private file beside `--out`, renamed into place only
+/// once the node has sent all of it.
 pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
     if args.out.exists() {
         return Err(Failure::input(anyhow!(
@@ -645,13 +692,23 @@ pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
             args.out.display()
         )));
     }
+    let passphrase = crate::files::backup_passphrase(args.passphrase_file.as_deref())?;
+    if args.recipients.is_empty() && passphrase.is_none() {
+        return Err(Failure::input(anyhow!(
+            "a backup holds the node key and the organization's raw numbers: encrypt it with \
+             --recipient age1… (see `sightline backup-key`) or --passphrase-file FILE \
+             (or SIGHTLINE_BACKUP_PASSPHRASE)"
+        )));
+    }
     let api = Api::new(&args.conn, Scope::Admin)?;
-    let bytes = api.get_bytes("/api/v1/backup").await?;
-    crate::files::write_private(&args.out, &bytes)?;
+    let body = json!({
+        "recipients": args.recipients,
+        "passphrase": passphrase,
+    });
+    let bytes = api.post_to_file("/api/v1/backup", &body, &args.out).await?;
     println!(
-        "wrote {} ({} bytes, mode 0600; it contains the node key)",
+        "wrote {} ({bytes} bytes, mode 0600, age-encrypted; it holds the node key and raw numbers)",
         args.out.display(),
-        bytes.len()
     );
     Ok(ExitCode::SUCCESS)
 }

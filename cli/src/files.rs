@@ -31,7 +31,8 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Replaces the existing file `path` with `text`, atomically: `validate`
 /// checks the staged copy first, and only a copy it accepts is renamed
-/// over `path`, keeping its mode and owner. The directory is synced so the
+/// over `path`, keeping its owner and its mode less any bit for others,
+/// write for group and execute (at most 0640). The directory is synced so the
 /// rename survives a crash.
 ///
 /// # Errors
@@ -79,7 +80,9 @@ pub(crate) fn replace_validated(
             .map_err(std::io::Error::from)
             .with_context(|| format!("giving the edit {}'s owner", path.display()))?;
         }
-        file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+        // Both files hold secrets (API tokens, the hash key): whatever the
+        // old mode, the edit is readable by no one outside owner and group.
+        file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o640))?;
         Ok(())
     })()
     .with_context(|| format!("staging an edit of {}", path.display()))?;
@@ -96,4 +99,28 @@ pub(crate) fn replace_validated(
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing {}", dir.display()))?;
     Ok(())
+}
+
+/// The passphrase that encrypts or decrypts backups: from `file` (its first
+/// line), else from the environment variable `SIGHTLINE_BACKUP_PASSPHRASE`,
+/// else none. Never from the command line, where `ps` shows it.
+///
+/// # Errors
+/// Exit 2 when the file cannot be read or the passphrase is empty.
+pub(crate) fn backup_passphrase(file: Option<&Path>) -> Result<Option<String>, Failure> {
+    let passphrase = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))
+                .map_err(Failure::input)?;
+            Some(text.lines().next().unwrap_or_default().to_owned())
+        }
+        None => std::env::var("SIGHTLINE_BACKUP_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    };
+    match passphrase {
+        Some(p) if p.is_empty() => Err(Failure::input(anyhow!("the backup passphrase is empty"))),
+        other => Ok(other),
+    }
 }

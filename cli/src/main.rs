@@ -105,7 +105,7 @@ enum Command {
     Peers(client::JsonFlag),
     /// Show the node's status.
     Status(client::JsonFlag),
-    /// Save a consistent backup of a running node's store and key (0600).
+    /// Save an encrypted backup of a running node's store and key (0600).
     Backup(client::BackupArgs),
     /// Print this node's peer id (to send to the network admin).
     PeerId {
@@ -120,15 +120,10 @@ enum Command {
     Trust(operate::TrustArgs),
     /// Check that the node's web server answers (exit 0), or exit 3.
     Health(operate::HealthArgs),
-    /// Restore a backup into a stopped node's empty data directory.
-    Restore {
-        /// The node's sightline.toml (where the key and store go).
-        #[arg(long)]
-        config: std::path::PathBuf,
-        /// The archive written by `sightline backup`.
-        #[arg(long)]
-        archive: std::path::PathBuf,
-    },
+    /// Restore an encrypted backup into a stopped node's empty data directory.
+    Restore(admin::RestoreArgs),
+    /// Create an age identity to encrypt backups to (prints its recipient).
+    BackupKey(admin::BackupKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -169,7 +164,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Peers(args) => client::peers(&args).await,
             Command::Status(args) => client::status(&args).await,
             Command::Backup(args) => client::backup(&args).await,
-            Command::Restore { config, archive } => admin::restore(&config, &archive),
+            Command::Restore(args) => admin::restore(&args),
+            Command::BackupKey(args) => admin::backup_key(&args),
             Command::PeerId { config } => operate::peer_id(&config),
             Command::Token(command) => operate::token(command),
             Command::Trust(args) => operate::trust(&args),

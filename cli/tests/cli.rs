@@ -733,8 +733,11 @@ fn the_data_directory_is_private_and_a_damaged_store_fails_start_cleanly() {
     };
     chmod("go+rX");
     // (Its key file was always 0600: the node refuses to use a readable one.)
-    std::fs::set_permissions(data.join("node.key"), std::fs::Permissions::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(
+        data.join("node.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     assert!(!open_to_others(&data).is_empty());
     // Started from a shell whose umask lets everyone read.
     let node = RunningNode::start_with_umask(&config, "022");
@@ -748,10 +751,15 @@ fn the_data_directory_is_private_and_a_damaged_store_fails_start_cleanly() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let backup = data.join("b.backup");
+    let phrase = data.join("phrase");
+    std::fs::write(&phrase, "a passphrase for the test\n").unwrap();
+    std::fs::set_permissions(&phrase, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = sightline(&[
         "backup",
         "--out",
         backup.to_str().unwrap(),
+        "--passphrase-file",
+        phrase.to_str().unwrap(),
         "--config",
         &cfg,
     ]);
@@ -803,11 +811,33 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     let before = status(&node.api);
     let archive = cluster.dir.path().join("bank.backup");
     let archive_s = archive.to_str().unwrap();
+    // The operator keeps the backup identity off the node; the node gets
+    // only its public recipient.
+    let identity = cluster.dir.path().join("backup.identity");
+    let identity_s = identity.to_str().unwrap();
+    let out = sightline(&["backup-key", "--out", identity_s]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let recipient = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("recipient: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // An unencrypted backup is not offered.
+    let out = sightline(&["backup", "--out", archive_s, "--config", &cfg]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--recipient"), "{}", stderr(&out));
+    assert!(!archive.exists());
     // A token without the admin scope may not take backups.
     let out = sightline(&[
         "backup",
         "--out",
         archive_s,
+        "--recipient",
+        &recipient,
         "--api",
         &node.api,
         "--token",
@@ -815,22 +845,61 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     ]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
-    let out = sightline(&["backup", "--out", archive_s, "--config", &cfg]);
+    assert!(!archive.exists());
+    let out = sightline(&[
+        "backup",
+        "--out",
+        archive_s,
+        "--recipient",
+        &recipient,
+        "--config",
+        &cfg,
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(
         std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let restore = |archive: &str| {
+        sightline(&[
+            "restore",
+            "--config",
+            &cfg,
+            "--archive",
+            archive,
+            "--identity",
+            identity_s,
+        ])
+    };
     // Restoring into a running node's store is refused.
-    let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    let out = restore(archive_s);
     assert_eq!(code(&out), 2);
     assert_eq!(node.stop(), 0);
 
     // Lose the whole data directory (store and key), then restore.
     let data = config.parent().unwrap().join("data");
     std::fs::rename(&data, config.parent().unwrap().join("data.lost")).unwrap();
+    // Without the identity the archive cannot be read.
     let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
+    // A damaged archive is refused, and leaves nothing behind.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let damaged = cluster.dir.path().join("damaged.backup");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = restore(damaged.to_str().unwrap());
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("cannot decrypt"), "{}", stderr(&out));
+    assert!(!data.join("store").exists() && !data.join("node.key").exists());
+    let out = restore(archive_s);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("12 record(s)") && stdout(&out).contains("12 own raw number(s)"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(
         std::fs::metadata(data.join("node.key"))
             .unwrap()
@@ -857,24 +926,9 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     assert_eq!(receipt["seq"], before["own_seq"].as_u64().unwrap() + 1);
     assert_eq!(node.stop(), 0);
     // A second restore into the now non-empty store is refused.
-    let out = sightline(&["restore", "--config", &cfg, "--archive", archive_s]);
+    let out = restore(archive_s);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
-    // A damaged archive is refused.
-    let mut bytes = std::fs::read(&archive).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    let damaged = cluster.dir.path().join("damaged.backup");
-    std::fs::write(&damaged, bytes).unwrap();
-    let out = sightline(&[
-        "restore",
-        "--config",
-        &cfg,
-        "--archive",
-        damaged.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
 }
 
 #[test]
@@ -1083,14 +1137,15 @@ fn operator_commands_refuse_bad_edits_and_report_an_absent_node() {
             "{args:?}"
         );
     }
-    // A good edit keeps the file private.
+    // A good edit keeps the file's mode, less what others could read.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = sightline(&[
         "token", "add", "--name", "gw", "--scope", "read", "--config", cfg,
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).trim().len() >= 40);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    assert_eq!(mode, 0o640);
 
     // Nothing listens: health says so with exit 3, after --wait.
     let port = sightline_tests::free_port();

@@ -844,20 +844,23 @@ impl NodeHandle {
         blocking(move || Ok(set_digest(&store.progress()?))).await
     }
 
-    /// A backup archive of this node: a consistent snapshot of the store
-    /// (writers wait while it is taken) and the node key.
+    /// Writes an encrypted backup of this node (its records, evidence, raw
+    /// own numbers, seq counter and key) to `out` as it reads the store:
+    /// nothing waits for it and memory stays flat (see [`crate::backup`]).
     ///
     /// # Errors
-    /// [`StoreError`].
-    pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
-        // No own submission reserves seqs while the snapshot is taken.
-        let _order = self.inner.submit_lock.lock().await;
+    /// [`BackupError`](crate::backup::BackupError): the store, or `out`.
+    pub async fn backup(
+        &self,
+        encryption: crate::backup::Encryption,
+        out: impl std::io::Write + Send + 'static,
+    ) -> Result<crate::backup::Summary, crate::backup::BackupError> {
         let inner = self.inner.clone();
-        blocking(move || {
-            let snapshot = inner.store.snapshot()?;
-            Ok(crate::backup::encode(&inner.signing.to_seed(), &snapshot))
+        tokio::task::spawn_blocking(move || {
+            crate::backup::write(&inner.store, &inner.signing.to_seed(), &encryption, out)
         })
         .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Stops the node: network first, then the tasks, then flushes the store.

@@ -197,13 +197,14 @@ fn cat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
     out
 }
 
+/// A tree's entries, in key order (tests compare whole stores).
+#[cfg(test)]
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The store. Cheap to clone (sled handles are reference-counted).
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    /// Writers hold it shared; a snapshot holds it exclusively, so a backup
-    /// sees every tree at one consistent point.
-    gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// origin ‖ seq(BE) → wire bytes. Per-origin order is catch-up's page
     /// order, and each origin's records arrive mostly in seq order, so
     /// inserts append.
@@ -238,7 +239,6 @@ impl Store {
         let db = open_guarded(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
-            gate: std::sync::Arc::default(),
             sightings: tree("sightings")?,
             current: tree("current")?,
             progress: tree("progress")?,
@@ -377,10 +377,6 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub fn reserve_own_seqs(&self, n: u64) -> Result<Range<u64>, StoreError> {
-        let _writing = self
-            .gate
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = self.meta.fetch_and_update(META_OWN_SEQ, |old| {
             let old = old.map_or(0, be_u64);
             Some((old + n).to_be_bytes().to_vec())
@@ -475,10 +471,6 @@ impl Store {
         &self,
         records: &[(&SignedSighting, u64)],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let _writing = self
-            .gate
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let arrivals = self.arrivals(records.len())?;
         let outcomes = self.trees().transaction(|t| {
             let mut outcomes = Vec::with_capacity(records.len());
@@ -504,10 +496,6 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotNew`] naming the record; sled errors.
     pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
-        let _writing = self
-            .gate
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let arrivals = self.arrivals(records.len())?;
         let (sightings, current, progress, arrivals_tree, purges, evidence) = self.trees();
         (
@@ -710,10 +698,6 @@ impl Store {
     /// # Errors
     /// sled errors or corruption.
     pub fn purge(&self, now: u64, own: &OriginId) -> Result<usize, StoreError> {
-        let _writing = self
-            .gate
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
         let due: Vec<(sled::IVec, sled::IVec)> =
             self.purges.range(..=end).collect::<Result<_, _>>()?;
@@ -783,55 +767,72 @@ impl Store {
         Ok(removed)
     }
 
-    /// A consistent copy of every tree, taken while writers wait: the body
-    /// of a backup (see [`crate::backup`]).
+    /// Every stored record's wire bytes, in arrival order (a backup's
+    /// body; restore re-derives every index from them).
+    pub fn records_by_arrival(&self) -> impl Iterator<Item = Result<sled::IVec, StoreError>> + '_ {
+        self.arrivals.iter().filter_map(move |entry| {
+            let record = match entry {
+                Ok((_, record)) => record,
+                Err(e) => return Some(Err(e.into())),
+            };
+            // A record purged since the arrival was read is simply gone.
+            self.sightings.get(record).map_err(Into::into).transpose()
+        })
+    }
+
+    /// The wire bytes of every equivocation's evidence record.
+    pub fn evidence_records(&self) -> impl Iterator<Item = Result<sled::IVec, StoreError>> + '_ {
+        self.evidence.iter().values().map(|v| v.map_err(Into::into))
+    }
+
+    /// Every raw number this node submitted, with its hash.
+    pub fn own_numbers(
+        &self,
+    ) -> impl Iterator<Item = Result<(NumberHash, String), StoreError>> + '_ {
+        self.own_numbers.iter().map(|entry| {
+            let (hash, e164) = entry?;
+            let hash: [u8; 32] = hash
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("own_numbers key"))?;
+            Ok((
+                NumberHash::from_bytes(hash),
+                String::from_utf8_lossy(&e164).into_owned(),
+            ))
+        })
+    }
+
+    /// Remembers the raw number behind an own report (restoring a backup:
+    /// the caller checked that `e164` hashes to `hash`).
     ///
     /// # Errors
     /// sled errors.
-    pub fn snapshot(&self) -> Result<crate::backup::Snapshot, StoreError> {
-        let _exclusive = self
-            .gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.db.flush()?;
-        let mut out = Vec::new();
-        for (name, tree) in self.named_trees() {
-            let entries = tree
-                .iter()
-                .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push((name.to_owned(), entries));
-        }
-        Ok(out)
-    }
-
-    /// Fills an empty store from a snapshot, then flushes.
-    ///
-    /// # Errors
-    /// [`StoreError::NotEmpty`] if the store holds records; an unknown tree
-    /// name is [`StoreError::Corrupt`]; sled errors.
-    pub fn restore(&self, snapshot: &crate::backup::Snapshot) -> Result<(), StoreError> {
-        if !self.sightings.is_empty() {
-            return Err(StoreError::NotEmpty);
-        }
-        for (name, entries) in snapshot {
-            let tree = self
-                .named_trees()
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t)
-                .ok_or(StoreError::Corrupt("unknown tree in snapshot"))?;
-            tree.clear()?;
-            let mut batch = sled::Batch::default();
-            for (k, v) in entries {
-                batch.insert(k.as_slice(), v.as_slice());
-            }
-            tree.apply_batch(batch)?;
-        }
-        self.db.flush()?;
+    pub fn restore_own_number(&self, hash: &NumberHash, e164: &str) -> Result<(), StoreError> {
+        self.own_numbers.insert(hash.as_bytes(), e164.as_bytes())?;
         Ok(())
     }
 
+    /// Whether the store holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.sightings.is_empty()
+    }
+
+    /// Every tree's entries, for tests that compare whole stores.
+    #[cfg(test)]
+    fn snapshot(&self) -> Vec<(&'static str, Entries)> {
+        self.named_trees()
+            .into_iter()
+            .map(|(name, tree)| {
+                let entries = tree
+                    .iter()
+                    .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                    .collect();
+                (name, entries)
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
     fn named_trees(&self) -> Vec<(&'static str, &sled::Tree)> {
         vec![
             ("sightings", &self.sightings),
@@ -1407,12 +1408,12 @@ mod tests {
                 .own_numbers
                 .insert([5; 32], "+12025550105".as_bytes())
                 .unwrap();
-            let expected = store.snapshot().unwrap();
+            let expected = store.snapshot();
             downgrade_to_v1(&store);
             expected
         };
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.snapshot().unwrap(), expected);
+        assert_eq!(store.snapshot(), expected);
         assert_eq!(stored(&store), 3);
         assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Withdrawn);
         let names = store.db.tree_names();
@@ -1425,7 +1426,7 @@ mod tests {
         drop(store);
         // Opening again finds schema 2 and changes nothing.
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.snapshot().unwrap(), expected);
+        assert_eq!(store.snapshot(), expected);
     }
 
     #[test]

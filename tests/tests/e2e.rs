@@ -17,6 +17,8 @@ use sightline_tests::{eventually, Cluster};
 
 #[path = "e2e/api.rs"]
 mod api;
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/deploy.rs"]

@@ -449,26 +449,106 @@ pub async fn status(
     Ok(Json(json!(status)))
 }
 
-/// `GET /api/v1/backup` (admin scope): a consistent backup archive of the
-/// store and the node key, as `application/octet-stream`.
+/// Body of `POST /api/v1/backup`: whom to encrypt the archive to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// age X25519 recipients (`age1…`).
+    #[serde(default)]
+    recipients: Vec<String>,
+    /// Or a passphrase (at least 12 characters).
+    #[serde(default)]
+    passphrase: Option<String>,
+}
+
+/// `POST /api/v1/backup` (admin scope): an age-encrypted backup archive of
+/// the node, streamed as `application/octet-stream` while it is read from
+/// the store. The body names the age recipients or the passphrase; there is
+/// no unencrypted backup. An error part-way ends the stream early, and a
+/// cut archive fails to decrypt, so it cannot be restored by mistake.
 ///
 /// # Errors
-/// Auth errors; 500 if the store cannot be read.
+/// 400 without a valid recipient or passphrase; auth errors.
 pub async fn backup(
     State(state): State<AppState>,
     caller: Caller,
+    body: Result<Json<BackupRequest>, JsonRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     caller.require_signed_in()?;
     state.auth().admit(&caller, Scope::Admin, 1)?;
-    let archive = state.node().backup().await.map_err(ApiError::internal)?;
+    let Json(body) = body?;
+    let encryption = sightline_node::backup::Encryption::new(&body.recipients, body.passphrase)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_encryption", e.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let writer = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(CHUNK),
+    };
+    let node = state.node().clone();
+    tokio::spawn(async move {
+        match node.backup(encryption, writer).await {
+            Ok(summary) => tracing::info!(records = summary.records, "backup streamed"),
+            Err(e) => {
+                tracing::error!(error = %e, "backup failed part-way; the stream is cut");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
             (axum::http::header::CACHE_CONTROL, "no-store"),
         ],
-        archive,
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Bytes of archive sent to the client at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// A blocking writer that hands the archive to the response body in
+/// chunks: a slow client slows the backup down, never fills memory.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk.into()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        // age's finish() hands the writer back after the last block; what
+        // it wrote is sent here.
+        let _ = self.send();
+    }
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -103,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sightings/recent", get(api::recent))
         .route("/peers", get(api::peers))
         .route("/status", get(api::status))
-        .route("/backup", get(api::backup))
+        .route("/backup", post(api::backup))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()

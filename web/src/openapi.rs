@@ -73,7 +73,11 @@ pub fn document() -> Value {
             } },
             "/peers": { "get": { "summary": "Member nodes, connected or not", "responses": with(json!({ "200": { "description": "Peers", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },
             "/status": { "get": { "summary": "Node status: records, per-origin progress, rejections by reason, equivocations", "responses": with(json!({ "200": { "description": "Status", "content": { "application/json": { "schema": { "type": "object" } } } } }), &[]) } },
-            "/backup": { "get": { "summary": "Backup archive of the store and the node key (admin scope); restore with `sightline restore`", "responses": with(json!({ "200": { "description": "The archive", "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } } }), &[]) } },
+            "/backup": { "post": {
+                "summary": "Encrypted backup of the store, raw own numbers and node key (admin scope), streamed as it is read; restore with `sightline restore`",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "description": "Exactly one of recipients or passphrase", "properties": { "recipients": { "type": "array", "items": { "type": "string", "pattern": "^age1" }, "description": "age X25519 recipients" }, "passphrase": { "type": "string", "minLength": 12 } } } } } },
+                "responses": with(json!({ "200": { "description": "The age-encrypted archive (age-encryption.org/v1); a node error part-way cuts the stream, leaving an archive that fails to decrypt", "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } } }), &[("400", "No recipients and no passphrase, both, a bad recipient or a short passphrase (error `invalid_encryption`)")])
+            } },
             "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
         },
         "components": {
