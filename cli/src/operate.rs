@@ -223,7 +223,11 @@ pub(crate) async fn health(args: &HealthArgs) -> Result<ExitCode, Failure> {
                 println!("ok: {base}");
                 return Ok(ExitCode::SUCCESS);
             }
-            Ok(r) => format!("{url} answered {}", r.status()),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                format!("{url} answered {status}: {}", text.trim())
+            }
             Err(e) => format!("node unreachable at {base}: {e}"),
         };
         if Instant::now() >= deadline {

@@ -281,15 +281,15 @@ pub fn write(
         };
         w.write_all(MAGIC).map_err(io)?;
         w.write_all(seed).map_err(io)?;
-        for record in store.records_by_arrival() {
+        for record in store.records_by_arrival()? {
             section(&mut w, RECORD, &[&record?]).map_err(io)?;
             summary.records += 1;
         }
-        for record in store.evidence_records() {
+        for record in store.evidence_records()? {
             section(&mut w, EVIDENCE, &[&record?]).map_err(io)?;
             summary.evidence += 1;
         }
-        for entry in store.own_numbers() {
+        for entry in store.own_numbers()? {
             let (hash, e164) = entry?;
             section(&mut w, OWN_NUMBER, &[hash.as_bytes(), e164.as_bytes()]).map_err(io)?;
             summary.own_numbers += 1;

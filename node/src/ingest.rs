@@ -27,6 +27,16 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// Whether the record may be stored later as it is: it was refused for
+    /// this node's condition (its store, its clock), not for what it is. A
+    /// peer that sent one is pulled from again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.reason,
+            "store_unavailable" | "store_error" | "from_the_future"
+        )
+    }
+
     const fn reject(reason: &'static str) -> Self {
         Rejection {
             reason,

@@ -33,7 +33,7 @@ use crate::ingest::{self, Metrics, Rejection, Severity};
 use crate::network::{self, Client, NetworkEvent, NetworkStatus, PeerInfo};
 use crate::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
 use crate::reputation::{self, Report, Score};
-use crate::store::{OriginProgress, Store, StoreError};
+use crate::store::{OriginProgress, Store, StoreError, StoreHealth};
 use crate::sync::{self, RateLimiter, SyncRequest, SyncResponse};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.
@@ -314,6 +314,8 @@ pub struct Status {
     /// `count:xor-of-ids` over every stored record: equal on two nodes iff
     /// they hold the same set.
     pub set_digest: String,
+    /// Whether the store writes, and its errors and reopens.
+    pub store: StoreHealth,
 }
 
 struct Inner {
@@ -342,6 +344,43 @@ impl std::fmt::Debug for NodeHandle {
         f.debug_struct("NodeHandle")
             .field("peer_id", &self.inner.peer_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// How often a healthy store is checked for a failure nobody saw (sled's
+/// background flush), and the longest wait between reopen attempts.
+const STORE_PROBE: Duration = Duration::from_secs(2);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(16);
+
+/// Keeps the store writing: probes it while it is healthy, and after a
+/// failure (a full disk) reopens it as soon as there is room again, backing
+/// off between attempts (see [`Store::recover`]).
+async fn store_task(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut retry = Duration::from_millis(500);
+    loop {
+        let wait = if store.is_healthy() {
+            STORE_PROBE
+        } else {
+            retry
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        let s = store.clone();
+        let healthy = blocking(move || {
+            if s.is_healthy() {
+                s.probe().is_ok()
+            } else {
+                s.recover()
+            }
+        })
+        .await;
+        retry = if healthy {
+            Duration::from_millis(500)
+        } else {
+            (retry * 2).min(STORE_RETRY_MAX)
+        };
     }
 }
 
@@ -387,6 +426,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     let metrics = Arc::new(Metrics::default());
     let ctx = crate::pipeline::context(&config);
     let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
+    let retry_pulls = RetryPulls::default();
     let changes = Arc::new(watch::channel(0u64).0);
     let inner = Arc::new(Inner {
         peer_id,
@@ -415,10 +455,12 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 ),
                 client: client.clone(),
                 changes,
+                retry_pulls: retry_pulls.clone(),
             },
             ingest_rx,
             shutdown_rx.clone(),
         )),
+        tokio::spawn(store_task(store.clone(), shutdown_rx.clone())),
         tokio::spawn(core_task(
             CoreTask {
                 own: own_origin,
@@ -430,6 +472,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 ingest: ingest_tx,
                 sync_interval: inner.config.sync_interval,
                 pulled: std::sync::Mutex::default(),
+                retry_pulls,
             },
             events,
             shutdown_rx,
@@ -460,6 +503,11 @@ impl NodeHandle {
         self.inner.changes.subscribe()
     }
 
+    /// Whether the store writes (for `/healthz`), and its error counts.
+    pub fn store_health(&self) -> StoreHealth {
+        self.inner.store.health()
+    }
+
     /// The node's configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
@@ -485,6 +533,14 @@ impl NodeHandle {
         let handle = self.clone();
         let prepared = blocking(move || handle.prepare(&batch, now)).await?;
         let _order = self.inner.submit_lock.lock().await;
+        // A store that failed to write acknowledges nothing until the node
+        // has reopened it (store_task).
+        if !self.inner.store.is_healthy() {
+            return Err(StoreError::Unavailable(
+                self.inner.store.health().last_error.unwrap_or_default(),
+            )
+            .into());
+        }
         let inner = self.inner.clone();
         let records = blocking(
             move || -> Result<Vec<(SignedSighting, String)>, StoreError> {
@@ -829,6 +885,7 @@ impl NodeHandle {
                     .collect(),
                 disk_bytes: inner.store.size_on_disk()?,
                 set_digest: set_digest(&progress),
+                store: inner.store.health(),
             })
         })
         .await
@@ -962,6 +1019,8 @@ struct IngestItem {
 
 struct IngestTask {
     ingestor: Ingestor,
+    /// Shared with the core task's catch-up.
+    retry_pulls: RetryPulls,
     changes: Arc<watch::Sender<u64>>,
     client: Client,
 }
@@ -1041,6 +1100,12 @@ impl IngestTask {
             let sender = match &source {
                 Source::Gossip { peer, .. } | Source::Sync { peer } => *peer,
             };
+            if matches!(&result, Err(r) if r.is_transient()) {
+                self.retry_pulls
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(sender);
+            }
             if invalid {
                 self.client.invalid_from(sender).await?;
             }
@@ -1063,6 +1128,9 @@ impl IngestTask {
     }
 }
 
+/// Peers to pull from again (see `CoreTask::retry_pulls`).
+type RetryPulls = Arc<std::sync::Mutex<std::collections::HashSet<PeerId>>>;
+
 /// A peer's advertised (count, digest) for one origin.
 type PeerSetSummary = (u64, [u8; 32]);
 
@@ -1072,6 +1140,10 @@ struct CoreTask {
     /// already received from it, so no pull (gaps no peer holds, such as
     /// seqs purged network-wide, would otherwise be re-pulled every round).
     pulled: std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
+    /// Peers that sent records refused for a transient reason
+    /// ([`Rejection::is_transient`]), marked by the ingest task: their
+    /// `pulled` entries are forgotten at the next catch-up.
+    retry_pulls: RetryPulls,
     /// This node's origin: purges forget the raw numbers of its own reports.
     own: OriginId,
     store: Store,
@@ -1210,7 +1282,24 @@ impl CoreTask {
     }
 
     /// One catch-up exchange with a peer: progress, then pages of what is missing.
+    /// Records `peer` sent were refused for a passing reason (a full disk,
+    /// clock skew): what was pulled from it is pulled again.
+    fn forget_pulls_if_refused(&self, peer: PeerId) {
+        if self
+            .retry_pulls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&peer)
+        {
+            self.pulled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|(p, _), _| *p != peer);
+        }
+    }
+
     async fn catch_up(&self, peer: PeerId) {
+        self.forget_pulls_if_refused(peer);
         let store = self.store.clone();
         let Ok(Ok(mine)) = tokio::task::spawn_blocking(move || store.progress()).await else {
             return;

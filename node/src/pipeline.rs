@@ -215,7 +215,23 @@ impl Ingestor {
                 )
             })
             .collect();
-        let outcomes = match self.store.insert_batch(&rows) {
+        // A store that cannot write is being recovered: no use trying (and
+        // logging) per batch; catch-up brings these records back later.
+        let attempt = if self.store.is_healthy() {
+            self.store.insert_batch(&rows)
+        } else {
+            Err(StoreError::Unavailable(String::new()))
+        };
+        let outcomes = match attempt {
+            Err(StoreError::Unavailable(_)) => {
+                for (index, _) in verified {
+                    results[*index] = Err(Rejection {
+                        reason: "store_unavailable",
+                        severity: Severity::Ignore,
+                    });
+                }
+                return;
+            }
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(error = %e, "store insert failed");

@@ -18,7 +18,9 @@
 //! calls before acknowledging a submission.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sightline_protocol::{
     BlockHash, NumberHash, OriginId, Sighting, SightingId, SignedSighting, UnverifiedSighting,
@@ -44,6 +46,11 @@ const V1_TREES: [&str; 6] = [
 /// hold ~1 GiB resident (BENCHMARKS.md, footprint row).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 const META_OWN_SEQ: &[u8] = b"own_seq";
+/// Written and flushed by a reopen, to prove the store writes again.
+const META_PROBE: &[u8] = b"probe";
+/// Free space a failed store waits for before it is reopened: several of
+/// sled's 512 KiB log segments.
+const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,9 @@ pub enum StoreError {
         /// What sled said.
         detail: String,
     },
+    /// The store is being reopened after a failure, or the reopen failed.
+    #[error("the store is unavailable until the node reopens it (is the disk full?): {0}")]
+    Unavailable(String),
     /// A file or directory of the store could not be made private.
     #[error("making {} private: {source}", path.display())]
     Permissions {
@@ -90,6 +100,22 @@ pub enum StoreError {
         /// What the store found.
         outcome: String,
     },
+}
+
+impl StoreError {
+    /// Whether this is the disk failing (a full disk, an I/O error) rather
+    /// than the request: the node recovers by itself, so retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Sled(
+                    sled::Error::Io(_)
+                        | sled::Error::Corruption { .. }
+                        | sled::Error::ReportableBug(_)
+                )
+        )
+    }
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -201,9 +227,50 @@ fn cat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
 #[cfg(test)]
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The store. Cheap to clone (sled handles are reference-counted).
+/// The store. Cheap to clone: every clone shares one set of sled handles,
+/// which [`Store::recover`] replaces when sled has failed.
+///
+/// sled 0.34 stops writing for good after one I/O error (a full disk: it
+/// keeps the error and returns it from every later write, even once space
+/// is back); only reopening the database clears it. So every operation
+/// notes sled I/O errors ([`Store::health`]), and the node's recovery task
+/// reopens the store once nothing else holds the old handles. What a failed
+/// write did not make durable is gone after the reopen: own submissions are
+/// acknowledged only after a flush, and received records come back through
+/// catch-up.
 #[derive(Debug, Clone)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    /// `None` between dropping failed handles and a successful reopen.
+    handles: RwLock<Option<Arc<Handles>>>,
+    healthy: AtomicBool,
+    errors: AtomicU64,
+    reopens: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The store's condition, for `/healthz`, status and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreHealth {
+    /// Whether the store is writing. `false` after a write failed until a
+    /// reopen succeeds.
+    pub healthy: bool,
+    /// sled I/O errors seen since start.
+    pub errors: u64,
+    /// Successful reopens after failures since start.
+    pub reopens: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// sled's handles to one open database.
+#[derive(Debug)]
+struct Handles {
     db: sled::Db,
     /// origin ‖ seq(BE) → wire bytes. Per-origin order is catch-up's page
     /// order, and each origin's records arrive mostly in seq order, so
@@ -229,16 +296,13 @@ pub struct Store {
     meta: sled::Tree,
 }
 
-impl Store {
-    /// Opens (or creates) the store in `dir`. A store of schema 1 is
-    /// migrated in place first (see [`Store::migrate_from_v1`]).
-    ///
-    /// # Errors
-    /// [`StoreError::Schema`] for a store of another version; sled errors.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+impl Handles {
+    /// Opens (or creates) the database in `dir`. A store of schema 1 is
+    /// migrated in place first (see [`Handles::migrate_from_v1`]).
+    fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_guarded(dir)?;
         let tree = |name: &str| db.open_tree(name);
-        let store = Store {
+        let store = Handles {
             sightings: tree("sightings")?,
             current: tree("current")?,
             progress: tree("progress")?,
@@ -360,185 +424,6 @@ impl Store {
         Ok(moved)
     }
 
-    /// Makes everything written so far durable.
-    ///
-    /// # Errors
-    /// sled I/O errors.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Reserves `n` of the node's own sequence numbers and makes the
-    /// reservation durable before returning, so a seq is never reused, even
-    /// after a crash (a crash may leave reserved seqs unused: a gap, never
-    /// a reuse).
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn reserve_own_seqs(&self, n: u64) -> Result<Range<u64>, StoreError> {
-        let previous = self.meta.fetch_and_update(META_OWN_SEQ, |old| {
-            let old = old.map_or(0, be_u64);
-            Some((old + n).to_be_bytes().to_vec())
-        })?;
-        let first = previous.as_deref().map_or(0, be_u64) + 1;
-        self.db.flush()?;
-        Ok(first..first + n)
-    }
-
-    /// The last own seq reserved.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn last_own_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.meta.get(META_OWN_SEQ)?.as_deref().map_or(0, be_u64))
-    }
-
-    /// Forgets raw numbers this node no longer holds a current report of
-    /// (kept by a version that never purged them, or left by a crash
-    /// between a purge and its flush). `block_of` derives a number's block
-    /// hash from its E.164 form. Returns how many were forgotten.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn sweep_own_numbers(
-        &self,
-        own: &OriginId,
-        block_of: impl Fn(&str) -> Option<BlockHash>,
-    ) -> Result<usize, StoreError> {
-        let mut forgotten = 0;
-        for entry in &self.own_numbers {
-            let (hash, e164) = entry?;
-            let e164 = String::from_utf8_lossy(&e164);
-            let held = hash.len() == 32
-                && block_of(&e164).is_none_or(|block| {
-                    let key: [u8; 96] = cat(&[block.as_bytes(), &hash, own.as_bytes()]);
-                    self.current.contains_key(key).unwrap_or(true)
-                });
-            if !held {
-                self.own_numbers.remove(&hash)?;
-                forgotten += 1;
-            }
-        }
-        if forgotten > 0 {
-            self.db.flush()?;
-        }
-        Ok(forgotten)
-    }
-
-    /// The raw number, if this node submitted it.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn own_number(&self, hash: &NumberHash) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .own_numbers
-            .get(hash.as_bytes())?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Stores a verified record with all its indexes in one transaction.
-    /// `purge_at` is when retention or expiry removes it.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn insert(
-        &self,
-        record: &SignedSighting,
-        purge_at: u64,
-    ) -> Result<InsertOutcome, StoreError> {
-        let outcomes = self.insert_batch(&[(record, purge_at)])?;
-        outcomes
-            .into_iter()
-            .next()
-            .ok_or(StoreError::Corrupt("no outcome for an inserted record"))
-    }
-
-    /// `n` arrival numbers (the order of the "recent" list), taken before a
-    /// transaction: sled's id generator is not transactional.
-    fn arrivals(&self, n: usize) -> Result<Vec<u64>, StoreError> {
-        (0..n).map(|_| Ok(self.db.generate_id()?)).collect()
-    }
-
-    /// Stores a batch of verified records from peers in one transaction
-    /// (one commit for the batch: sled's per-transaction cost dominates
-    /// single-record inserts). Each record is judged on its own; the
-    /// outcomes are in order. `records` pairs each record with its `purge_at`.
-    ///
-    /// # Errors
-    /// sled errors (then nothing of the batch is stored).
-    pub fn insert_batch(
-        &self,
-        records: &[(&SignedSighting, u64)],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let arrivals = self.arrivals(records.len())?;
-        let outcomes = self.trees().transaction(|t| {
-            let mut outcomes = Vec::with_capacity(records.len());
-            for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
-                outcomes.push(insert_tx(
-                    (&t.0, &t.1, &t.2, &t.3, &t.4, &t.5),
-                    record,
-                    *purge_at,
-                    *arrival,
-                )?);
-            }
-            Ok(outcomes)
-        })?;
-        Ok(outcomes)
-    }
-
-    /// Stores this node's own records all-or-nothing, in one transaction,
-    /// with the raw number behind each (`records` holds record, `purge_at`,
-    /// E.164): if any of them is not new (a duplicate, or a reused seq),
-    /// nothing is stored and the error says which. The raw number is
-    /// forgotten when the number's last own report is purged.
-    ///
-    /// # Errors
-    /// [`StoreError::NotNew`] naming the record; sled errors.
-    pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
-        let arrivals = self.arrivals(records.len())?;
-        let (sightings, current, progress, arrivals_tree, purges, evidence) = self.trees();
-        (
-            sightings,
-            current,
-            progress,
-            arrivals_tree,
-            purges,
-            evidence,
-            &self.own_numbers,
-        )
-            .transaction(|(a, b, c, d, e, f, own_numbers)| {
-                let t = (a, b, c, d, e, f);
-                for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
-                    own_numbers.insert(record.sighting().number.as_bytes(), e164.as_bytes())?;
-                    match insert_tx(t, record, *purge_at, *arrival)? {
-                        InsertOutcome::Stored { .. } => {}
-                        other => {
-                            return Err(abort(StoreError::NotNew {
-                                seq: record.sighting().seq,
-                                outcome: format!("{other:?}"),
-                            }))
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        Ok(())
-    }
-
-    /// Raises the own sequence counter to at least `seq` (when records of
-    /// this node's origin come back from peers, e.g. after a store was lost).
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn raise_own_seq(&self, seq: u64) -> Result<(), StoreError> {
-        self.meta.fetch_and_update(META_OWN_SEQ, |old| {
-            let old = old.map_or(0, be_u64);
-            Some(old.max(seq).to_be_bytes().to_vec())
-        })?;
-        Ok(())
-    }
-
     fn trees(&self) -> Trees<'_> {
         (
             &self.sightings,
@@ -548,273 +433,6 @@ impl Store {
             &self.purges,
             &self.evidence,
         )
-    }
-
-    /// Whether `origin`'s current report of `number` (filed under `block`)
-    /// is a report a withdrawal can withdraw: it exists and is not itself a
-    /// withdrawal.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn has_live_report(
-        &self,
-        origin: &OriginId,
-        number: &NumberHash,
-        block: &BlockHash,
-    ) -> Result<bool, StoreError> {
-        let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
-        Ok(self
-            .current
-            .get(key)?
-            .is_some_and(|v| v.len() == 17 && v[16] != Verdict::Withdrawn.code()))
-    }
-
-    /// A number's current reports (every origin's latest, decoded) and the
-    /// activity in its 100-block: how many distinct numbers of the block
-    /// have a current malicious report with `last_seen >= since`. One prefix
-    /// scan over the block serves both.
-    ///
-    /// Reports are found under the block the record names. Honest nodes
-    /// derive it from the number; a member that signs a wrong block only
-    /// hides its own report from lookups of that number.
-    ///
-    /// # Errors
-    /// sled errors or corruption.
-    pub fn reports(
-        &self,
-        number: &NumberHash,
-        block: &BlockHash,
-        since: u64,
-    ) -> Result<NumberReports, StoreError> {
-        let mut current = Vec::new();
-        let mut active = std::collections::HashSet::new();
-        for entry in self.current.scan_prefix(block.as_bytes()) {
-            let (key, value) = entry?;
-            if key.len() != 96 || value.len() != 17 {
-                return Err(StoreError::Corrupt("current"));
-            }
-            if value[16] == Verdict::Malicious.code() && be_u64(&value[8..16]) >= since {
-                active.insert(key.subslice(32, 32));
-            }
-            if &key[32..64] == number.as_bytes() {
-                let record = record_key(&key[64..96], be_u64(&value));
-                let bytes = self
-                    .sightings
-                    .get(record)?
-                    .ok_or(StoreError::Corrupt("current report without its record"))?;
-                current.push(decode_stored(&bytes)?);
-            }
-        }
-        Ok(NumberReports {
-            current,
-            block_activity: active.len(),
-        })
-    }
-
-    /// The most recently stored records, newest first.
-    ///
-    /// # Errors
-    /// sled errors or corruption.
-    pub fn recent(&self, limit: usize) -> Result<Vec<(SightingId, Sighting)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.arrivals.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, record) = entry?;
-            if let Some(bytes) = self.sightings.get(record)? {
-                out.push((SightingId::of(&bytes), decode_stored(&bytes)?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Progress of every origin with stored records.
-    ///
-    /// # Errors
-    /// sled errors or corruption.
-    pub fn progress(&self) -> Result<Vec<OriginProgress>, StoreError> {
-        self.progress
-            .iter()
-            .map(|entry| {
-                let (k, v) = entry?;
-                let origin = OriginId::from_bytes(
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("progress key"))?,
-                );
-                OriginProgress::decode(origin, &v)
-            })
-            .collect()
-    }
-
-    /// Up to `limit` wire records of `origin` with seq > `after`, ascending,
-    /// and whether more follow.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn page(
-        &self,
-        origin: &OriginId,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
-        let start = record_key(origin.as_bytes(), after.saturating_add(1));
-        let end = record_key(origin.as_bytes(), u64::MAX);
-        let mut out = Vec::new();
-        for entry in self.sightings.range(start..=end) {
-            let (_, bytes) = entry?;
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(bytes.to_vec());
-        }
-        Ok((out, false))
-    }
-
-    /// Origins with equivocation evidence, with the number of conflicting records.
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn equivocations(&self) -> Result<Vec<(OriginId, u64)>, StoreError> {
-        let mut counts: std::collections::BTreeMap<OriginId, u64> =
-            std::collections::BTreeMap::new();
-        for entry in &self.evidence {
-            let (k, _) = entry?;
-            let origin = OriginId::from_bytes(
-                k[..32]
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("evidence"))?,
-            );
-            *counts.entry(origin).or_default() += 1;
-        }
-        Ok(counts.into_iter().collect())
-    }
-
-    /// Removes records whose retention or expiry time is ≤ `now`, with their
-    /// indexes, and the raw number behind an `own` report that was the
-    /// number's current one. Returns how many records were removed.
-    ///
-    /// # Errors
-    /// sled errors or corruption.
-    pub fn purge(&self, now: u64, own: &OriginId) -> Result<usize, StoreError> {
-        let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
-        let due: Vec<(sled::IVec, sled::IVec)> =
-            self.purges.range(..=end).collect::<Result<_, _>>()?;
-        let mut removed = 0;
-        for (expiry_key, arrival) in due {
-            if expiry_key.len() != 48 {
-                return Err(StoreError::Corrupt("purges"));
-            }
-            if self.remove(&expiry_key, &arrival, own)? {
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            self.db.flush()?;
-        }
-        Ok(removed)
-    }
-
-    /// Removes the record an expiry entry names, with its indexes and the
-    /// entry itself, in one transaction. Whether a record was removed.
-    fn remove(
-        &self,
-        expiry_key: &[u8],
-        arrival: &[u8],
-        own: &OriginId,
-    ) -> Result<bool, StoreError> {
-        let record_key = &expiry_key[8..48];
-        let trees = (
-            &self.sightings,
-            &self.current,
-            &self.progress,
-            &self.arrivals,
-            &self.purges,
-            &self.own_numbers,
-        );
-        let removed = trees.transaction(
-            |(sightings, current, progress, arrivals, purges, own_numbers)| {
-                purges.remove(expiry_key)?;
-                arrivals.remove(arrival)?;
-                let Some(bytes) = sightings.remove(record_key)? else {
-                    return Ok(false);
-                };
-                let s = decode_stored(&bytes).map_err(abort)?;
-                let origin = s.origin.as_bytes();
-                let current_key = current_key(&s);
-                if let Some(v) = current.get(current_key)? {
-                    if v.len() == 17 && be_u64(&v) == s.seq {
-                        current.remove(current_key.as_slice())?;
-                        // The number's current own report is gone: so is the
-                        // one reason to keep its raw form.
-                        if s.origin == *own {
-                            own_numbers.remove(s.number.as_bytes().as_slice())?;
-                        }
-                    }
-                }
-                if let Some(v) = progress.get(origin)? {
-                    let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
-                    p.count = p.count.saturating_sub(1);
-                    for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
-                        *d ^= b;
-                    }
-                    progress.insert(origin.as_slice(), p.encode().as_slice())?;
-                }
-                Ok(true)
-            },
-        )?;
-        Ok(removed)
-    }
-
-    /// Every stored record's wire bytes, in arrival order (a backup's
-    /// body; restore re-derives every index from them).
-    pub fn records_by_arrival(&self) -> impl Iterator<Item = Result<sled::IVec, StoreError>> + '_ {
-        self.arrivals.iter().filter_map(move |entry| {
-            let record = match entry {
-                Ok((_, record)) => record,
-                Err(e) => return Some(Err(e.into())),
-            };
-            // A record purged since the arrival was read is simply gone.
-            self.sightings.get(record).map_err(Into::into).transpose()
-        })
-    }
-
-    /// The wire bytes of every equivocation's evidence record.
-    pub fn evidence_records(&self) -> impl Iterator<Item = Result<sled::IVec, StoreError>> + '_ {
-        self.evidence.iter().values().map(|v| v.map_err(Into::into))
-    }
-
-    /// Every raw number this node submitted, with its hash.
-    pub fn own_numbers(
-        &self,
-    ) -> impl Iterator<Item = Result<(NumberHash, String), StoreError>> + '_ {
-        self.own_numbers.iter().map(|entry| {
-            let (hash, e164) = entry?;
-            let hash: [u8; 32] = hash
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("own_numbers key"))?;
-            Ok((
-                NumberHash::from_bytes(hash),
-                String::from_utf8_lossy(&e164).into_owned(),
-            ))
-        })
-    }
-
-    /// Remembers the raw number behind an own report (restoring a backup:
-    /// the caller checked that `e164` hashes to `hash`).
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn restore_own_number(&self, hash: &NumberHash, e164: &str) -> Result<(), StoreError> {
-        self.own_numbers.insert(hash.as_bytes(), e164.as_bytes())?;
-        Ok(())
-    }
-
-    /// Whether the store holds no records.
-    pub fn is_empty(&self) -> bool {
-        self.sightings.is_empty()
     }
 
     /// Every tree's entries, for tests that compare whole stores.
@@ -845,13 +463,675 @@ impl Store {
             ("meta", &self.meta),
         ]
     }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. A store of schema 1 is
+    /// migrated in place first.
+    ///
+    /// # Errors
+    /// [`StoreError::Schema`] for a store of another version; sled errors.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let handles = Handles::open(dir)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                handles: RwLock::new(Some(Arc::new(handles))),
+                healthy: AtomicBool::new(true),
+                errors: AtomicU64::new(0),
+                reopens: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The current handles.
+    fn handles(&self) -> Result<Arc<Handles>, StoreError> {
+        self.shared
+            .handles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(self.last_error()))
+    }
+
+    /// Runs `f` on the current handles, noting a sled I/O error as a
+    /// failure of the store.
+    fn with<T>(&self, f: impl FnOnce(&Handles) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = f(&*self.handles()?);
+        if let Err(e @ StoreError::Sled(_)) = &result {
+            if e.is_unavailable() {
+                self.note_failure(e);
+            }
+        }
+        result
+    }
+
+    fn note_failure(&self, error: &dyn std::fmt::Display) {
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+        if self.shared.healthy.swap(false, Ordering::AcqRel) {
+            tracing::error!(
+                error = %error,
+                store = %self.shared.dir.display(),
+                "the store failed to write; refusing writes until it is reopened"
+            );
+        }
+    }
+
+    fn last_error(&self) -> String {
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "no error recorded".into())
+    }
+
+    /// Whether the store is writing.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// The store's condition.
+    pub fn health(&self) -> StoreHealth {
+        StoreHealth {
+            healthy: self.is_healthy(),
+            errors: self.shared.errors.load(Ordering::Relaxed),
+            reopens: self.shared.reopens.load(Ordering::Relaxed),
+            last_error: self
+                .shared
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// Checks that sled can still write (a flush fails once sled has kept
+    /// an error), so a failure in sled's background flush is noticed even
+    /// when nothing is being stored.
+    ///
+    /// # Errors
+    /// The failure, which is also noted.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
+
+    /// Reopens a failed store: drops the failed handles (sled then releases
+    /// its files) and opens the database again, which recovers it to its
+    /// last durable state. Does nothing for a healthy store. Returns
+    /// whether the store is healthy afterwards; `false` when another
+    /// operation still holds the old handles (try again shortly) or the
+    /// reopen failed (noted, e.g. the disk is still full).
+    pub fn recover(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        let mut slot = self
+            .shared
+            .handles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|h| Arc::strong_count(h) > 1) {
+            return false;
+        }
+        // Reopening a store whose disk is still full would only fail again
+        // at the next write.
+        if let Ok(fs) = rustix::fs::statvfs(&self.shared.dir) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < MIN_FREE_BYTES {
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(format!(
+                    "waiting for free space on the store's file system: {} KiB available, {} KiB needed",
+                    free / 1024,
+                    MIN_FREE_BYTES / 1024
+                ));
+                return false;
+            }
+        }
+        // sled flushes on drop, which fails the same way; only its lock
+        // on the files matters here.
+        *slot = None;
+        match Handles::open(&self.shared.dir).and_then(|h| {
+            // Writing must work again before the store says it does.
+            h.meta.insert(META_PROBE, &[1])?;
+            h.db.flush()?;
+            Ok(h)
+        }) {
+            Ok(handles) => {
+                *slot = Some(Arc::new(handles));
+                self.shared.reopens.fetch_add(1, Ordering::Relaxed);
+                self.shared.healthy.store(true, Ordering::Release);
+                tracing::warn!(store = %self.shared.dir.display(), "the store was reopened and writes again");
+                true
+            }
+            Err(e) => {
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// sled I/O errors.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.with(|h| {
+            h.db.flush()?;
+            Ok(())
+        })
+    }
+
+    /// Reserves `n` of the node's own sequence numbers and makes the
+    /// reservation durable before returning, so a seq is never reused, even
+    /// after a crash (a crash may leave reserved seqs unused: a gap, never
+    /// a reuse).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn reserve_own_seqs(&self, n: u64) -> Result<Range<u64>, StoreError> {
+        self.with(|h| {
+            let previous = h.meta.fetch_and_update(META_OWN_SEQ, |old| {
+                let old = old.map_or(0, be_u64);
+                Some((old + n).to_be_bytes().to_vec())
+            })?;
+            let first = previous.as_deref().map_or(0, be_u64) + 1;
+            h.db.flush()?;
+            Ok(first..first + n)
+        })
+    }
+
+    /// The last own seq reserved.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn last_own_seq(&self) -> Result<u64, StoreError> {
+        self.with(|h| Ok(h.meta.get(META_OWN_SEQ)?.as_deref().map_or(0, be_u64)))
+    }
+
+    /// Forgets raw numbers this node no longer holds a current report of
+    /// (kept by a version that never purged them, or left by a crash
+    /// between a purge and its flush). `block_of` derives a number's block
+    /// hash from its E.164 form. Returns how many were forgotten.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn sweep_own_numbers(
+        &self,
+        own: &OriginId,
+        block_of: impl Fn(&str) -> Option<BlockHash>,
+    ) -> Result<usize, StoreError> {
+        self.with(|h| {
+            let mut forgotten = 0;
+            for entry in &h.own_numbers {
+                let (hash, e164) = entry?;
+                let e164 = String::from_utf8_lossy(&e164);
+                let held = hash.len() == 32
+                    && block_of(&e164).is_none_or(|block| {
+                        let key: [u8; 96] = cat(&[block.as_bytes(), &hash, own.as_bytes()]);
+                        h.current.contains_key(key).unwrap_or(true)
+                    });
+                if !held {
+                    h.own_numbers.remove(&hash)?;
+                    forgotten += 1;
+                }
+            }
+            if forgotten > 0 {
+                h.db.flush()?;
+            }
+            Ok(forgotten)
+        })
+    }
+
+    /// The raw number, if this node submitted it.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn own_number(&self, hash: &NumberHash) -> Result<Option<String>, StoreError> {
+        self.with(|h| {
+            Ok(h.own_numbers
+                .get(hash.as_bytes())?
+                .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        })
+    }
+
+    /// Stores a verified record with all its indexes in one transaction.
+    /// `purge_at` is when retention or expiry removes it.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn insert(
+        &self,
+        record: &SignedSighting,
+        purge_at: u64,
+    ) -> Result<InsertOutcome, StoreError> {
+        let outcomes = self.insert_batch(&[(record, purge_at)])?;
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or(StoreError::Corrupt("no outcome for an inserted record"))
+    }
+
+    /// `n` arrival numbers (the order of the "recent" list), taken before a
+    /// transaction: sled's id generator is not transactional.
+    fn arrivals(&self, n: usize) -> Result<Vec<u64>, StoreError> {
+        self.with(|h| (0..n).map(|_| Ok(h.db.generate_id()?)).collect())
+    }
+
+    /// Stores a batch of verified records from peers in one transaction
+    /// (one commit for the batch: sled's per-transaction cost dominates
+    /// single-record inserts). Each record is judged on its own; the
+    /// outcomes are in order. `records` pairs each record with its `purge_at`.
+    ///
+    /// # Errors
+    /// sled errors (then nothing of the batch is stored).
+    pub fn insert_batch(
+        &self,
+        records: &[(&SignedSighting, u64)],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        self.with(|h| {
+            let arrivals = self.arrivals(records.len())?;
+            let outcomes = h.trees().transaction(|t| {
+                let mut outcomes = Vec::with_capacity(records.len());
+                for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
+                    outcomes.push(insert_tx(
+                        (&t.0, &t.1, &t.2, &t.3, &t.4, &t.5),
+                        record,
+                        *purge_at,
+                        *arrival,
+                    )?);
+                }
+                Ok(outcomes)
+            })?;
+            Ok(outcomes)
+        })
+    }
+
+    /// Stores this node's own records all-or-nothing, in one transaction,
+    /// with the raw number behind each (`records` holds record, `purge_at`,
+    /// E.164): if any of them is not new (a duplicate, or a reused seq),
+    /// nothing is stored and the error says which. The raw number is
+    /// forgotten when the number's last own report is purged.
+    ///
+    /// # Errors
+    /// [`StoreError::NotNew`] naming the record; sled errors.
+    pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
+        self.with(|h| {
+            let arrivals = self.arrivals(records.len())?;
+            let (sightings, current, progress, arrivals_tree, purges, evidence) = h.trees();
+            (
+                sightings,
+                current,
+                progress,
+                arrivals_tree,
+                purges,
+                evidence,
+                &h.own_numbers,
+            )
+                .transaction(|(a, b, c, d, e, f, own_numbers)| {
+                    let t = (a, b, c, d, e, f);
+                    for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
+                        own_numbers.insert(record.sighting().number.as_bytes(), e164.as_bytes())?;
+                        match insert_tx(t, record, *purge_at, *arrival)? {
+                            InsertOutcome::Stored { .. } => {}
+                            other => {
+                                return Err(abort(StoreError::NotNew {
+                                    seq: record.sighting().seq,
+                                    outcome: format!("{other:?}"),
+                                }))
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })
+    }
+
+    /// Raises the own sequence counter to at least `seq` (when records of
+    /// this node's origin come back from peers, e.g. after a store was lost).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn raise_own_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.with(|h| {
+            h.meta.fetch_and_update(META_OWN_SEQ, |old| {
+                let old = old.map_or(0, be_u64);
+                Some(old.max(seq).to_be_bytes().to_vec())
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Whether `origin`'s current report of `number` (filed under `block`)
+    /// is a report a withdrawal can withdraw: it exists and is not itself a
+    /// withdrawal.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn has_live_report(
+        &self,
+        origin: &OriginId,
+        number: &NumberHash,
+        block: &BlockHash,
+    ) -> Result<bool, StoreError> {
+        let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
+        self.with(|h| {
+            Ok(h.current
+                .get(key)?
+                .is_some_and(|v| v.len() == 17 && v[16] != Verdict::Withdrawn.code()))
+        })
+    }
+
+    /// A number's current reports (every origin's latest, decoded) and the
+    /// activity in its 100-block: how many distinct numbers of the block
+    /// have a current malicious report with `last_seen >= since`. One prefix
+    /// scan over the block serves both.
+    ///
+    /// Reports are found under the block the record names. Honest nodes
+    /// derive it from the number; a member that signs a wrong block only
+    /// hides its own report from lookups of that number.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn reports(
+        &self,
+        number: &NumberHash,
+        block: &BlockHash,
+        since: u64,
+    ) -> Result<NumberReports, StoreError> {
+        self.with(|h| {
+            let mut current = Vec::new();
+            let mut active = std::collections::HashSet::new();
+            for entry in h.current.scan_prefix(block.as_bytes()) {
+                let (key, value) = entry?;
+                if key.len() != 96 || value.len() != 17 {
+                    return Err(StoreError::Corrupt("current"));
+                }
+                if value[16] == Verdict::Malicious.code() && be_u64(&value[8..16]) >= since {
+                    active.insert(key.subslice(32, 32));
+                }
+                if &key[32..64] == number.as_bytes() {
+                    let record = record_key(&key[64..96], be_u64(&value));
+                    let bytes = h
+                        .sightings
+                        .get(record)?
+                        .ok_or(StoreError::Corrupt("current report without its record"))?;
+                    current.push(decode_stored(&bytes)?);
+                }
+            }
+            Ok(NumberReports {
+                current,
+                block_activity: active.len(),
+            })
+        })
+    }
+
+    /// The most recently stored records, newest first.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn recent(&self, limit: usize) -> Result<Vec<(SightingId, Sighting)>, StoreError> {
+        self.with(|h| {
+            let mut out = Vec::new();
+            for entry in h.arrivals.iter().rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, record) = entry?;
+                if let Some(bytes) = h.sightings.get(record)? {
+                    out.push((SightingId::of(&bytes), decode_stored(&bytes)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Progress of every origin with stored records.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn progress(&self) -> Result<Vec<OriginProgress>, StoreError> {
+        self.with(|h| {
+            h.progress
+                .iter()
+                .map(|entry| {
+                    let (k, v) = entry?;
+                    let origin = OriginId::from_bytes(
+                        k.as_ref()
+                            .try_into()
+                            .map_err(|_| StoreError::Corrupt("progress key"))?,
+                    );
+                    OriginProgress::decode(origin, &v)
+                })
+                .collect()
+        })
+    }
+
+    /// Up to `limit` wire records of `origin` with seq > `after`, ascending,
+    /// and whether more follow.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn page(
+        &self,
+        origin: &OriginId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        self.with(|h| {
+            let start = record_key(origin.as_bytes(), after.saturating_add(1));
+            let end = record_key(origin.as_bytes(), u64::MAX);
+            let mut out = Vec::new();
+            for entry in h.sightings.range(start..=end) {
+                let (_, bytes) = entry?;
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(bytes.to_vec());
+            }
+            Ok((out, false))
+        })
+    }
+
+    /// Origins with equivocation evidence, with the number of conflicting records.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn equivocations(&self) -> Result<Vec<(OriginId, u64)>, StoreError> {
+        self.with(|h| {
+            let mut counts: std::collections::BTreeMap<OriginId, u64> =
+                std::collections::BTreeMap::new();
+            for entry in &h.evidence {
+                let (k, _) = entry?;
+                let origin = OriginId::from_bytes(
+                    k[..32]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("evidence"))?,
+                );
+                *counts.entry(origin).or_default() += 1;
+            }
+            Ok(counts.into_iter().collect())
+        })
+    }
+
+    /// Removes records whose retention or expiry time is ≤ `now`, with their
+    /// indexes, and the raw number behind an `own` report that was the
+    /// number's current one. Returns how many records were removed.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn purge(&self, now: u64, own: &OriginId) -> Result<usize, StoreError> {
+        self.with(|h| {
+            let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
+            let due: Vec<(sled::IVec, sled::IVec)> =
+                h.purges.range(..=end).collect::<Result<_, _>>()?;
+            let mut removed = 0;
+            for (expiry_key, arrival) in due {
+                if expiry_key.len() != 48 {
+                    return Err(StoreError::Corrupt("purges"));
+                }
+                if self.remove(&expiry_key, &arrival, own)? {
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                h.db.flush()?;
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Removes the record an expiry entry names, with its indexes and the
+    /// entry itself, in one transaction. Whether a record was removed.
+    fn remove(
+        &self,
+        expiry_key: &[u8],
+        arrival: &[u8],
+        own: &OriginId,
+    ) -> Result<bool, StoreError> {
+        self.with(|h| {
+            let record_key = &expiry_key[8..48];
+            let trees = (
+                &h.sightings,
+                &h.current,
+                &h.progress,
+                &h.arrivals,
+                &h.purges,
+                &h.own_numbers,
+            );
+            let removed = trees.transaction(
+                |(sightings, current, progress, arrivals, purges, own_numbers)| {
+                    purges.remove(expiry_key)?;
+                    arrivals.remove(arrival)?;
+                    let Some(bytes) = sightings.remove(record_key)? else {
+                        return Ok(false);
+                    };
+                    let s = decode_stored(&bytes).map_err(abort)?;
+                    let origin = s.origin.as_bytes();
+                    let current_key = current_key(&s);
+                    if let Some(v) = current.get(current_key)? {
+                        if v.len() == 17 && be_u64(&v) == s.seq {
+                            current.remove(current_key.as_slice())?;
+                            // The number's current own report is gone: so is the
+                            // one reason to keep its raw form.
+                            if s.origin == *own {
+                                own_numbers.remove(s.number.as_bytes().as_slice())?;
+                            }
+                        }
+                    }
+                    if let Some(v) = progress.get(origin)? {
+                        let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
+                        p.count = p.count.saturating_sub(1);
+                        for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
+                            *d ^= b;
+                        }
+                        progress.insert(origin.as_slice(), p.encode().as_slice())?;
+                    }
+                    Ok(true)
+                },
+            )?;
+            Ok(removed)
+        })
+    }
+
+    /// Every stored record's wire bytes, in arrival order (a backup's
+    /// body; restore re-derives every index from them).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] while the store is being reopened.
+    pub fn records_by_arrival(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<sled::IVec, StoreError>>, StoreError> {
+        let h = self.handles()?;
+        let sightings = h.sightings.clone();
+        Ok(h.arrivals.iter().filter_map(move |entry| {
+            let record = match entry {
+                Ok((_, record)) => record,
+                Err(e) => return Some(Err(e.into())),
+            };
+            // A record purged since the arrival was read is simply gone.
+            sightings.get(record).map_err(Into::into).transpose()
+        }))
+    }
+
+    /// The wire bytes of every equivocation's evidence record.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] while the store is being reopened.
+    pub fn evidence_records(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<sled::IVec, StoreError>>, StoreError> {
+        let h = self.handles()?;
+        Ok(h.evidence.iter().values().map(|v| v.map_err(Into::into)))
+    }
+
+    /// Every raw number this node submitted, with its hash.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] while the store is being reopened.
+    pub fn own_numbers(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(NumberHash, String), StoreError>>, StoreError> {
+        let h = self.handles()?;
+        Ok({
+            h.own_numbers.iter().map(|entry| {
+                let (hash, e164) = entry?;
+                let hash: [u8; 32] = hash
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("own_numbers key"))?;
+                Ok((
+                    NumberHash::from_bytes(hash),
+                    String::from_utf8_lossy(&e164).into_owned(),
+                ))
+            })
+        })
+    }
+
+    /// Remembers the raw number behind an own report (restoring a backup:
+    /// the caller checked that `e164` hashes to `hash`).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn restore_own_number(&self, hash: &NumberHash, e164: &str) -> Result<(), StoreError> {
+        self.with(|h| {
+            h.own_numbers.insert(hash.as_bytes(), e164.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Whether the store holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.with(|h| Ok(h.sightings.is_empty())).unwrap_or(false)
+    }
+
+    /// Every tree's entries, for tests that compare whole stores.
+    #[cfg(test)]
+    fn snapshot(&self) -> Vec<(&'static str, Entries)> {
+        self.handles().unwrap().snapshot()
+    }
 
     /// Bytes the store occupies on disk.
     ///
     /// # Errors
     /// sled errors.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        self.with(|h| Ok(h.db.size_on_disk()?))
     }
 }
 
@@ -1232,8 +1512,8 @@ mod tests {
         assert_eq!(left, vec![new.as_bytes().to_vec()]);
         // Nothing of the purged record is left in any index.
         assert_eq!(store.recent(10).unwrap().len(), 1);
-        assert_eq!(store.purges.len(), 1);
-        assert_eq!(store.current.len(), 1);
+        assert_eq!(store.handles().unwrap().purges.len(), 1);
+        assert_eq!(store.handles().unwrap().current.len(), 1);
         assert_eq!(store.progress().unwrap()[0].count, 1);
         assert_eq!(stored(&store), 1);
     }
@@ -1276,11 +1556,16 @@ mod tests {
         assert_eq!(own_number(6), None);
         assert_eq!(store.purge(4000, &own.origin()).unwrap(), 1);
         assert_eq!(own_number(5), None);
-        assert!(store.own_numbers.is_empty());
+        assert!(store.handles().unwrap().own_numbers.is_empty());
 
         // An orphan (left by a version that never purged them) is swept;
         // a number with a current own report is kept.
-        store.own_numbers.insert([7; 32], "+7".as_bytes()).unwrap();
+        store
+            .handles()
+            .unwrap()
+            .own_numbers
+            .insert([7; 32], "+7".as_bytes())
+            .unwrap();
         store
             .insert_own(&[(
                 record(&own, 4, 8, Verdict::Malicious, 5000),
@@ -1315,6 +1600,8 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
+                .handles()
+                .unwrap()
                 .meta
                 .insert(META_SCHEMA, &99u32.to_be_bytes())
                 .unwrap();
@@ -1335,7 +1622,7 @@ mod tests {
 
     /// Rewrites a store into schema 1's layout, as a schema-1 build wrote it.
     fn downgrade_to_v1(store: &Store) {
-        let tree = |name: &str| store.db.open_tree(name).unwrap();
+        let tree = |name: &str| store.handles().unwrap().db.open_tree(name).unwrap();
         let (records, origin_seq, latest, blocks, recent, expiry) = (
             tree("records"),
             tree("origin_seq"),
@@ -1344,22 +1631,31 @@ mod tests {
             tree("recent"),
             tree("expiry"),
         );
-        let id_of =
-            |record_key: &[u8]| SightingId::of(&store.sightings.get(record_key).unwrap().unwrap());
-        for entry in &store.sightings {
+        let id_of = |record_key: &[u8]| {
+            SightingId::of(
+                &store
+                    .handles()
+                    .unwrap()
+                    .sightings
+                    .get(record_key)
+                    .unwrap()
+                    .unwrap(),
+            )
+        };
+        for entry in &store.handles().unwrap().sightings {
             let (key, bytes) = entry.unwrap();
             let id = SightingId::of(&bytes);
             records.insert(id.as_bytes(), bytes).unwrap();
             origin_seq.insert(key, id.as_bytes()).unwrap();
         }
-        for entry in &store.purges {
+        for entry in &store.handles().unwrap().purges {
             let (key, arrival) = entry.unwrap();
             let id = id_of(&key[8..48]);
             let expiry_key: [u8; 40] = cat(&[&key[..8], id.as_bytes()]);
             expiry.insert(expiry_key, arrival.clone()).unwrap();
             recent.insert(arrival, id.as_bytes()).unwrap();
         }
-        for entry in &store.current {
+        for entry in &store.handles().unwrap().current {
             let (key, value) = entry.unwrap();
             let record_key = record_key(&key[64..96], be_u64(&value));
             let latest_value: [u8; 40] = cat(&[&value[..8], id_of(&record_key).as_bytes()]);
@@ -1369,14 +1665,19 @@ mod tests {
             blocks.insert(key, &value[8..17]).unwrap();
         }
         for tree in [
-            &store.sightings,
-            &store.current,
-            &store.arrivals,
-            &store.purges,
+            &store.handles().unwrap().sightings,
+            &store.handles().unwrap().current,
+            &store.handles().unwrap().arrivals,
+            &store.handles().unwrap().purges,
         ] {
             tree.clear().unwrap();
         }
-        store.meta.insert(META_SCHEMA, &1u32.to_be_bytes()).unwrap();
+        store
+            .handles()
+            .unwrap()
+            .meta
+            .insert(META_SCHEMA, &1u32.to_be_bytes())
+            .unwrap();
         store.flush().unwrap();
     }
 
@@ -1405,6 +1706,8 @@ mod tests {
             }
             assert_eq!(store.purge(2000, &b.origin()).unwrap(), 1);
             store
+                .handles()
+                .unwrap()
                 .own_numbers
                 .insert([5; 32], "+12025550105".as_bytes())
                 .unwrap();
@@ -1416,7 +1719,7 @@ mod tests {
         assert_eq!(store.snapshot(), expected);
         assert_eq!(stored(&store), 3);
         assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Withdrawn);
-        let names = store.db.tree_names();
+        let names = store.handles().unwrap().db.tree_names();
         for name in V1_TREES {
             assert!(
                 !names.contains(&sled::IVec::from(name)),

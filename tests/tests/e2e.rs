@@ -23,6 +23,8 @@ mod backup;
 mod browser;
 #[path = "e2e/deploy.rs"]
 mod deploy;
+#[path = "e2e/disk_full.rs"]
+mod disk_full;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -12,7 +12,11 @@ use serde_json::{json, Value};
 use sightline_node::config::Scope;
 use sightline_node::node::letters;
 use sightline_node::node::MAX_BATCH;
+use sightline_node::store::StoreError;
 use sightline_node::{LookupError, Submission, SubmitError};
+
+/// Seconds a client is asked to wait while the store recovers.
+const STORE_RETRY_SECS: u64 = 10;
 
 use crate::auth::Caller;
 use crate::AppState;
@@ -76,6 +80,24 @@ impl ApiError {
         e
     }
 
+    /// 503 `store_unavailable`: the store cannot write (a full disk) and
+    /// the node is reopening it; nothing was stored. Plain 500 otherwise.
+    pub fn store(e: &StoreError) -> Self {
+        match e {
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "request refused: the store cannot write");
+                let mut e = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!("the node's store cannot write (is its disk full?); nothing was stored, and the node recovers by itself once it can write again: retry in {STORE_RETRY_SECS} s"),
+                );
+                e.retry_after = Some(STORE_RETRY_SECS);
+                e
+            }
+            other => Self::internal(other),
+        }
+    }
+
     /// Seconds the client should wait, for a 429.
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after
@@ -103,7 +125,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let detail = if self.status.is_server_error() {
+        let detail = if self.code == "internal" {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
             "internal error; see the node's log".to_owned()
         } else {
@@ -151,7 +173,7 @@ fn lookup_error(e: LookupError) -> ApiError {
             format!("invalid number {input:?}: {error}"),
         )
         .with("number", json!({ "input": input, "reason": error.code() })),
-        LookupError::Store(e) => ApiError::internal(e),
+        LookupError::Store(e) => ApiError::store(&e),
     }
 }
 
@@ -168,7 +190,7 @@ fn submit_error(e: SubmitError) -> ApiError {
             "batch_size",
             format!("a batch holds 1 to {MAX_BATCH} sightings, got {n}"),
         ),
-        SubmitError::Store(e) => ApiError::internal(e),
+        SubmitError::Store(e) => ApiError::store(&e),
         SubmitError::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "stopping",
@@ -255,7 +277,7 @@ pub async fn lookup_bulk(
             Err(LookupError::Number { input, error }) => {
                 json!({ "input": input, "error": "invalid_number", "reason": error.code(), "detail": error.to_string() })
             }
-            Err(LookupError::Store(e)) => return Err(ApiError::internal(e)),
+            Err(LookupError::Store(e)) => return Err(ApiError::store(&e)),
         });
     }
     Ok(Json(json!({ "results": out })))
@@ -400,7 +422,7 @@ pub async fn recent_for(
         .node()
         .recent(limit.min(1000))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::store(&e))?;
     if !caller.sees_own_numbers() {
         for r in &mut recent {
             r.number = None;
@@ -445,7 +467,11 @@ pub async fn status(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     state.auth().admit(&caller, Scope::Read, 1)?;
-    let status = state.node().status().await.map_err(ApiError::internal)?;
+    let status = state
+        .node()
+        .status()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
     Ok(Json(json!(status)))
 }
 

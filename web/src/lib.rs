@@ -21,6 +21,9 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sightline_node::NodeHandle;
@@ -33,6 +36,23 @@ pub mod openapi;
 pub mod pages;
 
 pub use api::ApiError;
+
+/// `GET /healthz`: 200 `ok` while the node can store what it is sent; 503
+/// while its store cannot write (a full disk), until the node has reopened
+/// it. No token needed, and nothing in it but that.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let health = state.node().store_health();
+    if health.healthy {
+        "ok\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "10")],
+            "store unavailable: it cannot write (is the disk full?); the node retries by itself\n",
+        )
+            .into_response()
+    }
+}
 
 /// Largest request body: a 10,000-item batch with long brands fits.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -114,7 +134,7 @@ pub fn router(state: AppState) -> Router {
         .route("/peers", get(pages::peers))
         .route("/status", get(pages::status))
         .route("/style.css", get(pages::stylesheet))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .nest("/api/v1", api)
         .layer(axum::middleware::from_fn_with_state(

@@ -102,7 +102,11 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// Auth errors; 500 if the store cannot be read.
 pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     state.auth().admit(&caller, Scope::Read, 1)?;
-    let status = state.node().status().await.map_err(ApiError::internal)?;
+    let status = state
+        .node()
+        .status()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
     let peers = state.node().peers().await;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
@@ -252,6 +256,24 @@ pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Res
                 )
             })
             .collect(),
+    );
+    metric(
+        "sightline_store_healthy",
+        "gauge",
+        "1 while the store writes; 0 after a write failed (a full disk) until the node has reopened it.",
+        vec![(String::new(), f(u64::from(status.store.healthy)))],
+    );
+    metric(
+        "sightline_store_errors_total",
+        "counter",
+        "Store I/O errors (failed writes, failed reopens).",
+        vec![(String::new(), f(status.store.errors))],
+    );
+    metric(
+        "sightline_store_reopens_total",
+        "counter",
+        "Times the node reopened its store after a failure.",
+        vec![(String::new(), f(status.store.reopens))],
     );
     metric(
         "sightline_store_disk_bytes",
