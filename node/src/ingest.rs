@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use sightline_protocol::{NetworkId, OriginId, TimeError, UnverifiedSighting};
+use sightline_protocol::{NetworkId, OriginId, Sighting, TimeError, UnverifiedSighting};
 
 /// What happens to a message that fails validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,19 +65,35 @@ pub struct Context {
 }
 
 /// The checks before signature verification: decoding (size, canonical
-/// form, fields), network, membership, and the clock.
+/// form, fields), network and membership.
+///
+/// A record of an origin that is not a member is ignored, not rejected:
+/// during a rolling update of `network.toml` a peer that already lists a
+/// new member forwards its records to one that does not yet, and that
+/// forwarder is honest. Nothing of such a record is verified or kept.
 ///
 /// # Errors
 /// The [`Rejection`] for the first check that fails.
-pub fn precheck(bytes: &[u8], ctx: &Context, now: u64) -> Result<UnverifiedSighting, Rejection> {
+pub fn precheck(bytes: &[u8], ctx: &Context) -> Result<UnverifiedSighting, Rejection> {
     let record = UnverifiedSighting::decode(bytes).map_err(|e| Rejection::reject(e.code()))?;
     let s = record.sighting();
     if s.network != ctx.network {
         return Err(Rejection::reject("wrong_network"));
     }
     if !ctx.members.contains(&s.origin) {
-        return Err(Rejection::reject("non_member"));
+        return Err(Rejection::ignore("non_member"));
     }
+    Ok(record)
+}
+
+/// The checks after signature verification: the clock and retention. They
+/// come after it so that what fails them is known to be the origin's own
+/// record: junk in a member's name with an out-of-window time is a bad
+/// signature, charged to whoever sent it, not a silently ignored record.
+///
+/// # Errors
+/// The [`Rejection`] (always an ignore) for the first check that fails.
+pub fn check_window(s: &Sighting, ctx: &Context, now: u64) -> Result<(), Rejection> {
     match s.check_time(now, ctx.max_skew) {
         Ok(()) => {}
         // Ignored, not rejected: a forwarder whose clock is a little ahead
@@ -89,7 +105,7 @@ pub fn precheck(bytes: &[u8], ctx: &Context, now: u64) -> Result<UnverifiedSight
     if s.last_seen.saturating_add(ctx.retention) <= now {
         return Err(Rejection::ignore("past_retention"));
     }
-    Ok(record)
+    Ok(())
 }
 
 /// When the store should purge a record: at expiry or at the end of retention.
@@ -190,12 +206,17 @@ mod tests {
 
     #[test]
     fn accepts_a_member_record_of_this_network() {
-        precheck(&bytes("net", NOW, None), &ctx(), NOW).unwrap();
+        let record = precheck(&bytes("net", NOW, None), &ctx()).unwrap();
+        check_window(record.sighting(), &ctx(), NOW).unwrap();
     }
 
     #[test]
     fn rejects_and_ignores_with_reasons() {
-        let err = |b: &[u8], c: &Context| precheck(b, c, NOW).unwrap_err();
+        let err = |b: &[u8], c: &Context| {
+            precheck(b, c)
+                .and_then(|r| check_window(r.sighting(), c, NOW))
+                .unwrap_err()
+        };
         assert_eq!(err(b"\xff", &ctx()), Rejection::reject("malformed"));
         assert_eq!(
             err(&bytes("other", NOW, None), &ctx()),
@@ -205,7 +226,7 @@ mod tests {
         no_members.members.clear();
         assert_eq!(
             err(&bytes("net", NOW, None), &no_members),
-            Rejection::reject("non_member")
+            Rejection::ignore("non_member")
         );
         assert_eq!(
             err(&bytes("net", NOW + 301, None), &ctx()),

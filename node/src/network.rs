@@ -47,7 +47,8 @@ const INVALID_LIMIT: u32 = 25;
 /// The window over which invalid records are counted.
 const INVALID_WINDOW: Duration = Duration::from_secs(60);
 /// Gossip score below which a peer's messages are ignored (graylisted) and
-/// the peer is disconnected. Two invalid messages reach it.
+/// the peer is disconnected. The invalid-message penalty is the square of
+/// the (decaying) count times −100: two give −400, not below it; three do.
 const GRAYLIST_THRESHOLD: f64 = -400.0;
 /// How long a misbehaving member stays blocked.
 const BLOCK_FOR: Duration = Duration::from_secs(600);

@@ -1,7 +1,8 @@
 //! The ingest stage: what happens to every record a peer sends (gossip or
 //! catch-up) once it has left the network loop. Cheap pure checks first
 //! ([`crate::ingest::precheck`]), then one batch signature verification
-//! ([`Ingestor::check`]), then storage ([`Ingestor::commit`]). The node's
+//! and the clock and retention checks ([`Ingestor::check`]), then storage
+//! ([`Ingestor::commit`]). The node's
 //! ingest task runs them through [`IngestPipeline`] on blocking threads; the
 //! benchmark harness drives the same pipeline directly.
 
@@ -145,7 +146,7 @@ impl Ingestor {
         let mut seen: HashSet<SightingId> = HashSet::new();
         for (index, data) in batch.iter().enumerate() {
             Metrics::incr(&self.metrics.received);
-            let checked = ingest::precheck(data, &self.ctx, now).and_then(|record| {
+            let checked = ingest::precheck(data, &self.ctx).and_then(|record| {
                 let id = SightingId::of(data);
                 if seen.insert(id) {
                     Ok(record)
@@ -169,7 +170,10 @@ impl Ingestor {
         let mut verified = Vec::with_capacity(indexes.len());
         for (index, outcome) in indexes.into_iter().zip(verify_batch(records)) {
             match outcome {
-                Ok(record) => verified.push((index, record)),
+                Ok(record) => match ingest::check_window(record.sighting(), &self.ctx, now) {
+                    Ok(()) => verified.push((index, record)),
+                    Err(rejection) => results[index] = Err(rejection),
+                },
                 Err(e) => {
                     results[index] = Err(Rejection {
                         reason: e.code(),

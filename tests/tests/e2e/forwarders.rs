@@ -1,0 +1,216 @@
+//! Honest forwarders are never punished, and whatever fails verification is
+//! charged to whoever sent it: a rolling `network.toml` update, clock skew,
+//! and junk dated outside the clock window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sightline_node::{ManualClock, Submission};
+use sightline_protocol::{parse_number, Channel, Kind, NetworkId, Sighting, SigningKey, Verdict};
+use sightline_tests::{eventually, Cluster};
+
+use super::{has_report, signed_by, wait_until_blocked, RawPeer, WAIT};
+
+/// A record claiming `origin_key`'s origin, dated `at`, signed by `key`
+/// (so its signature fails unless `key` is the origin's).
+fn forged_at(key: &SigningKey, origin_key: &SigningKey, at: u64) -> Vec<u8> {
+    let parsed = parse_number("+1 415 555 0190", None).unwrap();
+    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
+    let sighting = Sighting {
+        network: NetworkId::new("test-net").unwrap(),
+        origin: key.origin(),
+        seq: at % 1000 + 1,
+        number: hash_key.number_hash(&parsed.e164),
+        block: hash_key.block_hash(&parsed.e164),
+        cc: parsed.country_code,
+        line: parsed.line,
+        kind: Kind::Smishing,
+        verdict: Verdict::Malicious,
+        channel: Channel::Sms,
+        brand: None,
+        confidence: 100,
+        count: 1,
+        first_seen: at,
+        last_seen: at,
+        expires: None,
+    };
+    let mut bytes = sighting.sign(key).unwrap().as_bytes().to_vec();
+    let from = bytes
+        .windows(32)
+        .position(|w| w == key.origin().as_bytes())
+        .unwrap();
+    bytes[from..from + 32].copy_from_slice(origin_key.origin().as_bytes());
+    bytes
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarder_of_a_member_this_node_does_not_know_yet_is_not_punished() {
+    // Bank runs the old network.toml, without NewOrg; Carrier already has
+    // the new one. NewOrg's records reach Bank only through Carrier.
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("NewOrg", 0.5)]);
+    let new_org = cluster.members[2].peer_id;
+    let mut old = cluster.config(0);
+    old.network.members.retain(|m| m.peer_id != new_org);
+    old.network.bootstrap.retain(|(p, _)| *p != new_org);
+    let bank = sightline_node::start(old, cluster.clock.clone())
+        .await
+        .unwrap();
+    let carrier = cluster.start(1).await;
+    eventually("bank and carrier connected", WAIT, &bank, || async {
+        bank.peers()
+            .await
+            .iter()
+            .any(|p| p.org == "Carrier" && p.connected)
+    })
+    .await;
+    let newcomer = RawPeer::start(&cluster, cluster.members[2].seed);
+    newcomer.client.dial(cluster.addr(1)).await.unwrap();
+    eventually("newcomer connected to carrier", WAIT, &carrier, || async {
+        carrier
+            .peers()
+            .await
+            .iter()
+            .any(|p| p.org == "NewOrg" && p.connected)
+    })
+    .await;
+    eventually("newcomer subscribed", WAIT, &carrier, || async {
+        carrier.status().await.is_ok_and(|s| s.net.subscribed >= 2)
+    })
+    .await;
+    let key = SigningKey::from_seed(&cluster.members[2].seed);
+    for i in 0..30 {
+        let number = format!("+1 415 555 {:04}", 3100 + i);
+        newcomer
+            .client
+            .publish(signed_by(&key, &key, &number, i + 1))
+            .await
+            .unwrap();
+    }
+    eventually(
+        "carrier stores the new member's records",
+        WAIT,
+        &carrier,
+        || has_report(&carrier, "+1 415 555 3129"),
+    )
+    .await;
+    eventually(
+        "bank ignores what it cannot place yet",
+        WAIT,
+        &bank,
+        || async {
+            bank.status()
+                .await
+                .is_ok_and(|s| s.rejected.get("non_member").copied().unwrap_or(0) >= 10)
+        },
+    )
+    .await;
+    // Give scoring time to act, had the forwarder been charged.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = bank.status().await.unwrap();
+    assert!(status.net.blocked.is_empty(), "{:?}", status.net.blocked);
+    assert_eq!(status.rejected.get("bad_signature"), None);
+    assert!(!has_report(&bank, "+1 415 555 3100").await);
+    // Carrier is still connected and still trusted with what Bank can place.
+    carrier
+        .submit(vec![Submission::new("+1 415 555 3200", Kind::Vishing)])
+        .await
+        .unwrap();
+    eventually(
+        "carrier's own record still reaches bank",
+        WAIT,
+        &bank,
+        || has_report(&bank, "+1 415 555 3200"),
+    )
+    .await;
+    assert!(bank
+        .peers()
+        .await
+        .iter()
+        .any(|p| p.org == "Carrier" && p.connected));
+    drop(newcomer);
+    bank.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_dated_outside_the_window_is_a_bad_signature_charged_to_its_sender() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Mallory", 0.5)]);
+    let bank = cluster.start(0).await;
+    let mallory = RawPeer::start(&cluster, cluster.members[1].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory subscribed", WAIT, &bank, || async {
+        bank.status().await.is_ok_and(|s| s.net.subscribed >= 1)
+    })
+    .await;
+    // Records in Bank's name that nobody signed, dated a year ahead and a
+    // year and a half ago: without a signature check they would be
+    // "from the future" and "past retention", ignored, free to send.
+    let bank_key = SigningKey::from_seed(&cluster.members[0].seed);
+    let mallory_key = SigningKey::from_seed(&cluster.members[1].seed);
+    let junk = [365 * 86_400, -540 * 86_400, 30 * 86_400].map(|shift: i64| {
+        let at = now().checked_add_signed(shift).unwrap();
+        forged_at(&mallory_key, &bank_key, at)
+    });
+    for bytes in junk {
+        mallory.client.publish(bytes).await.unwrap();
+    }
+    wait_until_blocked(&bank, "Mallory").await;
+    let status = bank.status().await.unwrap();
+    assert!(
+        status.rejected.get("bad_signature").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        status.rejected
+    );
+    assert_eq!(status.rejected.get("from_the_future"), None);
+    assert_eq!(status.rejected.get("past_retention"), None);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_ignored_for_clock_skew_is_fetched_again_once_the_clock_allows_it() {
+    // Carrier's clock runs an hour ahead of Bank's; Bank's max skew is 5
+    // minutes, so it ignores Carrier's records until its clock catches up.
+    let cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let bank_clock = Arc::new(ManualClock::new(now()));
+    let carrier_clock = Arc::new(ManualClock::new(now() + 3600));
+    let bank = sightline_node::start(cluster.config(0), bank_clock.clone())
+        .await
+        .unwrap();
+    let carrier = sightline_node::start(cluster.config(1), carrier_clock)
+        .await
+        .unwrap();
+    eventually("connected", WAIT, &bank, || async {
+        bank.peers().await.iter().any(|p| p.connected)
+    })
+    .await;
+    carrier
+        .submit(vec![Submission::new("+1 415 555 0177", Kind::Callback)])
+        .await
+        .unwrap();
+    // Refused by gossip and by at least one catch-up round after it.
+    eventually("ignored as future-dated", WAIT, &bank, || async {
+        bank.status()
+            .await
+            .is_ok_and(|s| s.rejected.get("from_the_future").copied().unwrap_or(0) >= 2)
+    })
+    .await;
+    assert!(!has_report(&bank, "+1 415 555 0177").await);
+    // Bank's clock reaches Carrier's: the next catch-up brings it, with no
+    // new record at Carrier to prompt it.
+    bank_clock.advance(3600);
+    eventually("fetched again and stored", WAIT, &bank, || {
+        has_report(&bank, "+1 415 555 0177")
+    })
+    .await;
+    assert!(bank.status().await.unwrap().net.blocked.is_empty());
+    bank.shutdown().await;
+    carrier.shutdown().await;
+    drop(cluster);
+}
