@@ -471,6 +471,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 members: ctx.members.clone(),
                 ingest: ingest_tx,
                 sync_interval: inner.config.sync_interval,
+                retention: inner.config.retention_secs,
                 pulled: std::sync::Mutex::default(),
                 retry_pulls,
             },
@@ -1146,6 +1147,8 @@ struct CoreTask {
     retry_pulls: RetryPulls,
     /// This node's origin: purges forget the raw numbers of its own reports.
     own: OriginId,
+    /// Retention, seconds: equivocation evidence is purged with it.
+    retention: u64,
     store: Store,
     client: Client,
     clock: Arc<dyn Clock>,
@@ -1229,9 +1232,10 @@ async fn core_task(
                 let store = task.store.clone();
                 let now = task.clock.now();
                 let own = task.own;
+                let retention = task.retention;
                 // Off the loop: a long purge must not stall event routing.
                 tokio::spawn(async move {
-                    match blocking(move || store.purge(now, &own)).await {
+                    match blocking(move || store.purge(now, &own, retention)).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(removed = n, "purged expired records"),
                         Err(e) => tracing::error!(error = %e, "purge failed"),

@@ -38,7 +38,50 @@ pub struct Ingestor {
     ctx: Context,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// Equivocation warnings, at most one per origin per interval.
+    warned: Arc<std::sync::Mutex<OncePer>>,
 }
+
+/// Lets an event through once per key per `interval` seconds, counting
+/// what it held back in between (so a member equivocating thousands of
+/// times writes one log line per interval, not thousands).
+#[derive(Debug)]
+pub(crate) struct OncePer {
+    interval: u64,
+    last: std::collections::HashMap<OriginId, (u64, u64)>,
+}
+
+impl OncePer {
+    pub(crate) fn new(interval: u64) -> Self {
+        OncePer {
+            interval,
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    /// `Some(held back since the last one)` if an event for `key` at `now`
+    /// should be let through.
+    pub(crate) fn allow(&mut self, key: OriginId, now: u64) -> Option<u64> {
+        match self.last.get_mut(&key) {
+            Some((at, held)) if now < at.saturating_add(self.interval) => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let skipped = *held;
+                (*at, *held) = (now, 0);
+                Some(skipped)
+            }
+            None => {
+                self.last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Seconds between equivocation warnings for one origin.
+const EQUIVOCATION_LOG_INTERVAL: u64 = 600;
 
 impl std::fmt::Debug for Ingestor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +148,9 @@ impl Ingestor {
             ctx,
             clock,
             metrics,
+            warned: Arc::new(std::sync::Mutex::new(OncePer::new(
+                EQUIVOCATION_LOG_INTERVAL,
+            ))),
         }
     }
 
@@ -263,7 +309,14 @@ impl Ingestor {
                     severity: Severity::Ignore,
                 }),
                 InsertOutcome::Equivocation { existing } => {
-                    tracing::warn!(origin = %s.origin, seq = s.seq, %existing, "equivocation: origin signed two records with one seq");
+                    let allowed = self
+                        .warned
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .allow(s.origin, self.clock.now());
+                    if let Some(more) = allowed {
+                        tracing::warn!(origin = %s.origin, seq = s.seq, %existing, more_since_last_warning = more, "equivocation: origin signed two records with one seq (warned once per origin every 10 min)");
+                    }
                     Err(Rejection {
                         reason: "equivocation",
                         severity: Severity::Ignore,
@@ -318,5 +371,22 @@ impl IngestPipeline {
             Some(task) => Some(joined(task).await),
             None => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_per_interval_per_origin_counting_the_rest() {
+        let (a, b) = (OriginId::from_bytes([1; 32]), OriginId::from_bytes([2; 32]));
+        let mut once = OncePer::new(600);
+        assert_eq!(once.allow(a, 1000), Some(0));
+        assert_eq!(once.allow(a, 1001), None);
+        assert_eq!(once.allow(a, 1599), None);
+        assert_eq!(once.allow(b, 1599), Some(0), "origins are independent");
+        assert_eq!(once.allow(a, 1600), Some(2));
+        assert_eq!(once.allow(a, 1700), None);
     }
 }

@@ -46,6 +46,8 @@ const V1_TREES: [&str; 6] = [
 /// hold ~1 GiB resident (BENCHMARKS.md, footprint row).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 const META_OWN_SEQ: &[u8] = b"own_seq";
+/// Equivocation evidence records kept per origin.
+pub const MAX_EVIDENCE: u64 = 16;
 /// Written and flushed by a reopen, to prove the store writes again.
 const META_PROBE: &[u8] = b"probe";
 /// Free space a failed store waits for before it is reopened: several of
@@ -958,6 +960,9 @@ impl Store {
                 std::collections::BTreeMap::new();
             for entry in &h.evidence {
                 let (k, _) = entry?;
+                if k.len() != 40 {
+                    continue; // an origin's evidence count
+                }
                 let origin = OriginId::from_bytes(
                     k[..32]
                         .try_into()
@@ -975,7 +980,8 @@ impl Store {
     ///
     /// # Errors
     /// sled errors or corruption.
-    pub fn purge(&self, now: u64, own: &OriginId) -> Result<usize, StoreError> {
+    pub fn purge(&self, now: u64, own: &OriginId, retention: u64) -> Result<usize, StoreError> {
+        self.purge_evidence(now, retention)?;
         self.with(|h| {
             let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
             let due: Vec<(sled::IVec, sled::IVec)> =
@@ -991,6 +997,40 @@ impl Store {
             }
             if removed > 0 {
                 h.db.flush()?;
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Removes equivocation evidence whose record is past retention or
+    /// expired, as its record would be; the evidence tree is small (at most
+    /// [`MAX_EVIDENCE`] per origin), so it is scanned whole.
+    fn purge_evidence(&self, now: u64, retention: u64) -> Result<usize, StoreError> {
+        self.with(|h| {
+            let mut removed = 0;
+            for entry in &h.evidence {
+                let (key, bytes) = entry?;
+                if key.len() != 40 {
+                    continue;
+                }
+                let due = decode_stored(&bytes).map_or(true, |s| {
+                    crate::ingest::purge_at(s.last_seen, s.expires, retention) <= now
+                });
+                if due {
+                    let origin = &key[..32];
+                    h.evidence.transaction(|t| {
+                        if t.remove(&*key)?.is_some() {
+                            let kept = t.get(origin)?.as_deref().map_or(0, be_u64);
+                            if kept <= 1 {
+                                t.remove(origin)?;
+                            } else {
+                                t.insert(origin, &(kept - 1).to_be_bytes())?;
+                            }
+                        }
+                        Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    })?;
+                    removed += 1;
+                }
             }
             Ok(removed)
         })
@@ -1077,7 +1117,10 @@ impl Store {
         &self,
     ) -> Result<impl Iterator<Item = Result<sled::IVec, StoreError>>, StoreError> {
         let h = self.handles()?;
-        Ok(h.evidence.iter().values().map(|v| v.map_err(Into::into)))
+        Ok(h.evidence.iter().filter_map(|entry| match entry {
+            Ok((k, v)) => (k.len() == 40).then_some(Ok(v)),
+            Err(e) => Some(Err(e.into())),
+        }))
     }
 
     /// Every raw number this node submitted, with its hash.
@@ -1176,10 +1219,14 @@ fn insert_tx(
             if existing.as_ref() == record.as_bytes() {
                 return Ok(InsertOutcome::Duplicate);
             }
-            // The first conflicting record per (origin, seq) is the evidence;
-            // more of them would only let a member fill the disk.
-            if evidence.get(key)?.is_none() {
+            // The first conflicting record per (origin, seq) is the evidence,
+            // and at most MAX_EVIDENCE per origin: one proves equivocation,
+            // a few show a pattern, more would only let a member fill the
+            // disk. The origin's count is kept under its 32-byte key.
+            let kept = evidence.get(origin)?.as_deref().map_or(0, be_u64);
+            if kept < MAX_EVIDENCE && evidence.get(key)?.is_none() {
                 evidence.insert(key.as_slice(), record.as_bytes())?;
+                evidence.insert(origin.as_slice(), &(kept + 1).to_be_bytes())?;
             }
             return Ok(InsertOutcome::Equivocation {
                 existing: SightingId::of(&existing),
@@ -1402,6 +1449,63 @@ mod tests {
     }
 
     #[test]
+    fn evidence_is_bounded_per_origin_and_purged_with_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (mallory, other) = (
+            SigningKey::from_seed(&[1; 32]),
+            SigningKey::from_seed(&[2; 32]),
+        );
+        for seq in 1..=40 {
+            store
+                .insert(&record(&mallory, seq, 5, Verdict::Malicious, 1000), 2000)
+                .unwrap();
+            // The same seq again, different bytes, twice: one piece of
+            // evidence per seq, and never more than MAX_EVIDENCE in all.
+            for number in [6, 7] {
+                let conflict = record(&mallory, seq, number, Verdict::Malicious, 1000 + seq);
+                assert!(matches!(
+                    store.insert(&conflict, 2000).unwrap(),
+                    InsertOutcome::Equivocation { .. }
+                ));
+            }
+        }
+        store
+            .insert(&record(&other, 1, 5, Verdict::Malicious, 5000), 99_999)
+            .unwrap();
+        store
+            .insert(&record(&other, 1, 6, Verdict::Malicious, 5000), 99_999)
+            .unwrap();
+        let sorted = |mut v: Vec<(OriginId, u64)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            store.equivocations().unwrap(),
+            sorted(vec![(mallory.origin(), MAX_EVIDENCE), (other.origin(), 1)])
+        );
+        assert_eq!(
+            store.evidence_records().unwrap().count() as u64,
+            MAX_EVIDENCE + 1
+        );
+        // Retention 1,000 s: Mallory's evidence (last seen ≤ 1,040) is due
+        // at 2,040; the other origin's (5,000) is not.
+        store.purge(2040, &other.origin(), 1000).unwrap();
+        assert_eq!(store.equivocations().unwrap(), vec![(other.origin(), 1)]);
+        // With its count gone, the bound starts over for Mallory.
+        store
+            .insert(&record(&mallory, 41, 5, Verdict::Malicious, 3000), 9000)
+            .unwrap();
+        store
+            .insert(&record(&mallory, 41, 6, Verdict::Malicious, 3000), 9000)
+            .unwrap();
+        assert_eq!(
+            store.equivocations().unwrap(),
+            sorted(vec![(mallory.origin(), 1), (other.origin(), 1)])
+        );
+    }
+
+    #[test]
     fn a_batch_judges_each_record_and_sees_its_own_earlier_writes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -1505,8 +1609,8 @@ mod tests {
         let new = record(&key, 2, 6, Verdict::Malicious, 5000);
         store.insert(&old, 2000).unwrap();
         store.insert(&new, 9000).unwrap();
-        assert_eq!(store.purge(1999, &key.origin()).unwrap(), 0);
-        assert_eq!(store.purge(2000, &key.origin()).unwrap(), 1);
+        assert_eq!(store.purge(1999, &key.origin(), 10_000).unwrap(), 0);
+        assert_eq!(store.purge(2000, &key.origin(), 10_000).unwrap(), 1);
         assert!(current_of(&store, 5).is_empty());
         let (left, _) = store.page(&key.origin(), 0, 10).unwrap();
         assert_eq!(left, vec![new.as_bytes().to_vec()]);
@@ -1550,11 +1654,11 @@ mod tests {
         store
             .insert(&record(&peer, 1, 6, Verdict::Malicious, 1000), 5000)
             .unwrap();
-        assert_eq!(store.purge(2000, &own.origin()).unwrap(), 2);
+        assert_eq!(store.purge(2000, &own.origin(), 10_000).unwrap(), 2);
         // Number 5's current own report is still held, number 6's is not.
         assert_eq!(own_number(5).as_deref(), Some("+15"));
         assert_eq!(own_number(6), None);
-        assert_eq!(store.purge(4000, &own.origin()).unwrap(), 1);
+        assert_eq!(store.purge(4000, &own.origin(), 10_000).unwrap(), 1);
         assert_eq!(own_number(5), None);
         assert!(store.handles().unwrap().own_numbers.is_empty());
 
@@ -1704,7 +1808,7 @@ mod tests {
             ] {
                 store.insert(r, purge_at).unwrap();
             }
-            assert_eq!(store.purge(2000, &b.origin()).unwrap(), 1);
+            assert_eq!(store.purge(2000, &b.origin(), 10_000).unwrap(), 1);
             store
                 .handles()
                 .unwrap()
