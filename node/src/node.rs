@@ -733,7 +733,8 @@ impl NodeHandle {
             let (hash, block) = (key.number_hash(&parsed.e164), key.block_hash(&parsed.e164));
             let store = self.inner.store.clone();
             let own = self.inner.signing.origin();
-            let reports = blocking(move || store.reports(&hash, &block, u64::MAX)).await?;
+            let reports =
+                blocking(move || store.reports(&hash, &block, u64::MAX, |_| false)).await?;
             if let Some(mine) = reports.current.iter().find(|s| s.origin == own) {
                 item.kind = mine.kind;
                 item.channel = mine.channel;
@@ -966,10 +967,13 @@ impl Inner {
         now: u64,
     ) -> Result<Lookup, LookupError> {
         let key = &self.config.network.hash_key;
+        // Block activity counts trusted organizations only: a member at
+        // trust 0 cannot raise it.
         let found = self.store.reports(
             &key.number_hash(&parsed.e164),
             &key.block_hash(&parsed.e164),
             now.saturating_sub(BLOCK_WINDOW_SECS),
+            |origin| self.trust_of(origin) > 0.0,
         )?;
         let reports: Vec<Report> = found
             .current

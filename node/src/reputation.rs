@@ -135,7 +135,8 @@ pub struct Score {
     pub score: f64,
     /// Band of the score.
     pub band: Band,
-    /// Distinct organizations whose current report is malicious.
+    /// Distinct trusted organizations (trust above 0) whose current report
+    /// is malicious.
     pub orgs: usize,
     /// Earliest `first_seen` of the current non-withdrawn reports.
     pub first_seen: Option<u64>,
@@ -192,7 +193,10 @@ pub fn score(reports: &[Report], now: u64, half_life_secs: u64) -> Score {
         let weight = match s.verdict {
             Verdict::Malicious => {
                 malicious_keep *= 1.0 - strength;
-                malicious_orgs.insert(r.org.clone());
+                // "Reported by N organizations" counts trusted ones only.
+                if trust > 0.0 {
+                    malicious_orgs.insert(r.org.clone());
+                }
                 strength
             }
             Verdict::FalsePositive => {
@@ -291,6 +295,21 @@ mod tests {
         let s = score(&[], NOW, HALF);
         assert!(close(s.score, 0.0));
         assert_eq!((s.band, s.orgs), (Band::None, 0));
+    }
+
+    #[test]
+    fn an_untrusted_organization_is_listed_but_not_counted() {
+        let s = score(
+            &[
+                report(1, "bank", 0.8, 1, Verdict::Malicious, 90, NOW),
+                report(2, "mallory", 0.0, 1, Verdict::Malicious, 100, NOW),
+            ],
+            NOW,
+            HALF,
+        );
+        assert_eq!(s.orgs, 1);
+        assert!(close(s.score, 0.72));
+        assert_eq!(s.reports.len(), 2);
     }
 
     #[test]

@@ -191,9 +191,16 @@ impl OriginProgress {
 pub struct NumberReports {
     /// Every origin's latest report of the number.
     pub current: Vec<Sighting>,
-    /// Distinct numbers of the 100-block with a recent malicious current report.
+    /// Distinct numbers of the 100-block with a recent malicious current
+    /// report from a counted origin.
     pub block_activity: usize,
+    /// Entries the activity scan read (at most [`ACTIVITY_SCAN_LIMIT`]).
+    pub scanned: usize,
 }
+
+/// Entries of a block's index one lookup reads at most for its activity:
+/// 100 numbers reported by 40 organizations each, far beyond real blocks.
+pub const ACTIVITY_SCAN_LIMIT: usize = 4000;
 
 /// `sightings` key (also `evidence`'s): origin ‖ seq(BE).
 fn record_key(origin: &[u8], seq: u64) -> [u8; 40] {
@@ -841,8 +848,15 @@ impl Store {
 
     /// A number's current reports (every origin's latest, decoded) and the
     /// activity in its 100-block: how many distinct numbers of the block
-    /// have a current malicious report with `last_seen >= since`. One prefix
-    /// scan over the block serves both.
+    /// have a current malicious report with `last_seen >= since` from an
+    /// origin `counted` accepts (the node counts trusted organizations only).
+    ///
+    /// The cost is bounded whatever a member plants in a block (it can sign
+    /// any number hash under any block hash): the number's reports are one
+    /// prefix scan of block ‖ number (at most one entry per origin), and the
+    /// activity scan stops at 100 distinct numbers (all a real block holds)
+    /// or after [`ACTIVITY_SCAN_LIMIT`] entries, when the activity it
+    /// reports is a lower bound.
     ///
     /// Reports are found under the block the record names. Honest nodes
     /// derive it from the number; a member that signs a wrong block only
@@ -855,30 +869,50 @@ impl Store {
         number: &NumberHash,
         block: &BlockHash,
         since: u64,
+        counted: impl Fn(&OriginId) -> bool,
     ) -> Result<NumberReports, StoreError> {
         self.with(|h| {
             let mut current = Vec::new();
-            let mut active = std::collections::HashSet::new();
-            for entry in h.current.scan_prefix(block.as_bytes()) {
+            let prefix: [u8; 64] = cat(&[block.as_bytes(), number.as_bytes()]);
+            for entry in h.current.scan_prefix(prefix) {
                 let (key, value) = entry?;
                 if key.len() != 96 || value.len() != 17 {
                     return Err(StoreError::Corrupt("current"));
                 }
-                if value[16] == Verdict::Malicious.code() && be_u64(&value[8..16]) >= since {
-                    active.insert(key.subslice(32, 32));
+                let record = record_key(&key[64..96], be_u64(&value));
+                let bytes = h
+                    .sightings
+                    .get(record)?
+                    .ok_or(StoreError::Corrupt("current report without its record"))?;
+                current.push(decode_stored(&bytes)?);
+            }
+            let mut active = std::collections::HashSet::new();
+            let mut scanned = 0;
+            for entry in h.current.scan_prefix(block.as_bytes()) {
+                if active.len() >= 100 || scanned >= ACTIVITY_SCAN_LIMIT {
+                    break;
                 }
-                if &key[32..64] == number.as_bytes() {
-                    let record = record_key(&key[64..96], be_u64(&value));
-                    let bytes = h
-                        .sightings
-                        .get(record)?
-                        .ok_or(StoreError::Corrupt("current report without its record"))?;
-                    current.push(decode_stored(&bytes)?);
+                scanned += 1;
+                let (key, value) = entry?;
+                if key.len() != 96 || value.len() != 17 {
+                    return Err(StoreError::Corrupt("current"));
+                }
+                let origin = OriginId::from_bytes(
+                    key[64..96]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("current"))?,
+                );
+                if value[16] == Verdict::Malicious.code()
+                    && be_u64(&value[8..16]) >= since
+                    && counted(&origin)
+                {
+                    active.insert(key.subslice(32, 32));
                 }
             }
             Ok(NumberReports {
                 current,
                 block_activity: active.len(),
+                scanned,
             })
         })
     }
@@ -1399,6 +1433,7 @@ mod tests {
                 &NumberHash::from_bytes([n; 32]),
                 &BlockHash::from_bytes([n / 10; 32]),
                 0,
+                |_| true,
             )
             .unwrap()
             .current
@@ -1837,6 +1872,65 @@ mod tests {
     }
 
     #[test]
+    fn a_block_full_of_planted_reports_costs_a_bounded_scan_and_counts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (honest, mallory) = (
+            SigningKey::from_seed(&[1; 32]),
+            SigningKey::from_seed(&[9; 32]),
+        );
+        let block = BlockHash::from_bytes([3; 32]);
+        // Mallory signs 10,000 made-up number hashes under one block.
+        let planted: Vec<SignedSighting> = (0..10_000u64)
+            .map(|i| {
+                let mut number = [0u8; 32];
+                number[..8].copy_from_slice(&i.to_be_bytes());
+                Sighting {
+                    network: NetworkId::new("test-net").unwrap(),
+                    origin: mallory.origin(),
+                    seq: i + 1,
+                    number: NumberHash::from_bytes(number),
+                    block,
+                    cc: 1,
+                    line: LineType::Mobile,
+                    kind: Kind::Smishing,
+                    verdict: Verdict::Malicious,
+                    channel: Channel::Sms,
+                    brand: None,
+                    confidence: 100,
+                    count: 1,
+                    first_seen: 1000,
+                    last_seen: 1000,
+                    expires: None,
+                }
+                .sign(&mallory)
+                .unwrap()
+            })
+            .collect();
+        let rows: Vec<(&SignedSighting, u64)> = planted.iter().map(|r| (r, u64::MAX)).collect();
+        store.insert_batch(&rows).unwrap();
+        for (seq, n) in [(1, 30), (2, 31)] {
+            store
+                .insert(&record(&honest, seq, n, Verdict::Malicious, 1000), u64::MAX)
+                .unwrap();
+        }
+        let found = store
+            .reports(&NumberHash::from_bytes([30; 32]), &block, 0, |o| {
+                *o == honest.origin()
+            })
+            .unwrap();
+        assert_eq!(found.current.len(), 1, "the number's own reports, exactly");
+        assert!(found.scanned <= ACTIVITY_SCAN_LIMIT, "{}", found.scanned);
+        assert!(found.block_activity <= 2);
+        // Counting everyone, the scan still stops at a block's 100 numbers.
+        let all = store
+            .reports(&NumberHash::from_bytes([30; 32]), &block, 0, |_| true)
+            .unwrap();
+        assert_eq!(all.block_activity, 100);
+        assert!(all.scanned <= 102);
+    }
+
+    #[test]
     fn block_activity_counts_distinct_recent_malicious_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -1863,7 +1957,8 @@ mod tests {
                 .reports(
                     &NumberHash::from_bytes([30; 32]),
                     &BlockHash::from_bytes([3; 32]),
-                    500
+                    500,
+                    |_| true,
                 )
                 .unwrap()
                 .block_activity,
