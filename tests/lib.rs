@@ -225,6 +225,13 @@ impl Cluster {
                 &m.seed,
             )
             .expect("key file");
+            // A new key: its store starts confirmed, as `sightline init`
+            // makes it (tests of restored stores remove it).
+            sightline_node::store::Store::open(
+                &m.config_path.parent().expect("dir").join("data/store"),
+            )
+            .and_then(|store| store.confirm_own_seq())
+            .expect("store");
         }
         let nodes = members.iter().map(|_| None).collect();
         Cluster {

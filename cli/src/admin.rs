@@ -194,7 +194,12 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let identity = NodeIdentity::load_or_create(&args.dir.join("data/node.key"))?;
+    let key_path = args.dir.join("data/node.key");
+    let new_key = !key_path.exists();
+    let identity = NodeIdentity::load_or_create(&key_path)?;
+    if new_key {
+        crate::new_node_store(&args.dir.join("data"))?;
+    }
     let peer_id = identity.peer_id();
     let mut file = NodeFile::new(network_path.clone());
     file.data_dir = PathBuf::from("data");

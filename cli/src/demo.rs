@@ -101,6 +101,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
     for (key, org, trust) in ORGS {
         let node_dir = dir.join(key);
         let identity = NodeIdentity::load_or_create(&node_dir.join("data/node.key"))?;
+        crate::new_node_store(&node_dir.join("data"))?;
         let port = free_port()?;
         network.members.push(MemberFile {
             org: org.into(),

@@ -126,6 +126,16 @@ enum Command {
     BackupKey(admin::BackupKeyArgs),
 }
 
+/// Creates the store of a node whose key was just made: no peer can hold a
+/// record of that key, so the store starts with its own seq confirmed
+/// (a store re-created later for an existing key is not, and waits for a
+/// peer before signing: `sightline_node::store::Store::own_seq_confirmed`).
+pub(crate) fn new_node_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = sightline_node::store::Store::open(&data_dir.join("store"))?;
+    store.confirm_own_seq()?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Everything the node writes (store, key, backups, edited config) is
     // private to its account, whatever umask the shell or unit started it

@@ -913,17 +913,33 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     for field in ["peer_id", "set_digest", "own_seq", "records"] {
         assert_eq!(after[field], before[field], "{field} differs after restore");
     }
-    let out = sightline(&[
-        "submit",
-        "+1 415 555 0199",
-        "--kind",
-        "bec",
-        "--json",
-        "--config",
-        &cfg,
-    ]);
+    let submit = || {
+        sightline(&[
+            "submit",
+            "+1 415 555 0199",
+            "--kind",
+            "bec",
+            "--json",
+            "--config",
+            &cfg,
+        ])
+    };
+    // A restored node does not sign until a peer has told it which of its
+    // own records it holds (a later one than the backup's would be reused).
+    let out = submit();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("own_seq_unconfirmed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(status(&node.api)["own_seq_confirmed"], false);
+    let carrier = RunningNode::start(&node_with_web_port(&cluster, 1));
+    let out = submit();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let receipt: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(receipt["seq"], before["own_seq"].as_u64().unwrap() + 1);
+    assert_eq!(carrier.stop(), 0);
     assert_eq!(node.stop(), 0);
     // A second restore into the now non-empty store is refused.
     let out = restore(archive_s);

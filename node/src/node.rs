@@ -179,6 +179,10 @@ pub enum SubmitError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     Stopped,
+    /// The store was restored or started afresh with an existing key, and
+    /// no peer has yet said which of this organization's seqs it holds.
+    #[error("this node's store was restored or is new, and no peer has yet told it the highest sequence number it holds for this organization; submissions resume as soon as one does (is a peer reachable?)")]
+    OwnSeqUnconfirmed,
 }
 
 /// An acknowledged, durable submission.
@@ -316,9 +320,14 @@ pub struct Status {
     pub set_digest: String,
     /// Whether the store writes, and its errors and reopens.
     pub store: StoreHealth,
+    /// Whether the own seq counter is known to be above every own seq
+    /// peers hold (false after a restore until a peer has answered).
+    pub own_seq_confirmed: bool,
 }
 
 struct Inner {
+    /// Whether this node may sign: see [`Store::own_seq_confirmed`].
+    own_seq_known: Arc<watch::Sender<bool>>,
     config: NodeConfig,
     peer_id: PeerId,
     org: String,
@@ -346,6 +355,10 @@ impl std::fmt::Debug for NodeHandle {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a submission waits for a peer to confirm the own seq counter
+/// of a restored or re-created store before it is refused.
+const OWN_SEQ_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a healthy store is checked for a failure nobody saw (sled's
 /// background flush), and the longest wait between reopen attempts.
@@ -428,7 +441,28 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
     let retry_pulls = RetryPulls::default();
     let changes = Arc::new(watch::channel(0u64).0);
+    // A network of one has no peer to ask; otherwise a restored or
+    // re-created store waits for a peer (CoreTask::confirm_own_seq).
+    let alone = config.network.members.len() <= 1;
+    let confirmed = {
+        let store = store.clone();
+        blocking(move || -> Result<bool, StoreError> {
+            if store.own_seq_confirmed()? {
+                return Ok(true);
+            }
+            if alone {
+                store.confirm_own_seq()?;
+            }
+            Ok(alone)
+        })
+        .await?
+    };
+    if !confirmed {
+        tracing::warn!("this node's store was restored or re-created: submissions wait until a peer has said which of this organization's records it holds");
+    }
+    let own_seq_known = Arc::new(watch::channel(confirmed).0);
     let inner = Arc::new(Inner {
+        own_seq_known: own_seq_known.clone(),
         peer_id,
         org,
         signing: identity.signing,
@@ -473,6 +507,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
                 sync_interval: inner.config.sync_interval,
                 retention: inner.config.retention_secs,
                 pulled: std::sync::Mutex::default(),
+                own_seq_known,
                 retry_pulls,
             },
             events,
@@ -504,6 +539,24 @@ impl NodeHandle {
         self.inner.changes.subscribe()
     }
 
+    /// Waits (a while) until the own seq counter is confirmed by a peer, so
+    /// a restored node never signs a seq its peers already hold.
+    async fn wait_for_own_seq(&self) -> Result<(), SubmitError> {
+        if *self.inner.own_seq_known.borrow() {
+            return Ok(());
+        }
+        let mut known = self.inner.own_seq_known.subscribe();
+        let confirmed = matches!(
+            tokio::time::timeout(OWN_SEQ_WAIT, known.wait_for(|k| *k)).await,
+            Ok(Ok(_))
+        );
+        if confirmed {
+            Ok(())
+        } else {
+            Err(SubmitError::OwnSeqUnconfirmed)
+        }
+    }
+
     /// Whether the store writes (for `/healthz`), and its error counts.
     pub fn store_health(&self) -> StoreHealth {
         self.inner.store.health()
@@ -533,6 +586,7 @@ impl NodeHandle {
         // before the submit lock so concurrent submitters parse in parallel.
         let handle = self.clone();
         let prepared = blocking(move || handle.prepare(&batch, now)).await?;
+        self.wait_for_own_seq().await?;
         let _order = self.inner.submit_lock.lock().await;
         // A store that failed to write acknowledges nothing until the node
         // has reopened it (store_task).
@@ -888,6 +942,7 @@ impl NodeHandle {
                 disk_bytes: inner.store.size_on_disk()?,
                 set_digest: set_digest(&progress),
                 store: inner.store.health(),
+                own_seq_confirmed: *inner.own_seq_known.borrow(),
             })
         })
         .await
@@ -1145,6 +1200,8 @@ struct CoreTask {
     /// already received from it, so no pull (gaps no peer holds, such as
     /// seqs purged network-wide, would otherwise be re-pulled every round).
     pulled: std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
+    /// Whether the own seq counter is confirmed (shared with submit).
+    own_seq_known: Arc<watch::Sender<bool>>,
     /// Peers that sent records refused for a transient reason
     /// ([`Rejection::is_transient`]), marked by the ingest task: their
     /// `pulled` entries are forgotten at the next catch-up.
@@ -1290,6 +1347,38 @@ impl CoreTask {
     }
 
     /// One catch-up exchange with a peer: progress, then pages of what is missing.
+    /// The first peer to answer tells a restored or re-created store the
+    /// highest seq it holds of this node's origin: the counter is raised
+    /// past it before anything is signed, and the store remembers that it
+    /// is confirmed.
+    async fn confirm_own_seq(&self, theirs: &[sync::ProgressEntry]) {
+        if *self.own_seq_known.borrow() {
+            return;
+        }
+        let held = theirs
+            .iter()
+            .find(|e| e.origin == *self.own.as_bytes())
+            .map(|e| e.max_seq);
+        let store = self.store.clone();
+        let confirmed = blocking(move || -> Result<(), StoreError> {
+            if let Some(seq) = held {
+                store.raise_own_seq(seq)?;
+            }
+            store.confirm_own_seq()
+        })
+        .await;
+        match confirmed {
+            Ok(()) => {
+                tracing::info!(
+                    peers_highest = held.unwrap_or(0),
+                    "own seq confirmed by a peer; submissions open"
+                );
+                self.own_seq_known.send_replace(true);
+            }
+            Err(e) => tracing::error!(error = %e, "confirming the own seq failed"),
+        }
+    }
+
     /// Records `peer` sent were refused for a passing reason (a full disk,
     /// clock skew): what was pulled from it is pulled again.
     fn forget_pulls_if_refused(&self, peer: PeerId) {
@@ -1324,6 +1413,7 @@ impl CoreTask {
                 return;
             }
         };
+        self.confirm_own_seq(&theirs).await;
         let advertised: std::collections::HashMap<OriginId, sync::ProgressEntry> = theirs
             .iter()
             .map(|e| (OriginId::from_bytes(e.origin), *e))

@@ -48,6 +48,10 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 const META_OWN_SEQ: &[u8] = b"own_seq";
 /// Equivocation evidence records kept per origin.
 pub const MAX_EVIDENCE: u64 = 16;
+/// Present once this store is known to hold this node's highest own seq:
+/// it was created with a new key, or a peer has told it what it holds of
+/// this node's records (see [`Store::own_seq_confirmed`]).
+const META_SEQ_CONFIRMED: &[u8] = b"own_seq_confirmed";
 /// Written and flushed by a reopen, to prove the store writes again.
 const META_PROBE: &[u8] = b"probe";
 /// Free space a failed store waits for before it is reopened: several of
@@ -661,6 +665,31 @@ impl Store {
             let first = previous.as_deref().map_or(0, be_u64) + 1;
             h.db.flush()?;
             Ok(first..first + n)
+        })
+    }
+
+    /// Whether this store's own seq counter is known to be at least the
+    /// highest seq of this node's origin anywhere. Not so for a store
+    /// restored from a backup (peers may hold later own records) or lost and
+    /// started afresh with an existing key: such a node must learn from a
+    /// peer before it signs again, or it reuses seqs its peers already hold
+    /// (they would drop the new records as equivocation).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn own_seq_confirmed(&self) -> Result<bool, StoreError> {
+        self.with(|h| Ok(h.meta.contains_key(META_SEQ_CONFIRMED)?))
+    }
+
+    /// Records that the own seq counter is confirmed (durably).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn confirm_own_seq(&self) -> Result<(), StoreError> {
+        self.with(|h| {
+            h.meta.insert(META_SEQ_CONFIRMED, &[1])?;
+            h.db.flush()?;
+            Ok(())
         })
     }
 

@@ -196,6 +196,15 @@ fn submit_error(e: SubmitError) -> ApiError {
             "stopping",
             "the node is shutting down",
         ),
+        e @ SubmitError::OwnSeqUnconfirmed => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "own_seq_unconfirmed",
+                format!("{e}; nothing was stored"),
+            );
+            e.retry_after = Some(STORE_RETRY_SECS);
+            e
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub fn document() -> Value {
         ("403", "Token lacks the scope, or the request came from another site's page (error `foreign_origin`)"),
         ("421", "The Host header is not one of this node's names (error `unknown_host`; see `web_hosts`)"),
         ("429", "This token's work budget is spent (error `rate_limited`; a bulk request costs one unit per number), or too many failed authentications from this address (error `auth_locked`). `Retry-After` says when to retry"),
-        ("503", "The node's store cannot write (error `store_unavailable`, e.g. a full disk): nothing was stored; the node reopens the store by itself once it can, and `Retry-After` says when to retry"),
+        ("503", "The node's store cannot write (error `store_unavailable`, e.g. a full disk), or, for submissions, a restored or re-created store has not yet heard from a peer which of this organization's sequence numbers it holds (error `own_seq_unconfirmed`): nothing was stored; the node recovers by itself, and `Retry-After` says when to retry"),
     ];
     let with = |mut base: Value, extra: &[(&str, &str)]| {
         let extra = errors(extra);

@@ -303,3 +303,77 @@ async fn a_tampered_backup_restores_nothing_and_an_honest_one_restores_everythin
     let summary = restore(&archive, &right, &target).unwrap();
     assert_eq!((summary.records, summary.own_numbers), (4, 3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_an_older_backup_never_reuses_a_sequence_number() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
+    let bank = cluster.start(0).await;
+    let carrier = cluster.start(1).await;
+    cluster.wait_connected().await;
+    let first = bank
+        .submit(vec![Submission::new("+1 415 555 0101", Kind::Callback)])
+        .await
+        .unwrap();
+    assert_eq!(first[0].seq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (identity_text, recipient) = backup::new_identity();
+    let identity = dir.path().join("backup.identity");
+    std::fs::write(&identity, identity_text.as_bytes()).unwrap();
+    let archive = dir.path().join("bank.age");
+    bank.backup(
+        Encryption::new(std::slice::from_ref(&recipient), None).unwrap(),
+        std::fs::File::create(&archive).unwrap(),
+    )
+    .await
+    .unwrap();
+    // Three more after the backup (seqs 2-4), which Carrier holds.
+    for n in ["+1 415 555 0102", "+1 415 555 0103", "+1 415 555 0104"] {
+        bank.submit(vec![Submission::new(n, Kind::Callback)])
+            .await
+            .unwrap();
+    }
+    eventually("carrier holds bank's seq 4", WAIT, &carrier, || {
+        has_report(&carrier, "+1 415 555 0104")
+    })
+    .await;
+    drop((bank, carrier));
+    cluster.shutdown().await;
+
+    // Bank loses its disk and is restored from the older backup.
+    let config = cluster.config(0);
+    std::fs::rename(&config.data_dir, dir.path().join("lost")).unwrap();
+    let summary = backup::restore(
+        std::fs::File::open(&archive).unwrap(),
+        &Decryption::identity_file(&identity).unwrap(),
+        &config,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert_eq!(summary.records, 1);
+    // Alone, it cannot know what its peers hold: it refuses to sign.
+    let bank = cluster.start(0).await;
+    assert!(!bank.status().await.unwrap().own_seq_confirmed);
+    let refused = bank
+        .submit(vec![Submission::new("+1 415 555 0105", Kind::Callback)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, sightline_node::SubmitError::OwnSeqUnconfirmed),
+        "{refused}"
+    );
+    // Once Carrier answers, Bank's counter moves past seq 4.
+    let carrier = cluster.start(1).await;
+    let receipts = bank
+        .submit(vec![Submission::new("+1 415 555 0105", Kind::Callback)])
+        .await
+        .unwrap();
+    assert_eq!(receipts[0].seq, 5);
+    assert!(bank.status().await.unwrap().own_seq_confirmed);
+    eventually("carrier stores seq 5", WAIT, &carrier, || {
+        has_report(&carrier, "+1 415 555 0105")
+    })
+    .await;
+    assert!(carrier.status().await.unwrap().equivocations.is_empty());
+    drop((bank, carrier));
+    cluster.shutdown().await;
+}
