@@ -214,7 +214,10 @@ impl Ingestor {
         let (indexes, records): (Vec<usize>, Vec<UnverifiedSighting>) =
             candidates.into_iter().unzip();
         let mut verified = Vec::with_capacity(indexes.len());
-        for (index, outcome) in indexes.into_iter().zip(verify_batch(records)) {
+        for (index, outcome) in indexes
+            .into_iter()
+            .zip(verify_batch(records, &mut rand_core::OsRng))
+        {
             match outcome {
                 Ok(record) => match ingest::check_window(record.sighting(), &self.ctx, now) {
                     Ok(()) => verified.push((index, record)),

@@ -195,7 +195,7 @@ fn main() {
         let mut j = 0usize;
         let ns = measure(round, rounds, batch, || {
             j = (j + 1) % decoded.len();
-            let results = verify_batch(black_box(decoded[j].clone()));
+            let results = verify_batch(black_box(decoded[j].clone()), &mut rand_core::OsRng);
             assert!(results.iter().all(Result::is_ok));
         });
         rows.push(Row {

@@ -619,11 +619,14 @@ BASE = _decode_point((4 * pow(5, P - 2, P) % P).to_bytes(32, "little"))
 
 def decode_point_strict(s: bytes):
     """§7 condition 1/2: decodes, canonical (y < p and re-encodes to the
-    same bytes), and not of small order ([8]A != identity)."""
+    same bytes), not of small order ([8]A != identity), and of prime order
+    ([L]A == identity: no small-order component)."""
     pt = _decode_point(s)
     if pt is None or _encode_point(pt) != s:
         return None
     if _is_identity(_mul(8, pt)):
+        return None
+    if not _is_identity(_mul(L, pt)):
         return None
     return pt
 

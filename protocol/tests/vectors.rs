@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use ciborium::value::Value;
 use ed25519_dalek::Signer;
 use serde_json::{json, Value as Json};
+use sha2::Digest as _;
 use sightline_protocol::{
     parse_number, parse_number_with, Channel, HashKey, Kind, Letters, NetworkId, Sighting,
     SignedSighting, SigningKey, Verdict,
@@ -465,6 +466,61 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         to_cbor(&weak),
         "invalid_origin",
         "origin is the identity point; the signature satisfies the equation for that key",
+    );
+
+    // Keys and nonces with a small-order component (SPEC §7 conditions 1
+    // and 2): the secret scalar 777, T a point of order 8.
+    let base_point = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    let torsion = curve25519_dalek::constants::EIGHT_TORSION[1];
+    let secret = curve25519_dalek::Scalar::from(777_u64);
+    let hand_sign = |entries: Vec<(u64, Value)>, r: u64, extra: curve25519_dalek::EdwardsPoint| {
+        let mut entries = entries;
+        entries.retain(|(k, _)| *k != 17);
+        let origin = match &entries.iter().find(|(k, _)| *k == 2).unwrap().1 {
+            Value::Bytes(b) => b.clone(),
+            _ => unreachable!(),
+        };
+        let mut message = b"sightline/sighting/v1".to_vec();
+        message.extend_from_slice(&to_cbor(&entries));
+        let nonce = curve25519_dalek::Scalar::from(r);
+        let big_r = (base_point * nonce + extra).compress().to_bytes();
+        let k = curve25519_dalek::Scalar::from_bytes_mod_order_wide(
+            &sha2::Sha512::new()
+                .chain_update(big_r)
+                .chain_update(&origin)
+                .chain_update(&message)
+                .finalize()
+                .into(),
+        );
+        let mut signature = big_r.to_vec();
+        signature.extend_from_slice(&(nonce + k * secret).to_bytes());
+        entries.push((17, Value::Bytes(signature)));
+        (to_cbor(&entries), k)
+    };
+    let mixed_key = (base_point * secret + torsion).compress().to_bytes();
+    let (mixed_origin, _) = (1..200)
+        .map(|r| {
+            hand_sign(
+                set(e(), 2, Value::Bytes(mixed_key.to_vec())),
+                r,
+                curve25519_dalek::EdwardsPoint::default(),
+            )
+        })
+        .find(|(_, k)| curve25519_dalek::traits::IsIdentity::is_identity(&(torsion * k)))
+        .unwrap();
+    push(
+        "origin-mixed-order",
+        mixed_origin,
+        "invalid_origin",
+        "origin is [777]B + T with T of order 8, and the nonce was chosen so that the cofactorless equation holds: only the prime-order check refuses it",
+    );
+    let prime_key = (base_point * secret).compress().to_bytes();
+    let (torsion_r, _) = hand_sign(set(e(), 2, Value::Bytes(prime_key.to_vec())), 99, torsion);
+    push(
+        "signature-r-mixed-order",
+        torsion_r,
+        "bad_signature",
+        "origin [777]B; R = [99]B + T with T of order 8 and S = 99 + k*777: R is not of prime order",
     );
 
     let mut oversize = base.clone();

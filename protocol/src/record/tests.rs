@@ -404,7 +404,9 @@ fn signature_malleability_is_rejected() {
     assert_eq!(decode_err(&bytes), RecordError::BadSignature);
     let unverified = UnverifiedSighting::decode(&bytes).unwrap();
     assert_eq!(
-        verify_batch(vec![unverified]).pop().unwrap(),
+        verify_batch(vec![unverified], &mut rand_core::OsRng)
+            .pop()
+            .unwrap(),
         Err(RecordError::BadSignature)
     );
 }
@@ -481,7 +483,7 @@ fn batch_verification_matches_single_verification() {
         .collect();
     let decode = |b: &Vec<u8>| UnverifiedSighting::decode(b).unwrap();
     // All good.
-    let results = verify_batch(good.iter().map(decode).collect());
+    let results = verify_batch(good.iter().map(decode).collect(), &mut rand_core::OsRng);
     assert!(results.iter().all(Result::is_ok));
     // One forged record in the middle does not sink the others.
     let mut mixed: Vec<UnverifiedSighting> = good.iter().map(decode).collect();
@@ -493,7 +495,7 @@ fn batch_verification_matches_single_verification() {
     let mut invalid_origin = [0u8; 32];
     invalid_origin[0] = 1;
     mixed[9] = UnverifiedSighting::decode(&with(2, Value::Bytes(invalid_origin.to_vec()))).unwrap();
-    let results = verify_batch(mixed);
+    let results = verify_batch(mixed, &mut rand_core::OsRng);
     for (i, r) in results.iter().enumerate() {
         match i {
             5 => assert_eq!(r, &Err(RecordError::BadSignature)),
@@ -501,7 +503,99 @@ fn batch_verification_matches_single_verification() {
             _ => assert_eq!(r.as_ref().unwrap().as_bytes(), good[i].as_slice()),
         }
     }
-    assert!(verify_batch(Vec::new()).is_empty());
+    assert!(verify_batch(Vec::new(), &mut rand_core::OsRng).is_empty());
+}
+
+/// A record signed "by hand" with secret scalar `a` for origin point
+/// `origin` (which may differ from `[a]B`), nonce point `[r]B + extra`.
+fn hand_signed(a: Scalar, origin: EdwardsPoint, r: Scalar, extra: EdwardsPoint) -> Vec<u8> {
+    let sighting = Sighting {
+        origin: OriginId::from_bytes(origin.compress().to_bytes()),
+        ..example()
+    };
+    let big_r = curve25519_dalek::constants::ED25519_BASEPOINT_POINT * r + extra;
+    let r_bytes = big_r.compress().to_bytes();
+    let k = challenge(
+        &r_bytes,
+        sighting.origin.as_bytes(),
+        &signing_message(&sighting),
+    );
+    let s = r + k * a;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&r_bytes);
+    signature[32..].copy_from_slice(&s.to_bytes());
+    encode(&sighting, Some(&signature))
+}
+
+#[test]
+fn points_with_a_small_order_component_are_refused_by_both_paths() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    let a = Scalar::from(777_u64);
+    let t = EIGHT_TORSION[1]; // order 8
+    let identity = EdwardsPoint::default();
+    // A key with a torsion component: with a nonce whose challenge k has
+    // [k]T = identity, the cofactorless equation holds. Strict verification
+    // used to accept such a record; the batch equation only sometimes.
+    let mixed_key = B * a + t;
+    let (bytes, _) = (1..200_u64)
+        .map(|r| {
+            let bytes = hand_signed(a, mixed_key, Scalar::from(r), identity);
+            (bytes, r)
+        })
+        .find(|(bytes, _)| {
+            let record = UnverifiedSighting::decode(bytes).unwrap();
+            let k = challenge(
+                &record.signature[..32],
+                record.sighting.origin.as_bytes(),
+                &signing_message(&record.sighting),
+            );
+            (t * k).is_identity()
+        })
+        .expect("one nonce in eight");
+    let record = UnverifiedSighting::decode(&bytes).unwrap();
+    assert!(
+        VerifyingKey::from_bytes(record.sighting.origin.as_bytes())
+            .unwrap()
+            .verify_strict(
+                &signing_message(&record.sighting),
+                &Signature::from_bytes(&record.signature)
+            )
+            .is_ok(),
+        "the cofactorless equation holds for this record"
+    );
+    assert_eq!(
+        record.clone().verify().unwrap_err(),
+        RecordError::InvalidOrigin
+    );
+    // A prime-order key signing with a nonce point that has a torsion
+    // component: never valid, in a batch or alone.
+    let torsion_r = hand_signed(a, B * a, Scalar::from(99_u64), t);
+    let honest = signed().as_bytes().to_vec();
+    for _ in 0..16 {
+        let batch = vec![
+            UnverifiedSighting::decode(&honest).unwrap(),
+            UnverifiedSighting::decode(&bytes).unwrap(),
+            UnverifiedSighting::decode(&torsion_r).unwrap(),
+        ];
+        let results = verify_batch(batch, &mut rand_core::OsRng);
+        assert!(results[0].is_ok());
+        assert_eq!(results[1], Err(RecordError::InvalidOrigin));
+        assert_eq!(results[2], Err(RecordError::BadSignature));
+    }
+    assert_eq!(
+        UnverifiedSighting::decode(&torsion_r)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        RecordError::BadSignature
+    );
+    // The subgroup check agrees with curve25519-dalek's constant-time one.
+    for (i, p) in [B, B * a, mixed_key, B * a + EIGHT_TORSION[4], t]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(is_prime_order(p), p.is_torsion_free(), "point {i}");
+    }
 }
 
 #[test]

@@ -214,3 +214,101 @@ async fn a_record_ignored_for_clock_skew_is_fetched_again_once_the_clock_allows_
     carrier.shutdown().await;
     drop(cluster);
 }
+
+/// A record signed by `seed`'s key whose nonce point `R` has a component of
+/// order 2: the cofactorless equation fails, and a batch equation with
+/// coefficients derived from the batch used to pass it half the time.
+fn torsion_signed(seed: &[u8; 32], number: &str, seq: u64) -> Vec<u8> {
+    use ciborium::value::Value;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::Scalar;
+    use sha2::Digest as _;
+    let key = SigningKey::from_seed(seed);
+    let honest = signed_by(&key, &key, number, seq);
+    let Value::Map(mut entries) = ciborium::from_reader::<Value, _>(honest.as_slice()).unwrap()
+    else {
+        unreachable!()
+    };
+    entries.retain(|(k, _)| k.as_integer() != Some(17.into()));
+    let mut body = Vec::new();
+    ciborium::into_writer(&Value::Map(entries.clone()), &mut body).unwrap();
+    let mut message = b"sightline/sighting/v1".to_vec();
+    message.extend_from_slice(&body);
+    let a = ed25519_dalek::SigningKey::from_bytes(seed).to_scalar();
+    let r = Scalar::from(1000 + seq);
+    let big_r = (B * r + EIGHT_TORSION[4]).compress().to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &sha2::Sha512::new()
+            .chain_update(big_r)
+            .chain_update(key.origin().as_bytes())
+            .chain_update(&message)
+            .finalize()
+            .into(),
+    );
+    let mut signature = big_r.to_vec();
+    signature.extend_from_slice(&(r + k * a).to_bytes());
+    entries.push((Value::Integer(17.into()), Value::Bytes(signature)));
+    let mut out = Vec::new();
+    ciborium::into_writer(&Value::Map(entries), &mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torsion_signatures_are_stored_nowhere_and_their_forwarder_is_never_blamed() {
+    let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("Mallory", 0.5)]);
+    let bank = cluster.start(0).await;
+    let carrier = cluster.start(1).await;
+    cluster.wait_connected().await;
+    let mallory = RawPeer::start(&cluster, cluster.members[2].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    eventually("mallory subscribed at bank", WAIT, &bank, || async {
+        bank.status().await.is_ok_and(|s| s.net.subscribed >= 2)
+    })
+    .await;
+    // One honest record first, so the others arrive in batches with it.
+    let seed = cluster.members[2].seed;
+    let key = SigningKey::from_seed(&seed);
+    mallory
+        .client
+        .publish(signed_by(&key, &key, "+1 415 555 4000", 1))
+        .await
+        .unwrap();
+    eventually(
+        "mallory's honest record reaches carrier",
+        WAIT,
+        &carrier,
+        || has_report(&carrier, "+1 415 555 4000"),
+    )
+    .await;
+    for i in 0..40 {
+        let number = format!("+1 415 555 {:04}", 4001 + i);
+        mallory
+            .client
+            .publish(torsion_signed(&seed, &number, 2 + i))
+            .await
+            .unwrap();
+    }
+    wait_until_blocked(&bank, "Mallory").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in [&bank, &carrier] {
+        let status = node.status().await.unwrap();
+        assert_eq!(status.records, 1, "only the honest record is stored");
+        assert!(
+            status.net.blocked.iter().all(|org| org == "Mallory"),
+            "{:?}",
+            status.net.blocked
+        );
+        for i in 0..40 {
+            assert!(!has_report(node, &format!("+1 415 555 {:04}", 4001 + i)).await);
+        }
+    }
+    assert!(bank
+        .status()
+        .await
+        .unwrap()
+        .rejected
+        .get("bad_signature")
+        .is_some_and(|n| *n >= 1));
+    drop(mallory);
+    cluster.shutdown().await;
+}
