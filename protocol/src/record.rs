@@ -479,6 +479,32 @@ fn signature_r(signature: &[u8; 64]) -> Result<EdwardsPoint, RecordError> {
 
 /// The origin as an ed25519 key usable under strict verification.
 fn origin_key(origin: &OriginId) -> Result<(VerifyingKey, EdwardsPoint), RecordError> {
+    // The prime-order check costs a scalar multiplication, and a network
+    // has a few dozen keys: each is checked once per process. Bounded, as
+    // only member origins reach verification but a cache must not grow on
+    // trust.
+    type Checked =
+        std::collections::HashMap<OriginId, Result<(VerifyingKey, EdwardsPoint), RecordError>>;
+    static CHECKED: std::sync::OnceLock<std::sync::Mutex<Checked>> = std::sync::OnceLock::new();
+    let cache = CHECKED.get_or_init(Default::default);
+    let lock = || {
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(known) = lock().get(origin) {
+        return known.clone();
+    }
+    let checked = check_origin_key(origin);
+    let mut cache = lock();
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    cache.insert(*origin, checked.clone());
+    checked
+}
+
+fn check_origin_key(origin: &OriginId) -> Result<(VerifyingKey, EdwardsPoint), RecordError> {
     if !is_strict_point_encoding(origin.as_bytes()) {
         return Err(RecordError::InvalidOrigin);
     }
