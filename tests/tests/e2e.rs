@@ -195,13 +195,18 @@ async fn a_restarted_node_keeps_its_data_and_continues_its_sequence() {
 }
 
 fn signed_by(key: &SigningKey, origin_key: &SigningKey, e164: &str, seq: u64) -> Vec<u8> {
-    // Records whose claimed origin is `origin_key`, signed by `key`.
-    let parsed = parse_number(e164, None).unwrap();
-    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    signed_at(key, origin_key, e164, seq, now)
+}
+
+/// A record whose claimed origin is `origin_key`, signed by `key`, seen at
+/// `now` (first and last).
+fn signed_at(key: &SigningKey, origin_key: &SigningKey, e164: &str, seq: u64, now: u64) -> Vec<u8> {
+    let parsed = parse_number(e164, None).unwrap();
+    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
     let sighting = Sighting {
         network: NetworkId::new("test-net").unwrap(),
         origin: key.origin(),

@@ -6,42 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sightline_node::{ManualClock, Submission};
-use sightline_protocol::{parse_number, Channel, Kind, NetworkId, Sighting, SigningKey, Verdict};
+use sightline_protocol::{Kind, SigningKey};
 use sightline_tests::{eventually, Cluster};
 
-use super::{has_report, signed_by, wait_until_blocked, RawPeer, WAIT};
-
-/// A record claiming `origin_key`'s origin, dated `at`, signed by `key`
-/// (so its signature fails unless `key` is the origin's).
-fn forged_at(key: &SigningKey, origin_key: &SigningKey, at: u64) -> Vec<u8> {
-    let parsed = parse_number("+1 415 555 0190", None).unwrap();
-    let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
-    let sighting = Sighting {
-        network: NetworkId::new("test-net").unwrap(),
-        origin: key.origin(),
-        seq: at % 1000 + 1,
-        number: hash_key.number_hash(&parsed.e164),
-        block: hash_key.block_hash(&parsed.e164),
-        cc: parsed.country_code,
-        line: parsed.line,
-        kind: Kind::Smishing,
-        verdict: Verdict::Malicious,
-        channel: Channel::Sms,
-        brand: None,
-        confidence: 100,
-        count: 1,
-        first_seen: at,
-        last_seen: at,
-        expires: None,
-    };
-    let mut bytes = sighting.sign(key).unwrap().as_bytes().to_vec();
-    let from = bytes
-        .windows(32)
-        .position(|w| w == key.origin().as_bytes())
-        .unwrap();
-    bytes[from..from + 32].copy_from_slice(origin_key.origin().as_bytes());
-    bytes
-}
+use super::{has_report, signed_at, signed_by, wait_until_blocked, RawPeer, WAIT};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -156,7 +124,13 @@ async fn junk_dated_outside_the_window_is_a_bad_signature_charged_to_its_sender(
     let mallory_key = SigningKey::from_seed(&cluster.members[1].seed);
     let junk = [365 * 86_400, -540 * 86_400, 30 * 86_400].map(|shift: i64| {
         let at = now().checked_add_signed(shift).unwrap();
-        forged_at(&mallory_key, &bank_key, at)
+        signed_at(
+            &mallory_key,
+            &bank_key,
+            "+1 415 555 0190",
+            at % 1000 + 1,
+            at,
+        )
     });
     for bytes in junk {
         mallory.client.publish(bytes).await.unwrap();
