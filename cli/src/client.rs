@@ -88,27 +88,7 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let detail = body
-            .get("detail")
-            .and_then(Value::as_str)
-            .unwrap_or("no detail");
-        let code = body.get("error").and_then(Value::as_str).unwrap_or("error");
-        let error = ApiFailure {
-            status: status.as_u16(),
-            code: code.to_owned(),
-            detail: detail.to_owned(),
-            body,
-        };
-        // 429 means "retry later", not an input error.
-        let code = if status.is_client_error() && status.as_u16() != 429 {
-            EXIT_INPUT
-        } else {
-            1
-        };
-        Err(Failure {
-            code,
-            error: error.into(),
-        })
+        Err(api_failure(status, body))
     }
 
     /// POSTs `body` and streams a successful answer into a new private
@@ -132,22 +112,7 @@ impl Api {
         let status = response.status();
         if !status.is_success() {
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
-            let code = body["error"].as_str().unwrap_or("error").to_owned();
-            return Err(Failure {
-                code: if status.as_u16() == 429 {
-                    1
-                } else {
-                    EXIT_INPUT
-                },
-                error: ApiFailure {
-                    status: status.as_u16(),
-                    code,
-                    detail,
-                    body,
-                }
-                .into(),
-            });
+            return Err(api_failure(status, body));
         }
         let dir = out
             .parent()
@@ -184,6 +149,28 @@ impl Api {
     async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
+    }
+}
+
+/// The failure for an error answer: exit 2 for a client error (the input
+/// or the token), 1 for 429 and server errors ("retry later").
+fn api_failure(status: reqwest::StatusCode, body: Value) -> Failure {
+    let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
+    let code = body["error"].as_str().unwrap_or("error").to_owned();
+    let exit = if status.is_client_error() && status.as_u16() != 429 {
+        EXIT_INPUT
+    } else {
+        1
+    };
+    Failure {
+        code: exit,
+        error: ApiFailure {
+            status: status.as_u16(),
+            code,
+            detail,
+            body,
+        }
+        .into(),
     }
 }
 

@@ -326,6 +326,9 @@ pub struct Status {
 }
 
 struct Inner {
+    /// Origins whose trust here is above 0: the only ones block activity
+    /// counts (trust is fixed while the node runs).
+    trusted: std::collections::HashSet<OriginId>,
     /// Whether this node may sign: see [`Store::own_seq_confirmed`].
     own_seq_known: Arc<watch::Sender<bool>>,
     config: NodeConfig,
@@ -383,7 +386,9 @@ async fn store_task(store: Store, mut shutdown: watch::Receiver<bool>) {
         let s = store.clone();
         let healthy = blocking(move || {
             if s.is_healthy() {
-                s.probe().is_ok()
+                // A flush fails once sled has kept an error, so a failure of
+                // its background flush is noticed with nothing being stored.
+                s.flush().is_ok()
             } else {
                 s.recover()
             }
@@ -395,6 +400,31 @@ async fn store_task(store: Store, mut shutdown: watch::Receiver<bool>) {
             (retry * 2).min(STORE_RETRY_MAX)
         };
     }
+}
+
+/// Whether the store may sign from its own seq counter at start. A network
+/// of one has no peer to ask, so it confirms itself; otherwise a restored or
+/// re-created store waits for a peer (`CoreTask::confirm_own_seq`).
+async fn own_seq_confirmed_at_start(
+    store: &Store,
+    config: &NodeConfig,
+) -> Result<bool, StoreError> {
+    let alone = config.network.members.len() <= 1;
+    let store = store.clone();
+    let confirmed = blocking(move || -> Result<bool, StoreError> {
+        if store.own_seq_confirmed()? {
+            return Ok(true);
+        }
+        if alone {
+            store.confirm_own_seq()?;
+        }
+        Ok(alone)
+    })
+    .await?;
+    if !confirmed {
+        tracing::warn!("this node's store was restored or re-created: submissions wait until a peer has said which of this organization's records it holds");
+    }
+    Ok(confirmed)
 }
 
 /// Runs blocking store work off the async threads.
@@ -441,27 +471,17 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
     let retry_pulls = RetryPulls::default();
     let changes = Arc::new(watch::channel(0u64).0);
-    // A network of one has no peer to ask; otherwise a restored or
-    // re-created store waits for a peer (CoreTask::confirm_own_seq).
-    let alone = config.network.members.len() <= 1;
-    let confirmed = {
-        let store = store.clone();
-        blocking(move || -> Result<bool, StoreError> {
-            if store.own_seq_confirmed()? {
-                return Ok(true);
-            }
-            if alone {
-                store.confirm_own_seq()?;
-            }
-            Ok(alone)
-        })
-        .await?
-    };
-    if !confirmed {
-        tracing::warn!("this node's store was restored or re-created: submissions wait until a peer has said which of this organization's records it holds");
-    }
+    let confirmed = own_seq_confirmed_at_start(&store, &config).await?;
     let own_seq_known = Arc::new(watch::channel(confirmed).0);
+    let trusted = config
+        .network
+        .members
+        .iter()
+        .filter(|m| config.trust_of(m, &peer_id) > 0.0)
+        .map(|m| m.origin)
+        .collect();
     let inner = Arc::new(Inner {
+        trusted,
         own_seq_known: own_seq_known.clone(),
         peer_id,
         org,
@@ -590,12 +610,7 @@ impl NodeHandle {
         let _order = self.inner.submit_lock.lock().await;
         // A store that failed to write acknowledges nothing until the node
         // has reopened it (store_task).
-        if !self.inner.store.is_healthy() {
-            return Err(StoreError::Unavailable(
-                self.inner.store.health().last_error.unwrap_or_default(),
-            )
-            .into());
-        }
+        self.inner.store.ensure_writable()?;
         let inner = self.inner.clone();
         let records = blocking(
             move || -> Result<Vec<(SignedSighting, String)>, StoreError> {
@@ -970,11 +985,10 @@ impl NodeHandle {
         out: impl std::io::Write + Send + 'static,
     ) -> Result<crate::backup::Summary, crate::backup::BackupError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             crate::backup::write(&inner.store, &inner.signing.to_seed(), &encryption, out)
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Stops the node: network first, then the tasks, then flushes the store.
@@ -1028,7 +1042,7 @@ impl Inner {
             &key.number_hash(&parsed.e164),
             &key.block_hash(&parsed.e164),
             now.saturating_sub(BLOCK_WINDOW_SECS),
-            |origin| self.trust_of(origin) > 0.0,
+            |origin| self.trusted.contains(origin),
         )?;
         let reports: Vec<Report> = found
             .current
@@ -1346,7 +1360,6 @@ impl CoreTask {
         })
     }
 
-    /// One catch-up exchange with a peer: progress, then pages of what is missing.
     /// The first peer to answer tells a restored or re-created store the
     /// highest seq it holds of this node's origin: the counter is raised
     /// past it before anything is signed, and the store remembers that it
@@ -1395,6 +1408,7 @@ impl CoreTask {
         }
     }
 
+    /// One catch-up exchange with a peer: progress, then pages of what is missing.
     async fn catch_up(&self, peer: PeerId) {
         self.forget_pulls_if_refused(peer);
         let store = self.store.clone();

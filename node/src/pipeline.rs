@@ -270,11 +270,10 @@ impl Ingestor {
             .collect();
         // A store that cannot write is being recovered: no use trying (and
         // logging) per batch; catch-up brings these records back later.
-        let attempt = if self.store.is_healthy() {
-            self.store.insert_batch(&rows)
-        } else {
-            Err(StoreError::Unavailable(String::new()))
-        };
+        let attempt = self
+            .store
+            .ensure_writable()
+            .and_then(|()| self.store.insert_batch(&rows));
         let outcomes = match attempt {
             Err(StoreError::Unavailable(_)) => {
                 for (index, _) in verified {

@@ -16,7 +16,7 @@ use sightline_node::store::StoreError;
 use sightline_node::{LookupError, Submission, SubmitError};
 
 /// Seconds a client is asked to wait while the store recovers.
-const STORE_RETRY_SECS: u64 = 10;
+pub(crate) const STORE_RETRY_SECS: u64 = 10;
 
 use crate::auth::Caller;
 use crate::AppState;
@@ -60,24 +60,22 @@ impl ApiError {
 
     /// 429: the caller's work budget is spent; retry after `secs`.
     pub fn rate_limited(secs: u64) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!("too much work for this token (a bulk request costs one unit per number); retry in {secs} s"),
-        );
-        e.retry_after = Some(secs);
-        e
+        )
+        .retrying_after(secs)
     }
 
     /// 429: too many failed authentications from this address.
     pub fn locked_out(secs: u64) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "auth_locked",
             format!("too many failed authentications from this address; retry in {secs} s"),
-        );
-        e.retry_after = Some(secs);
-        e
+        )
+        .retrying_after(secs)
     }
 
     /// 503 `store_unavailable`: the store cannot write (a full disk) and
@@ -86,16 +84,22 @@ impl ApiError {
         match e {
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "request refused: the store cannot write");
-                let mut e = Self::new(
+                Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     format!("the node's store cannot write (is its disk full?); nothing was stored, and the node recovers by itself once it can write again: retry in {STORE_RETRY_SECS} s"),
-                );
-                e.retry_after = Some(STORE_RETRY_SECS);
-                e
+                )
+                .retrying_after(STORE_RETRY_SECS)
             }
             other => Self::internal(other),
         }
+    }
+
+    /// The same error with `Retry-After: secs`.
+    #[must_use]
+    pub fn retrying_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// Seconds the client should wait, for a 429.
@@ -196,15 +200,12 @@ fn submit_error(e: SubmitError) -> ApiError {
             "stopping",
             "the node is shutting down",
         ),
-        e @ SubmitError::OwnSeqUnconfirmed => {
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "own_seq_unconfirmed",
-                format!("{e}; nothing was stored"),
-            );
-            e.retry_after = Some(STORE_RETRY_SECS);
-            e
-        }
+        e @ SubmitError::OwnSeqUnconfirmed => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "own_seq_unconfirmed",
+            format!("{e}; nothing was stored"),
+        )
+        .retrying_after(STORE_RETRY_SECS),
     }
 }
 

@@ -47,7 +47,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(axum::http::header::RETRY_AFTER, "10")],
+            [(axum::http::header::RETRY_AFTER, api::STORE_RETRY_SECS)],
             "store unavailable: it cannot write (is the disk full?); the node retries by itself\n",
         )
             .into_response()
