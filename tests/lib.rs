@@ -57,6 +57,8 @@ pub struct Options {
     /// here, so API tests can read without a token; the product's default
     /// (off) has tests of its own.
     pub anonymous_read: bool,
+    /// Per-origin limits in network.toml.
+    pub limits: sightline_node::store::Limits,
 }
 
 /// Token with the read scope on every cluster node.
@@ -76,6 +78,7 @@ impl Default for Options {
             psk: None,
             api_rate: 1000,
             anonymous_read: true,
+            limits: sightline_node::store::Limits::default(),
         }
     }
 }
@@ -195,6 +198,7 @@ impl Cluster {
                     trust: *trust,
                 })
                 .collect(),
+            limits: options.limits,
         };
         let network_path = dir.path().join("network.toml");
         std::fs::write(&network_path, toml::to_string(&network).expect("toml")).expect("write");

@@ -70,6 +70,7 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                 psk: psk.then(|| encode_key32(&random_key())),
                 bootstrap: Vec::new(),
                 members: Vec::new(),
+                limits: sightline_node::store::Limits::default(),
             };
             NetworkConfig::from_file(&out, file.clone()).map_err(Failure::input)?;
             let text = format!(

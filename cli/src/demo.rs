@@ -96,6 +96,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
         psk: None,
         bootstrap: Vec::new(),
         members: Vec::new(),
+        limits: sightline_node::store::Limits::default(),
     };
     let mut nodes = Vec::new();
     for (key, org, trust) in ORGS {

@@ -82,6 +82,10 @@ pub struct NetworkFile {
     /// The member organizations and their nodes.
     #[serde(default, rename = "member")]
     pub members: Vec<MemberFile>,
+    /// Per-origin limits: what one member may add to everyone's store.
+    /// Must be identical on every node, like the rest of this file.
+    #[serde(default)]
+    pub limits: crate::store::Limits,
 }
 
 /// One `[[member]]` of `network.toml`.
@@ -129,6 +133,8 @@ pub struct NetworkConfig {
     pub bootstrap: Vec<(PeerId, Multiaddr)>,
     /// Members, in file order.
     pub members: Vec<Member>,
+    /// Per-origin limits.
+    pub limits: crate::store::Limits,
 }
 
 impl NetworkConfig {
@@ -197,6 +203,20 @@ impl NetworkConfig {
             };
             bootstrap.push((peer, addr));
         }
+        if raw.limits.records_per_hour == 0 {
+            return Err(invalid(
+                file,
+                "limits.records_per_hour",
+                "must be at least 1",
+            ));
+        }
+        if raw.limits.numbers_per_day == 0 {
+            return Err(invalid(
+                file,
+                "limits.numbers_per_day",
+                "must be at least 1",
+            ));
+        }
         Ok(NetworkConfig {
             name: raw.name,
             id,
@@ -204,6 +224,7 @@ impl NetworkConfig {
             psk,
             bootstrap,
             members,
+            limits: raw.limits,
         })
     }
 

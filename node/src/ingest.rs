@@ -131,6 +131,9 @@ pub struct Metrics {
     pub sync_throttled: AtomicU64,
     /// Rejected or ignored records by reason.
     pub rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Per origin: records refused or evicted for being over the origin's
+    /// limits (an origin here is flagged).
+    pub over_limit: Mutex<BTreeMap<OriginId, u64>>,
 }
 
 impl Metrics {
@@ -146,6 +149,23 @@ impl Metrics {
     /// A snapshot of the rejection counts.
     pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
         self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts `n` records of `origin` refused or evicted over its limits.
+    pub fn over_limit(&self, origin: OriginId, n: u64) {
+        let mut map = self
+            .over_limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(origin).or_default() += n;
+    }
+
+    /// A snapshot of the per-origin over-limit counts.
+    pub fn over_limit_counts(&self) -> BTreeMap<OriginId, u64> {
+        self.over_limit
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()

@@ -40,6 +40,8 @@ pub struct Ingestor {
     metrics: Arc<Metrics>,
     /// Equivocation warnings, at most one per origin per interval.
     warned: Arc<std::sync::Mutex<OncePer>>,
+    /// Over-limit warnings, likewise.
+    limit_warned: Arc<std::sync::Mutex<OncePer>>,
 }
 
 /// Lets an event through once per key per `interval` seconds, counting
@@ -105,6 +107,7 @@ pub(crate) fn open_store(config: &NodeConfig, own: OriginId) -> Result<Store, St
     };
     crate::files::private_dir(data).map_err(private)?;
     let store = Store::open(&data.join("store"))?;
+    store.set_limits(config.network.limits);
     let changed = crate::files::private_tree(data).map_err(private)?;
     if changed > 0 {
         tracing::warn!(changed, dir = %data.display(), "took group and other access away from the data directory's files");
@@ -149,6 +152,9 @@ impl Ingestor {
             clock,
             metrics,
             warned: Arc::new(std::sync::Mutex::new(OncePer::new(
+                EQUIVOCATION_LOG_INTERVAL,
+            ))),
+            limit_warned: Arc::new(std::sync::Mutex::new(OncePer::new(
                 EQUIVOCATION_LOG_INTERVAL,
             ))),
         }
@@ -300,11 +306,29 @@ impl Ingestor {
         for ((index, record), outcome) in verified.iter().zip(outcomes) {
             let s = record.sighting();
             results[*index] = match outcome {
-                InsertOutcome::Stored { .. } => {
+                InsertOutcome::Stored { evicted, .. } => {
                     if s.origin == self.own {
                         own_max = own_max.max(Some(s.seq));
                     }
+                    if evicted > 0 {
+                        self.metrics.over_limit(s.origin, evicted);
+                    }
                     Ok(())
+                }
+                InsertOutcome::OverLimit(reason) => {
+                    self.metrics.over_limit(s.origin, 1);
+                    let allowed = self
+                        .limit_warned
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .allow(s.origin, self.clock.now());
+                    if let Some(more) = allowed {
+                        tracing::warn!(origin = %s.origin, seq = s.seq, reason, more_since_last_warning = more, "origin over its limits: records ignored (warned once per origin every 10 min)");
+                    }
+                    Err(Rejection {
+                        reason,
+                        severity: Severity::Ignore,
+                    })
                 }
                 InsertOutcome::Duplicate => Err(Rejection {
                     reason: "duplicate",

@@ -29,8 +29,11 @@ use sightline_protocol::{
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+mod quota;
+pub use quota::{Limits, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
+
 /// Bumped when the on-disk layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's trees that schema 2 replaced ([`Store::migrate_from_v1`]).
@@ -54,6 +57,11 @@ pub const MAX_EVIDENCE: u64 = 16;
 const META_SEQ_CONFIRMED: &[u8] = b"own_seq_confirmed";
 /// Written and flushed by a reopen, to prove the store writes again.
 const META_PROBE: &[u8] = b"probe";
+/// Present once every stored record is in the `quota` index (schema 3).
+const META_QUOTA_INDEXED: &[u8] = b"quota_indexed";
+/// Day buckets looked back over for an origin's previous report of a
+/// number when its current one is evicted (a year and a little).
+const LOOKBACK_DAYS: u64 = 400;
 /// Free space a failed store waits for before it is reopened: several of
 /// sled's 512 KiB log segments.
 const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
@@ -140,7 +148,13 @@ pub enum InsertOutcome {
     Stored {
         /// Whether it became the origin's current report for its number.
         latest: bool,
+        /// Records of its origin evicted to keep it within the origin's
+        /// limits (it came before them).
+        evicted: u64,
     },
+    /// Not stored: its origin is over a limit ([`Limits`]); the reason
+    /// names which.
+    OverLimit(&'static str),
     /// Already stored (same id).
     Duplicate,
     /// The origin already signed a different record with this seq: the new
@@ -275,6 +289,11 @@ struct Shared {
     errors: AtomicU64,
     reopens: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Held by every write of records: the `quota` index reads committed
+    /// state inside transactions, which is only sound with one writer.
+    writer: Mutex<()>,
+    /// Per-origin limits.
+    limits: RwLock<Limits>,
 }
 
 /// The store's condition, for `/healthz`, status and `/metrics`.
@@ -317,6 +336,8 @@ struct Handles {
     own_numbers: sled::Tree,
     /// Schema version, own sequence counter.
     meta: sled::Tree,
+    /// Per-origin limit index (see `store/quota.rs`).
+    quota: sled::Tree,
 }
 
 impl Handles {
@@ -334,6 +355,7 @@ impl Handles {
             evidence: tree("evidence")?,
             own_numbers: tree("own_numbers")?,
             meta: tree("meta")?,
+            quota: tree("quota")?,
             db,
         };
         if let Some(v) = store.meta.get(META_SCHEMA)? {
@@ -343,7 +365,7 @@ impl Handles {
                     .map_err(|_| StoreError::Corrupt("schema version"))?,
             );
             match found {
-                SCHEMA_VERSION => {
+                SCHEMA_VERSION | 2 => {
                     // A migration that stopped after raising the version
                     // leaves schema 1's trees behind.
                     for name in V1_TREES {
@@ -361,10 +383,14 @@ impl Handles {
                 }
             }
         } else {
+            store.meta.insert(META_QUOTA_INDEXED, &[1])?;
             store
                 .meta
                 .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             store.db.flush()?;
+        }
+        if !store.meta.contains_key(META_QUOTA_INDEXED)? {
+            store.index_quota()?;
         }
         Ok(store)
     }
@@ -447,15 +473,47 @@ impl Handles {
         Ok(moved)
     }
 
-    fn trees(&self) -> Trees<'_> {
-        (
-            &self.sightings,
-            &self.current,
-            &self.progress,
-            &self.arrivals,
-            &self.purges,
-            &self.evidence,
-        )
+    /// Builds the `quota` index of a store from before schema 3 (each
+    /// record as it is: limits apply to what arrives from now on), then
+    /// raises the schema. A crash part-way starts it over.
+    fn index_quota(&self) -> Result<u64, StoreError> {
+        tracing::info!("indexing stored records for per-origin limits (schema {SCHEMA_VERSION})");
+        self.quota.clear()?;
+        let mut indexed = 0u64;
+        let mut pending: Vec<quota::Entry> = Vec::new();
+        let apply = |pending: &mut Vec<quota::Entry>| -> Result<(), StoreError> {
+            let q = quota::Q::new(&self.quota);
+            for e in pending.iter() {
+                quota::index(&q, e).map_err(|e| settled(e.into()))?;
+            }
+            self.quota.transaction(|tx| {
+                q.apply(tx)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+            pending.clear();
+            Ok(())
+        };
+        for entry in &self.purges {
+            let (key, _) = entry?;
+            if key.len() != 48 {
+                return Err(StoreError::Corrupt("purges"));
+            }
+            let Some(bytes) = self.sightings.get(&key[8..48])? else {
+                continue;
+            };
+            pending.push(quota::Entry::of(&decode_stored(&bytes)?, be_u64(&key[..8])));
+            indexed += 1;
+            if pending.len() >= 1000 {
+                apply(&mut pending)?;
+            }
+        }
+        apply(&mut pending)?;
+        self.meta.insert(META_QUOTA_INDEXED, &[1])?;
+        self.meta
+            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        tracing::info!(records = indexed, "records indexed for per-origin limits");
+        Ok(indexed)
     }
 
     /// Every tree's entries, for tests that compare whole stores.
@@ -484,6 +542,7 @@ impl Handles {
             ("evidence", &self.evidence),
             ("own_numbers", &self.own_numbers),
             ("meta", &self.meta),
+            ("quota", &self.quota),
         ]
     }
 }
@@ -504,7 +563,56 @@ impl Store {
                 errors: AtomicU64::new(0),
                 reopens: AtomicU64::new(0),
                 last_error: Mutex::new(None),
+                writer: Mutex::new(()),
+                limits: RwLock::new(Limits::default()),
             }),
+        })
+    }
+
+    /// Sets the per-origin limits (from `network.toml`) records are
+    /// stored under.
+    pub fn set_limits(&self, limits: Limits) {
+        *self
+            .shared
+            .limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    /// The per-origin limits in force.
+    pub fn limits(&self) -> Limits {
+        *self
+            .shared
+            .limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serializes writers of records.
+    fn writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `None` if `origin` may sign `records` more records of `numbers` at
+    /// `now` within the limits; else the seconds until it may.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn room(
+        &self,
+        origin: &OriginId,
+        now: u64,
+        records: u64,
+        numbers: &[NumberHash],
+    ) -> Result<Option<u64>, StoreError> {
+        let limits = self.limits();
+        self.with(|h| {
+            Ok(quota::room(
+                &h.quota, origin, now, records, numbers, &limits,
+            )?)
         })
     }
 
@@ -785,20 +893,17 @@ impl Store {
         &self,
         records: &[(&SignedSighting, u64)],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let limits = self.limits();
+        let _writer = self.writer();
         self.with(|h| {
             let arrivals = self.arrivals(records.len())?;
-            let outcomes = h.trees().transaction(|t| {
-                let mut outcomes = Vec::with_capacity(records.len());
-                for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
-                    outcomes.push(insert_tx(
-                        (&t.0, &t.1, &t.2, &t.3, &t.4, &t.5),
-                        record,
-                        *purge_at,
-                        *arrival,
-                    )?);
-                }
-                Ok(outcomes)
-            })?;
+            let o = Overlays::new(h);
+            let mut outcomes = Vec::with_capacity(records.len());
+            for ((record, purge_at), arrival) in records.iter().zip(&arrivals) {
+                outcomes
+                    .push(insert_tx(&o, record, *purge_at, *arrival, &limits).map_err(settled)?);
+            }
+            o.commit(h)?;
             Ok(outcomes)
         })
     }
@@ -812,35 +917,26 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotNew`] naming the record; sled errors.
     pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
+        let limits = self.limits();
+        let _writer = self.writer();
         self.with(|h| {
             let arrivals = self.arrivals(records.len())?;
-            let (sightings, current, progress, arrivals_tree, purges, evidence) = h.trees();
-            (
-                sightings,
-                current,
-                progress,
-                arrivals_tree,
-                purges,
-                evidence,
-                &h.own_numbers,
-            )
-                .transaction(|(a, b, c, d, e, f, own_numbers)| {
-                    let t = (a, b, c, d, e, f);
-                    for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
-                        own_numbers.insert(record.sighting().number.as_bytes(), e164.as_bytes())?;
-                        match insert_tx(t, record, *purge_at, *arrival)? {
-                            InsertOutcome::Stored { .. } => {}
-                            other => {
-                                return Err(abort(StoreError::NotNew {
-                                    seq: record.sighting().seq,
-                                    outcome: format!("{other:?}"),
-                                }))
-                            }
-                        }
+            let o = Overlays::new(h);
+            for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
+                o.own_numbers
+                    .insert(record.sighting().number.as_bytes(), e164.as_bytes())
+                    .map_err(|e| settled(e.into()))?;
+                match insert_tx(&o, record, *purge_at, *arrival, &limits).map_err(settled)? {
+                    InsertOutcome::Stored { .. } => {}
+                    other => {
+                        return Err(StoreError::NotNew {
+                            seq: record.sighting().seq,
+                            outcome: format!("{other:?}"),
+                        })
                     }
-                    Ok(())
-                })?;
-            Ok(())
+                }
+            }
+            o.commit(h)
         })
     }
 
@@ -1045,6 +1141,7 @@ impl Store {
     /// # Errors
     /// sled errors or corruption.
     pub fn purge(&self, now: u64, own: &OriginId, retention: u64) -> Result<usize, StoreError> {
+        let _writer = self.writer();
         self.purge_evidence(now, retention)?;
         self.with(|h| {
             let end: [u8; 48] = cat(&[&now.to_be_bytes(), &[0xff; 40]]);
@@ -1107,45 +1204,26 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.with(|h| {
             let record_key = &expiry_key[8..48];
-            let trees = (
-                &h.sightings,
-                &h.current,
-                &h.progress,
-                &h.arrivals,
-                &h.purges,
-                &h.own_numbers,
-            );
-            let removed = trees.transaction(
-                |(sightings, current, progress, arrivals, purges, own_numbers)| {
-                    purges.remove(expiry_key)?;
-                    arrivals.remove(arrival)?;
-                    let Some(bytes) = sightings.remove(record_key)? else {
-                        return Ok(false);
-                    };
-                    let s = decode_stored(&bytes).map_err(abort)?;
-                    let origin = s.origin.as_bytes();
-                    let current_key = current_key(&s);
-                    if let Some(v) = current.get(current_key)? {
-                        if v.len() == 17 && be_u64(&v) == s.seq {
-                            current.remove(current_key.as_slice())?;
-                            // The number's current own report is gone: so is the
-                            // one reason to keep its raw form.
-                            if s.origin == *own {
-                                own_numbers.remove(s.number.as_bytes().as_slice())?;
-                            }
-                        }
-                    }
-                    if let Some(v) = progress.get(origin)? {
-                        let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
-                        p.count = p.count.saturating_sub(1);
-                        for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
-                            *d ^= b;
-                        }
-                        progress.insert(origin.as_slice(), p.encode().as_slice())?;
-                    }
-                    Ok(true)
-                },
-            )?;
+            let purge_at = be_u64(&expiry_key[..8]);
+            let o = Overlays::new(h);
+            let removed = (|| {
+                let Some(bytes) = o.sightings.get(record_key)? else {
+                    o.purges.remove(expiry_key)?;
+                    o.arrivals.remove(arrival)?;
+                    return Ok(false);
+                };
+                let s = decode_stored(&bytes).map_err(abort)?;
+                let e = quota::Entry::of(&s, purge_at);
+                unstore_tx(&o, &e)?;
+                // The number's last own report is gone: so is the one
+                // reason to keep its raw form.
+                if s.origin == *own && o.current.get(current_key(&s))?.is_none() {
+                    o.own_numbers.remove(s.number.as_bytes())?;
+                }
+                Ok(true)
+            })()
+            .map_err(settled)?;
+            o.commit(h)?;
             Ok(removed)
         })
     }
@@ -1236,23 +1314,94 @@ impl Store {
     }
 }
 
-type Trees<'a> = (
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-);
-type Tx = sled::transaction::TransactionalTree;
+/// Every tree a write of records touches, as overlays: a batch is worked
+/// out on them, then committed in one transaction.
+struct Overlays<'a> {
+    sightings: quota::Ov<'a>,
+    current: quota::Ov<'a>,
+    progress: quota::Ov<'a>,
+    arrivals: quota::Ov<'a>,
+    purges: quota::Ov<'a>,
+    evidence: quota::Ov<'a>,
+    quota: quota::Q<'a>,
+    own_numbers: quota::Ov<'a>,
+}
+
+impl<'a> Overlays<'a> {
+    fn new(h: &'a Handles) -> Self {
+        Overlays {
+            sightings: quota::Ov::new(&h.sightings),
+            current: quota::Ov::new(&h.current),
+            progress: quota::Ov::new(&h.progress),
+            arrivals: quota::Ov::new(&h.arrivals),
+            purges: quota::Ov::new(&h.purges),
+            evidence: quota::Ov::new(&h.evidence),
+            quota: quota::Ov::new(&h.quota),
+            own_numbers: quota::Ov::new(&h.own_numbers),
+        }
+    }
+
+    /// Commits every write in one transaction (all or nothing).
+    fn commit(&self, h: &Handles) -> Result<(), StoreError> {
+        let all = [
+            &self.sightings,
+            &self.current,
+            &self.progress,
+            &self.arrivals,
+            &self.purges,
+            &self.evidence,
+            &self.quota,
+            &self.own_numbers,
+        ];
+        if all.iter().all(|o| o.is_clean()) {
+            return Ok(());
+        }
+        (
+            &h.sightings,
+            &h.current,
+            &h.progress,
+            &h.arrivals,
+            &h.purges,
+            &h.evidence,
+            &h.quota,
+            &h.own_numbers,
+        )
+            .transaction(|(a, b, c, d, e, f, g, i)| {
+                for (o, t) in all.iter().zip([a, b, c, d, e, f, g, i]) {
+                    o.apply(t)?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+        Ok(())
+    }
+}
+
+/// The error of work done on overlays, outside any transaction.
+fn settled(e: ConflictableTransactionError<StoreError>) -> StoreError {
+    match e {
+        ConflictableTransactionError::Abort(e) => e,
+        ConflictableTransactionError::Storage(e) => StoreError::Sled(e),
+        _ => StoreError::Corrupt("transaction conflict on overlays"),
+    }
+}
 
 /// One record's writes, inside a transaction over [`Store::trees`].
 fn insert_tx(
-    (sightings, current, progress, arrivals, purges, evidence): (&Tx, &Tx, &Tx, &Tx, &Tx, &Tx),
+    o: &Overlays<'_>,
     record: &SignedSighting,
     purge_at: u64,
     arrival: u64,
+    limits: &Limits,
 ) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
+    let (sightings, current, progress, arrivals, purges, evidence, q) = (
+        &o.sightings,
+        &o.current,
+        &o.progress,
+        &o.arrivals,
+        &o.purges,
+        &o.evidence,
+        &o.quota,
+    );
     let s = record.sighting();
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
@@ -1291,6 +1440,21 @@ fn insert_tx(
             });
         }
     }
+    let entry = quota::Entry::of(s, purge_at);
+    let evict = match quota::admit(q, &entry, limits)? {
+        quota::Admission::Refuse(reason) => return Ok(InsertOutcome::OverLimit(reason)),
+        quota::Admission::Admit { evict } => evict,
+    };
+    for seq in &evict {
+        evict_tx(o, &s.origin, entry.hour / 24, *seq)?;
+    }
+    // Evictions rewrote the progress.
+    if !evict.is_empty() {
+        if let Some(v) = progress.get(origin)? {
+            p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
+        }
+    }
+    quota::index(q, &entry)?;
     let arrival = arrival.to_be_bytes();
     let current_key = current_key(s);
     let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
@@ -1325,7 +1489,90 @@ fn insert_tx(
         }
     }
     progress.insert(origin.as_slice(), p.encode().as_slice())?;
-    Ok(InsertOutcome::Stored { latest: is_latest })
+    Ok(InsertOutcome::Stored {
+        latest: is_latest,
+        evicted: evict.len() as u64,
+    })
+}
+
+/// Removes a stored record's writes: the record, its arrival and purge
+/// entries, its quota entry and its part of its origin's progress. A
+/// record that was its origin's current report of its number hands that
+/// role to the origin's previous report of the number, if one is kept, so
+/// that the result is what a node that never stored it holds. Returns the
+/// removed record.
+fn unstore_tx(
+    o: &Overlays<'_>,
+    e: &quota::Entry,
+) -> Result<Option<Sighting>, ConflictableTransactionError<StoreError>> {
+    let (sightings, current, progress, arrivals, purges, q) = (
+        &o.sightings,
+        &o.current,
+        &o.progress,
+        &o.arrivals,
+        &o.purges,
+        &o.quota,
+    );
+    let key = record_key(e.origin.as_bytes(), e.seq);
+    quota::unindex(q, e)?;
+    if let Some(arrival) = purges.remove(purge_key(e.purge_at, &key).as_slice())? {
+        arrivals.remove(arrival)?;
+    }
+    let Some(bytes) = sightings.remove(key.as_slice())? else {
+        return Ok(None);
+    };
+    let s = decode_stored(&bytes).map_err(abort)?;
+    let origin = s.origin.as_bytes();
+    let ck = current_key(&s);
+    if let Some(v) = current.get(ck)? {
+        if v.len() == 17 && be_u64(&v) == s.seq {
+            current.remove(ck.as_slice())?;
+            let before = quota::previous_of_number(
+                q,
+                &s.origin,
+                &s.number,
+                e.hour / 24,
+                s.seq,
+                LOOKBACK_DAYS,
+            )?;
+            if let Some(seq) = before {
+                if let Some(prev) = sightings.get(record_key(origin, seq))? {
+                    let prev = decode_stored(&prev).map_err(abort)?;
+                    let value: [u8; 17] = cat(&[
+                        &prev.seq.to_be_bytes(),
+                        &prev.last_seen.to_be_bytes(),
+                        &[prev.verdict.code()],
+                    ]);
+                    current.insert(ck.as_slice(), value.as_slice())?;
+                }
+            }
+        }
+    }
+    if let Some(v) = progress.get(origin)? {
+        let mut p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
+        p.count = p.count.saturating_sub(1);
+        for (d, b) in p.digest.iter_mut().zip(SightingId::of(&bytes).as_bytes()) {
+            *d ^= b;
+        }
+        progress.insert(origin, p.encode().as_slice())?;
+    }
+    Ok(Some(s))
+}
+
+/// Evicts the record of `origin` with `seq` (in day bucket `day`).
+fn evict_tx(
+    o: &Overlays<'_>,
+    origin: &OriginId,
+    day: u64,
+    seq: u64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let Some(e) = quota::entry(&o.quota, origin, day, seq)? else {
+        return Err(abort(StoreError::Corrupt(
+            "quota entry of an evicted record",
+        )));
+    };
+    unstore_tx(o, &e)?;
+    Ok(())
 }
 
 /// Opens the sled database. sled 0.34 releases its file lock from a
@@ -1463,6 +1710,149 @@ mod tests {
             .current
     }
 
+    /// A record of test number `number` at `last_seen` with its purge time.
+    fn limited(key: &SigningKey, seq: u64, number: u8, last_seen: u64) -> SignedSighting {
+        record(key, seq, number, Verdict::Malicious, last_seen)
+    }
+
+    /// Offers `records` in `order` until nothing changes (catch-up offers
+    /// what a node lacks again), returning the stored set.
+    fn settle(records: &[SignedSighting], order: &[usize], limits: Limits) -> Vec<u64> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(limits);
+        let mut before = None;
+        for _ in 0..10 {
+            for &i in order {
+                store.insert(&records[i], u64::MAX).unwrap();
+            }
+            let now: Vec<u64> = store
+                .page(&records[0].sighting().origin, 0, 10_000)
+                .unwrap()
+                .0
+                .iter()
+                .map(|b| decode_stored(b).unwrap().seq)
+                .collect();
+            if before.as_ref() == Some(&now) {
+                return now;
+            }
+            before = Some(now);
+        }
+        panic!("the store did not settle");
+    }
+
+    #[test]
+    fn over_limit_records_are_refused_and_counted_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(Limits {
+            records_per_hour: 3,
+            numbers_per_day: 2,
+        });
+        let key = SigningKey::from_seed(&[1; 32]);
+        let t = 1_800_000_000 - 1_800_000_000 % 86_400 + 3600;
+        let outcomes: Vec<InsertOutcome> = [(1, 5, t), (2, 5, t + 1), (3, 6, t + 2), (4, 5, t + 3)]
+            .iter()
+            .map(|&(seq, n, at)| store.insert(&limited(&key, seq, n, at), u64::MAX).unwrap())
+            .collect();
+        assert!(matches!(outcomes[2], InsertOutcome::Stored { .. }));
+        assert_eq!(outcomes[3], InsertOutcome::OverLimit(OVER_RECORDS_PER_HOUR));
+        // The next hour has room, but not for a third number that day.
+        let next = store
+            .insert(&limited(&key, 5, 7, t + 3600), u64::MAX)
+            .unwrap();
+        assert_eq!(next, InsertOutcome::OverLimit(OVER_NUMBERS_PER_DAY));
+        let known = store
+            .insert(&limited(&key, 6, 6, t + 3600), u64::MAX)
+            .unwrap();
+        assert!(matches!(known, InsertOutcome::Stored { .. }));
+        // A lower seq of a full hour evicts the highest, and the number's
+        // current report falls back to its previous one.
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = Store::open(dir2.path()).unwrap();
+        other.set_limits(store.limits());
+        for (seq, n) in [(2, 5), (3, 5), (4, 6)] {
+            other
+                .insert(&limited(&key, seq, n, t + seq), u64::MAX)
+                .unwrap();
+        }
+        assert_eq!(current_of(&other, 6).len(), 1);
+        let early = other.insert(&limited(&key, 1, 5, t), u64::MAX).unwrap();
+        assert_eq!(
+            early,
+            InsertOutcome::Stored {
+                latest: false,
+                evicted: 1
+            }
+        );
+        assert!(current_of(&other, 6).is_empty(), "seq 4 was evicted");
+        assert_eq!(current_of(&other, 5)[0].seq, 3);
+        assert_eq!(stored(&other), 3);
+    }
+
+    #[test]
+    fn the_kept_set_does_not_depend_on_arrival_order() {
+        let key = SigningKey::from_seed(&[1; 32]);
+        let limits = Limits {
+            records_per_hour: 4,
+            numbers_per_day: 3,
+        };
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        // 24 records over two hours of one day and six numbers.
+        let records: Vec<SignedSighting> = (1..=24u64)
+            .map(|seq| {
+                let number = u8::try_from((seq * 7) % 6).unwrap() + 10;
+                limited(&key, seq, number, day + (seq % 2) * 3600 + seq)
+            })
+            .collect();
+        let in_order: Vec<usize> = (0..records.len()).collect();
+        let expected = settle(&records, &in_order, limits);
+        assert!(!expected.is_empty() && expected.len() < records.len());
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..12 {
+            let mut order = in_order.clone();
+            for i in (1..order.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                order.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
+            }
+            assert_eq!(
+                settle(&records, &order, limits),
+                expected,
+                "order {order:?}"
+            );
+        }
+        let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+        assert_eq!(settle(&records, &reversed, limits), expected);
+    }
+
+    #[test]
+    fn purging_frees_an_origins_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(Limits {
+            records_per_hour: 2,
+            numbers_per_day: 10,
+        });
+        let key = SigningKey::from_seed(&[1; 32]);
+        let t = 1_800_000_000 - 1_800_000_000 % 86_400;
+        store.insert(&limited(&key, 1, 5, t), 10).unwrap();
+        store.insert(&limited(&key, 2, 5, t), u64::MAX).unwrap();
+        assert_eq!(store.room(&key.origin(), t, 1, &[]).unwrap(), Some(3600));
+        assert_eq!(
+            store
+                .purge(10, &OriginId::from_bytes([9; 32]), u64::MAX)
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.room(&key.origin(), t, 1, &[]).unwrap(), None);
+        assert!(matches!(
+            store.insert(&limited(&key, 3, 5, t), u64::MAX).unwrap(),
+            InsertOutcome::Stored { .. }
+        ));
+    }
+
     #[test]
     fn insert_indexes_and_supersedes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1472,12 +1862,18 @@ mod tests {
         let r2 = record(&key, 2, 5, Verdict::Withdrawn, 1001);
         assert_eq!(
             store.insert(&r2, u64::MAX).unwrap(),
-            InsertOutcome::Stored { latest: true }
+            InsertOutcome::Stored {
+                latest: true,
+                evicted: 0
+            }
         );
         // An older report arriving late is kept for the set but does not become current.
         assert_eq!(
             store.insert(&r1, u64::MAX).unwrap(),
-            InsertOutcome::Stored { latest: false }
+            InsertOutcome::Stored {
+                latest: false,
+                evicted: 0
+            }
         );
         assert_eq!(
             store.insert(&r1, u64::MAX).unwrap(),
@@ -1586,9 +1982,15 @@ mod tests {
             outcomes,
             vec![
                 InsertOutcome::Duplicate,
-                InsertOutcome::Stored { latest: true },
+                InsertOutcome::Stored {
+                    latest: true,
+                    evicted: 0
+                },
                 InsertOutcome::Duplicate,
-                InsertOutcome::Stored { latest: true },
+                InsertOutcome::Stored {
+                    latest: true,
+                    evicted: 0
+                },
                 InsertOutcome::Equivocation { existing: two.id() },
             ]
         );
@@ -1899,6 +2301,9 @@ mod tests {
     fn a_block_full_of_planted_reports_costs_a_bounded_scan_and_counts_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
+        // Limits bound what one member plants per hour; this is about the
+        // cost of what is planted over many hours.
+        store.set_limits(Limits::unlimited());
         let (honest, mallory) = (
             SigningKey::from_seed(&[1; 32]),
             SigningKey::from_seed(&[9; 32]),

@@ -1,0 +1,560 @@
+//! Per-origin limits, decided on the records themselves so that every node
+//! keeps the same set whatever order records reach it in.
+//!
+//! An origin's records are bucketed by the hour and the day of their
+//! `last_seen`. Two rules decide which records of a bucket are kept:
+//!
+//! - **records per hour**: the `records_per_hour` lowest seqs of an hour
+//!   bucket. A record above them is refused; a record below them is kept
+//!   and the highest seq of the bucket is evicted.
+//! - **distinct numbers per day**: the `numbers_per_day` numbers of a day
+//!   bucket that appeared first (by the lowest seq of their records). A
+//!   record of another number is refused if its number appeared later; if
+//!   it appeared earlier, the number that appeared last is evicted with all
+//!   its records of the day.
+//!
+//! Which records a bucket keeps is a function of the records, not of their
+//! arrival order: a node that sees records out of order keeps some it later
+//! evicts, and may refuse one that a record arriving later would have made
+//! room for, which catch-up brings back from a peer that kept it. Honest
+//! origins never reach either limit: their own node refuses submissions
+//! beyond them (HTTP 429).
+//!
+//! The index lives in one tree, `quota`, updated inside the record's own
+//! transaction. Writers are serialized by the store, so the "highest key
+//! under a prefix" reads that sled transactions cannot do are answered from
+//! the committed tree merged with this transaction's own writes ([`Q`]).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use sightline_protocol::{NumberHash, OriginId, Sighting};
+use sled::transaction::{TransactionalTree, UnabortableTransactionError};
+
+/// Seconds per bucket.
+pub(super) const HOUR: u64 = 3600;
+/// Seconds per day bucket.
+pub(super) const DAY: u64 = 86_400;
+
+/// Per-origin limits, identical on every node (`network.toml` `[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Records one origin may have per hour of `last_seen` (the whole hour
+    /// may be used as a burst).
+    #[serde(default = "default_records_per_hour")]
+    pub records_per_hour: u64,
+    /// Distinct numbers one origin may report per day of `last_seen`.
+    #[serde(default = "default_numbers_per_day")]
+    pub numbers_per_day: u64,
+}
+
+fn default_records_per_hour() -> u64 {
+    Limits::default().records_per_hour
+}
+
+fn default_numbers_per_day() -> u64 {
+    Limits::default().numbers_per_day
+}
+
+impl Limits {
+    /// No limits: for tests and benchmarks that plant volume on purpose.
+    pub const fn unlimited() -> Self {
+        Limits {
+            records_per_hour: u64::MAX,
+            numbers_per_day: u64::MAX,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            records_per_hour: 1000,
+            numbers_per_day: 10_000,
+        }
+    }
+}
+
+/// Which limit refused a record (its rejection reason).
+pub const OVER_RECORDS_PER_HOUR: &str = "over_records_per_hour";
+/// Which limit refused a record (its rejection reason).
+pub const OVER_NUMBERS_PER_DAY: &str = "over_numbers_per_day";
+
+type Res<T> = Result<T, UnabortableTransactionError>;
+
+const TAG_HOUR: u8 = b'H';
+const TAG_HOUR_COUNT: u8 = b'C';
+const TAG_DAY_SEQ: u8 = b'S';
+const TAG_NUMBER_SEQ: u8 = b'M';
+const TAG_NUMBER: u8 = b'N';
+const TAG_FIRST: u8 = b'F';
+const TAG_DISTINCT: u8 = b'D';
+
+fn key(tag: u8, origin: &OriginId, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 32 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(tag);
+    k.extend_from_slice(origin.as_bytes());
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn be(b: &[u8]) -> u64 {
+    u64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+fn tail_u64(k: &[u8]) -> u64 {
+    be(&k[k.len() - 8..])
+}
+
+/// A record as the quota index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// Its origin.
+    pub(super) origin: OriginId,
+    /// Its seq.
+    pub(super) seq: u64,
+    /// Its number.
+    pub(super) number: NumberHash,
+    /// Hour bucket (`last_seen / HOUR`).
+    pub(super) hour: u64,
+    /// When retention or expiry removes it (the store's `purges` key).
+    pub(super) purge_at: u64,
+}
+
+impl Entry {
+    /// The index entry of a record.
+    pub(super) fn of(s: &Sighting, purge_at: u64) -> Self {
+        Entry {
+            origin: s.origin,
+            seq: s.seq,
+            number: s.number,
+            hour: s.last_seen / HOUR,
+            purge_at,
+        }
+    }
+
+    fn day(&self) -> u64 {
+        self.hour / 24
+    }
+}
+
+/// One tree's pending writes over its committed state: reads see both,
+/// including the prefix reads sled transactions cannot do. A batch of
+/// records is worked out on overlays, then their writes are committed in
+/// one transaction ([`Ov::apply`]). Sound only while no other writer
+/// commits to the tree (the store serializes its writers).
+pub(super) struct Ov<'a> {
+    committed: &'a sled::Tree,
+    /// Key → new value (`None`: removed).
+    written: RefCell<BTreeMap<Vec<u8>, Option<sled::IVec>>>,
+}
+
+/// The quota tree's overlay.
+pub(super) type Q<'a> = Ov<'a>;
+
+fn storage(e: sled::Error) -> UnabortableTransactionError {
+    UnabortableTransactionError::Storage(e)
+}
+
+impl<'a> Ov<'a> {
+    /// No writes yet over `committed`.
+    pub(super) fn new(committed: &'a sled::Tree) -> Self {
+        Ov {
+            committed,
+            written: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The value under `k`, as written here or committed.
+    pub(super) fn get(&self, k: impl AsRef<[u8]>) -> Res<Option<sled::IVec>> {
+        let k = k.as_ref();
+        if let Some(v) = self.written.borrow().get(k) {
+            return Ok(v.clone());
+        }
+        self.committed.get(k).map_err(storage)
+    }
+
+    /// Writes `v` under `k`; the previous value.
+    pub(super) fn insert(
+        &self,
+        k: impl AsRef<[u8]>,
+        v: impl Into<sled::IVec>,
+    ) -> Res<Option<sled::IVec>> {
+        let old = self.get(&k)?;
+        self.written
+            .borrow_mut()
+            .insert(k.as_ref().to_vec(), Some(v.into()));
+        Ok(old)
+    }
+
+    /// Removes `k`; the previous value.
+    pub(super) fn remove(&self, k: impl AsRef<[u8]>) -> Res<Option<sled::IVec>> {
+        let old = self.get(&k)?;
+        self.written.borrow_mut().insert(k.as_ref().to_vec(), None);
+        Ok(old)
+    }
+
+    /// Replays the writes in a transaction.
+    pub(super) fn apply(&self, tx: &TransactionalTree) -> Res<()> {
+        for (k, v) in self.written.borrow().iter() {
+            match v {
+                Some(v) => tx.insert(k.as_slice(), v.clone())?,
+                None => tx.remove(k.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether nothing was written.
+    pub(super) fn is_clean(&self) -> bool {
+        self.written.borrow().is_empty()
+    }
+
+    fn get_u64(&self, k: &[u8]) -> Res<Option<u64>> {
+        Ok(self.get(k)?.map(|v| be(&v)))
+    }
+
+    fn set_u64(&self, k: Vec<u8>, n: u64) -> Res<()> {
+        if n == 0 {
+            self.remove(k)?;
+        } else {
+            self.insert(k, &n.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Keys under `prefix`, ascending, from `from` (a full key) on.
+    fn keys_from(&self, prefix: &[u8], from: &[u8]) -> Res<Vec<Vec<u8>>> {
+        let written = self.written.borrow();
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        for k in self.committed.range(from..) {
+            let (k, _) = k.map_err(storage)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !matches!(written.get(k.as_ref()), Some(None)) {
+                keys.insert(k.to_vec());
+            }
+        }
+        for (k, v) in written.range(from.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if v.is_some() {
+                keys.insert(k.clone());
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    fn first(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
+        let written = self.written.borrow();
+        let mut committed = None;
+        for k in self.committed.scan_prefix(prefix).keys() {
+            let k = k.map_err(storage)?;
+            if !matches!(written.get(k.as_ref()), Some(None)) {
+                committed = Some(k.to_vec());
+                break;
+            }
+        }
+        let pending = written
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .find(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone());
+        Ok(match (committed, pending) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn last(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
+        let written = self.written.borrow();
+        let mut committed = None;
+        for k in self.committed.scan_prefix(prefix).keys().rev() {
+            let k = k.map_err(storage)?;
+            if !matches!(written.get(k.as_ref()), Some(None)) {
+                committed = Some(k.to_vec());
+                break;
+            }
+        }
+        let pending = written
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone())
+            .last();
+        Ok(match (committed, pending) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        })
+    }
+}
+
+/// What the limits say about a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Keep it, after evicting these records of its origin (by seq).
+    Admit {
+        /// Seqs to evict first.
+        evict: Vec<u64>,
+    },
+    /// Refuse it: the limit it is over.
+    Refuse(&'static str),
+}
+
+/// Decides whether a record fits its origin's limits (no writes).
+///
+/// # Errors
+/// sled errors.
+pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
+    let (o, hour, day) = (&e.origin, e.hour.to_be_bytes(), e.day().to_be_bytes());
+    let mut evict = Vec::new();
+
+    // Distinct numbers per day: the numbers that appeared first.
+    let known = q
+        .get(key(TAG_NUMBER, o, &[&day, e.number.as_bytes()]))?
+        .is_some();
+    let distinct = q.get_u64(&key(TAG_DISTINCT, o, &[&day]))?.unwrap_or(0);
+    if !known && distinct >= limits.numbers_per_day {
+        // The number that appeared last makes room, if this one appeared
+        // before it.
+        let Some(latest) = q.last(&key(TAG_FIRST, o, &[&day]))? else {
+            return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
+        };
+        let latest_first = be(&latest[1 + 32 + 8..1 + 32 + 16]);
+        if e.seq > latest_first {
+            return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
+        }
+        let prefix = key(TAG_NUMBER_SEQ, o, &[&day, &latest[1 + 32 + 16..]]);
+        for k in q.keys_from(&prefix, &prefix)? {
+            evict.push(tail_u64(&k));
+        }
+    }
+
+    // Records per hour: the lowest seqs of the hour bucket.
+    let count = q.get_u64(&key(TAG_HOUR_COUNT, o, &[&hour]))?.unwrap_or(0);
+    let evicted_here = {
+        let mut n = 0u64;
+        for seq in &evict {
+            if q.get(key(TAG_HOUR, o, &[&hour, &seq.to_be_bytes()]))?
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    if count.saturating_sub(evicted_here) >= limits.records_per_hour {
+        let prefix = key(TAG_HOUR, o, &[&hour]);
+        let mut highest = None;
+        // The highest seq of the hour that is not already being evicted.
+        for k in q.keys_from(&prefix, &prefix)?.into_iter().rev() {
+            let seq = tail_u64(&k);
+            if !evict.contains(&seq) {
+                highest = Some(seq);
+                break;
+            }
+        }
+        match highest {
+            Some(top) if top > e.seq => evict.push(top),
+            _ => return Ok(Admission::Refuse(OVER_RECORDS_PER_HOUR)),
+        }
+    }
+    Ok(Admission::Admit { evict })
+}
+
+/// Adds a stored record to the index.
+///
+/// # Errors
+/// sled errors.
+pub(super) fn index(q: &Q<'_>, e: &Entry) -> Res<()> {
+    let (o, hour, day, seq) = (
+        &e.origin,
+        e.hour.to_be_bytes(),
+        e.day().to_be_bytes(),
+        e.seq.to_be_bytes(),
+    );
+    let number = e.number.as_bytes();
+    q.insert(key(TAG_HOUR, o, &[&hour, &seq]), &[])?;
+    let count = key(TAG_HOUR_COUNT, o, &[&hour]);
+    q.set_u64(count.clone(), q.get_u64(&count)?.unwrap_or(0) + 1)?;
+    let mut value = Vec::with_capacity(48);
+    value.extend_from_slice(number);
+    value.extend_from_slice(&hour);
+    value.extend_from_slice(&e.purge_at.to_be_bytes());
+    q.insert(key(TAG_DAY_SEQ, o, &[&day, &seq]), value)?;
+    q.insert(key(TAG_NUMBER_SEQ, o, &[&day, number, &seq]), &[])?;
+    let n_key = key(TAG_NUMBER, o, &[&day, number]);
+    match q.get(&n_key)? {
+        Some(v) => {
+            let (first, n) = (be(&v[..8]), be(&v[8..16]));
+            let new_first = first.min(e.seq);
+            if new_first != first {
+                q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
+                q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
+            }
+            q.insert(n_key, &pair(new_first, n + 1))?;
+        }
+        None => {
+            q.insert(n_key, &pair(e.seq, 1))?;
+            q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
+            let distinct = key(TAG_DISTINCT, o, &[&day]);
+            q.set_u64(distinct.clone(), q.get_u64(&distinct)?.unwrap_or(0) + 1)?;
+        }
+    }
+    Ok(())
+}
+
+fn pair(a: u64, b: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
+/// The index entry of a stored record of `origin` with `seq` in `day`.
+///
+/// # Errors
+/// sled errors.
+pub(super) fn entry(q: &Q<'_>, origin: &OriginId, day: u64, seq: u64) -> Res<Option<Entry>> {
+    let Some(v) = q.get(key(
+        TAG_DAY_SEQ,
+        origin,
+        &[&day.to_be_bytes(), &seq.to_be_bytes()],
+    ))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Entry {
+        origin: *origin,
+        seq,
+        number: NumberHash::from_bytes(v[..32].try_into().expect("32 bytes")),
+        hour: be(&v[32..40]),
+        purge_at: be(&v[40..48]),
+    }))
+}
+
+/// Removes a record from the index (it is purged or evicted).
+///
+/// # Errors
+/// sled errors.
+pub(super) fn unindex(q: &Q<'_>, e: &Entry) -> Res<()> {
+    let (o, hour, day, seq) = (
+        &e.origin,
+        e.hour.to_be_bytes(),
+        e.day().to_be_bytes(),
+        e.seq.to_be_bytes(),
+    );
+    let number = e.number.as_bytes();
+    q.remove(key(TAG_HOUR, o, &[&hour, &seq]))?;
+    let count = key(TAG_HOUR_COUNT, o, &[&hour]);
+    q.set_u64(
+        count.clone(),
+        q.get_u64(&count)?.unwrap_or(0).saturating_sub(1),
+    )?;
+    q.remove(key(TAG_DAY_SEQ, o, &[&day, &seq]))?;
+    q.remove(key(TAG_NUMBER_SEQ, o, &[&day, number, &seq]))?;
+    let n_key = key(TAG_NUMBER, o, &[&day, number]);
+    let Some(v) = q.get(&n_key)? else {
+        return Ok(());
+    };
+    let (first, n) = (be(&v[..8]), be(&v[8..16]));
+    if n <= 1 {
+        q.remove(n_key)?;
+        q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
+        let distinct = key(TAG_DISTINCT, o, &[&day]);
+        q.set_u64(
+            distinct.clone(),
+            q.get_u64(&distinct)?.unwrap_or(0).saturating_sub(1),
+        )?;
+        return Ok(());
+    }
+    let mut new_first = first;
+    if first == e.seq {
+        if let Some(k) = q.first(&key(TAG_NUMBER_SEQ, o, &[&day, number]))? {
+            new_first = tail_u64(&k);
+            q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
+            q.insert(
+                key(TAG_FIRST, o, &[&day, &new_first.to_be_bytes(), number]),
+                &[],
+            )?;
+        }
+    }
+    q.insert(n_key, &pair(new_first, n - 1))?;
+    Ok(())
+}
+
+/// The latest indexed seq of `origin`'s records of `number` below `below`,
+/// looking back over `days` day buckets from `day`.
+///
+/// # Errors
+/// sled errors.
+pub(super) fn previous_of_number(
+    q: &Q<'_>,
+    origin: &OriginId,
+    number: &NumberHash,
+    day: u64,
+    below: u64,
+    days: u64,
+) -> Res<Option<u64>> {
+    for d in (day.saturating_sub(days)..=day).rev() {
+        let d = d.to_be_bytes();
+        if q.get(key(TAG_NUMBER, origin, &[&d, number.as_bytes()]))?
+            .is_none()
+        {
+            continue;
+        }
+        let prefix = key(TAG_NUMBER_SEQ, origin, &[&d, number.as_bytes()]);
+        let best = q
+            .keys_from(&prefix, &prefix)?
+            .into_iter()
+            .map(|k| tail_u64(&k))
+            .filter(|s| *s < below)
+            .max();
+        if best.is_some() {
+            return Ok(best);
+        }
+    }
+    Ok(None)
+}
+
+/// Room left for `origin` to sign `records` records of `numbers` (distinct
+/// numbers, with whether each is new today) at `now`: `None` if they fit,
+/// else the seconds until they may (the next hour or day bucket).
+///
+/// # Errors
+/// sled errors.
+pub(super) fn room(
+    tree: &sled::Tree,
+    origin: &OriginId,
+    now: u64,
+    records: u64,
+    numbers: &[NumberHash],
+    limits: &Limits,
+) -> Result<Option<u64>, sled::Error> {
+    let (hour, day) = (now / HOUR, now / DAY);
+    let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(tree.get(k)?.map_or(0, |v| be(&v))) };
+    let day_b = day.to_be_bytes();
+    let mut new_numbers = 0u64;
+    for n in numbers {
+        if tree
+            .get(key(TAG_NUMBER, origin, &[&day_b, n.as_bytes()]))?
+            .is_none()
+        {
+            new_numbers += 1;
+        }
+    }
+    if read(key(TAG_DISTINCT, origin, &[&day_b]))? + new_numbers > limits.numbers_per_day {
+        return Ok(Some((day + 1) * DAY - now));
+    }
+    if read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))? + records
+        > limits.records_per_hour
+    {
+        return Ok(Some((hour + 1) * HOUR - now));
+    }
+    Ok(None)
+}
