@@ -261,6 +261,13 @@ pub(crate) async fn submit(args: &SubmitArgs) -> Result<ExitCode, Failure> {
     let receipt = &answer["receipts"][0];
     if args.json {
         println!("{receipt}");
+    } else if receipt["existing"] == json!(true) {
+        println!(
+            "already reported {} (seq {}, id {}): the same report within the resubmission window, nothing new signed",
+            receipt["number"].as_str().unwrap_or(""),
+            receipt["seq"],
+            receipt["id"].as_str().unwrap_or("")
+        );
     } else {
         println!(
             "submitted {} (seq {}, id {})",

@@ -298,6 +298,12 @@ pub struct NodeFile {
     /// How far in the future a record's timestamps may lie (peer clocks drift).
     #[serde(default = "default_max_clock_skew_secs")]
     pub max_clock_skew_secs: u64,
+    /// A submission repeating this organization's current report of a
+    /// number (same kind, verdict, channel and brand) within this many
+    /// seconds of it mints nothing and returns that report's receipt. 0
+    /// makes every submission a new record.
+    #[serde(default = "default_resubmit_window_secs")]
+    pub resubmit_window_secs: u64,
     /// Seconds between catch-up exchanges with each connected peer.
     #[serde(default = "default_sync_interval_secs")]
     pub sync_interval_secs: u64,
@@ -356,6 +362,10 @@ fn default_web_bind() -> SocketAddr {
 fn default_half_life_days() -> f64 {
     14.0
 }
+fn default_resubmit_window_secs() -> u64 {
+    3600
+}
+
 fn default_retention_days() -> u64 {
     365
 }
@@ -389,6 +399,7 @@ impl NodeFile {
             half_life_days: default_half_life_days(),
             retention_days: default_retention_days(),
             max_clock_skew_secs: default_max_clock_skew_secs(),
+            resubmit_window_secs: default_resubmit_window_secs(),
             sync_interval_secs: default_sync_interval_secs(),
             api_requests_per_second: default_api_rate(),
             web_hosts: Vec::new(),
@@ -452,6 +463,8 @@ pub struct NodeConfig {
     pub retention_secs: u64,
     /// Allowed clock skew, seconds.
     pub max_clock_skew_secs: u64,
+    /// Window of idempotent resubmission, seconds (0: none).
+    pub resubmit_window_secs: u64,
     /// Catch-up interval.
     pub sync_interval: std::time::Duration,
     /// API items per second per token.
@@ -561,6 +574,7 @@ impl NodeConfig {
             half_life_secs,
             retention_secs: raw.retention_days * 86_400,
             max_clock_skew_secs: raw.max_clock_skew_secs,
+            resubmit_window_secs: raw.resubmit_window_secs,
             sync_interval: std::time::Duration::from_secs(raw.sync_interval_secs),
             api_requests_per_second: raw.api_requests_per_second.max(1),
             web_hosts,

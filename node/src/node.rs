@@ -183,6 +183,15 @@ pub enum SubmitError {
     /// no peer has yet said which of this organization's seqs it holds.
     #[error("this node's store was restored or is new, and no peer has yet told it the highest sequence number it holds for this organization; submissions resume as soon as one does (is a peer reachable?)")]
     OwnSeqUnconfirmed,
+    /// The batch would take this organization over its limits
+    /// (`network.toml` `[limits]`), past which peers ignore its records.
+    #[error("this batch would take this organization over the network's limits ({} records an hour, {} distinct numbers a day); nothing was stored; retry in {retry_after} s", .limits.records_per_hour, .limits.numbers_per_day)]
+    OverLimit {
+        /// Seconds until the full hour or day ends.
+        retry_after: u64,
+        /// The limits.
+        limits: crate::store::Limits,
+    },
 }
 
 /// An acknowledged, durable submission.
@@ -194,6 +203,68 @@ pub struct Receipt {
     pub seq: u64,
     /// The normalized number.
     pub number: String,
+    /// Whether this is the receipt of an earlier report that the
+    /// submission repeated within the resubmission window (nothing new was
+    /// signed).
+    pub existing: bool,
+}
+
+/// What one item of a batch becomes.
+enum Planned {
+    /// A new record (seq filled in later) and its E.164.
+    Mint(Sighting, String),
+    /// A repeat of this organization's current report: its receipt.
+    Existing(Receipt),
+    /// A repeat of the batch's item at this index.
+    Repeat(usize),
+}
+
+/// What makes two reports of a number the same report for idempotent
+/// resubmission: kind, verdict, channel and brand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Facts {
+    kind: Kind,
+    verdict: Verdict,
+    channel: Channel,
+    brand: Option<String>,
+}
+
+impl Facts {
+    fn of(s: &Sighting) -> Self {
+        Facts {
+            kind: s.kind,
+            verdict: s.verdict,
+            channel: s.channel,
+            brand: s.brand.clone(),
+        }
+    }
+}
+
+/// Where an item's receipt comes from.
+enum Slot {
+    /// The batch's n-th new record.
+    Minted(usize),
+    /// An earlier report's.
+    Existing(Receipt),
+    /// The receipt of the batch's item at this index.
+    Repeat(usize),
+}
+
+/// The receipts of a batch in item order.
+fn receipts_of(slots: Vec<Slot>, minted: &[Receipt]) -> Vec<Receipt> {
+    let mut out: Vec<Receipt> = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let receipt = match slot {
+            Slot::Minted(i) => minted[i].clone(),
+            Slot::Existing(r) => r,
+            Slot::Repeat(j) => Receipt {
+                existing: true,
+                ..out[j].clone()
+            },
+        };
+        out.push(receipt);
+    }
+    out
 }
 
 /// Why a lookup failed.
@@ -313,6 +384,11 @@ pub struct Status {
     pub rejected: std::collections::BTreeMap<&'static str, u64>,
     /// Origins caught signing two records with one seq, with evidence count.
     pub equivocations: Vec<(String, u64)>,
+    /// Origins flagged for going over their limits (`network.toml`
+    /// `[limits]`), with the records refused or evicted since start.
+    pub over_limit: Vec<(String, u64)>,
+    /// The limits in force.
+    pub limits: crate::store::Limits,
     /// Store size on disk, bytes.
     pub disk_bytes: u64,
     /// `count:xor-of-ids` over every stored record: equal on two nodes iff
@@ -605,12 +681,40 @@ impl NodeHandle {
         // Parsing 10,000 numbers takes ~0.1 s: off the async workers, and
         // before the submit lock so concurrent submitters parse in parallel.
         let handle = self.clone();
-        let prepared = blocking(move || handle.prepare(&batch, now)).await?;
+        let planned = blocking(move || handle.prepare(&batch, now)).await?;
+        let mut prepared = Vec::new();
+        let mut slots = Vec::with_capacity(planned.len());
+        for item in planned {
+            slots.push(match item {
+                Planned::Mint(sighting, e164) => {
+                    prepared.push((sighting, e164));
+                    Slot::Minted(prepared.len() - 1)
+                }
+                Planned::Existing(receipt) => Slot::Existing(receipt),
+                Planned::Repeat(j) => Slot::Repeat(j),
+            });
+        }
+        if prepared.is_empty() {
+            return Ok(receipts_of(slots, &[]));
+        }
         self.wait_for_own_seq().await?;
         let _order = self.inner.submit_lock.lock().await;
         // A store that failed to write acknowledges nothing until the node
         // has reopened it (store_task).
         self.inner.store.ensure_writable()?;
+        // Peers ignore what is over this organization's limits: refuse it
+        // here, before anything is signed.
+        let entries: Vec<(u64, sightline_protocol::NumberHash)> = prepared
+            .iter()
+            .map(|(s, _)| (s.last_seen, s.number))
+            .collect();
+        let (store, origin) = (self.inner.store.clone(), self.inner.signing.origin());
+        if let Some(retry_after) = blocking(move || store.room(&origin, now, &entries)).await? {
+            return Err(SubmitError::OverLimit {
+                retry_after,
+                limits: self.inner.store.limits(),
+            });
+        }
         let inner = self.inner.clone();
         let records = blocking(
             move || -> Result<Vec<(SignedSighting, String)>, StoreError> {
@@ -638,13 +742,14 @@ impl NodeHandle {
         self.inner
             .changes
             .send_modify(|c| *c += records.len() as u64);
-        let mut receipts = Vec::with_capacity(records.len());
+        let mut minted = Vec::with_capacity(records.len());
         for (record, e164) in records {
             Metrics::incr(&self.inner.metrics.submitted);
-            receipts.push(Receipt {
+            minted.push(Receipt {
                 id: record.id().to_hex(),
                 seq: record.sighting().seq,
                 number: e164,
+                existing: false,
             });
             if self
                 .inner
@@ -656,20 +761,24 @@ impl NodeHandle {
                 tracing::warn!("network stopped; record stored and will be shared by catch-up");
             }
         }
-        Ok(receipts)
+        Ok(receipts_of(slots, &minted))
     }
 
-    /// Validates a batch into unsigned records (seq filled in later).
-    fn prepare(
-        &self,
-        batch: &[Submission],
-        now: u64,
-    ) -> Result<Vec<(Sighting, String)>, SubmitError> {
+    /// Validates a batch into unsigned records (seq filled in later), and
+    /// finds the items that repeat a current report within the
+    /// resubmission window (or an earlier item of the batch).
+    fn prepare(&self, batch: &[Submission], now: u64) -> Result<Vec<Planned>, SubmitError> {
         let mut errors = Vec::new();
         let mut prepared = Vec::with_capacity(batch.len());
         let key = &self.inner.config.network.hash_key;
+        let window = self.inner.config.resubmit_window_secs;
         // Numbers this batch itself reports before a withdrawal of them.
         let mut reported_here = std::collections::HashSet::new();
+        // Per number: the batch's last item of it and what it said.
+        let mut last_here: std::collections::HashMap<
+            sightline_protocol::NumberHash,
+            (usize, Facts),
+        > = std::collections::HashMap::new();
         for (index, item) in batch.iter().enumerate() {
             let fail = |code: &'static str, reason: String| ItemError {
                 index,
@@ -737,6 +846,38 @@ impl NodeHandle {
                 errors.push(fail("bad_time", e.to_string()));
                 continue;
             }
+            let facts = Facts::of(&sighting);
+            // A repeated withdrawal is refused below (nothing to withdraw).
+            if window > 0 && sighting.verdict != Verdict::Withdrawn {
+                if let Some((earlier, said)) = last_here.get(&sighting.number) {
+                    if *said == facts {
+                        prepared.push(Planned::Repeat(*earlier));
+                        continue;
+                    }
+                }
+                if !last_here.contains_key(&sighting.number) {
+                    let current = self.inner.store.current_report(
+                        &sighting.origin,
+                        &sighting.number,
+                        &sighting.block,
+                    )?;
+                    if let Some((id, report)) = current {
+                        if Facts::of(&report) == facts
+                            && now < report.last_seen.saturating_add(window)
+                        {
+                            last_here.insert(sighting.number, (index, facts));
+                            prepared.push(Planned::Existing(Receipt {
+                                id: id.to_hex(),
+                                seq: report.seq,
+                                number: parsed.e164.as_str().to_owned(),
+                                existing: true,
+                            }));
+                            continue;
+                        }
+                    }
+                }
+            }
+            last_here.insert(sighting.number, (index, facts));
             if sighting.verdict == Verdict::Withdrawn {
                 // A withdrawal is a signed record every peer sees: only for
                 // a report this organization has and has not withdrawn.
@@ -760,7 +901,7 @@ impl NodeHandle {
             } else {
                 reported_here.insert(sighting.number);
             }
-            prepared.push((sighting, parsed.e164.as_str().to_owned()));
+            prepared.push(Planned::Mint(sighting, parsed.e164.as_str().to_owned()));
         }
         if errors.is_empty() {
             Ok(prepared)
@@ -954,6 +1095,12 @@ impl NodeHandle {
                     .into_iter()
                     .map(|(o, n)| (inner.org_of(&o), n))
                     .collect(),
+                over_limit: m
+                    .over_limit_counts()
+                    .into_iter()
+                    .map(|(o, n)| (inner.org_of(&o), n))
+                    .collect(),
+                limits: inner.store.limits(),
                 disk_bytes: inner.store.size_on_disk()?,
                 set_digest: set_digest(&progress),
                 store: inner.store.health(),
@@ -1205,14 +1352,17 @@ impl IngestTask {
 /// Peers to pull from again (see `CoreTask::retry_pulls`).
 type RetryPulls = Arc<std::sync::Mutex<std::collections::HashSet<PeerId>>>;
 
-/// A peer's advertised (count, digest) for one origin.
-type PeerSetSummary = (u64, [u8; 32]);
+/// A peer's advertised (count, digest) for one origin, and this node's.
+type PeerSetSummary = ((u64, [u8; 32]), (u64, [u8; 32]));
 
 struct CoreTask {
-    /// Per (peer, origin): the peer's (count, digest) when a pull from it
-    /// last completed. If unchanged, the peer has nothing this node has not
-    /// already received from it, so no pull (gaps no peer holds, such as
-    /// seqs purged network-wide, would otherwise be re-pulled every round).
+    /// Per (peer, origin): the peer's (count, digest) and this node's when
+    /// a pull from it last completed. If neither changed, the peer has
+    /// nothing this node has not already received from it, so no pull (gaps
+    /// no peer holds, such as seqs purged network-wide, would otherwise be
+    /// re-pulled every round). If this node's changed, records it refused
+    /// may fit now (a late lower seq evicted what was over an origin's
+    /// limits), so it pulls again.
     pulled: std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
     /// Whether the own seq counter is confirmed (shared with submit).
     own_seq_known: Arc<watch::Sender<bool>>,
@@ -1432,6 +1582,16 @@ impl CoreTask {
             .iter()
             .map(|e| (OriginId::from_bytes(e.origin), *e))
             .collect();
+        let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
+            .iter()
+            .map(|p| (p.origin, (p.count, p.digest)))
+            .collect();
+        let summary = |o: &OriginId, e: &sync::ProgressEntry| -> PeerSetSummary {
+            (
+                (e.count, e.digest),
+                held.get(o).copied().unwrap_or((0, [0; 32])),
+            )
+        };
         let pulls = sync::plan(&mine, &theirs, |o| {
             self.members.contains(o)
                 && advertised.get(o).is_none_or(|e| {
@@ -1439,7 +1599,7 @@ impl CoreTask {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get(&(peer, *o))
-                        != Some(&(e.count, e.digest))
+                        != Some(&summary(o, e))
                 })
         });
         for (origin, mut after) in pulls {
@@ -1499,7 +1659,7 @@ impl CoreTask {
                 self.pulled
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert((peer, origin), (entry.count, entry.digest));
+                    .insert((peer, origin), summary(&origin, &entry));
             }
         }
     }

@@ -596,8 +596,9 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `None` if `origin` may sign `records` more records of `numbers` at
-    /// `now` within the limits; else the seconds until it may.
+    /// `None` if `origin` may sign records with these (`last_seen`,
+    /// number) pairs within its limits; else the seconds until the full
+    /// hour or day ends (HTTP 429's `Retry-After`).
     ///
     /// # Errors
     /// sled errors.
@@ -605,15 +606,10 @@ impl Store {
         &self,
         origin: &OriginId,
         now: u64,
-        records: u64,
-        numbers: &[NumberHash],
+        entries: &[(u64, NumberHash)],
     ) -> Result<Option<u64>, StoreError> {
         let limits = self.limits();
-        self.with(|h| {
-            Ok(quota::room(
-                &h.quota, origin, now, records, numbers, &limits,
-            )?)
-        })
+        self.with(|h| Ok(quota::room(&h.quota, origin, now, entries, &limits)?))
     }
 
     /// The current handles.
@@ -972,6 +968,31 @@ impl Store {
             Ok(h.current
                 .get(key)?
                 .is_some_and(|v| v.len() == 17 && v[16] != Verdict::Withdrawn.code()))
+        })
+    }
+
+    /// `origin`'s current report of a number (filed under `block`), if any.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn current_report(
+        &self,
+        origin: &OriginId,
+        number: &NumberHash,
+        block: &BlockHash,
+    ) -> Result<Option<(SightingId, Sighting)>, StoreError> {
+        let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
+        self.with(|h| {
+            let Some(v) = h.current.get(key)? else {
+                return Ok(None);
+            };
+            if v.len() != 17 {
+                return Err(StoreError::Corrupt("current"));
+            }
+            let Some(bytes) = h.sightings.get(record_key(origin.as_bytes(), be_u64(&v)))? else {
+                return Ok(None);
+            };
+            Ok(Some((SightingId::of(&bytes), decode_stored(&bytes)?)))
         })
     }
 
@@ -1839,14 +1860,15 @@ mod tests {
         let t = 1_800_000_000 - 1_800_000_000 % 86_400;
         store.insert(&limited(&key, 1, 5, t), 10).unwrap();
         store.insert(&limited(&key, 2, 5, t), u64::MAX).unwrap();
-        assert_eq!(store.room(&key.origin(), t, 1, &[]).unwrap(), Some(3600));
+        let n5 = [(t, NumberHash::from_bytes([5; 32]))];
+        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), Some(3600));
         assert_eq!(
             store
                 .purge(10, &OriginId::from_bytes([9; 32]), u64::MAX)
                 .unwrap(),
             1
         );
-        assert_eq!(store.room(&key.origin(), t, 1, &[]).unwrap(), None);
+        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), None);
         assert!(matches!(
             store.insert(&limited(&key, 3, 5, t), u64::MAX).unwrap(),
             InsertOutcome::Stored { .. }

@@ -200,6 +200,12 @@ fn submit_error(e: SubmitError) -> ApiError {
             "stopping",
             "the node is shutting down",
         ),
+        e @ SubmitError::OverLimit { retry_after, .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "over_origin_limit",
+            e.to_string(),
+        )
+        .retrying_after(retry_after),
         e @ SubmitError::OwnSeqUnconfirmed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "own_seq_unconfirmed",
@@ -347,7 +353,9 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
 }
 
 /// `POST /api/v1/sightings`: one or a batch (≤ 10,000), validated whole and
-/// rejected whole. 201 once every record is durable.
+/// rejected whole. 201 once every record is durable; 200 if every item
+/// repeated a current report within the resubmission window (its receipt,
+/// `existing: true`); 429 with `Retry-After` over the organization's limits.
 ///
 /// # Errors
 /// 400 with per-item errors, 413, auth errors.
@@ -361,9 +369,17 @@ pub async fn submit(
     let batch = parse_submissions(body)?;
     state.auth().charge(&caller, batch.len())?;
     let receipts = state.node().submit(batch).await.map_err(submit_error)?;
+    // Repeats of current reports within the resubmission window mint
+    // nothing: 200 when nothing at all was created.
+    let existing = receipts.iter().filter(|r| r.existing).count();
+    let status = if existing == receipts.len() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
-        Json(json!({ "accepted": receipts.len(), "receipts": receipts })),
+        status,
+        Json(json!({ "accepted": receipts.len(), "existing": existing, "receipts": receipts })),
     ))
 }
 

@@ -211,6 +211,16 @@ pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Res
             .map(|(org, n)| (format!("{{org=\"{}\"}}", org.replace('"', "'")), f(*n)))
             .collect(),
     );
+    metric(
+        "sightline_origin_over_limit_total",
+        "counter",
+        "Records refused or evicted because their origin went over its network.toml limits, by origin organization (an origin here is flagged).",
+        status
+            .over_limit
+            .iter()
+            .map(|(org, n)| (format!("{{org=\"{}\"}}", org.replace('"', "'")), f(*n)))
+            .collect(),
+    );
     let auth = state.auth().counters();
     let load = |c: &std::sync::atomic::AtomicU64| f(c.load(std::sync::atomic::Ordering::Relaxed));
     metric(

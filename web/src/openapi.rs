@@ -60,7 +60,7 @@ pub fn document() -> Value {
                     { "type": "array", "items": { "$ref": "#/components/schemas/Submission" }, "minItems": 1, "maxItems": 10000 },
                     { "type": "object", "required": ["sightings"], "properties": { "sightings": { "type": "array", "items": { "$ref": "#/components/schemas/Submission" }, "minItems": 1, "maxItems": 10000 } } }
                 ] } } } },
-                "responses": with(json!({ "201": { "description": "Stored durably and published", "content": { "application/json": { "schema": { "type": "object", "properties": { "accepted": { "type": "integer" }, "receipts": { "type": "array", "items": { "$ref": "#/components/schemas/Receipt" } } } } } } } }), &[("400", "Invalid batch (error `invalid_batch` with `items`: index, number, code, reason); nothing stored"), ("413", "Body over 4 MiB"), ("415", "Not application/json")])
+                "responses": with(json!({ "201": { "description": "Stored durably and published (items that repeat this organization's current report of a number within the resubmission window get that report's receipt, `existing: true`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Receipts" } } } }, "200": { "description": "Every item repeated a current report within the resubmission window: their receipts, nothing new signed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Receipts" } } } } }), &[("400", "Invalid batch (error `invalid_batch` with `items`: index, number, code, reason); nothing stored"), ("413", "Body over 4 MiB"), ("415", "Not application/json"), ("429", "`over_origin_limit`: the batch would take this organization over the network's per-origin limits (peers would ignore the excess); nothing stored; `Retry-After` says when the full hour or day ends")])
             } },
             "/sightings/withdraw": { "post": {
                 "summary": "Withdraw this organization's report of a number",
@@ -93,7 +93,8 @@ pub fn document() -> Value {
                     "brand": { "type": "string", "maxLength": 64 }, "confidence": { "type": "integer", "minimum": 0, "maximum": 100, "default": 70 },
                     "count": { "type": "integer", "minimum": 1, "default": 1 }, "first_seen": { "type": "integer" }, "last_seen": { "type": "integer" }, "expires": { "type": "integer" },
                     "vanity": { "type": "boolean", "default": false, "description": "Read letters as keypad digits; without it a number with letters is refused (`has_letters`)" } } },
-                "Receipt": { "type": "object", "properties": { "id": { "type": "string" }, "seq": { "type": "integer" }, "number": { "type": "string" } } },
+                "Receipt": { "type": "object", "properties": { "id": { "type": "string" }, "seq": { "type": "integer" }, "number": { "type": "string" }, "existing": { "type": "boolean", "description": "The receipt of an earlier report this item repeated within the resubmission window" } } },
+                "Receipts": { "type": "object", "properties": { "accepted": { "type": "integer" }, "existing": { "type": "integer" }, "receipts": { "type": "array", "items": { "$ref": "#/components/schemas/Receipt" } } } },
                 "Lookup": { "type": "object", "required": ["number", "score", "band", "orgs", "line_type", "country", "block_activity", "reports"], "properties": {
                     "number": { "type": "string" }, "country": { "type": "string" }, "cc": { "type": "integer" },
                     "line_type": { "type": "string" }, "score": { "type": "number", "minimum": 0, "maximum": 1 },

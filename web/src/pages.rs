@@ -542,6 +542,19 @@ pub async fn status(State(state): State<AppState>, caller: Result<Caller, ApiErr
         }
         body.push_str("</ul>");
     }
+    if !s.over_limit.is_empty() {
+        body.push_str("<h2 class=\"error\">Over limits</h2><ul>");
+        for (org, n) in &s.over_limit {
+            let _ = write!(
+                body,
+                "<li>{} went over its limits ({} records an hour, {} numbers a day): {n} record(s) ignored</li>",
+                escape(org),
+                s.limits.records_per_hour,
+                s.limits.numbers_per_day
+            );
+        }
+        body.push_str("</ul>");
+    }
     page("Status", Some(&caller), &body).into_response()
 }
 

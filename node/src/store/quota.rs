@@ -58,11 +58,12 @@ fn default_numbers_per_day() -> u64 {
 }
 
 impl Limits {
-    /// No limits: for tests and benchmarks that plant volume on purpose.
+    /// No limits: for tests and benchmarks that plant volume on purpose
+    /// (the largest value TOML can carry).
     pub const fn unlimited() -> Self {
         Limits {
-            records_per_hour: u64::MAX,
-            numbers_per_day: u64::MAX,
+            records_per_hour: i64::MAX as u64,
+            numbers_per_day: i64::MAX as u64,
         }
     }
 }
@@ -522,9 +523,9 @@ pub(super) fn previous_of_number(
     Ok(None)
 }
 
-/// Room left for `origin` to sign `records` records of `numbers` (distinct
-/// numbers, with whether each is new today) at `now`: `None` if they fit,
-/// else the seconds until they may (the next hour or day bucket).
+/// Whether `origin` may sign records at these (`last_seen`, number)
+/// pairs within `limits`: `None` if they fit, else the seconds until the
+/// bucket that is full ends (at least 1).
 ///
 /// # Errors
 /// sled errors.
@@ -532,29 +533,34 @@ pub(super) fn room(
     tree: &sled::Tree,
     origin: &OriginId,
     now: u64,
-    records: u64,
-    numbers: &[NumberHash],
+    entries: &[(u64, NumberHash)],
     limits: &Limits,
 ) -> Result<Option<u64>, sled::Error> {
-    let (hour, day) = (now / HOUR, now / DAY);
+    let mut hours: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut days: BTreeMap<u64, std::collections::BTreeSet<[u8; 32]>> = BTreeMap::new();
+    for (t, n) in entries {
+        *hours.entry(t / HOUR).or_default() += 1;
+        days.entry(t / DAY).or_default().insert(*n.as_bytes());
+    }
     let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(tree.get(k)?.map_or(0, |v| be(&v))) };
-    let day_b = day.to_be_bytes();
-    let mut new_numbers = 0u64;
-    for n in numbers {
-        if tree
-            .get(key(TAG_NUMBER, origin, &[&day_b, n.as_bytes()]))?
-            .is_none()
-        {
-            new_numbers += 1;
+    let wait = |end: u64| end.saturating_sub(now).max(1);
+    for (day, numbers) in days {
+        let d = day.to_be_bytes();
+        let mut new = 0u64;
+        for n in &numbers {
+            if !tree.contains_key(key(TAG_NUMBER, origin, &[&d, n]))? {
+                new += 1;
+            }
+        }
+        if new > 0 && read(key(TAG_DISTINCT, origin, &[&d]))? + new > limits.numbers_per_day {
+            return Ok(Some(wait((day + 1) * DAY)));
         }
     }
-    if read(key(TAG_DISTINCT, origin, &[&day_b]))? + new_numbers > limits.numbers_per_day {
-        return Ok(Some((day + 1) * DAY - now));
-    }
-    if read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))? + records
-        > limits.records_per_hour
-    {
-        return Ok(Some((hour + 1) * HOUR - now));
+    for (hour, n) in hours {
+        if read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))? + n > limits.records_per_hour
+        {
+            return Ok(Some(wait((hour + 1) * HOUR)));
+        }
     }
     Ok(None)
 }
