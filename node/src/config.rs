@@ -706,6 +706,17 @@ mod tests {
             origin_of(&peer()).unwrap()
         );
         assert_eq!(config.web_bind.port(), 7300);
+        assert_eq!(config.network.limits, crate::store::Limits::default());
+        assert_eq!(config.resubmit_window_secs, 3600);
+        // A partial [limits] table keeps the other default.
+        let limited = network_text(&peer().to_string()) + "\n[limits]\nrecords_per_hour = 50\n";
+        let file = write(dir.path(), "network.toml", &limited);
+        let limits = NetworkConfig::load(&file).unwrap().limits;
+        assert_eq!(limits.records_per_hour, 50);
+        assert_eq!(
+            limits.numbers_per_day,
+            crate::store::Limits::default().numbers_per_day
+        );
     }
 
     #[test]
@@ -730,6 +741,11 @@ mod tests {
             err.contains("hash_key") && err.contains("32 bytes"),
             "{err}"
         );
+
+        let zero = network_text(&peer().to_string()) + "\n[limits]\nnumbers_per_day = 0\n";
+        let file = write(dir.path(), "network.toml", &zero);
+        let err = NetworkConfig::load(&file).unwrap_err().to_string();
+        assert!(err.contains("limits.numbers_per_day"), "{err}");
 
         let file = write(dir.path(), "network.toml", "name = 1");
         let err = NetworkConfig::load(&file).unwrap_err().to_string();

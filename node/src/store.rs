@@ -1876,6 +1876,41 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_2_store_is_indexed_for_limits_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let t = 1_800_000_000 - 1_800_000_000 % 86_400;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for seq in 1..=3 {
+                store.insert(&limited(&key, seq, 5, t), u64::MAX).unwrap();
+            }
+            // What schema 2 had: no quota index, no marker, version 2.
+            let h = store.handles().unwrap();
+            h.quota.clear().unwrap();
+            h.meta.remove(META_QUOTA_INDEXED).unwrap();
+            h.meta.insert(META_SCHEMA, &2u32.to_be_bytes()).unwrap();
+            h.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(Limits {
+            records_per_hour: 3,
+            numbers_per_day: 10,
+        });
+        let n5 = [(t, NumberHash::from_bytes([5; 32]))];
+        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), Some(3600));
+        assert_eq!(
+            store.insert(&limited(&key, 4, 5, t), u64::MAX).unwrap(),
+            InsertOutcome::OverLimit(OVER_RECORDS_PER_HOUR)
+        );
+        let h = store.handles().unwrap();
+        assert_eq!(
+            h.meta.get(META_SCHEMA).unwrap().unwrap().as_ref(),
+            &SCHEMA_VERSION.to_be_bytes()
+        );
+    }
+
+    #[test]
     fn insert_indexes_and_supersedes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

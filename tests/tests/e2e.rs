@@ -134,7 +134,10 @@ async fn a_node_started_late_catches_up_on_500_sightings() {
     let batch: Vec<Submission> = (0..500)
         .map(|i| {
             let mut s = Submission::new(number(i), Kind::Vishing);
-            s.count = i + 1; // distinct records even where numbers repeat
+            // Distinct reports even where numbers repeat (the same report
+            // again would be an idempotent resubmission).
+            s.brand = Some(format!("Brand {i}"));
+            s.count = i + 1;
             s
         })
         .collect();
@@ -756,7 +759,11 @@ async fn a_hostile_member_is_blocked_while_honest_lookups_stay_fast() {
     // Honest data arrives while mallory is connected.
     a.submit(
         (0..200)
-            .map(|i| Submission::new(number(i), Kind::Smishing))
+            .map(|i| {
+                let mut s = Submission::new(number(i), Kind::Smishing);
+                s.brand = Some(format!("Brand {i}"));
+                s
+            })
             .collect(),
     )
     .await

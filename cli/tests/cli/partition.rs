@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sightline_tests::{Cluster, READ_TOKEN, WRITE_TOKEN};
+use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
 
 const NODES: usize = 5;
 const WAIT: Duration = Duration::from_secs(120);
@@ -228,9 +228,16 @@ fn configure(cluster: &Cluster) -> Vec<PathBuf> {
 }
 
 fn write_csv(dir: &Path, name: &str, rows: usize, area: u32) -> PathBuf {
-    let mut csv = String::from("number,kind,count\n");
+    // Numbers repeat, so each row names its own brand: a distinct report,
+    // not a resubmission of the same one (which would mint nothing).
+    let mut csv = String::from("number,kind,brand,count\n");
     for i in 0..rows {
-        let _ = writeln!(csv, "+1 {area} 555 {:04},smishing,{}", 100 + i % 100, i + 1);
+        let _ = writeln!(
+            csv,
+            "+1 {area} 555 {:04},smishing,Brand {i},{}",
+            100 + i % 100,
+            i + 1
+        );
     }
     let path = dir.join(name);
     std::fs::write(&path, csv).unwrap();
@@ -241,7 +248,17 @@ fn write_csv(dir: &Path, name: &str, rows: usize, area: u32) -> PathBuf {
 fn partitions_heal_and_interrupted_catch_up_resumes_in_network_namespaces() {
     let orgs: Vec<(String, f64)> = (0..NODES).map(|i| (format!("Org{i}"), 0.7)).collect();
     let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
-    let cluster = Cluster::new(&org_refs);
+    // The bulk import below is one organization's 3,000 records in an hour.
+    let cluster = Cluster::build(
+        &org_refs,
+        &Options {
+            limits: sightline_node::store::Limits {
+                records_per_hour: 5_000,
+                ..sightline_node::store::Limits::default()
+            },
+            ..Options::default()
+        },
+    );
     let configs = configure(&cluster);
     let mut bed = Testbed::create(configs).unwrap_or_else(|e| {
         panic!("cannot create network namespaces (needs root and iproute2): {e}")

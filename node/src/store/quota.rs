@@ -71,7 +71,7 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            records_per_hour: 1000,
+            records_per_hour: 2000,
             numbers_per_day: 10_000,
         }
     }

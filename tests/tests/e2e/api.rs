@@ -992,3 +992,107 @@ async fn letters_in_numbers_are_refused_unless_vanity_is_asked_for() {
     assert_eq!(submitted.json()["receipts"][0]["number"], "+18003569377");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubmissions_are_idempotent_and_the_own_limits_answer_429() {
+    let mut cluster = Cluster::build(
+        &[("Bank", 0.8), ("Carrier", 0.6)],
+        &Options {
+            limits: sightline_node::store::Limits {
+                records_per_hour: 4,
+                numbers_per_day: 3,
+            },
+            ..Options::default()
+        },
+    );
+    // A clock fixed mid-hour: the hour's limit must not roll over mid-test.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = std::sync::Arc::new(sightline_node::ManualClock::new(now - now % 3600 - 1800));
+    let node = sightline_node::start(cluster.config(0), clock)
+        .await
+        .unwrap();
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
+    let report = json!({"number": "+1 415 555 0134", "kind": "smishing", "channel": "sms", "brand": "Example Bank"});
+
+    // The same report again within the window: its receipt, nothing signed.
+    let first = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &report).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &report).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    let (r1, r2) = (&first.json()["receipts"][0], &again.json()["receipts"][0]);
+    assert_eq!((&r1["id"], &r1["seq"]), (&r2["id"], &r2["seq"]));
+    assert_eq!(
+        (r1["existing"].clone(), r2["existing"].clone()),
+        (json!(false), json!(true))
+    );
+    // Also within one batch, and next to a report that differs (a new one).
+    let mut vishing = report.clone();
+    vishing["kind"] = json!("vishing");
+    let batch = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!([report, vishing, vishing]),
+    )
+    .await;
+    assert_eq!(batch.status, StatusCode::CREATED, "{}", batch.text);
+    let receipts = batch.json()["receipts"].clone();
+    assert_eq!(receipts[0]["seq"], r1["seq"]);
+    assert_eq!(receipts[1]["existing"], json!(false));
+    assert_eq!(receipts[2]["seq"], receipts[1]["seq"]);
+    assert_eq!(batch.json()["existing"], 2);
+    assert_eq!(records(&node).await, 2, "two reports, two records");
+
+    // Limits: 4 records an hour, 3 numbers a day. Two numbers more fit...
+    let two = json!([{"number": "+1 415 555 0135", "kind": "bec"}, {"number": "+1 415 555 0136", "kind": "bec"}]);
+    let fits = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &two).await;
+    assert_eq!(fits.status, StatusCode::CREATED, "{}", fits.text);
+    // ...a fourth number does not (nothing stored, Retry-After to the day's end)...
+    let fourth = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &json!({"number": "+1 415 555 0137", "kind": "bec"}),
+    )
+    .await;
+    assert_eq!(
+        fourth.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        fourth.text
+    );
+    assert_eq!(fourth.error(), "over_origin_limit");
+    let retry: u64 = fourth.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    // ...nor a fifth record of a known number this hour.
+    let mut withdrawn = report.clone();
+    withdrawn["verdict"] = json!("false-positive");
+    let fifth = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &withdrawn).await;
+    assert_eq!(
+        fifth.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        fifth.text
+    );
+    let retry: u64 = fifth.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry, 1800, "the rest of the hour");
+    // A repeat of the current report (the vishing one) needs no room: it
+    // signs nothing.
+    let repeat = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &vishing).await;
+    assert_eq!(repeat.status, StatusCode::OK, "{}", repeat.text);
+    assert_eq!(records(&node).await, 4);
+    node.shutdown().await;
+    drop(state);
+    cluster.shutdown().await;
+}

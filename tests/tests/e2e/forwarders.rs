@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sightline_node::{ManualClock, Submission};
 use sightline_protocol::{Kind, SigningKey};
-use sightline_tests::{eventually, Cluster};
+use sightline_tests::{eventually, Cluster, Options};
 
 use super::{has_report, signed_at, signed_by, wait_until_blocked, RawPeer, WAIT};
 
@@ -284,5 +284,218 @@ async fn torsion_signatures_are_stored_nowhere_and_their_forwarder_is_never_blam
         .get("bad_signature")
         .is_some_and(|n| *n >= 1));
     drop(mallory);
+    cluster.shutdown().await;
+}
+
+/// Mallory's flood, in a fixed shuffled order: `records` records of one
+/// origin signed at `at`, over `numbers` numbers (seq `s` reports number
+/// `s % numbers`).
+fn flood(key: &SigningKey, at: u64, records: u64, numbers: u64) -> Vec<Vec<u8>> {
+    let mut seqs: Vec<u64> = (1..=records).collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..seqs.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        seqs.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
+    }
+    seqs.into_iter()
+        .map(|seq| {
+            let number = format!("+1 415 555 {:04}", 5000 + seq % numbers);
+            signed_at(key, key, &number, seq, at)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_member_leaves_every_honest_node_with_the_same_bounded_set() {
+    // Bank, Carrier and Telco are honest. Mallory is a member that floods
+    // (over both per-origin limits, out of order), sends torsion
+    // signatures and junk in Bank's name. NewOrg has just joined: Carrier
+    // and Telco run the new network.toml, Bank still the old one.
+    let limits = sightline_node::store::Limits {
+        records_per_hour: 40,
+        numbers_per_day: 25,
+    };
+    let mut cluster = Cluster::build(
+        &[
+            ("Bank", 0.8),
+            ("Carrier", 0.6),
+            ("Telco", 0.7),
+            ("Mallory", 0.5),
+            ("NewOrg", 0.5),
+        ],
+        &Options {
+            limits,
+            ..Options::default()
+        },
+    );
+    let new_org = cluster.members[4].peer_id;
+    let mut old = cluster.config(0);
+    old.network.members.retain(|m| m.peer_id != new_org);
+    old.network.bootstrap.retain(|(p, _)| *p != new_org);
+    let bank = sightline_node::start(old, cluster.clock.clone())
+        .await
+        .unwrap();
+    let carrier = cluster.start(1).await;
+    let telco = cluster.start(2).await;
+    eventually(
+        "bank connected to carrier and telco",
+        WAIT,
+        &bank,
+        || async {
+            bank.peers()
+                .await
+                .iter()
+                .filter(|p| (p.org == "Carrier" || p.org == "Telco") && p.connected)
+                .count()
+                == 2
+        },
+    )
+    .await;
+    let mallory = RawPeer::start(&cluster, cluster.members[3].seed);
+    mallory.client.dial(cluster.addr(0)).await.unwrap();
+    let newcomer = RawPeer::start(&cluster, cluster.members[4].seed);
+    newcomer.client.dial(cluster.addr(1)).await.unwrap();
+    eventually("mallory subscribed at bank", WAIT, &bank, || async {
+        bank.status().await.is_ok_and(|s| s.net.subscribed >= 3)
+    })
+    .await;
+    eventually("newcomer subscribed at carrier", WAIT, &carrier, || async {
+        carrier.status().await.is_ok_and(|s| s.net.subscribed >= 3)
+    })
+    .await;
+
+    // Item 2: 240 records of 60 numbers, all seen yesterday (one hour and
+    // one day bucket), against limits of 40 an hour and 25 numbers a day.
+    let mallory_seed = cluster.members[3].seed;
+    let mallory_key = SigningKey::from_seed(&mallory_seed);
+    let yesterday = now() - 86_400;
+    for bytes in flood(&mallory_key, yesterday, 240, 60) {
+        mallory.client.publish(bytes).await.unwrap();
+    }
+    // Item 3: the newcomer's records reach Bank only through Carrier.
+    let newcomer_key = SigningKey::from_seed(&cluster.members[4].seed);
+    for i in 0..5 {
+        let number = format!("+1 415 555 {:04}", 5100 + i);
+        newcomer
+            .client
+            .publish(signed_by(&newcomer_key, &newcomer_key, &number, i + 1))
+            .await
+            .unwrap();
+    }
+    eventually(
+        "bank flags mallory over its limits",
+        WAIT,
+        &bank,
+        || async {
+            bank.status().await.is_ok_and(|s| {
+                s.over_limit
+                    .iter()
+                    .any(|(org, n)| org == "Mallory" && *n >= 100)
+            })
+        },
+    )
+    .await;
+    eventually(
+        "bank ignores the newcomer, for now",
+        WAIT,
+        &bank,
+        || async {
+            bank.status()
+                .await
+                .is_ok_and(|s| s.rejected.get("non_member").copied().unwrap_or(0) >= 1)
+        },
+    )
+    .await;
+    // Items 1 and 11, today (room under both limits): torsion signatures
+    // and junk in Bank's name dated a year ahead.
+    for i in 0..10 {
+        let number = format!("+1 415 555 {:04}", 5200 + i);
+        mallory
+            .client
+            .publish(torsion_signed(&mallory_seed, &number, 300 + i))
+            .await
+            .unwrap();
+    }
+    let bank_key = SigningKey::from_seed(&cluster.members[0].seed);
+    let junk = signed_at(
+        &mallory_key,
+        &bank_key,
+        "+1 415 555 5300",
+        77,
+        now() + 365 * 86_400,
+    );
+    mallory.client.publish(junk).await.unwrap();
+    wait_until_blocked(&bank, "Mallory").await;
+    let status = bank.status().await.unwrap();
+    assert!(status.rejected.get("bad_signature").copied().unwrap_or(0) >= 1);
+    assert_eq!(status.rejected.get("from_the_future"), None);
+    drop(mallory);
+    drop(newcomer);
+
+    // The rolling update completes: Bank restarts with the new file.
+    bank.shutdown().await;
+    drop(bank);
+    let bank = cluster.start(0).await;
+    eventually("bank fetches the newcomer's records", WAIT, &bank, || {
+        has_report(&bank, "+1 415 555 5104")
+    })
+    .await;
+    let nodes = [&bank, &carrier, &telco];
+    eventually(
+        "every honest node holds the same set",
+        WAIT,
+        &bank,
+        || async {
+            let mut digests = Vec::new();
+            for node in nodes {
+                digests.push(node.set_digest().await.unwrap());
+            }
+            digests.windows(2).all(|w| w[0] == w[1])
+        },
+    )
+    .await;
+    let mallory_numbers: Vec<String> = (0..60)
+        .map(|n| format!("+1 415 555 {:04}", 5000 + n))
+        .collect();
+    for node in nodes {
+        let status = node.status().await.unwrap();
+        let kept = status
+            .origins
+            .iter()
+            .find(|o| o.org == "Mallory")
+            .map_or(0, |o| o.count);
+        assert!(
+            (1..=40).contains(&kept),
+            "{}: {kept} of Mallory's records",
+            status.org
+        );
+        let mut reported = 0;
+        for number in &mallory_numbers {
+            if has_report(node, number).await {
+                reported += 1;
+            }
+        }
+        eprintln!(
+            "{}: {kept} of Mallory's 240 records over {reported} numbers kept; over limit here: {:?}",
+            status.org, status.over_limit
+        );
+        assert!((1..=25).contains(&reported), "{reported} numbers");
+        for i in 0..10 {
+            assert!(!has_report(node, &format!("+1 415 555 {:04}", 5200 + i)).await);
+        }
+        assert!(!has_report(node, "+1 415 555 5300").await);
+        // Mallory may have reached others directly (peer exchange) and
+        // been blocked there too; no honest forwarder is blocked anywhere.
+        assert!(
+            status.net.blocked.iter().all(|org| org == "Mallory"),
+            "{}: {:?}",
+            status.org,
+            status.net.blocked
+        );
+    }
+    bank.shutdown().await;
+    drop(bank);
     cluster.shutdown().await;
 }
