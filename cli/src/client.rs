@@ -491,6 +491,23 @@ pub(crate) async fn status(args: &JsonFlag) -> Result<ExitCode, Failure> {
         let parts: Vec<String> = rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("rejected      {}", parts.join(" "));
     }
+    // Flagged organizations: a key used twice, a flood over the limits.
+    for e in s["equivocations"].as_array().into_iter().flatten() {
+        println!(
+            "FLAGGED       {} signed {} conflicting record(s) with a reused seq",
+            e[0].as_str().unwrap_or(""),
+            e[1]
+        );
+    }
+    for e in s["over_limit"].as_array().into_iter().flatten() {
+        println!(
+            "FLAGGED       {} went over the network's limits ({} records an hour, {} numbers a day): {} record(s) ignored",
+            e[0].as_str().unwrap_or(""),
+            s["limits"]["records_per_hour"],
+            s["limits"]["numbers_per_day"],
+            e[1]
+        );
+    }
     for o in s["origins"].as_array().into_iter().flatten() {
         println!(
             "  {:<22} {:>7} records, seq {} (contiguous {})",

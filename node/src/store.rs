@@ -59,9 +59,11 @@ const META_SEQ_CONFIRMED: &[u8] = b"own_seq_confirmed";
 const META_PROBE: &[u8] = b"probe";
 /// Present once every stored record is in the `quota` index (schema 3).
 const META_QUOTA_INDEXED: &[u8] = b"quota_indexed";
-/// Day buckets looked back over for an origin's previous report of a
-/// number when its current one is evicted (a year and a little).
-const LOOKBACK_DAYS: u64 = 400;
+/// An origin's records looked back over for its previous report of a
+/// number when its current one is evicted (only over-limit origins have
+/// records evicted; past this, the number has no current report of theirs
+/// on this node).
+const LOOKBACK_RECORDS: usize = 20_000;
 /// Free space a failed store waits for before it is reopened: several of
 /// sled's 512 KiB log segments.
 const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
@@ -338,6 +340,8 @@ struct Handles {
     meta: sled::Tree,
     /// Per-origin limit index (see `store/quota.rs`).
     quota: sled::Tree,
+    /// Its bucket counters.
+    counts: quota::Counts,
 }
 
 impl Handles {
@@ -346,7 +350,7 @@ impl Handles {
     fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_guarded(dir)?;
         let tree = |name: &str| db.open_tree(name);
-        let store = Handles {
+        let mut store = Handles {
             sightings: tree("sightings")?,
             current: tree("current")?,
             progress: tree("progress")?,
@@ -356,6 +360,7 @@ impl Handles {
             own_numbers: tree("own_numbers")?,
             meta: tree("meta")?,
             quota: tree("quota")?,
+            counts: quota::Counts::default(),
             db,
         };
         if let Some(v) = store.meta.get(META_SCHEMA)? {
@@ -392,6 +397,7 @@ impl Handles {
         if !store.meta.contains_key(META_QUOTA_INDEXED)? {
             store.index_quota()?;
         }
+        store.counts = quota::Counts::load(&store.quota)?;
         Ok(store)
     }
 
@@ -482,7 +488,7 @@ impl Handles {
         let mut indexed = 0u64;
         let mut pending: Vec<quota::Entry> = Vec::new();
         let apply = |pending: &mut Vec<quota::Entry>| -> Result<(), StoreError> {
-            let q = quota::Q::new(&self.quota);
+            let q = quota::Q::new(&self.quota, &self.counts);
             for e in pending.iter() {
                 quota::index(&q, e).map_err(|e| settled(e.into()))?;
             }
@@ -609,7 +615,11 @@ impl Store {
         entries: &[(u64, NumberHash)],
     ) -> Result<Option<u64>, StoreError> {
         let limits = self.limits();
-        self.with(|h| Ok(quota::room(&h.quota, origin, now, entries, &limits)?))
+        self.with(|h| {
+            Ok(quota::room(
+                &h.quota, &h.counts, origin, now, entries, &limits,
+            )?)
+        })
     }
 
     /// The current handles.
@@ -1357,7 +1367,7 @@ impl<'a> Overlays<'a> {
             arrivals: quota::Ov::new(&h.arrivals),
             purges: quota::Ov::new(&h.purges),
             evidence: quota::Ov::new(&h.evidence),
-            quota: quota::Ov::new(&h.quota),
+            quota: quota::Q::new(&h.quota, &h.counts),
             own_numbers: quota::Ov::new(&h.own_numbers),
         }
     }
@@ -1369,12 +1379,10 @@ impl<'a> Overlays<'a> {
             &self.current,
             &self.progress,
             &self.arrivals,
-            &self.purges,
             &self.evidence,
-            &self.quota,
             &self.own_numbers,
         ];
-        if all.iter().all(|o| o.is_clean()) {
+        if all.iter().all(|o| o.is_clean()) && self.purges.is_clean() && self.quota.is_clean() {
             return Ok(());
         }
         (
@@ -1388,11 +1396,14 @@ impl<'a> Overlays<'a> {
             &h.own_numbers,
         )
             .transaction(|(a, b, c, d, e, f, g, i)| {
-                for (o, t) in all.iter().zip([a, b, c, d, e, f, g, i]) {
+                for (o, t) in all.iter().zip([a, b, c, d, f, i]) {
                     o.apply(t)?;
                 }
+                self.purges.apply(e)?;
+                self.quota.apply(g)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })?;
+        self.quota.committed();
         Ok(())
     }
 }
@@ -1462,12 +1473,13 @@ fn insert_tx(
         }
     }
     let entry = quota::Entry::of(s, purge_at);
+    quota::prepare_day(q, &entry, limits)?;
     let evict = match quota::admit(q, &entry, limits)? {
         quota::Admission::Refuse(reason) => return Ok(InsertOutcome::OverLimit(reason)),
         quota::Admission::Admit { evict } => evict,
     };
-    for seq in &evict {
-        evict_tx(o, &s.origin, entry.hour / 24, *seq)?;
+    for (seq, hour) in &evict {
+        evict_tx(o, &s.origin, *hour, *seq)?;
     }
     // Evictions rewrote the progress.
     if !evict.is_empty() {
@@ -1548,14 +1560,7 @@ fn unstore_tx(
     if let Some(v) = current.get(ck)? {
         if v.len() == 17 && be_u64(&v) == s.seq {
             current.remove(ck.as_slice())?;
-            let before = quota::previous_of_number(
-                q,
-                &s.origin,
-                &s.number,
-                e.hour / 24,
-                s.seq,
-                LOOKBACK_DAYS,
-            )?;
+            let before = previous_of_number(sightings, &s)?;
             if let Some(seq) = before {
                 if let Some(prev) = sightings.get(record_key(origin, seq))? {
                     let prev = decode_stored(&prev).map_err(abort)?;
@@ -1580,14 +1585,33 @@ fn unstore_tx(
     Ok(Some(s))
 }
 
-/// Evicts the record of `origin` with `seq` (in day bucket `day`).
+/// The seq of the origin's latest record of `s`'s number before `s`.
+fn previous_of_number(
+    sightings: &quota::Ov<'_>,
+    s: &Sighting,
+) -> Result<Option<u64>, ConflictableTransactionError<StoreError>> {
+    let origin = s.origin.as_bytes();
+    let prefix = record_key(origin, 0);
+    let below = record_key(origin, s.seq);
+    for key in sightings.keys_before(&prefix, &below, LOOKBACK_RECORDS)? {
+        if let Some(bytes) = sightings.get(&key)? {
+            let earlier = decode_stored(&bytes).map_err(abort)?;
+            if earlier.number == s.number {
+                return Ok(Some(earlier.seq));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Evicts the record of `origin` with `seq` (in hour bucket `hour`).
 fn evict_tx(
     o: &Overlays<'_>,
     origin: &OriginId,
-    day: u64,
+    hour: u64,
     seq: u64,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let Some(e) = quota::entry(&o.quota, origin, day, seq)? else {
+    let Some(e) = quota::entry(&o.quota, origin, hour, seq)? else {
         return Err(abort(StoreError::Corrupt(
             "quota entry of an evicted record",
         )));
@@ -1846,6 +1870,46 @@ mod tests {
         }
         let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
         assert_eq!(settle(&records, &reversed, limits), expected);
+    }
+
+    #[test]
+    fn a_day_is_indexed_by_number_once_it_holds_as_many_records_as_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(Limits {
+            records_per_hour: 100,
+            numbers_per_day: 3,
+        });
+        let key = SigningKey::from_seed(&[1; 32]);
+        let t = 1_800_000_000 - 1_800_000_000 % 86_400;
+        for (seq, n) in [(1, 5), (2, 6), (3, 7)] {
+            store.insert(&limited(&key, seq, n, t), u64::MAX).unwrap();
+        }
+        let number = |n: u8| [(t, NumberHash::from_bytes([n; 32]))];
+        assert_eq!(
+            store.room(&key.origin(), t, &number(8)).unwrap(),
+            Some(86_400)
+        );
+        assert_eq!(store.room(&key.origin(), t, &number(6)).unwrap(), None);
+        assert!(matches!(
+            store.insert(&limited(&key, 4, 6, t), u64::MAX).unwrap(),
+            InsertOutcome::Stored { .. }
+        ));
+        assert_eq!(
+            store.insert(&limited(&key, 5, 8, t), u64::MAX).unwrap(),
+            InsertOutcome::OverLimit(OVER_NUMBERS_PER_DAY)
+        );
+        // Reopened, the counters come back from the index.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        store.set_limits(Limits {
+            records_per_hour: 4,
+            numbers_per_day: 3,
+        });
+        assert_eq!(
+            store.room(&key.origin(), t, &number(6)).unwrap(),
+            Some(3600)
+        );
     }
 
     #[test]

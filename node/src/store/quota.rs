@@ -84,13 +84,25 @@ pub const OVER_NUMBERS_PER_DAY: &str = "over_numbers_per_day";
 
 type Res<T> = Result<T, UnabortableTransactionError>;
 
+/// `H` ‖ origin ‖ hour ‖ seq → number ‖ `purge_at`: an hour's records.
 const TAG_HOUR: u8 = b'H';
+/// `C` ‖ origin ‖ hour: records in the hour (a counter in memory).
 const TAG_HOUR_COUNT: u8 = b'C';
-const TAG_DAY_SEQ: u8 = b'S';
-const TAG_NUMBER_SEQ: u8 = b'M';
+/// `N` ‖ origin ‖ day ‖ number → (seq ‖ hour)…, ascending by seq: a
+/// number's records in the day (the first is where it appeared).
 const TAG_NUMBER: u8 = b'N';
+/// `F` ‖ origin ‖ day ‖ first seq ‖ number → (): the day's numbers in
+/// the order they appeared.
 const TAG_FIRST: u8 = b'F';
+/// `D` ‖ origin ‖ day: distinct numbers in the day (a counter in memory).
 const TAG_DISTINCT: u8 = b'D';
+/// `R` ‖ origin ‖ day: records in the day (a counter in memory).
+const TAG_DAY_COUNT: u8 = b'R';
+/// `I` ‖ origin ‖ day → (): the day's `N` and `F` entries exist. A day
+/// with no more records than `numbers_per_day` cannot be over that limit,
+/// so its number index is built only once its records outnumber it (most
+/// origin-days never are: an honest origin pays for `H` alone).
+const TAG_INDEXED: u8 = b'I';
 
 fn key(tag: u8, origin: &OriginId, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + 32 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -153,8 +165,121 @@ pub(super) struct Ov<'a> {
     written: RefCell<BTreeMap<Vec<u8>, Option<sled::IVec>>>,
 }
 
-/// The quota tree's overlay.
-pub(super) type Q<'a> = Ov<'a>;
+/// The bucket counters (records per hour, numbers per day), kept in memory:
+/// rewriting two hot keys per record cost more than the rest of the index
+/// (BENCHMARKS.md, ingest). Counted from the tree when the store opens
+/// (its `H` and `N` entries), changed only after a commit.
+#[derive(Debug, Default)]
+pub(super) struct Counts(std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>);
+
+impl Counts {
+    /// Counts the buckets of the index in `tree`.
+    pub(super) fn load(tree: &sled::Tree) -> Result<Self, sled::Error> {
+        let mut counts: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+        for k in tree.scan_prefix([TAG_HOUR]).keys() {
+            let k = k?;
+            let mut c = k[..1 + 32 + 8].to_vec();
+            c[0] = TAG_HOUR_COUNT;
+            let hour = be(&c[1 + 32..]);
+            *counts.entry(c.clone()).or_default() += 1;
+            c[0] = TAG_DAY_COUNT;
+            c[1 + 32..].copy_from_slice(&(hour / 24).to_be_bytes());
+            *counts.entry(c).or_default() += 1;
+        }
+        for k in tree.scan_prefix([TAG_NUMBER]).keys() {
+            let k = k?;
+            let mut d = k[..1 + 32 + 8].to_vec();
+            d[0] = TAG_DISTINCT;
+            *counts.entry(d).or_default() += 1;
+        }
+        Ok(Counts(std::sync::Mutex::new(counts)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, k: &[u8]) -> u64 {
+        self.lock().get(k).copied().unwrap_or(0)
+    }
+}
+
+/// The quota tree's overlay, with its counters.
+pub(super) struct Q<'a> {
+    ov: Ov<'a>,
+    counts: &'a Counts,
+    /// Counters changed by this batch: key → new value.
+    changed: RefCell<std::collections::HashMap<Vec<u8>, u64>>,
+}
+
+impl<'a> Q<'a> {
+    /// No writes yet over `committed` and `counts`.
+    pub(super) fn new(committed: &'a sled::Tree, counts: &'a Counts) -> Self {
+        Q {
+            ov: Ov::new(committed),
+            counts,
+            changed: RefCell::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get(&self, k: impl AsRef<[u8]>) -> Res<Option<sled::IVec>> {
+        self.ov.get(k)
+    }
+
+    fn insert(&self, k: impl AsRef<[u8]>, v: impl Into<sled::IVec>) -> Res<()> {
+        self.ov.insert(k, v)
+    }
+
+    fn remove(&self, k: impl AsRef<[u8]>) -> Res<Option<sled::IVec>> {
+        self.ov.remove(k)
+    }
+
+    fn keys_from(&self, prefix: &[u8], from: &[u8]) -> Res<Vec<Vec<u8>>> {
+        self.ov.keys_from(prefix, from)
+    }
+
+    fn last(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
+        self.ov.last(prefix)
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn get_u64(&self, k: &[u8]) -> Res<Option<u64>> {
+        if let Some(n) = self.changed.borrow().get(k) {
+            return Ok(Some(*n));
+        }
+        Ok(Some(self.counts.get(k)))
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn set_u64(&self, k: Vec<u8>, n: u64) -> Res<()> {
+        self.changed.borrow_mut().insert(k, n);
+        Ok(())
+    }
+
+    /// Replays the tree writes in a transaction.
+    pub(super) fn apply(&self, tx: &TransactionalTree) -> Res<()> {
+        self.ov.apply(tx)
+    }
+
+    /// Whether nothing was written.
+    pub(super) fn is_clean(&self) -> bool {
+        self.ov.is_clean() && self.changed.borrow().is_empty()
+    }
+
+    /// Makes the counters' changes current, once their writes are committed.
+    pub(super) fn committed(&self) {
+        let mut counts = self.counts.lock();
+        for (k, n) in self.changed.borrow_mut().drain() {
+            if n == 0 {
+                counts.remove(&k);
+            } else {
+                counts.insert(k, n);
+            }
+        }
+    }
+}
 
 fn storage(e: sled::Error) -> UnabortableTransactionError {
     UnabortableTransactionError::Storage(e)
@@ -178,17 +303,13 @@ impl<'a> Ov<'a> {
         self.committed.get(k).map_err(storage)
     }
 
-    /// Writes `v` under `k`; the previous value.
-    pub(super) fn insert(
-        &self,
-        k: impl AsRef<[u8]>,
-        v: impl Into<sled::IVec>,
-    ) -> Res<Option<sled::IVec>> {
-        let old = self.get(&k)?;
+    /// Writes `v` under `k` (without reading what it replaces: the commit
+    /// reads each written key once more, and most callers never look).
+    pub(super) fn insert(&self, k: impl AsRef<[u8]>, v: impl Into<sled::IVec>) -> Res<()> {
         self.written
             .borrow_mut()
             .insert(k.as_ref().to_vec(), Some(v.into()));
-        Ok(old)
+        Ok(())
     }
 
     /// Removes `k`; the previous value.
@@ -212,19 +333,6 @@ impl<'a> Ov<'a> {
     /// Whether nothing was written.
     pub(super) fn is_clean(&self) -> bool {
         self.written.borrow().is_empty()
-    }
-
-    fn get_u64(&self, k: &[u8]) -> Res<Option<u64>> {
-        Ok(self.get(k)?.map(|v| be(&v)))
-    }
-
-    fn set_u64(&self, k: Vec<u8>, n: u64) -> Res<()> {
-        if n == 0 {
-            self.remove(k)?;
-        } else {
-            self.insert(k, &n.to_be_bytes())?;
-        }
-        Ok(())
     }
 
     /// Keys under `prefix`, ascending, from `from` (a full key) on.
@@ -251,25 +359,22 @@ impl<'a> Ov<'a> {
         Ok(keys.into_iter().collect())
     }
 
-    fn first(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
+    /// Up to `limit` keys in `from..below`, descending.
+    pub(super) fn keys_before(&self, from: &[u8], below: &[u8], limit: usize) -> Res<Vec<Vec<u8>>> {
         let written = self.written.borrow();
-        let mut committed = None;
-        for k in self.committed.scan_prefix(prefix).keys() {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        for k in self.committed.range(from..below).keys().rev().take(limit) {
             let k = k.map_err(storage)?;
             if !matches!(written.get(k.as_ref()), Some(None)) {
-                committed = Some(k.to_vec());
-                break;
+                keys.insert(k.to_vec());
             }
         }
-        let pending = written
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .find(|(_, v)| v.is_some())
-            .map(|(k, _)| k.clone());
-        Ok(match (committed, pending) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        for (k, v) in written.range(from.to_vec()..below.to_vec()) {
+            if v.is_some() {
+                keys.insert(k.clone());
+            }
+        }
+        Ok(keys.into_iter().rev().take(limit).collect())
     }
 
     fn last(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
@@ -298,13 +403,29 @@ impl<'a> Ov<'a> {
 /// What the limits say about a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Admission {
-    /// Keep it, after evicting these records of its origin (by seq).
+    /// Keep it, after evicting these records of its origin (seq, hour).
     Admit {
-        /// Seqs to evict first.
-        evict: Vec<u64>,
+        /// (seq, hour) of each record to evict first.
+        evict: Vec<(u64, u64)>,
     },
     /// Refuse it: the limit it is over.
     Refuse(&'static str),
+}
+
+/// A number's records in a day: (seq, hour) ascending by seq.
+fn records_of(v: &[u8]) -> Vec<(u64, u64)> {
+    v.chunks_exact(16)
+        .map(|c| (be(&c[..8]), be(&c[8..])))
+        .collect()
+}
+
+fn encode_records(list: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(list.len() * 16);
+    for (seq, hour) in list {
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&hour.to_be_bytes());
+    }
+    out
 }
 
 /// Decides whether a record fits its origin's limits (no writes).
@@ -313,55 +434,50 @@ pub(super) enum Admission {
 /// sled errors.
 pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
     let (o, hour, day) = (&e.origin, e.hour.to_be_bytes(), e.day().to_be_bytes());
-    let mut evict = Vec::new();
+    let mut evict: Vec<(u64, u64)> = Vec::new();
 
-    // Distinct numbers per day: the numbers that appeared first.
-    let known = q
-        .get(key(TAG_NUMBER, o, &[&day, e.number.as_bytes()]))?
-        .is_some();
-    let distinct = q.get_u64(&key(TAG_DISTINCT, o, &[&day]))?.unwrap_or(0);
-    if !known && distinct >= limits.numbers_per_day {
-        // The number that appeared last makes room, if this one appeared
-        // before it.
-        let Some(latest) = q.last(&key(TAG_FIRST, o, &[&day]))? else {
-            return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
-        };
-        let latest_first = be(&latest[1 + 32 + 8..1 + 32 + 16]);
-        if e.seq > latest_first {
-            return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
-        }
-        let prefix = key(TAG_NUMBER_SEQ, o, &[&day, &latest[1 + 32 + 16..]]);
-        for k in q.keys_from(&prefix, &prefix)? {
-            evict.push(tail_u64(&k));
+    // Distinct numbers per day: the numbers that appeared first (a day that
+    // is not indexed has no more records than the limit, this one included:
+    // see `prepare_day`).
+    let indexed = q.get(key(TAG_INDEXED, o, &[&day]))?.is_some();
+    let known = indexed
+        && q.get(key(TAG_NUMBER, o, &[&day, e.number.as_bytes()]))?
+            .is_some();
+    if indexed && !known {
+        let distinct = q.get_u64(&key(TAG_DISTINCT, o, &[&day]))?.unwrap_or(0);
+        if distinct >= limits.numbers_per_day {
+            // The number that appeared last makes room, if this one
+            // appeared before it.
+            let Some(latest) = q.last(&key(TAG_FIRST, o, &[&day]))? else {
+                return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
+            };
+            let latest_first = be(&latest[1 + 32 + 8..1 + 32 + 16]);
+            if e.seq > latest_first {
+                return Ok(Admission::Refuse(OVER_NUMBERS_PER_DAY));
+            }
+            let number = &latest[1 + 32 + 16..];
+            if let Some(v) = q.get(key(TAG_NUMBER, o, &[&day, number]))? {
+                evict.extend(records_of(&v));
+            }
         }
     }
 
     // Records per hour: the lowest seqs of the hour bucket.
     let count = q.get_u64(&key(TAG_HOUR_COUNT, o, &[&hour]))?.unwrap_or(0);
-    let evicted_here = {
-        let mut n = 0u64;
-        for seq in &evict {
-            if q.get(key(TAG_HOUR, o, &[&hour, &seq.to_be_bytes()]))?
-                .is_some()
-            {
-                n += 1;
-            }
-        }
-        n
-    };
+    let evicted_here = evict.iter().filter(|(_, h)| *h == e.hour).count() as u64;
     if count.saturating_sub(evicted_here) >= limits.records_per_hour {
         let prefix = key(TAG_HOUR, o, &[&hour]);
         let mut highest = None;
         // The highest seq of the hour that is not already being evicted.
         for k in q.keys_from(&prefix, &prefix)?.into_iter().rev() {
             let seq = tail_u64(&k);
-            if !evict.contains(&seq) {
+            if !evict.iter().any(|(s, _)| *s == seq) {
                 highest = Some(seq);
                 break;
             }
         }
         match highest {
-            Some(top) if top > e.seq => evict.push(top),
+            Some(top) if top > e.seq => evict.push((top, e.hour)),
             _ => return Ok(Admission::Refuse(OVER_RECORDS_PER_HOUR)),
         }
     }
@@ -380,28 +496,39 @@ pub(super) fn index(q: &Q<'_>, e: &Entry) -> Res<()> {
         e.seq.to_be_bytes(),
     );
     let number = e.number.as_bytes();
-    q.insert(key(TAG_HOUR, o, &[&hour, &seq]), &[])?;
+    let mut value = [0u8; 40];
+    value[..32].copy_from_slice(number);
+    value[32..].copy_from_slice(&e.purge_at.to_be_bytes());
+    q.insert(key(TAG_HOUR, o, &[&hour, &seq]), value.as_slice())?;
     let count = key(TAG_HOUR_COUNT, o, &[&hour]);
     q.set_u64(count.clone(), q.get_u64(&count)?.unwrap_or(0) + 1)?;
-    let mut value = Vec::with_capacity(48);
-    value.extend_from_slice(number);
-    value.extend_from_slice(&hour);
-    value.extend_from_slice(&e.purge_at.to_be_bytes());
-    q.insert(key(TAG_DAY_SEQ, o, &[&day, &seq]), value)?;
-    q.insert(key(TAG_NUMBER_SEQ, o, &[&day, number, &seq]), &[])?;
+    let records = key(TAG_DAY_COUNT, o, &[&day]);
+    q.set_u64(records.clone(), q.get_u64(&records)?.unwrap_or(0) + 1)?;
+    if q.get(key(TAG_INDEXED, o, &[&day]))?.is_none() {
+        return Ok(());
+    }
+    index_number(q, e)
+}
+
+/// Adds a record to its day's number index.
+fn index_number(q: &Q<'_>, e: &Entry) -> Res<()> {
+    let (o, day, seq) = (&e.origin, e.day().to_be_bytes(), e.seq.to_be_bytes());
+    let number = e.number.as_bytes();
     let n_key = key(TAG_NUMBER, o, &[&day, number]);
     match q.get(&n_key)? {
         Some(v) => {
-            let (first, n) = (be(&v[..8]), be(&v[8..16]));
-            let new_first = first.min(e.seq);
-            if new_first != first {
+            let mut list = records_of(&v);
+            let first = list.first().map_or(u64::MAX, |r| r.0);
+            let at = list.partition_point(|r| r.0 < e.seq);
+            list.insert(at, (e.seq, e.hour));
+            if e.seq < first {
                 q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
                 q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
             }
-            q.insert(n_key, &pair(new_first, n + 1))?;
+            q.insert(n_key, encode_records(&list))?;
         }
         None => {
-            q.insert(n_key, &pair(e.seq, 1))?;
+            q.insert(n_key, encode_records(&[(e.seq, e.hour)]))?;
             q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
             let distinct = key(TAG_DISTINCT, o, &[&day]);
             q.set_u64(distinct.clone(), q.get_u64(&distinct)?.unwrap_or(0) + 1)?;
@@ -410,22 +537,40 @@ pub(super) fn index(q: &Q<'_>, e: &Entry) -> Res<()> {
     Ok(())
 }
 
-fn pair(a: u64, b: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&a.to_be_bytes());
-    out[8..].copy_from_slice(&b.to_be_bytes());
-    out
-}
-
-/// The index entry of a stored record of `origin` with `seq` in `day`.
+/// Builds the number index of a record's day before the day holds more
+/// records than `numbers_per_day` (from its `H` entries, once).
 ///
 /// # Errors
 /// sled errors.
-pub(super) fn entry(q: &Q<'_>, origin: &OriginId, day: u64, seq: u64) -> Res<Option<Entry>> {
+pub(super) fn prepare_day(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<()> {
+    let (o, day) = (&e.origin, e.day());
+    let day_b = day.to_be_bytes();
+    let records = q.get_u64(&key(TAG_DAY_COUNT, o, &[&day_b]))?.unwrap_or(0);
+    if records < limits.numbers_per_day || q.get(key(TAG_INDEXED, o, &[&day_b]))?.is_some() {
+        return Ok(());
+    }
+    q.insert(key(TAG_INDEXED, o, &[&day_b]), &[])?;
+    for hour in day * 24..(day + 1) * 24 {
+        let prefix = key(TAG_HOUR, o, &[&hour.to_be_bytes()]);
+        for k in q.keys_from(&prefix, &prefix)? {
+            let seq = tail_u64(&k);
+            if let Some(found) = entry(q, o, hour, seq)? {
+                index_number(q, &found)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The index entry of a stored record of `origin` with `seq` in `hour`.
+///
+/// # Errors
+/// sled errors.
+pub(super) fn entry(q: &Q<'_>, origin: &OriginId, hour: u64, seq: u64) -> Res<Option<Entry>> {
     let Some(v) = q.get(key(
-        TAG_DAY_SEQ,
+        TAG_HOUR,
         origin,
-        &[&day.to_be_bytes(), &seq.to_be_bytes()],
+        &[&hour.to_be_bytes(), &seq.to_be_bytes()],
     ))?
     else {
         return Ok(None);
@@ -434,8 +579,8 @@ pub(super) fn entry(q: &Q<'_>, origin: &OriginId, day: u64, seq: u64) -> Res<Opt
         origin: *origin,
         seq,
         number: NumberHash::from_bytes(v[..32].try_into().expect("32 bytes")),
-        hour: be(&v[32..40]),
-        purge_at: be(&v[40..48]),
+        hour,
+        purge_at: be(&v[32..40]),
     }))
 }
 
@@ -451,76 +596,48 @@ pub(super) fn unindex(q: &Q<'_>, e: &Entry) -> Res<()> {
         e.seq.to_be_bytes(),
     );
     let number = e.number.as_bytes();
-    q.remove(key(TAG_HOUR, o, &[&hour, &seq]))?;
+    if q.remove(key(TAG_HOUR, o, &[&hour, &seq]))?.is_none() {
+        return Ok(());
+    }
     let count = key(TAG_HOUR_COUNT, o, &[&hour]);
     q.set_u64(
         count.clone(),
         q.get_u64(&count)?.unwrap_or(0).saturating_sub(1),
     )?;
-    q.remove(key(TAG_DAY_SEQ, o, &[&day, &seq]))?;
-    q.remove(key(TAG_NUMBER_SEQ, o, &[&day, number, &seq]))?;
+    let records = key(TAG_DAY_COUNT, o, &[&day]);
+    q.set_u64(
+        records.clone(),
+        q.get_u64(&records)?.unwrap_or(0).saturating_sub(1),
+    )?;
     let n_key = key(TAG_NUMBER, o, &[&day, number]);
     let Some(v) = q.get(&n_key)? else {
         return Ok(());
     };
-    let (first, n) = (be(&v[..8]), be(&v[8..16]));
-    if n <= 1 {
-        q.remove(n_key)?;
-        q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
-        let distinct = key(TAG_DISTINCT, o, &[&day]);
-        q.set_u64(
-            distinct.clone(),
-            q.get_u64(&distinct)?.unwrap_or(0).saturating_sub(1),
-        )?;
-        return Ok(());
-    }
-    let mut new_first = first;
-    if first == e.seq {
-        if let Some(k) = q.first(&key(TAG_NUMBER_SEQ, o, &[&day, number]))? {
-            new_first = tail_u64(&k);
+    let mut list = records_of(&v);
+    let first = list.first().map_or(u64::MAX, |r| r.0);
+    list.retain(|r| r.0 != e.seq);
+    match list.first() {
+        None => {
+            q.remove(n_key)?;
             q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
-            q.insert(
-                key(TAG_FIRST, o, &[&day, &new_first.to_be_bytes(), number]),
-                &[],
+            let distinct = key(TAG_DISTINCT, o, &[&day]);
+            q.set_u64(
+                distinct.clone(),
+                q.get_u64(&distinct)?.unwrap_or(0).saturating_sub(1),
             )?;
         }
+        Some(&(new_first, _)) => {
+            if new_first != first {
+                q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
+                q.insert(
+                    key(TAG_FIRST, o, &[&day, &new_first.to_be_bytes(), number]),
+                    &[],
+                )?;
+            }
+            q.insert(n_key, encode_records(&list))?;
+        }
     }
-    q.insert(n_key, &pair(new_first, n - 1))?;
     Ok(())
-}
-
-/// The latest indexed seq of `origin`'s records of `number` below `below`,
-/// looking back over `days` day buckets from `day`.
-///
-/// # Errors
-/// sled errors.
-pub(super) fn previous_of_number(
-    q: &Q<'_>,
-    origin: &OriginId,
-    number: &NumberHash,
-    day: u64,
-    below: u64,
-    days: u64,
-) -> Res<Option<u64>> {
-    for d in (day.saturating_sub(days)..=day).rev() {
-        let d = d.to_be_bytes();
-        if q.get(key(TAG_NUMBER, origin, &[&d, number.as_bytes()]))?
-            .is_none()
-        {
-            continue;
-        }
-        let prefix = key(TAG_NUMBER_SEQ, origin, &[&d, number.as_bytes()]);
-        let best = q
-            .keys_from(&prefix, &prefix)?
-            .into_iter()
-            .map(|k| tail_u64(&k))
-            .filter(|s| *s < below)
-            .max();
-        if best.is_some() {
-            return Ok(best);
-        }
-    }
-    Ok(None)
 }
 
 /// Whether `origin` may sign records at these (`last_seen`, number)
@@ -531,6 +648,7 @@ pub(super) fn previous_of_number(
 /// sled errors.
 pub(super) fn room(
     tree: &sled::Tree,
+    counts: &Counts,
     origin: &OriginId,
     now: u64,
     entries: &[(u64, NumberHash)],
@@ -542,17 +660,41 @@ pub(super) fn room(
         *hours.entry(t / HOUR).or_default() += 1;
         days.entry(t / DAY).or_default().insert(*n.as_bytes());
     }
-    let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(tree.get(k)?.map_or(0, |v| be(&v))) };
+    let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(counts.get(&k)) };
     let wait = |end: u64| end.saturating_sub(now).max(1);
     for (day, numbers) in days {
         let d = day.to_be_bytes();
-        let mut new = 0u64;
-        for n in &numbers {
-            if !tree.contains_key(key(TAG_NUMBER, origin, &[&d, n]))? {
-                new += 1;
-            }
+        let adding = entries.iter().filter(|(t, _)| t / DAY == day).count() as u64;
+        if read(key(TAG_DAY_COUNT, origin, &[&d]))? + adding <= limits.numbers_per_day {
+            continue;
         }
-        if new > 0 && read(key(TAG_DISTINCT, origin, &[&d]))? + new > limits.numbers_per_day {
+        // The day's numbers: from its index, or (not indexed yet, so no
+        // more records than the limit) from its records.
+        let (distinct, new) = if tree.contains_key(key(TAG_INDEXED, origin, &[&d]))? {
+            let mut new = 0u64;
+            for n in &numbers {
+                if !tree.contains_key(key(TAG_NUMBER, origin, &[&d, n]))? {
+                    new += 1;
+                }
+            }
+            (read(key(TAG_DISTINCT, origin, &[&d]))?, new)
+        } else {
+            let mut held = std::collections::BTreeSet::new();
+            for hour in day * 24..(day + 1) * 24 {
+                for v in tree
+                    .scan_prefix(key(TAG_HOUR, origin, &[&hour.to_be_bytes()]))
+                    .values()
+                {
+                    held.insert(v?[..32].to_vec());
+                }
+            }
+            let new = numbers
+                .iter()
+                .filter(|n| !held.contains(n.as_slice()))
+                .count() as u64;
+            (held.len() as u64, new)
+        };
+        if new > 0 && distinct + new > limits.numbers_per_day {
             return Ok(Some(wait((day + 1) * DAY)));
         }
     }
