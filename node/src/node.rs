@@ -771,7 +771,6 @@ impl NodeHandle {
         let mut errors = Vec::new();
         let mut prepared = Vec::with_capacity(batch.len());
         let key = &self.inner.config.network.hash_key;
-        let window = self.inner.config.resubmit_window_secs;
         // Numbers this batch itself reports before a withdrawal of them.
         let mut reported_here = std::collections::HashSet::new();
         // Per number: the batch's last item of it and what it said.
@@ -795,31 +794,13 @@ impl NodeHandle {
                         continue;
                     }
                 };
-            let skew = self.inner.config.max_clock_skew_secs;
-            if item
-                .last_seen
-                .or(item.first_seen)
-                .is_some_and(|t| t > now.saturating_add(skew))
-            {
-                errors.push(fail(
-                    "bad_time",
-                    format!("timestamps may not be later than now ({now}) plus {skew} s"),
-                ));
-                continue;
-            }
-            // Within the allowed skew a client clock ahead of ours is clamped
-            // to now, so peers never see a record from their future.
-            let first_seen = item
-                .first_seen
-                .map_or_else(|| item.last_seen.unwrap_or(now).min(now), |t| t.min(now));
-            let last_seen = item.last_seen.map_or(now, |t| t.min(now)).max(first_seen);
-            if last_seen.saturating_add(self.inner.config.retention_secs) <= now {
-                errors.push(fail(
-                    "past_retention",
-                    format!("last_seen {last_seen} is older than the retention period"),
-                ));
-                continue;
-            }
+            let (first_seen, last_seen) = match self.seen_times(item, now) {
+                Ok(times) => times,
+                Err((code, reason)) => {
+                    errors.push(fail(code, reason));
+                    continue;
+                }
+            };
             let sighting = Sighting {
                 network: self.inner.config.network.id.clone(),
                 origin: self.inner.signing.origin(),
@@ -847,37 +828,12 @@ impl NodeHandle {
                 continue;
             }
             let facts = Facts::of(&sighting);
-            // A repeated withdrawal is refused below (nothing to withdraw).
-            if window > 0 && sighting.verdict != Verdict::Withdrawn {
-                if let Some((earlier, said)) = last_here.get(&sighting.number) {
-                    if *said == facts {
-                        prepared.push(Planned::Repeat(*earlier));
-                        continue;
-                    }
-                }
-                if !last_here.contains_key(&sighting.number) {
-                    let current = self.inner.store.current_report(
-                        &sighting.origin,
-                        &sighting.number,
-                        &sighting.block,
-                    )?;
-                    if let Some((id, report)) = current {
-                        if Facts::of(&report) == facts
-                            && now < report.last_seen.saturating_add(window)
-                        {
-                            last_here.insert(sighting.number, (index, facts));
-                            prepared.push(Planned::Existing(Receipt {
-                                id: id.to_hex(),
-                                seq: report.seq,
-                                number: parsed.e164.as_str().to_owned(),
-                                existing: true,
-                            }));
-                            continue;
-                        }
-                    }
-                }
-            }
+            let repeat = self.repeat_of(&sighting, &facts, &parsed.e164, &last_here, now)?;
             last_here.insert(sighting.number, (index, facts));
+            if let Some(planned) = repeat {
+                prepared.push(planned);
+                continue;
+            }
             if sighting.verdict == Verdict::Withdrawn {
                 // A withdrawal is a signed record every peer sees: only for
                 // a report this organization has and has not withdrawn.
@@ -908,6 +864,77 @@ impl NodeHandle {
         } else {
             Err(SubmitError::Invalid(errors))
         }
+    }
+
+    /// An item's (`first_seen`, `last_seen`), or the item error code and
+    /// reason for times in the future or past retention.
+    fn seen_times(
+        &self,
+        item: &Submission,
+        now: u64,
+    ) -> Result<(u64, u64), (&'static str, String)> {
+        let skew = self.inner.config.max_clock_skew_secs;
+        if item
+            .last_seen
+            .or(item.first_seen)
+            .is_some_and(|t| t > now.saturating_add(skew))
+        {
+            return Err((
+                "bad_time",
+                format!("timestamps may not be later than now ({now}) plus {skew} s"),
+            ));
+        }
+        // Within the allowed skew a client clock ahead of ours is clamped
+        // to now, so peers never see a record from their future.
+        let first_seen = item
+            .first_seen
+            .map_or_else(|| item.last_seen.unwrap_or(now).min(now), |t| t.min(now));
+        let last_seen = item.last_seen.map_or(now, |t| t.min(now)).max(first_seen);
+        if last_seen.saturating_add(self.inner.config.retention_secs) <= now {
+            return Err((
+                "past_retention",
+                format!("last_seen {last_seen} is older than the retention period"),
+            ));
+        }
+        Ok((first_seen, last_seen))
+    }
+
+    /// What an item that repeats a report becomes: the batch's last item
+    /// for its number said the same (`Repeat`), or this organization's
+    /// current report of it does and is within the resubmission window
+    /// (`Existing`). `None`: a new record. Withdrawals are never repeats (a
+    /// second one is refused: nothing to withdraw).
+    fn repeat_of(
+        &self,
+        sighting: &Sighting,
+        facts: &Facts,
+        e164: &sightline_protocol::E164,
+        last_here: &std::collections::HashMap<sightline_protocol::NumberHash, (usize, Facts)>,
+        now: u64,
+    ) -> Result<Option<Planned>, StoreError> {
+        let window = self.inner.config.resubmit_window_secs;
+        if window == 0 || sighting.verdict == Verdict::Withdrawn {
+            return Ok(None);
+        }
+        if let Some((earlier, said)) = last_here.get(&sighting.number) {
+            return Ok((said == facts).then_some(Planned::Repeat(*earlier)));
+        }
+        let current =
+            self.inner
+                .store
+                .current_report(&sighting.origin, &sighting.number, &sighting.block)?;
+        Ok(current.and_then(|(id, report)| {
+            (Facts::of(&report) == *facts && now < report.last_seen.saturating_add(window)).then(
+                || {
+                    Planned::Existing(Receipt {
+                        id: id.to_hex(),
+                        seq: report.seq,
+                        number: e164.as_str().to_owned(),
+                        existing: true,
+                    })
+                },
+            )
+        }))
     }
 
     /// Withdraws this organization's report of a number (a new seq with
@@ -1355,6 +1382,19 @@ type RetryPulls = Arc<std::sync::Mutex<std::collections::HashSet<PeerId>>>;
 /// A peer's advertised (count, digest) for one origin, and this node's.
 type PeerSetSummary = ((u64, [u8; 32]), (u64, [u8; 32]));
 
+/// The summary a completed pull of `origin` from a peer advertising
+/// `entry` is remembered by, given what this node `held`.
+fn pull_summary(
+    held: &std::collections::HashMap<OriginId, (u64, [u8; 32])>,
+    origin: &OriginId,
+    entry: &sync::ProgressEntry,
+) -> PeerSetSummary {
+    (
+        (entry.count, entry.digest),
+        held.get(origin).copied().unwrap_or((0, [0; 32])),
+    )
+}
+
 struct CoreTask {
     /// Per (peer, origin): the peer's (count, digest) and this node's when
     /// a pull from it last completed. If neither changed, the peer has
@@ -1586,12 +1626,7 @@ impl CoreTask {
             .iter()
             .map(|p| (p.origin, (p.count, p.digest)))
             .collect();
-        let summary = |o: &OriginId, e: &sync::ProgressEntry| -> PeerSetSummary {
-            (
-                (e.count, e.digest),
-                held.get(o).copied().unwrap_or((0, [0; 32])),
-            )
-        };
+        let summary = |o: &OriginId, e: &sync::ProgressEntry| pull_summary(&held, o, e);
         let pulls = sync::plan(&mine, &theirs, |o| {
             self.members.contains(o)
                 && advertised.get(o).is_none_or(|e| {

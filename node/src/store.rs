@@ -1419,20 +1419,20 @@ fn settled(e: ConflictableTransactionError<StoreError>) -> StoreError {
 
 /// One record's writes, inside a transaction over [`Store::trees`].
 fn insert_tx(
-    o: &Overlays<'_>,
+    trees: &Overlays<'_>,
     record: &SignedSighting,
     purge_at: u64,
     arrival: u64,
     limits: &Limits,
 ) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
-    let (sightings, current, progress, arrivals, purges, evidence, q) = (
-        &o.sightings,
-        &o.current,
-        &o.progress,
-        &o.arrivals,
-        &o.purges,
-        &o.evidence,
-        &o.quota,
+    let (sightings, current, progress, arrivals, purges, evidence, quota) = (
+        &trees.sightings,
+        &trees.current,
+        &trees.progress,
+        &trees.arrivals,
+        &trees.purges,
+        &trees.evidence,
+        &trees.quota,
     );
     let s = record.sighting();
     let origin = s.origin.as_bytes();
@@ -1473,13 +1473,13 @@ fn insert_tx(
         }
     }
     let entry = quota::Entry::of(s, purge_at);
-    quota::prepare_day(q, &entry, limits)?;
-    let evict = match quota::admit(q, &entry, limits)? {
+    quota::prepare_day(quota, &entry, limits)?;
+    let evict = match quota::admit(quota, &entry, limits)? {
         quota::Admission::Refuse(reason) => return Ok(InsertOutcome::OverLimit(reason)),
         quota::Admission::Admit { evict } => evict,
     };
     for (seq, hour) in &evict {
-        evict_tx(o, &s.origin, *hour, *seq)?;
+        evict_tx(trees, &s.origin, *hour, *seq)?;
     }
     // Evictions rewrote the progress.
     if !evict.is_empty() {
@@ -1487,7 +1487,7 @@ fn insert_tx(
             p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
         }
     }
-    quota::index(q, &entry)?;
+    quota::index(quota, &entry)?;
     let arrival = arrival.to_be_bytes();
     let current_key = current_key(s);
     let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
@@ -1535,20 +1535,20 @@ fn insert_tx(
 /// that the result is what a node that never stored it holds. Returns the
 /// removed record.
 fn unstore_tx(
-    o: &Overlays<'_>,
-    e: &quota::Entry,
+    trees: &Overlays<'_>,
+    entry: &quota::Entry,
 ) -> Result<Option<Sighting>, ConflictableTransactionError<StoreError>> {
-    let (sightings, current, progress, arrivals, purges, q) = (
-        &o.sightings,
-        &o.current,
-        &o.progress,
-        &o.arrivals,
-        &o.purges,
-        &o.quota,
+    let (sightings, current, progress, arrivals, purges, quota) = (
+        &trees.sightings,
+        &trees.current,
+        &trees.progress,
+        &trees.arrivals,
+        &trees.purges,
+        &trees.quota,
     );
-    let key = record_key(e.origin.as_bytes(), e.seq);
-    quota::unindex(q, e)?;
-    if let Some(arrival) = purges.remove(purge_key(e.purge_at, &key).as_slice())? {
+    let key = record_key(entry.origin.as_bytes(), entry.seq);
+    quota::unindex(quota, entry)?;
+    if let Some(arrival) = purges.remove(purge_key(entry.purge_at, &key).as_slice())? {
         arrivals.remove(arrival)?;
     }
     let Some(bytes) = sightings.remove(key.as_slice())? else {

@@ -305,6 +305,8 @@ impl<'a> Ov<'a> {
 
     /// Writes `v` under `k` (without reading what it replaces: the commit
     /// reads each written key once more, and most callers never look).
+    /// Fallible like the other operations, so callers treat all alike.
+    #[allow(clippy::unnecessary_wraps)]
     pub(super) fn insert(&self, k: impl AsRef<[u8]>, v: impl Into<sled::IVec>) -> Res<()> {
         self.written
             .borrow_mut()
@@ -515,24 +517,21 @@ fn index_number(q: &Q<'_>, e: &Entry) -> Res<()> {
     let (o, day, seq) = (&e.origin, e.day().to_be_bytes(), e.seq.to_be_bytes());
     let number = e.number.as_bytes();
     let n_key = key(TAG_NUMBER, o, &[&day, number]);
-    match q.get(&n_key)? {
-        Some(v) => {
-            let mut list = records_of(&v);
-            let first = list.first().map_or(u64::MAX, |r| r.0);
-            let at = list.partition_point(|r| r.0 < e.seq);
-            list.insert(at, (e.seq, e.hour));
-            if e.seq < first {
-                q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
-                q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
-            }
-            q.insert(n_key, encode_records(&list))?;
-        }
-        None => {
-            q.insert(n_key, encode_records(&[(e.seq, e.hour)]))?;
+    if let Some(v) = q.get(&n_key)? {
+        let mut list = records_of(&v);
+        let first = list.first().map_or(u64::MAX, |r| r.0);
+        let at = list.partition_point(|r| r.0 < e.seq);
+        list.insert(at, (e.seq, e.hour));
+        if e.seq < first {
+            q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
             q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
-            let distinct = key(TAG_DISTINCT, o, &[&day]);
-            q.set_u64(distinct.clone(), q.get_u64(&distinct)?.unwrap_or(0) + 1)?;
         }
+        q.insert(n_key, encode_records(&list))?;
+    } else {
+        q.insert(n_key, encode_records(&[(e.seq, e.hour)]))?;
+        q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
+        let distinct = key(TAG_DISTINCT, o, &[&day]);
+        q.set_u64(distinct.clone(), q.get_u64(&distinct)?.unwrap_or(0) + 1)?;
     }
     Ok(())
 }
