@@ -192,6 +192,15 @@ pub enum SubmitError {
         /// The limits.
         limits: crate::store::Limits,
     },
+    /// The batch can never fit: it is over a limit by itself, or its
+    /// records are dated in an hour or day that is over and full.
+    #[error("this batch can never fit the network's limits ({} records an hour, {} distinct numbers a day; {limit}): it holds more than a limit by itself, or its records are dated in an hour or day that is over and full; split it, or date the records now; nothing was stored", .limits.records_per_hour, .limits.numbers_per_day)]
+    BatchOverLimit {
+        /// The limit (`over_records_per_hour` or `over_numbers_per_day`).
+        limit: &'static str,
+        /// The limits.
+        limits: crate::store::Limits,
+    },
 }
 
 /// An acknowledged, durable submission.
@@ -211,8 +220,10 @@ pub struct Receipt {
 
 /// What one item of a batch becomes.
 enum Planned {
-    /// A new record (seq filled in later) and its E.164.
-    Mint(Sighting, String),
+    /// A new record (seq filled in later), its E.164, and whether it is
+    /// the batch's first item of its number (only such an item can repeat
+    /// a stored report).
+    Mint(Sighting, String, bool),
     /// A repeat of this organization's current report: its receipt.
     Existing(Receipt),
     /// A repeat of the batch's item at this index.
@@ -248,6 +259,23 @@ enum Slot {
     Existing(Receipt),
     /// The receipt of the batch's item at this index.
     Repeat(usize),
+}
+
+/// Where each item's receipt will come from, and the records to sign.
+fn slots_of(planned: Vec<Planned>) -> (Vec<Slot>, Vec<(Sighting, String)>) {
+    let mut prepared = Vec::new();
+    let mut slots = Vec::with_capacity(planned.len());
+    for item in planned {
+        slots.push(match item {
+            Planned::Mint(sighting, e164, _) => {
+                prepared.push((sighting, e164));
+                Slot::Minted(prepared.len() - 1)
+            }
+            Planned::Existing(receipt) => Slot::Existing(receipt),
+            Planned::Repeat(j) => Slot::Repeat(j),
+        });
+    }
+    (slots, prepared)
 }
 
 /// The receipts of a batch in item order.
@@ -682,26 +710,22 @@ impl NodeHandle {
         // before the submit lock so concurrent submitters parse in parallel.
         let handle = self.clone();
         let planned = blocking(move || handle.prepare(&batch, now)).await?;
-        let mut prepared = Vec::new();
-        let mut slots = Vec::with_capacity(planned.len());
-        for item in planned {
-            slots.push(match item {
-                Planned::Mint(sighting, e164) => {
-                    prepared.push((sighting, e164));
-                    Slot::Minted(prepared.len() - 1)
-                }
-                Planned::Existing(receipt) => Slot::Existing(receipt),
-                Planned::Repeat(j) => Slot::Repeat(j),
-            });
-        }
-        if prepared.is_empty() {
-            return Ok(receipts_of(slots, &[]));
+        if planned.iter().all(|p| !matches!(p, Planned::Mint(..))) {
+            return Ok(receipts_of(slots_of(planned).0, &[]));
         }
         self.wait_for_own_seq().await?;
         let _order = self.inner.submit_lock.lock().await;
         // A store that failed to write acknowledges nothing until the node
         // has reopened it (store_task).
         self.inner.store.ensure_writable()?;
+        // A retry of a request still in flight when this one was prepared
+        // finds its report now: look again, under the lock.
+        let handle = self.clone();
+        let planned = blocking(move || handle.look_again(planned, now)).await?;
+        let (slots, prepared) = slots_of(planned);
+        if prepared.is_empty() {
+            return Ok(receipts_of(slots, &[]));
+        }
         // Peers ignore what is over this organization's limits: refuse it
         // here, before anything is signed.
         let entries: Vec<(u64, sightline_protocol::NumberHash)> = prepared
@@ -709,11 +733,20 @@ impl NodeHandle {
             .map(|(s, _)| (s.last_seen, s.number))
             .collect();
         let (store, origin) = (self.inner.store.clone(), self.inner.signing.origin());
-        if let Some(retry_after) = blocking(move || store.room(&origin, now, &entries)).await? {
-            return Err(SubmitError::OverLimit {
-                retry_after,
-                limits: self.inner.store.limits(),
-            });
+        match blocking(move || store.room(&origin, now, &entries)).await? {
+            crate::store::Room::Fits => {}
+            crate::store::Room::Wait(retry_after) => {
+                return Err(SubmitError::OverLimit {
+                    retry_after,
+                    limits: self.inner.store.limits(),
+                })
+            }
+            crate::store::Room::Never(limit) => {
+                return Err(SubmitError::BatchOverLimit {
+                    limit,
+                    limits: self.inner.store.limits(),
+                })
+            }
         }
         let inner = self.inner.clone();
         let records = blocking(
@@ -828,6 +861,7 @@ impl NodeHandle {
                 continue;
             }
             let facts = Facts::of(&sighting);
+            let first = !last_here.contains_key(&sighting.number);
             let repeat = self.repeat_of(&sighting, &facts, &parsed.e164, &last_here, now)?;
             last_here.insert(sighting.number, (index, facts));
             if let Some(planned) = repeat {
@@ -857,7 +891,11 @@ impl NodeHandle {
             } else {
                 reported_here.insert(sighting.number);
             }
-            prepared.push(Planned::Mint(sighting, parsed.e164.as_str().to_owned()));
+            prepared.push(Planned::Mint(
+                sighting,
+                parsed.e164.as_str().to_owned(),
+                first,
+            ));
         }
         if errors.is_empty() {
             Ok(prepared)
@@ -919,22 +957,61 @@ impl NodeHandle {
         if let Some((earlier, said)) = last_here.get(&sighting.number) {
             return Ok((said == facts).then_some(Planned::Repeat(*earlier)));
         }
+        Ok(self
+            .stored_repeat(sighting, e164.as_str(), now)?
+            .map(Planned::Existing))
+    }
+
+    /// The receipt of this organization's current report of the number if
+    /// `sighting` repeats it: the same facts, and either within the
+    /// resubmission window of its `last_seen` or the same times exactly (a
+    /// retried import of an older sighting). A report past its `expires`
+    /// is not repeated: the new one renews it.
+    fn stored_repeat(
+        &self,
+        sighting: &Sighting,
+        e164: &str,
+        now: u64,
+    ) -> Result<Option<Receipt>, StoreError> {
+        let window = self.inner.config.resubmit_window_secs;
+        if window == 0 || sighting.verdict == Verdict::Withdrawn {
+            return Ok(None);
+        }
         let current =
             self.inner
                 .store
                 .current_report(&sighting.origin, &sighting.number, &sighting.block)?;
         Ok(current.and_then(|(id, report)| {
-            (Facts::of(&report) == *facts && now < report.last_seen.saturating_add(window)).then(
-                || {
-                    Planned::Existing(Receipt {
-                        id: id.to_hex(),
-                        seq: report.seq,
-                        number: e164.as_str().to_owned(),
-                        existing: true,
-                    })
+            let live = report.expires.is_none_or(|e| e > now);
+            let recent = now < report.last_seen.saturating_add(window);
+            let same_times =
+                (report.first_seen, report.last_seen) == (sighting.first_seen, sighting.last_seen);
+            (live && Facts::of(&report) == Facts::of(sighting) && (recent || same_times)).then(
+                || Receipt {
+                    id: id.to_hex(),
+                    seq: report.seq,
+                    number: e164.to_owned(),
+                    existing: true,
                 },
             )
         }))
+    }
+
+    /// [`NodeHandle::prepare`]'s plan, with each item that is the first of
+    /// its number checked against the store again (under the submit lock).
+    fn look_again(&self, planned: Vec<Planned>, now: u64) -> Result<Vec<Planned>, StoreError> {
+        planned
+            .into_iter()
+            .map(|item| match item {
+                Planned::Mint(sighting, e164, true) => {
+                    Ok(match self.stored_repeat(&sighting, &e164, now)? {
+                        Some(receipt) => Planned::Existing(receipt),
+                        None => Planned::Mint(sighting, e164, true),
+                    })
+                }
+                other => Ok(other),
+            })
+            .collect()
     }
 
     /// Withdraws this organization's report of a number (a new seq with

@@ -30,7 +30,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 mod quota;
-pub use quota::{Limits, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
+pub use quota::{Limits, Room, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
 
 /// Bumped when the on-disk layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 3;
@@ -60,10 +60,11 @@ const META_PROBE: &[u8] = b"probe";
 /// Present once every stored record is in the `quota` index (schema 3).
 const META_QUOTA_INDEXED: &[u8] = b"quota_indexed";
 /// An origin's records looked back over for its previous report of a
-/// number when its current one is evicted (only over-limit origins have
-/// records evicted; past this, the number has no current report of theirs
-/// on this node).
-const LOOKBACK_RECORDS: usize = 20_000;
+/// number when its current one is evicted or purged: few, because it runs
+/// under the store's writer lock for each eviction a flooding origin
+/// causes. Past this, the number has no current report of theirs here
+/// (only records of over-limit origins are evicted; old purge behaviour).
+const LOOKBACK_RECORDS: usize = 256;
 /// Free space a failed store waits for before it is reopened: several of
 /// sled's 512 KiB log segments.
 const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
@@ -602,9 +603,9 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `None` if `origin` may sign records with these (`last_seen`,
-    /// number) pairs within its limits; else the seconds until the full
-    /// hour or day ends (HTTP 429's `Retry-After`).
+    /// Whether `origin` may sign records with these (`last_seen`, number)
+    /// pairs within its limits, and if not, whether waiting for the full
+    /// hours or days to end helps (HTTP 429's `Retry-After`).
     ///
     /// # Errors
     /// sled errors.
@@ -613,7 +614,7 @@ impl Store {
         origin: &OriginId,
         now: u64,
         entries: &[(u64, NumberHash)],
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Room, StoreError> {
         let limits = self.limits();
         self.with(|h| {
             Ok(quota::room(
@@ -1888,9 +1889,25 @@ mod tests {
         let number = |n: u8| [(t, NumberHash::from_bytes([n; 32]))];
         assert_eq!(
             store.room(&key.origin(), t, &number(8)).unwrap(),
-            Some(86_400)
+            Room::Wait(86_400)
         );
-        assert_eq!(store.room(&key.origin(), t, &number(6)).unwrap(), None);
+        assert_eq!(
+            store.room(&key.origin(), t, &number(6)).unwrap(),
+            Room::Fits
+        );
+        // A full day that has ended never makes room; nor does a batch
+        // over a limit by itself.
+        assert_eq!(
+            store.room(&key.origin(), t + 86_400, &number(8)).unwrap(),
+            Room::Never(OVER_NUMBERS_PER_DAY)
+        );
+        let four: Vec<(u64, NumberHash)> = (20..24u8)
+            .map(|n| (t + 86_400, NumberHash::from_bytes([n; 32])))
+            .collect();
+        assert_eq!(
+            store.room(&key.origin(), t + 86_400, &four).unwrap(),
+            Room::Never(OVER_NUMBERS_PER_DAY)
+        );
         assert!(matches!(
             store.insert(&limited(&key, 4, 6, t), u64::MAX).unwrap(),
             InsertOutcome::Stored { .. }
@@ -1908,7 +1925,7 @@ mod tests {
         });
         assert_eq!(
             store.room(&key.origin(), t, &number(6)).unwrap(),
-            Some(3600)
+            Room::Wait(3600)
         );
     }
 
@@ -1925,14 +1942,17 @@ mod tests {
         store.insert(&limited(&key, 1, 5, t), 10).unwrap();
         store.insert(&limited(&key, 2, 5, t), u64::MAX).unwrap();
         let n5 = [(t, NumberHash::from_bytes([5; 32]))];
-        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), Some(3600));
+        assert_eq!(
+            store.room(&key.origin(), t + 1, &n5).unwrap(),
+            Room::Wait(3599)
+        );
         assert_eq!(
             store
                 .purge(10, &OriginId::from_bytes([9; 32]), u64::MAX)
                 .unwrap(),
             1
         );
-        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), None);
+        assert_eq!(store.room(&key.origin(), t + 1, &n5).unwrap(), Room::Fits);
         assert!(matches!(
             store.insert(&limited(&key, 3, 5, t), u64::MAX).unwrap(),
             InsertOutcome::Stored { .. }
@@ -1962,7 +1982,10 @@ mod tests {
             numbers_per_day: 10,
         });
         let n5 = [(t, NumberHash::from_bytes([5; 32]))];
-        assert_eq!(store.room(&key.origin(), t, &n5).unwrap(), Some(3600));
+        assert_eq!(
+            store.room(&key.origin(), t + 1, &n5).unwrap(),
+            Room::Wait(3599)
+        );
         assert_eq!(
             store.insert(&limited(&key, 4, 5, t), u64::MAX).unwrap(),
             InsertOutcome::OverLimit(OVER_RECORDS_PER_HOUR)

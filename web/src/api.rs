@@ -200,6 +200,11 @@ fn submit_error(e: SubmitError) -> ApiError {
             "stopping",
             "the node is shutting down",
         ),
+        e @ SubmitError::BatchOverLimit { .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch_over_origin_limit",
+            e.to_string(),
+        ),
         e @ SubmitError::OverLimit { retry_after, .. } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "over_origin_limit",

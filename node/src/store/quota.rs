@@ -469,13 +469,17 @@ pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
     let evicted_here = evict.iter().filter(|(_, h)| *h == e.hour).count() as u64;
     if count.saturating_sub(evicted_here) >= limits.records_per_hour {
         let prefix = key(TAG_HOUR, o, &[&hour]);
-        let mut highest = None;
-        // The highest seq of the hour that is not already being evicted.
-        for k in q.keys_from(&prefix, &prefix)?.into_iter().rev() {
-            let seq = tail_u64(&k);
-            if !evict.iter().any(|(s, _)| *s == seq) {
-                highest = Some(seq);
-                break;
+        // The highest seq of the hour that is not already being evicted:
+        // the top key, unless the day rule evicts it too (then a walk).
+        let mut highest = q.last(&prefix)?.map(|k| tail_u64(&k));
+        if highest.is_some_and(|top| evict.iter().any(|(s, _)| *s == top)) {
+            highest = None;
+            for k in q.keys_from(&prefix, &prefix)?.into_iter().rev() {
+                let seq = tail_u64(&k);
+                if !evict.iter().any(|(s, _)| *s == seq) {
+                    highest = Some(seq);
+                    break;
+                }
             }
         }
         match highest {
@@ -639,9 +643,20 @@ pub(super) fn unindex(q: &Q<'_>, e: &Entry) -> Res<()> {
     Ok(())
 }
 
+/// Whether an origin's own records fit its limits ([`room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// They fit.
+    Fits,
+    /// They fit once the full buckets end, in this many seconds.
+    Wait(u64),
+    /// They never will: the batch alone is over a limit, or a full bucket
+    /// is already over (records dated in a past hour or day). The limit.
+    Never(&'static str),
+}
+
 /// Whether `origin` may sign records at these (`last_seen`, number)
-/// pairs within `limits`: `None` if they fit, else the seconds until the
-/// bucket that is full ends (at least 1).
+/// pairs within `limits`.
 ///
 /// # Errors
 /// sled errors.
@@ -652,7 +667,7 @@ pub(super) fn room(
     now: u64,
     entries: &[(u64, NumberHash)],
     limits: &Limits,
-) -> Result<Option<u64>, sled::Error> {
+) -> Result<Room, sled::Error> {
     let mut hours: BTreeMap<u64, u64> = BTreeMap::new();
     let mut days: BTreeMap<u64, std::collections::BTreeSet<[u8; 32]>> = BTreeMap::new();
     for (t, n) in entries {
@@ -660,8 +675,13 @@ pub(super) fn room(
         days.entry(t / DAY).or_default().insert(*n.as_bytes());
     }
     let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(counts.get(&k)) };
-    let wait = |end: u64| end.saturating_sub(now).max(1);
+    // The latest end among the full buckets; a full bucket that has ended
+    // (or a batch over a limit by itself) never makes room.
+    let mut wait = 0u64;
     for (day, numbers) in days {
+        if numbers.len() as u64 > limits.numbers_per_day {
+            return Ok(Room::Never(OVER_NUMBERS_PER_DAY));
+        }
         let d = day.to_be_bytes();
         let adding = entries.iter().filter(|(t, _)| t / DAY == day).count() as u64;
         if read(key(TAG_DAY_COUNT, origin, &[&d]))? + adding <= limits.numbers_per_day {
@@ -694,14 +714,29 @@ pub(super) fn room(
             (held.len() as u64, new)
         };
         if new > 0 && distinct + new > limits.numbers_per_day {
-            return Ok(Some(wait((day + 1) * DAY)));
+            let end = (day + 1) * DAY;
+            if end <= now {
+                return Ok(Room::Never(OVER_NUMBERS_PER_DAY));
+            }
+            wait = wait.max(end - now);
         }
     }
     for (hour, n) in hours {
+        if n > limits.records_per_hour {
+            return Ok(Room::Never(OVER_RECORDS_PER_HOUR));
+        }
         if read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))? + n > limits.records_per_hour
         {
-            return Ok(Some(wait((hour + 1) * HOUR)));
+            let end = (hour + 1) * HOUR;
+            if end <= now {
+                return Ok(Room::Never(OVER_RECORDS_PER_HOUR));
+            }
+            wait = wait.max(end - now);
         }
     }
-    Ok(None)
+    Ok(if wait == 0 {
+        Room::Fits
+    } else {
+        Room::Wait(wait)
+    })
 }

@@ -1092,6 +1092,33 @@ async fn resubmissions_are_idempotent_and_the_own_limits_answer_429() {
     let repeat = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &vishing).await;
     assert_eq!(repeat.status, StatusCode::OK, "{}", repeat.text);
     assert_eq!(records(&node).await, 4);
+    // A batch over a limit by itself never fits: 400, not "retry later".
+    let five: Vec<Value> = (0..5)
+        .map(|i| json!({"number": "+1 415 555 0134", "kind": "bec", "brand": format!("B{i}")}))
+        .collect();
+    let never = post(
+        &state,
+        "/api/v1/sightings",
+        Some(WRITE_TOKEN),
+        &Value::Array(five),
+    )
+    .await;
+    assert_eq!(never.status, StatusCode::BAD_REQUEST, "{}", never.text);
+    assert_eq!(never.error(), "batch_over_origin_limit");
+    assert!(never.headers.get(header::RETRY_AFTER).is_none());
+    // A sighting from two days ago, retried: the same times are the same
+    // report, whatever the window.
+    let at = now - now % 3600 - 1800 - 2 * 86_400;
+    let old =
+        json!({"number": "+1 415 555 0140", "kind": "bec", "first_seen": at, "last_seen": at});
+    let first = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &old).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let retried = post(&state, "/api/v1/sightings", Some(WRITE_TOKEN), &old).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(
+        retried.json()["receipts"][0]["seq"],
+        first.json()["receipts"][0]["seq"]
+    );
     node.shutdown().await;
     drop(state);
     cluster.shutdown().await;
