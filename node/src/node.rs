@@ -710,16 +710,13 @@ impl NodeHandle {
         // before the submit lock so concurrent submitters parse in parallel.
         let handle = self.clone();
         let planned = blocking(move || handle.prepare(&batch, now)).await?;
-        if planned.iter().all(|p| !matches!(p, Planned::Mint(..))) {
-            return Ok(receipts_of(slots_of(planned).0, &[]));
-        }
         self.wait_for_own_seq().await?;
         let _order = self.inner.submit_lock.lock().await;
         // A store that failed to write acknowledges nothing until the node
         // has reopened it (store_task).
         self.inner.store.ensure_writable()?;
-        // A retry of a request still in flight when this one was prepared
-        // finds its report now: look again, under the lock.
+        // Repeats of stored reports are looked for under the lock, so a
+        // retry of a request still in flight finds the report it signed.
         let handle = self.clone();
         let planned = blocking(move || handle.look_again(planned, now)).await?;
         let (slots, prepared) = slots_of(planned);
@@ -862,7 +859,7 @@ impl NodeHandle {
             }
             let facts = Facts::of(&sighting);
             let first = !last_here.contains_key(&sighting.number);
-            let repeat = self.repeat_of(&sighting, &facts, &parsed.e164, &last_here, now)?;
+            let repeat = self.repeat_in_batch(&sighting, &facts, &last_here);
             last_here.insert(sighting.number, (index, facts));
             if let Some(planned) = repeat {
                 prepared.push(planned);
@@ -937,29 +934,22 @@ impl NodeHandle {
         Ok((first_seen, last_seen))
     }
 
-    /// What an item that repeats a report becomes: the batch's last item
-    /// for its number said the same (`Repeat`), or this organization's
-    /// current report of it does and is within the resubmission window
-    /// (`Existing`). `None`: a new record. Withdrawals are never repeats (a
-    /// second one is refused: nothing to withdraw).
-    fn repeat_of(
+    /// Whether an item repeats the batch's last item for its number (the
+    /// same facts): its receipt will be that item's. Whether it repeats a
+    /// stored report is looked up once, under the submit lock
+    /// ([`NodeHandle::look_again`]). Withdrawals are never repeats (a second
+    /// one is refused: nothing to withdraw).
+    fn repeat_in_batch(
         &self,
         sighting: &Sighting,
         facts: &Facts,
-        e164: &sightline_protocol::E164,
         last_here: &std::collections::HashMap<sightline_protocol::NumberHash, (usize, Facts)>,
-        now: u64,
-    ) -> Result<Option<Planned>, StoreError> {
-        let window = self.inner.config.resubmit_window_secs;
-        if window == 0 || sighting.verdict == Verdict::Withdrawn {
-            return Ok(None);
+    ) -> Option<Planned> {
+        if self.inner.config.resubmit_window_secs == 0 || sighting.verdict == Verdict::Withdrawn {
+            return None;
         }
-        if let Some((earlier, said)) = last_here.get(&sighting.number) {
-            return Ok((said == facts).then_some(Planned::Repeat(*earlier)));
-        }
-        Ok(self
-            .stored_repeat(sighting, e164.as_str(), now)?
-            .map(Planned::Existing))
+        let (earlier, said) = last_here.get(&sighting.number)?;
+        (said == facts).then_some(Planned::Repeat(*earlier))
     }
 
     /// The receipt of this organization's current report of the number if
@@ -998,7 +988,8 @@ impl NodeHandle {
     }
 
     /// [`NodeHandle::prepare`]'s plan, with each item that is the first of
-    /// its number checked against the store again (under the submit lock).
+    /// its number checked against the store (under the submit lock, so a
+    /// retry of a request still in flight finds the report it signed).
     fn look_again(&self, planned: Vec<Planned>, now: u64) -> Result<Vec<Planned>, StoreError> {
         planned
             .into_iter()

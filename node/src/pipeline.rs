@@ -240,6 +240,14 @@ impl Ingestor {
         Checked { results, verified }
     }
 
+    /// Whether a warning about `origin` goes out now ([`OncePer::allow`]).
+    fn once(&self, warned: &std::sync::Mutex<OncePer>, origin: OriginId) -> Option<u64> {
+        warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .allow(origin, self.clock.now())
+    }
+
     /// The storage half of ingest: stores what
     /// [`Ingestor::check`] verified, in one transaction, and counts.
     pub fn commit(&self, checked: Checked) -> Vec<Result<(), Rejection>> {
@@ -317,12 +325,7 @@ impl Ingestor {
                 }
                 InsertOutcome::OverLimit(reason) => {
                     self.metrics.over_limit(s.origin, 1);
-                    let allowed = self
-                        .limit_warned
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .allow(s.origin, self.clock.now());
-                    if let Some(more) = allowed {
+                    if let Some(more) = self.once(&self.limit_warned, s.origin) {
                         tracing::warn!(origin = %s.origin, seq = s.seq, reason, more_since_last_warning = more, "origin over its limits: records ignored (warned once per origin every 10 min)");
                     }
                     Err(Rejection {
@@ -335,12 +338,7 @@ impl Ingestor {
                     severity: Severity::Ignore,
                 }),
                 InsertOutcome::Equivocation { existing } => {
-                    let allowed = self
-                        .warned
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .allow(s.origin, self.clock.now());
-                    if let Some(more) = allowed {
+                    if let Some(more) = self.once(&self.warned, s.origin) {
                         tracing::warn!(origin = %s.origin, seq = s.seq, %existing, more_since_last_warning = more, "equivocation: origin signed two records with one seq (warned once per origin every 10 min)");
                     }
                     Err(Rejection {

@@ -1375,15 +1375,16 @@ impl<'a> Overlays<'a> {
 
     /// Commits every write in one transaction (all or nothing).
     fn commit(&self, h: &Handles) -> Result<(), StoreError> {
-        let all = [
+        let trees = [
             &self.sightings,
             &self.current,
             &self.progress,
             &self.arrivals,
+            &self.purges,
             &self.evidence,
             &self.own_numbers,
         ];
-        if all.iter().all(|o| o.is_clean()) && self.purges.is_clean() && self.quota.is_clean() {
+        if trees.iter().all(|o| o.is_clean()) && self.quota.is_clean() {
             return Ok(());
         }
         (
@@ -1393,15 +1394,14 @@ impl<'a> Overlays<'a> {
             &h.arrivals,
             &h.purges,
             &h.evidence,
-            &h.quota,
             &h.own_numbers,
+            &h.quota,
         )
-            .transaction(|(a, b, c, d, e, f, g, i)| {
-                for (o, t) in all.iter().zip([a, b, c, d, f, i]) {
+            .transaction(|(a, b, c, d, e, f, g, quota)| {
+                for (o, t) in trees.iter().zip([a, b, c, d, e, f, g]) {
                     o.apply(t)?;
                 }
-                self.purges.apply(e)?;
-                self.quota.apply(g)?;
+                self.quota.apply(quota)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })?;
         self.quota.committed();

@@ -21,6 +21,18 @@ use crate::{ApiError, AppState};
 
 const CSS: &str = include_str!("style.css");
 
+/// A status page section listing flagged organizations, if any.
+fn flagged(body: &mut String, title: &str, orgs: &[(String, u64)], what: impl Fn(u64) -> String) {
+    if orgs.is_empty() {
+        return;
+    }
+    let _ = write!(body, "<h2 class=\"error\">{}</h2><ul>", escape(title));
+    for (org, n) in orgs {
+        let _ = write!(body, "<li>{} {}</li>", escape(org), escape(&what(*n)));
+    }
+    body.push_str("</ul>");
+}
+
 /// `GET /style.css`.
 pub async fn stylesheet() -> Response {
     (
@@ -531,30 +543,15 @@ pub async fn status(State(state): State<AppState>, caller: Result<Caller, ApiErr
         }
         body.push_str("</tbody></table>");
     }
-    if !s.equivocations.is_empty() {
-        body.push_str("<h2 class=\"error\">Equivocation</h2><ul>");
-        for (org, n) in &s.equivocations {
-            let _ = write!(
-                body,
-                "<li>{} signed {n} conflicting record(s) with a reused sequence number</li>",
-                escape(org)
-            );
-        }
-        body.push_str("</ul>");
-    }
-    if !s.over_limit.is_empty() {
-        body.push_str("<h2 class=\"error\">Over limits</h2><ul>");
-        for (org, n) in &s.over_limit {
-            let _ = write!(
-                body,
-                "<li>{} went over its limits ({} records an hour, {} numbers a day): {n} record(s) ignored</li>",
-                escape(org),
-                s.limits.records_per_hour,
-                s.limits.numbers_per_day
-            );
-        }
-        body.push_str("</ul>");
-    }
+    flagged(&mut body, "Equivocation", &s.equivocations, |n| {
+        format!("signed {n} conflicting record(s) with a reused sequence number")
+    });
+    flagged(&mut body, "Over limits", &s.over_limit, |n| {
+        format!(
+            "went over its limits ({} records an hour, {} numbers a day): {n} record(s) ignored",
+            s.limits.records_per_hour, s.limits.numbers_per_day
+        )
+    });
     page("Status", Some(&caller), &body).into_response()
 }
 

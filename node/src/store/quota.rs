@@ -152,6 +152,15 @@ impl Entry {
     fn day(&self) -> u64 {
         self.hour / 24
     }
+
+    /// Its hour, day and seq as key parts.
+    fn key_parts(&self) -> ([u8; 8], [u8; 8], [u8; 8]) {
+        (
+            self.hour.to_be_bytes(),
+            self.day().to_be_bytes(),
+            self.seq.to_be_bytes(),
+        )
+    }
 }
 
 /// One tree's pending writes over its committed state: reads see both,
@@ -244,18 +253,18 @@ impl<'a> Q<'a> {
         self.ov.last(prefix)
     }
 
-    #[allow(clippy::unnecessary_wraps)]
-    fn get_u64(&self, k: &[u8]) -> Res<Option<u64>> {
-        if let Some(n) = self.changed.borrow().get(k) {
-            return Ok(Some(*n));
+    /// A bucket counter, as this batch left it.
+    fn count(&self, k: &[u8]) -> u64 {
+        match self.changed.borrow().get(k) {
+            Some(n) => *n,
+            None => self.counts.get(k),
         }
-        Ok(Some(self.counts.get(k)))
     }
 
-    #[allow(clippy::unnecessary_wraps)]
-    fn set_u64(&self, k: Vec<u8>, n: u64) -> Res<()> {
+    /// Adds `delta` (±1) to a bucket counter.
+    fn add(&self, k: Vec<u8>, delta: i64) {
+        let n = self.count(&k).saturating_add_signed(delta);
         self.changed.borrow_mut().insert(k, n);
-        Ok(())
     }
 
     /// Replays the tree writes in a transaction.
@@ -446,7 +455,7 @@ pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
         && q.get(key(TAG_NUMBER, o, &[&day, e.number.as_bytes()]))?
             .is_some();
     if indexed && !known {
-        let distinct = q.get_u64(&key(TAG_DISTINCT, o, &[&day]))?.unwrap_or(0);
+        let distinct = q.count(&key(TAG_DISTINCT, o, &[&day]));
         if distinct >= limits.numbers_per_day {
             // The number that appeared last makes room, if this one
             // appeared before it.
@@ -465,7 +474,7 @@ pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
     }
 
     // Records per hour: the lowest seqs of the hour bucket.
-    let count = q.get_u64(&key(TAG_HOUR_COUNT, o, &[&hour]))?.unwrap_or(0);
+    let count = q.count(&key(TAG_HOUR_COUNT, o, &[&hour]));
     let evicted_here = evict.iter().filter(|(_, h)| *h == e.hour).count() as u64;
     if count.saturating_sub(evicted_here) >= limits.records_per_hour {
         let prefix = key(TAG_HOUR, o, &[&hour]);
@@ -495,21 +504,14 @@ pub(super) fn admit(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<Admission> {
 /// # Errors
 /// sled errors.
 pub(super) fn index(q: &Q<'_>, e: &Entry) -> Res<()> {
-    let (o, hour, day, seq) = (
-        &e.origin,
-        e.hour.to_be_bytes(),
-        e.day().to_be_bytes(),
-        e.seq.to_be_bytes(),
-    );
+    let (o, (hour, day, seq)) = (&e.origin, e.key_parts());
     let number = e.number.as_bytes();
     let mut value = [0u8; 40];
     value[..32].copy_from_slice(number);
     value[32..].copy_from_slice(&e.purge_at.to_be_bytes());
     q.insert(key(TAG_HOUR, o, &[&hour, &seq]), value.as_slice())?;
-    let count = key(TAG_HOUR_COUNT, o, &[&hour]);
-    q.set_u64(count.clone(), q.get_u64(&count)?.unwrap_or(0) + 1)?;
-    let records = key(TAG_DAY_COUNT, o, &[&day]);
-    q.set_u64(records.clone(), q.get_u64(&records)?.unwrap_or(0) + 1)?;
+    q.add(key(TAG_HOUR_COUNT, o, &[&hour]), 1);
+    q.add(key(TAG_DAY_COUNT, o, &[&day]), 1);
     if q.get(key(TAG_INDEXED, o, &[&day]))?.is_none() {
         return Ok(());
     }
@@ -534,8 +536,7 @@ fn index_number(q: &Q<'_>, e: &Entry) -> Res<()> {
     } else {
         q.insert(n_key, encode_records(&[(e.seq, e.hour)]))?;
         q.insert(key(TAG_FIRST, o, &[&day, &seq, number]), &[])?;
-        let distinct = key(TAG_DISTINCT, o, &[&day]);
-        q.set_u64(distinct.clone(), q.get_u64(&distinct)?.unwrap_or(0) + 1)?;
+        q.add(key(TAG_DISTINCT, o, &[&day]), 1);
     }
     Ok(())
 }
@@ -548,7 +549,7 @@ fn index_number(q: &Q<'_>, e: &Entry) -> Res<()> {
 pub(super) fn prepare_day(q: &Q<'_>, e: &Entry, limits: &Limits) -> Res<()> {
     let (o, day) = (&e.origin, e.day());
     let day_b = day.to_be_bytes();
-    let records = q.get_u64(&key(TAG_DAY_COUNT, o, &[&day_b]))?.unwrap_or(0);
+    let records = q.count(&key(TAG_DAY_COUNT, o, &[&day_b]));
     if records < limits.numbers_per_day || q.get(key(TAG_INDEXED, o, &[&day_b]))?.is_some() {
         return Ok(());
     }
@@ -592,26 +593,13 @@ pub(super) fn entry(q: &Q<'_>, origin: &OriginId, hour: u64, seq: u64) -> Res<Op
 /// # Errors
 /// sled errors.
 pub(super) fn unindex(q: &Q<'_>, e: &Entry) -> Res<()> {
-    let (o, hour, day, seq) = (
-        &e.origin,
-        e.hour.to_be_bytes(),
-        e.day().to_be_bytes(),
-        e.seq.to_be_bytes(),
-    );
+    let (o, (hour, day, seq)) = (&e.origin, e.key_parts());
     let number = e.number.as_bytes();
     if q.remove(key(TAG_HOUR, o, &[&hour, &seq]))?.is_none() {
         return Ok(());
     }
-    let count = key(TAG_HOUR_COUNT, o, &[&hour]);
-    q.set_u64(
-        count.clone(),
-        q.get_u64(&count)?.unwrap_or(0).saturating_sub(1),
-    )?;
-    let records = key(TAG_DAY_COUNT, o, &[&day]);
-    q.set_u64(
-        records.clone(),
-        q.get_u64(&records)?.unwrap_or(0).saturating_sub(1),
-    )?;
+    q.add(key(TAG_HOUR_COUNT, o, &[&hour]), -1);
+    q.add(key(TAG_DAY_COUNT, o, &[&day]), -1);
     let n_key = key(TAG_NUMBER, o, &[&day, number]);
     let Some(v) = q.get(&n_key)? else {
         return Ok(());
@@ -623,11 +611,7 @@ pub(super) fn unindex(q: &Q<'_>, e: &Entry) -> Res<()> {
         None => {
             q.remove(n_key)?;
             q.remove(key(TAG_FIRST, o, &[&day, &first.to_be_bytes(), number]))?;
-            let distinct = key(TAG_DISTINCT, o, &[&day]);
-            q.set_u64(
-                distinct.clone(),
-                q.get_u64(&distinct)?.unwrap_or(0).saturating_sub(1),
-            )?;
+            q.add(key(TAG_DISTINCT, o, &[&day]), -1);
         }
         Some(&(new_first, _)) => {
             if new_first != first {

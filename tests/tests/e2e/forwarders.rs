@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sightline_node::{ManualClock, Submission};
+use sightline_node::{ManualClock, NodeHandle, Submission};
 use sightline_protocol::{Kind, SigningKey};
 use sightline_tests::{eventually, Cluster, Options};
 
@@ -18,18 +18,24 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// Starts member `i`'s node with the network.toml it had before member
+/// `newcomer` joined (a rolling update has not reached it yet).
+async fn start_before_joining(cluster: &Cluster, i: usize, newcomer: usize) -> NodeHandle {
+    let new_org = cluster.members[newcomer].peer_id;
+    let mut old = cluster.config(i);
+    old.network.members.retain(|m| m.peer_id != new_org);
+    old.network.bootstrap.retain(|(p, _)| *p != new_org);
+    sightline_node::start(old, cluster.clock.clone())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarder_of_a_member_this_node_does_not_know_yet_is_not_punished() {
     // Bank runs the old network.toml, without NewOrg; Carrier already has
     // the new one. NewOrg's records reach Bank only through Carrier.
     let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6), ("NewOrg", 0.5)]);
-    let new_org = cluster.members[2].peer_id;
-    let mut old = cluster.config(0);
-    old.network.members.retain(|m| m.peer_id != new_org);
-    old.network.bootstrap.retain(|(p, _)| *p != new_org);
-    let bank = sightline_node::start(old, cluster.clock.clone())
-        .await
-        .unwrap();
+    let bank = start_before_joining(&cluster, 0, 2).await;
     let carrier = cluster.start(1).await;
     eventually("bank and carrier connected", WAIT, &bank, || async {
         bank.peers()
@@ -330,13 +336,7 @@ async fn a_hostile_member_leaves_every_honest_node_with_the_same_bounded_set() {
             ..Options::default()
         },
     );
-    let new_org = cluster.members[4].peer_id;
-    let mut old = cluster.config(0);
-    old.network.members.retain(|m| m.peer_id != new_org);
-    old.network.bootstrap.retain(|(p, _)| *p != new_org);
-    let bank = sightline_node::start(old, cluster.clock.clone())
-        .await
-        .unwrap();
+    let bank = start_before_joining(&cluster, 0, 4).await;
     let carrier = cluster.start(1).await;
     let telco = cluster.start(2).await;
     eventually(
