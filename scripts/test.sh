@@ -64,6 +64,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r protocol/conformance/requirements.txt
 "$VENV/bin/python" protocol/conformance/check_vectors.py | tail -n 3
+"$VENV/bin/python" protocol/metadata/generate.py --check
 
 step "fuzz targets: build, then a fixed-seed run of each from the seed corpus"
 # cargo-fuzz needs nightly-only flags (sanitizers); this machine has one

@@ -799,7 +799,7 @@ def main(argv: list[str]) -> int:
     for vec in suite.get("numbers", []):
         inp, exp = vec["input"], vec["expected"]
         try:
-            got = {"e164": normalize(inp["number"], inp["region"], inp["vanity"])["e164"]}
+            got = normalize(inp["number"], inp["region"], inp["vanity"])
         except NormalizeError as e:
             got = {"error": e.code}
         if got != exp:

@@ -6,10 +6,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use phonenumber::metadata::DATABASE;
-use phonenumber::{country, Mode, ParseError, PhoneNumber};
+use phonenumber::{country, ParseError};
 
 use crate::sighting::LineType;
+
+mod plan;
+
+use plan::METADATA;
+pub use plan::METADATA_RELEASE;
 
 /// Longest input accepted before parsing. Real pasted numbers with formatting
 /// and a `tel:` prefix stay far below this; longer input is not a phone number
@@ -203,7 +207,23 @@ pub fn parse_number_with(
         trimmed.to_owned()
     };
 
-    let number = phonenumber::parse(region, &text).map_err(|e| from_parse_error(&e, region))?;
+    // The number by libphonenumber's national-prefix rule, for a second
+    // reading where the crate's own differs.
+    let dialled = dialled_digits(&text, region);
+    let number = match phonenumber::parse_with(&METADATA, region, &text) {
+        Ok(number) => number,
+        // The crate refuses as too short a number it shortened itself by
+        // removing a "national prefix" (Lithuania's toll-free 800…).
+        Err(e @ (ParseError::TooShortNsn | ParseError::TooShortAfterIdd)) => {
+            return match dialled {
+                Some((code, national)) => {
+                    assigned(code, &national).ok_or_else(|| unassigned(code, &national))
+                }
+                None => Err(from_parse_error(&e, region)),
+            };
+        }
+        Err(e) => return Err(from_parse_error(&e, region)),
+    };
     if number.extension().is_some() {
         return Err(NumberError::HasExtension);
     }
@@ -212,7 +232,93 @@ pub fn parse_number_with(
     if !found.is_empty() && (letters == Letters::Refuse || !vanity_word) {
         return Err(NumberError::HasLetters);
     }
-    validate(&number)
+    let code = number.code().value();
+    let national = number.national().to_string();
+    if let Some(parsed) = assigned(code, &national) {
+        return Ok(parsed);
+    }
+    // libphonenumber removes a national prefix only if what remains is still
+    // a possible number of the plan; the crate removes it regardless
+    // (Belarus's toll-free 8011… lost its 80) and sometimes twice (Russia's
+    // 8 800…). Read the number by libphonenumber's rule before giving up.
+    if let Some(parsed) = dialled
+        .filter(|(c, n)| *c == code && *n != national)
+        .and_then(|(c, n)| assigned(c, &n))
+    {
+        return Ok(parsed);
+    }
+    Err(unassigned(code, &national))
+}
+
+/// The calling code and national number as libphonenumber reads them, when
+/// the input is only ASCII digits and separators: after the `+` of an
+/// international number (the calling code is the one of 1–3 digits the
+/// metadata knows; calling codes are prefix-free), or a national number
+/// with the default region's code; either way with a national prefix
+/// removed by libphonenumber's rule ([`plan::national_number`]).
+fn dialled_digits(text: &str, region: Option<country::Id>) -> Option<(u16, String)> {
+    let rest = text
+        .strip_prefix('+')
+        .or_else(|| text.strip_prefix("tel:+"));
+    let body = rest.unwrap_or(text);
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_digit() || " -.()/".contains(c))
+    {
+        return None;
+    }
+    let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+    let (plan, digits) = if rest.is_some() {
+        (1..=3).find_map(|len| {
+            let code: u16 = digits.get(..len)?.parse().ok()?;
+            Some((*plan::plans_for(code).first()?, &digits[len..]))
+        })?
+    } else {
+        (METADATA.by_id(region?.as_ref())?, digits.as_str())
+    };
+    Some((plan.country_code(), plan::national_number(plan, digits)))
+}
+
+/// The number if its plan assigns it (libphonenumber's `isValidNumber`),
+/// with the plan's region and the line type.
+fn assigned(code: u16, national: &str) -> Option<ParsedNumber> {
+    let plan = plan::plan_of(code, national)?;
+    let kind = plan::number_type(plan, national);
+    if kind == phonenumber::Type::Unknown {
+        return None;
+    }
+    // E.164 is at most 15 digits: anything longer is not hashable as a number.
+    let e164 = format!("+{code}{national}");
+    if e164.len() > 16 || !national.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(ParsedNumber {
+        e164: E164(e164),
+        country_code: code,
+        region: plan.id().to_owned(),
+        line: LineType::from(kind),
+    })
+}
+
+/// Why a number no plan of its calling code assigns is refused: too short
+/// or too long for every type of line of the plan (the number's own plan
+/// if the leading digits tell, else the main country of the calling code:
+/// US for +1, GB for +44), else not assigned.
+fn unassigned(code: u16, national: &str) -> NumberError {
+    let plans = plan::plans_for(code);
+    let Some(main_plan) = plans.first() else {
+        return NumberError::UnknownCountryCode;
+    };
+    let own = plan::plan_of(code, national).unwrap_or(main_plan);
+    let place = format!("{} (+{code})", own.id());
+    match plan::length_range(&[own]) {
+        Some((min, _)) if national.len() < min => NumberError::TooShort(place),
+        Some((_, max)) if national.len() > max => NumberError::TooLong(place),
+        _ if 1 + code.to_string().len() + national.len() > 16 => {
+            NumberError::TooLong(format!("E.164 (+{code})"))
+        }
+        _ => NumberError::InvalidForRegion(place),
+    }
 }
 
 /// The letters in `text` outside a leading `tel:` (RFC 3966's scheme is
@@ -252,95 +358,6 @@ fn from_parse_error(error: &ParseError, region: Option<country::Id>) -> NumberEr
         ParseError::TooLong => NumberError::TooLong(place),
         ParseError::NoNumber | ParseError::MalformedInteger(_) => NumberError::NotANumber,
     }
-}
-
-/// The number types whose descriptors carry possible lengths (the general
-/// descriptor's list is often empty in the metadata).
-const LENGTH_TYPES: &[phonenumber::Type] = &[
-    phonenumber::Type::FixedLine,
-    phonenumber::Type::Mobile,
-    phonenumber::Type::TollFree,
-    phonenumber::Type::PremiumRate,
-    phonenumber::Type::SharedCost,
-    phonenumber::Type::PersonalNumber,
-    phonenumber::Type::Voip,
-    phonenumber::Type::Pager,
-    phonenumber::Type::Uan,
-    phonenumber::Type::Voicemail,
-];
-
-fn validate(number: &PhoneNumber) -> Result<ParsedNumber, NumberError> {
-    let code = number.code().value();
-    let Some(candidates) = DATABASE.by_code(&code) else {
-        return Err(NumberError::UnknownCountryCode);
-    };
-    let national = number.national().to_string();
-    let region_name = number.country().id().map_or_else(
-        || {
-            candidates
-                .first()
-                .map_or_else(|| format!("+{code}"), |m| m.id().to_owned())
-        },
-        |id| id.as_ref().to_owned(),
-    );
-
-    if !number.is_valid() {
-        // Explain with the lengths the plan(s) of this calling code allow.
-        // The number's own region if libphonenumber could tell, else the
-        // main country of the calling code (US for +1, GB for +44).
-        let plan: Vec<_> = if let Some(meta) = number
-            .country()
-            .id()
-            .and_then(|id| DATABASE.by_id(id.as_ref()))
-        {
-            vec![meta]
-        } else {
-            let main: Vec<_> = candidates
-                .iter()
-                .copied()
-                .filter(|m| m.is_main_country_for_code())
-                .collect();
-            if main.is_empty() {
-                candidates.clone()
-            } else {
-                main
-            }
-        };
-        let lengths = plan.iter().flat_map(|m| {
-            let d = m.descriptors();
-            std::iter::once(d.general())
-                .chain(LENGTH_TYPES.iter().filter_map(|t| d.get(*t)))
-                .flat_map(|desc| desc.possible_length().iter().copied())
-        });
-        let (min, max) = lengths.fold((u16::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
-        let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
-        let place = format!("{region_name} (+{code})");
-        return Err(if min != u16::MAX && len < min {
-            NumberError::TooShort(place)
-        } else if len > max {
-            NumberError::TooLong(place)
-        } else {
-            NumberError::InvalidForRegion(place)
-        });
-    }
-
-    let e164 = number.format().mode(Mode::E164).to_string();
-    // libphonenumber accepts some numbers longer than E.164 allows (found by
-    // fuzzing: German numbers with letters read as vanity digits). E.164 is
-    // at most 15 digits; anything else is not hashable as a number.
-    let digits = &e164[e164.len().min(1)..];
-    if !e164.starts_with('+')
-        || !(3..=15).contains(&digits.len())
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(NumberError::TooLong(format!("E.164 (+{code})")));
-    }
-    Ok(ParsedNumber {
-        e164: E164(e164),
-        country_code: code,
-        region: region_name,
-        line: LineType::from(number.number_type(&DATABASE)),
-    })
 }
 
 impl From<phonenumber::Type> for LineType {

@@ -644,6 +644,33 @@ const NUMBER_CASES: &[(&str, &str, Option<&str>, bool)] = &[
         None,
         false,
     ),
+    // Numbering plans (metadata release in §2): the national prefix is
+    // removed only when a number of the plan remains, leading zeros stay
+    // in the national number, and a shared calling code resolves to the
+    // region whose plan assigns the number.
+    ("ru-toll-free", "+7 800 123-45-67", None, false),
+    (
+        "ru-toll-free-with-national-prefix",
+        "8 800 123-45-67",
+        Some("RU"),
+        false,
+    ),
+    ("by-toll-free-keeps-its-80", "8011234567", Some("BY"), false),
+    ("lt-toll-free", "+370 800 12345", None, false),
+    ("it-fixed-leading-zero", "+39 02 1234 5678", None, false),
+    (
+        "va-shares-the-italian-code",
+        "+39 06 698 12345",
+        None,
+        false,
+    ),
+    ("kz-shares-the-russian-code", "+7 771 000 9998", None, false),
+    (
+        "unassigned-within-the-lengths",
+        "+7 000 123 45 67",
+        None,
+        false,
+    ),
 ];
 
 fn number_vectors() -> Vec<Json> {
@@ -656,7 +683,12 @@ fn number_vectors() -> Vec<Json> {
                 Letters::Refuse
             };
             let expected = match parse_number_with(input, *region, letters) {
-                Ok(n) => json!({ "e164": n.e164.as_str() }),
+                Ok(n) => json!({
+                    "e164": n.e164.as_str(),
+                    "cc": n.country_code,
+                    "region": n.region,
+                    "line": n.line.as_str(),
+                }),
                 Err(e) => json!({ "error": e.code() }),
             };
             json!({
@@ -738,20 +770,48 @@ fn number_vectors_refuse_letters_unless_vanity_is_asked_for() {
         json!({"error": "has_letters"})
     );
     assert_eq!(
-        expected("vanity-toll-free-opted-in"),
-        json!({"e164": "+18003569377"})
+        expected("vanity-toll-free-opted-in")["e164"],
+        json!("+18003569377")
     );
     assert_eq!(
         expected("letter-l-for-one"),
         json!({"error": "has_letters"})
     );
     assert_eq!(
-        expected("tel-uri-is-not-letters"),
-        json!({"e164": "+14155550134"})
+        expected("tel-uri-is-not-letters")["e164"],
+        json!("+14155550134")
     );
     assert_eq!(
         expected("extension-before-letters"),
         json!({"error": "has_extension"})
+    );
+}
+
+#[test]
+fn number_vectors_read_numbering_plans_as_libphonenumber_does() {
+    let numbers = number_vectors();
+    let expected =
+        |name: &str| numbers.iter().find(|v| v["name"] == name).unwrap()["expected"].clone();
+    let ru_toll_free =
+        json!({"e164": "+78001234567", "cc": 7, "region": "RU", "line": "toll-free"});
+    assert_eq!(expected("ru-toll-free"), ru_toll_free);
+    assert_eq!(expected("ru-toll-free-with-national-prefix"), ru_toll_free);
+    assert_eq!(
+        expected("by-toll-free-keeps-its-80")["e164"],
+        json!("+3758011234567")
+    );
+    assert_eq!(expected("it-fixed-leading-zero")["line"], json!("fixed"));
+    assert_eq!(
+        expected("va-shares-the-italian-code")["region"],
+        json!("VA")
+    );
+    assert_eq!(
+        expected("kz-shares-the-russian-code")["region"],
+        json!("KZ")
+    );
+    assert_eq!(
+        expected("unassigned-within-the-lengths"),
+        json!({"error": "invalid_for_region"})
     );
 }
 
