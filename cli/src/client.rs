@@ -8,11 +8,12 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use serde_json::{json, Value};
 use sightline_node::config::Scope;
+use sightline_node::node::MAX_BATCH;
 use sightline_node::{Band, NodeConfig};
 use sightline_protocol::import::{parse_csv, ImportRow};
 use sightline_protocol::{Channel, Kind, Verdict};
 
-use crate::{Connection, Failure, EXIT_INPUT, EXIT_UNREACHABLE};
+use crate::{Connection, Failure, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
 
 /// Largest batch sent in one request by `import`.
 const IMPORT_BATCH: usize = 1000;
@@ -41,11 +42,27 @@ fn resolve(conn: &Connection, scope: Scope) -> Result<(String, Option<String>), 
             .map(|t| t.secret.clone());
         Ok((format!("http://{addr}"), conn.token.clone().or(token)))
     } else if let Some(api) = &conn.api {
-        Ok((api.trim_end_matches('/').to_owned(), conn.token.clone()))
+        Ok((api_base(api)?, conn.token.clone()))
     } else {
         Err(Failure::input(anyhow!(
             "no node given: use --config FILE, or --api URL (env SIGHTLINE_API) with --token (env SIGHTLINE_TOKEN)"
         )))
+    }
+}
+
+/// `--api` as a base URL: an `http` or `https` URL with a host, without a
+/// trailing slash. A bare `127.0.0.1:7300` is refused with the fix, not
+/// sent somewhere unexpected.
+fn api_base(api: &str) -> Result<String, Failure> {
+    let url = reqwest::Url::parse(api).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    match url {
+        Some(_) => Ok(api.trim_end_matches('/').to_owned()),
+        None => Err(Failure::input(anyhow!(
+            "--api {api:?} is not an http(s) URL; write it with its scheme, e.g. --api http://{}",
+            api.trim_start_matches("//")
+        ))),
     }
 }
 
@@ -63,26 +80,31 @@ impl Api {
         Ok(Api { base, token, http })
     }
 
+    /// A request that got no answer: exit 4 if it timed out (the node may
+    /// have applied it: say so, and do not claim it was unreachable), else 3.
+    fn send_failure(&self, e: &reqwest::Error) -> Failure {
+        if e.is_timeout() {
+            Failure {
+                code: EXIT_RETRY,
+                error: anyhow!(
+                    "timed out waiting for {}; the request may have been applied: {e}",
+                    self.base
+                ),
+            }
+        } else {
+            Failure {
+                code: EXIT_UNREACHABLE,
+                error: anyhow!("node unreachable at {}: {e}", self.base),
+            }
+        }
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         let request = match &self.token {
             Some(t) => request.bearer_auth(t),
             None => request,
         };
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                // The node may have applied the request: say so, and do not
-                // claim it was unreachable.
-                Failure::from(anyhow!(
-                    "timed out waiting for {}; the request may have been applied: {e}",
-                    self.base
-                ))
-            } else {
-                Failure {
-                    code: EXIT_UNREACHABLE,
-                    error: anyhow!("node unreachable at {}: {e}", self.base),
-                }
-            }
-        })?;
+        let response = request.send().await.map_err(|e| self.send_failure(&e))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -105,10 +127,7 @@ impl Api {
         if let Some(t) = &self.token {
             request = request.bearer_auth(t);
         }
-        let mut response = request.send().await.map_err(|e| Failure {
-            code: EXIT_UNREACHABLE,
-            error: anyhow!("node unreachable at {}: {e}", self.base),
-        })?;
+        let mut response = request.send().await.map_err(|e| self.send_failure(&e))?;
         let status = response.status();
         if !status.is_success() {
             let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -125,11 +144,10 @@ impl Api {
             .tempfile_in(dir)
             .with_context(|| format!("creating a file in {}", dir.display()))?;
         let mut written = 0u64;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| anyhow!("the node cut the backup short ({e}); nothing was written"))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| Failure {
+            code: EXIT_RETRY,
+            error: anyhow!("the node cut the backup short ({e}); nothing was written"),
+        })? {
             staged.write_all(&chunk)?;
             written += chunk.len() as u64;
         }
@@ -153,14 +171,14 @@ impl Api {
 }
 
 /// The failure for an error answer: exit 2 for a client error (the input
-/// or the token), 1 for 429 and server errors ("retry later").
+/// or the token), 4 for 429 and server errors ("retry later").
 fn api_failure(status: reqwest::StatusCode, body: Value) -> Failure {
     let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
     let code = body["error"].as_str().unwrap_or("error").to_owned();
-    let exit = if status.is_client_error() && status.as_u16() != 429 {
+    let exit = if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
         EXIT_INPUT
     } else {
-        1
+        EXIT_RETRY
     };
     Failure {
         code: exit,
@@ -361,7 +379,7 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     }
     // A match matters more to a gateway than a malformed neighbour in the batch.
     if hit {
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(EXIT_MATCHED));
     }
     Ok(if invalid > 0 {
         ExitCode::from(EXIT_INPUT)
@@ -528,6 +546,11 @@ pub(crate) struct ImportArgs {
     /// Default region for national numbers.
     #[arg(long)]
     region: Option<String>,
+    /// Store the valid rows even if others are rejected. Without it an
+    /// import stores every row or none (up to 10,000 rows, one batch the
+    /// node stores whole).
+    #[arg(long)]
+    partial: bool,
     #[command(flatten)]
     conn: Connection,
 }
@@ -539,6 +562,9 @@ struct BadRow {
     reason: String,
 }
 
+/// A row ready to send: its line, its number as written, its JSON.
+type Row = (u64, String, Value);
+
 /// The JSON submission for a parsed import row.
 fn row_json(row: &ImportRow, region: Option<&str>) -> Value {
     json!({
@@ -548,12 +574,9 @@ fn row_json(row: &ImportRow, region: Option<&str>) -> Value {
     })
 }
 
-/// `sightline import`: bad rows are reported with their line numbers and
-/// never stop the good ones. Exit 0 if every row was imported, 2 if some
-/// were rejected.
-#[allow(clippy::too_many_lines)]
-pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
-    let api = Api::new(&args.conn, Scope::Submit)?;
+/// The file's rows as the node will get them, and the rows refused before
+/// sending (with their line numbers).
+fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
     let reader: Box<dyn std::io::Read> = if args.file == "-" {
         Box::new(std::io::stdin())
     } else {
@@ -564,7 +587,7 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
         )
     };
     let parsed = parse_csv(reader, args.region.as_deref()).map_err(Failure::input)?;
-    let mut bad: Vec<BadRow> = parsed
+    let bad = parsed
         .errors
         .into_iter()
         .map(|e| BadRow {
@@ -580,7 +603,7 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
         }
         other => other,
     };
-    let good: Vec<(u64, String, Value)> = parsed
+    let good = parsed
         .rows
         .iter()
         .map(|r| {
@@ -591,6 +614,115 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
             )
         })
         .collect();
+    Ok((good, bad))
+}
+
+/// The rows of `sent` the node refused in an `invalid_batch` answer, or
+/// `None` if the failure is not one.
+fn refused_rows(failure: &Failure, sent: &[&Row]) -> Option<Vec<(usize, BadRow)>> {
+    if failure.code != EXIT_INPUT {
+        return None;
+    }
+    let items = failure.error.downcast_ref::<ApiFailure>()?.body["items"].as_array()?;
+    let refused: Vec<_> = items
+        .iter()
+        .filter_map(|item| {
+            let i = usize::try_from(item["index"].as_u64()?).ok()?;
+            let (line, number, _) = sent.get(i)?;
+            Some((
+                i,
+                BadRow {
+                    line: *line,
+                    number: number.clone(),
+                    reason: item["reason"].as_str().unwrap_or("refused").to_owned(),
+                },
+            ))
+        })
+        .collect();
+    (!refused.is_empty()).then_some(refused)
+}
+
+fn print_rejected(bad: &mut [BadRow]) {
+    bad.sort_by_key(|b| b.line);
+    for b in bad.iter() {
+        if b.number.is_empty() {
+            println!("  line {}: {}", b.line, b.reason);
+        } else {
+            println!("  line {} ({}): {}", b.line, b.number, b.reason);
+        }
+    }
+}
+
+fn count(answer: &Value, field: &str) -> usize {
+    answer[field]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// `sightline import`: every row or none. Rows the file or the node
+/// refuses are listed by line and nothing is stored (exit 2); a failure of
+/// the node stores nothing either (the node stores a batch whole). With
+/// `--partial`, the valid rows are stored and the rest listed (exit 2 if
+/// any were rejected).
+pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Submit)?;
+    let (good, mut bad) = read_rows(args)?;
+    if args.partial {
+        return import_partial(&api, good, bad).await;
+    }
+    let total = good.len() + bad.len();
+    if good.len() > MAX_BATCH {
+        return Err(Failure::input(anyhow!(
+            "{total} rows: an import stores every row or none, up to {MAX_BATCH} rows (one batch \
+             the node stores whole); split the file, or use --partial; nothing was stored"
+        )));
+    }
+    if bad.is_empty() && !good.is_empty() {
+        let body = Value::Array(good.iter().map(|(_, _, v)| v.clone()).collect());
+        match api.post("/api/v1/sightings", &body).await {
+            Ok(answer) => {
+                let existing = count(&answer, "existing");
+                println!(
+                    "imported {} row(s): {} new report(s), {existing} already stored",
+                    good.len(),
+                    count(&answer, "accepted").saturating_sub(existing)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(failure) => {
+                let sent: Vec<&Row> = good.iter().collect();
+                match refused_rows(&failure, &sent) {
+                    Some(refused) => bad.extend(refused.into_iter().map(|(_, b)| b)),
+                    None => {
+                        return Err(Failure {
+                            code: failure.code,
+                            error: failure.error.context("import: nothing was stored"),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    if bad.is_empty() {
+        println!("imported 0 row(s): the file has no rows");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "nothing was stored: {} of {total} row(s) rejected (fix them, or use --partial to store the others)",
+        bad.len()
+    );
+    print_rejected(&mut bad);
+    Ok(ExitCode::from(EXIT_INPUT))
+}
+
+/// `sightline import --partial`: bad rows are reported with their line
+/// numbers and never stop the good ones.
+async fn import_partial(
+    api: &Api,
+    good: Vec<Row>,
+    mut bad: Vec<BadRow>,
+) -> Result<ExitCode, Failure> {
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(good.len() as u64);
         bar.set_style(
@@ -603,71 +735,45 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
     };
     let mut imported = 0usize;
     for chunk in good.chunks(IMPORT_BATCH) {
-        let mut pending: Vec<&(u64, String, Value)> = chunk.iter().collect();
+        let mut pending: Vec<&Row> = chunk.iter().collect();
         // The node validates a batch whole; rows it refuses are reported and
         // the rest are sent again.
         while !pending.is_empty() {
             let body = Value::Array(pending.iter().map(|(_, _, v)| v.clone()).collect());
             match api.post("/api/v1/sightings", &body).await {
                 Ok(answer) => {
-                    imported += answer["accepted"]
-                        .as_u64()
-                        .and_then(|n| usize::try_from(n).ok())
-                        .unwrap_or(0);
+                    imported += count(&answer, "accepted");
                     progress.inc(pending.len() as u64);
                     break;
                 }
-                Err(Failure {
-                    code: EXIT_INPUT,
-                    error,
-                }) => {
-                    let Some(api_error) = error.downcast_ref::<ApiFailure>() else {
-                        return Err(Failure::input(error));
+                Err(failure) => {
+                    let Some(refused) = refused_rows(&failure, &pending) else {
+                        progress.finish_and_clear();
+                        let error = failure
+                            .error
+                            .context(format!("import: {imported} row(s) were stored before this"));
+                        return Err(Failure {
+                            code: failure.code,
+                            error,
+                        });
                     };
-                    let items = api_error.body["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    if items.is_empty() {
-                        return Err(Failure::input(error));
-                    }
-                    let mut refused = std::collections::BTreeSet::new();
-                    for item in items {
-                        if let Some(i) =
-                            item["index"].as_u64().and_then(|i| usize::try_from(i).ok())
-                        {
-                            if let Some((line, number, _)) = pending.get(i) {
-                                bad.push(BadRow {
-                                    line: *line,
-                                    number: number.clone(),
-                                    reason: item["reason"].as_str().unwrap_or("refused").to_owned(),
-                                });
-                                refused.insert(i);
-                            }
-                        }
-                    }
                     progress.inc(refused.len() as u64);
+                    let indexes: std::collections::BTreeSet<usize> =
+                        refused.iter().map(|(i, _)| *i).collect();
+                    bad.extend(refused.into_iter().map(|(_, b)| b));
                     pending = pending
                         .into_iter()
                         .enumerate()
-                        .filter(|(i, _)| !refused.contains(i))
+                        .filter(|(i, _)| !indexes.contains(i))
                         .map(|(_, r)| r)
                         .collect();
                 }
-                Err(other) => return Err(other),
             }
         }
     }
     progress.finish_and_clear();
-    bad.sort_by_key(|b| b.line);
     println!("imported {imported} row(s), rejected {}", bad.len());
-    for b in &bad {
-        if b.number.is_empty() {
-            println!("  line {}: {}", b.line, b.reason);
-        } else {
-            println!("  line {} ({}): {}", b.line, b.number, b.reason);
-        }
-    }
+    print_rejected(&mut bad);
     Ok(if bad.is_empty() {
         ExitCode::SUCCESS
     } else {

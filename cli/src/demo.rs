@@ -216,8 +216,16 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
         lookup.score.brands.iter().cloned().collect::<Vec<_>>().join(", "),
     );
     let (_, token) = &files[2];
+    // The binary's real path: after `cargo run` no `sightline` is on the PATH.
+    let exe = std::env::current_exe()
+        .map_or_else(|_| "sightline".to_owned(), |p| p.display().to_string());
+    let exe = if exe.contains(char::is_whitespace) {
+        format!("'{exe}'")
+    } else {
+        exe
+    };
     println!(
-        "Try:     sightline lookup --api http://{} --token {token} \"+1 415 555 0103\" \"+1 415 555 0150\"",
+        "Try:     {exe} lookup --api http://{} --token {token} \"+1 415 555 0103\" \"+1 415 555 0150\"",
         cert.web
     );
     println!("Files:   {}", dir.path().display());

@@ -1,9 +1,16 @@
 //! `sightline`: the one binary operators, analysts and scripts use.
 //!
 //! `main` is tiny: it parses flags, calls [`run`], and turns the outcome into
-//! an exit code scripts can rely on:
-//! 0 success; 1 `lookup --fail-on` matched (or an unexpected failure);
-//! 2 usage or input error; 3 node unreachable.
+//! an exit code scripts can rely on (README.md, "Exit codes"):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | `lookup --fail-on` matched, and nothing else |
+//! | 2 | usage or input error (a bad flag, number, file or token; a 4xx answer other than 429): nothing was done |
+//! | 3 | the node could not be reached |
+//! | 4 | the node is busy or failing (429, 5xx) or did not answer in time: retry later |
+//! | 5 | any other failure (a local file, the node failing to start) |
 
 use std::process::ExitCode;
 
@@ -22,10 +29,16 @@ mod serve;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Exit code when `lookup --fail-on` matched; nothing else exits 1.
+pub(crate) const EXIT_MATCHED: u8 = 1;
 /// Exit code for usage and input errors.
 pub(crate) const EXIT_INPUT: u8 = 2;
 /// Exit code when the node cannot be reached.
 pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+/// Exit code when the node answered 429 or 5xx, or did not answer in time.
+pub(crate) const EXIT_RETRY: u8 = 4;
+/// Exit code for any other failure.
+pub(crate) const EXIT_FAILED: u8 = 5;
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
@@ -49,7 +62,7 @@ impl Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         Failure {
-            code: 1,
+            code: EXIT_FAILED,
             error: error.into(),
         }
     }

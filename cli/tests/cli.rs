@@ -418,7 +418,7 @@ fn client_commands_against_a_running_node() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("+18003569377"), "{}", stdout(&out));
 
-    // Import with bad rows: good rows land, bad ones are listed by line.
+    // Import --partial with bad rows: good rows land, bad ones are listed by line.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -434,7 +434,15 @@ fn client_commands_against_a_running_node() {
                ,vishing,voice,,50,,,1\n"
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["import", "-", "--api", &node.api, "--token", WRITE_TOKEN])
+        .args([
+            "import",
+            "-",
+            "--partial",
+            "--api",
+            &node.api,
+            "--token",
+            WRITE_TOKEN,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -561,6 +569,129 @@ fn client_commands_against_a_running_node() {
     assert_eq!(code(&sightline(&["status"])), 2);
 }
 
+/// Runs `sightline import -` with `csv` on stdin.
+fn import(csv: &str, extra: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["import", "-"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn import_stores_every_row_or_none_and_exit_codes_tell_retry_from_match() {
+    let options = sightline_tests::Options {
+        limits: sightline_node::store::Limits {
+            records_per_hour: 3,
+            numbers_per_day: 100,
+        },
+        ..sightline_tests::Options::default()
+    };
+    let cluster = Cluster::build(&[("Bank", 0.8), ("Carrier", 0.6)], &options);
+    let config = node_with_web_port(&cluster, 0);
+    let node = RunningNode::start(&config);
+    let api = ["--api", node.api.as_str(), "--token", WRITE_TOKEN];
+    let reported = |number: &str| {
+        let out = sightline(&["lookup", number, "--fail-on", "low", "--api", &node.api]);
+        match code(&out) {
+            0 => false,
+            1 => true,
+            other => panic!("lookup exit {other}: {}", stderr(&out)),
+        }
+    };
+
+    // One bad row: nothing is stored, and the output says so.
+    let csv = "number,kind,confidence\n+1 415 555 0121,smishing,90\n+1 415 555 012,smishing,90\n";
+    let out = import(csv, &api);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nothing was stored: 1 of 2 row(s) rejected")
+            && stdout(&out).contains("line 3"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!reported("+14155550121"));
+
+    // A row the node refuses (not the file): nothing stored either.
+    let csv = "number,kind,confidence\n+1 415 555 0121,smishing,90\n+1 415 555 0122,smishing,90\n";
+    let out = import(csv, &["--api", &node.api, "--token", READ_TOKEN]);
+    assert_eq!(
+        code(&out),
+        2,
+        "a read token cannot import: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("nothing was stored"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!reported("+14155550121"));
+
+    // --partial stores the good row.
+    let csv = "number,kind,confidence\n+1 415 555 0121,smishing,90\n+1 415 555 012,smishing,90\n";
+    let out = import(csv, &[&["--partial"][..], &api[..]].concat());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("imported 1 row(s), rejected 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(reported("+14155550121"));
+
+    // Over the organization's limit (3 records an hour; 1 used): the node
+    // answers 429, the import exits 4 ("retry later") and stores nothing.
+    let csv = "number,kind,confidence\n+1 415 555 0131,smishing,90\n\
+               +1 415 555 0132,smishing,90\n+1 415 555 0133,smishing,90\n";
+    let out = import(csv, &api);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("over_origin_limit") && stderr(&out).contains("nothing was stored"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!reported("+14155550131") && !reported("+14155550133"));
+    // Two rows fit: all of them are stored.
+    let csv = "number,kind,confidence\n+1 415 555 0131,smishing,90\n+1 415 555 0132,smishing,90\n";
+    let out = import(csv, &api);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("imported 2 row(s): 2 new report(s), 0 already stored"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(reported("+14155550131") && reported("+14155550132"));
+    // A submit over the limit is a 429 too: exit 4, not 1.
+    let out = sightline(
+        &[
+            &["submit", "+1 415 555 0141", "--kind", "bec"][..],
+            &api[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+
+    // --api without a scheme: a usage error that shows the fix.
+    let bare = node.api.trim_start_matches("http://");
+    let out = sightline(&["status", "--api", bare, "--token", READ_TOKEN]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("--api http://{bare}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn run_refuses_a_bad_config_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -585,6 +716,13 @@ fn demo_check_converges_and_exits_zero() {
         text.matches("http://127.0.0.1:").count(),
         4,
         "three web URLs and the example: {text}"
+    );
+    // The example command names the binary that ran, which works without
+    // `sightline` on the PATH.
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_sightline")).unwrap();
+    assert!(
+        text.contains(&format!("Try:     {} lookup --api", exe.display())),
+        "{text}"
     );
 }
 
@@ -927,7 +1065,7 @@ fn backup_of_a_running_node_restores_to_an_identical_node() {
     // A restored node does not sign until a peer has told it which of its
     // own records it holds (a later one than the backup's would be reused).
     let out = submit();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(code(&out), 4, "503: retry later: {}", stderr(&out));
     assert!(
         stderr(&out).contains("own_seq_unconfirmed"),
         "{}",
