@@ -61,9 +61,19 @@ fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError
     })
 }
 
+/// Stands in for a secret in `Debug` output: configuration is logged and
+/// printed in errors, its secrets never are.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// `network.toml` as written: distributed out of band by whoever runs the
 /// community, identical on every member node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
     /// Display name of the community, e.g. "Example Banking ISAC".
@@ -86,6 +96,20 @@ pub struct NetworkFile {
     /// Must be identical on every node, like the rest of this file.
     #[serde(default)]
     pub limits: crate::store::Limits,
+}
+
+impl std::fmt::Debug for NetworkFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkFile")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("hash_key", &Redacted)
+            .field("psk", &self.psk.as_ref().map(|_| Redacted))
+            .field("bootstrap", &self.bootstrap)
+            .field("members", &self.members)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// One `[[member]]` of `network.toml`.
@@ -119,7 +143,7 @@ pub struct Member {
 }
 
 /// `network.toml`, validated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetworkConfig {
     /// Display name.
     pub name: String,
@@ -135,6 +159,20 @@ pub struct NetworkConfig {
     pub members: Vec<Member>,
     /// Per-origin limits.
     pub limits: crate::store::Limits,
+}
+
+impl std::fmt::Debug for NetworkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkConfig")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("hash_key", &self.hash_key)
+            .field("psk", &self.psk.as_ref().map(|_| Redacted))
+            .field("bootstrap", &self.bootstrap)
+            .field("members", &self.members)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl NetworkConfig {
@@ -336,7 +374,7 @@ pub struct NodeFile {
 }
 
 /// One `[[token]]` of `sightline.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFile {
     /// Who holds it (shown in logs, never the token itself).
@@ -345,6 +383,16 @@ pub struct TokenFile {
     pub token: String,
     /// `read`, `submit` and/or `admin` (backups).
     pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("name", &self.name)
+            .field("token", &Redacted)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -686,6 +734,50 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let psk = encode_key32(&[9; 32]);
+        let network = network_text(&peer().to_string()).replace(
+            "id = \"test-net\"\n",
+            &format!("id = \"test-net\"\npsk = \"{psk}\"\n"),
+        );
+        write(dir.path(), "network.toml", &network);
+        let token = "a-secret-token-a-secret-token";
+        let file = write(
+            dir.path(),
+            "sightline.toml",
+            &format!(
+                "network = \"network.toml\"\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[[token]]\nname = \"soar\"\ntoken = \"{token}\"\nscopes = [\"read\"]\n"
+            ),
+        );
+        let config = NodeConfig::load(&file).unwrap();
+        assert!(config.network.psk.is_some());
+        let raw: NetworkFile = toml::from_str(&network).unwrap();
+        let raw_token: TokenFile = toml::from_str(&format!(
+            "name = \"soar\"\ntoken = \"{token}\"\nscopes = []\n"
+        ))
+        .unwrap();
+        let hash_key = encode_key32(&[7; 32]);
+        for printed in [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{raw:?}"),
+            format!("{raw_token:?}"),
+        ] {
+            for secret in [
+                psk.as_str(),
+                hash_key.as_str(),
+                token,
+                "[9, 9, 9",
+                "9, 9, 9]",
+            ] {
+                assert!(!printed.contains(secret), "{secret} printed in {printed}");
+            }
+            assert!(printed.contains("redacted"), "{printed}");
+        }
     }
 
     #[test]
