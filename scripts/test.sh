@@ -103,4 +103,7 @@ cargo run -q -p sightline --locked -- demo --check
 
 step "workspace tests (nextest) and doc tests"
 cargo test --workspace --doc --locked -q 2>&1 | tail -n 2
-cargo nextest run --workspace --locked --profile ci
+# The system tests (root for network namespaces and tmpfs, Chromium, the
+# container linters, systemd-analyze) are #[ignore]d for plain `cargo test`,
+# which lists them; everything they need is installed above.
+cargo nextest run --workspace --locked --profile ci --run-ignored all

@@ -18,6 +18,7 @@ fn unit_for_verification() -> (tempfile::TempDir, PathBuf) {
 }
 
 #[test]
+#[ignore = "system test, needs systemd-analyze (Debian's systemd); bash scripts/test.sh runs it (or: cargo test -- --include-ignored)"]
 fn the_systemd_unit_verifies_cleanly_and_is_hardened() {
     let (_dir, unit) = unit_for_verification();
     let out = Command::new("systemd-analyze")
@@ -91,6 +92,7 @@ fn lint(tool: &Path, args: &[&Path]) {
 }
 
 #[test]
+#[ignore = "system test, needs hadolint, yamllint (Python) and dclint (npm); bash scripts/test.sh runs it (or: cargo test -- --include-ignored)"]
 fn the_container_files_pass_hadolint_dclint_and_yamllint() {
     let root = repo();
     let containerfile = root.join("deploy/container/Containerfile");

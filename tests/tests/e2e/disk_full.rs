@@ -109,6 +109,7 @@ impl Http {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test, needs root to mount a small tmpfs; bash scripts/test.sh runs it (or: cargo test -- --include-ignored)"]
 async fn a_full_disk_refuses_writes_reports_itself_and_recovers_when_space_returns() {
     let mut cluster = Cluster::new(&[("Bank", 0.8), ("Carrier", 0.6)]);
     let disk = Tmpfs::mount(&cluster.dir.path().join("disk"), "24m");
