@@ -108,6 +108,9 @@ pub struct PeerInfo {
     pub addresses: Vec<String>,
     /// Gossipsub score, if connected.
     pub gossip_score: Option<f64>,
+    /// This node's trust in the organization (filled in by the node, which
+    /// owns the configuration; the network does not score reports).
+    pub trust: Option<f64>,
 }
 
 /// Network-level counters for status.
@@ -785,6 +788,7 @@ impl EventLoop {
                     .map(|a| a.iter().map(ToString::to_string).collect())
                     .unwrap_or_default(),
                 gossip_score: gossipsub.peer_score(peer),
+                trust: None,
             })
             .collect();
         out.sort_by(|a, b| a.org.cmp(&b.org));

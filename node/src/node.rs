@@ -1142,7 +1142,17 @@ impl NodeHandle {
 
     /// Every member node, connected or not.
     pub async fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.client.peers().await.unwrap_or_default()
+        let mut peers = self.inner.client.peers().await.unwrap_or_default();
+        let config = &self.inner.config;
+        for p in &mut peers {
+            p.trust = config
+                .network
+                .members
+                .iter()
+                .find(|m| m.peer_id.to_string() == p.peer_id)
+                .map(|m| config.trust_of(m, &self.inner.peer_id));
+        }
+        peers
     }
 
     /// Node status.

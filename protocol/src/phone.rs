@@ -11,9 +11,11 @@ use phonenumber::{country, ParseError};
 use crate::sighting::LineType;
 
 mod plan;
+mod text;
 
 use plan::METADATA;
 pub use plan::METADATA_RELEASE;
+pub use text::{candidates_in, MAX_CANDIDATES};
 
 /// Longest input accepted before parsing. Real pasted numbers with formatting
 /// and a `tel:` prefix stay far below this; longer input is not a phone number

@@ -3,15 +3,17 @@
 // types a number into the labelled field, submits the form, and reports the
 // rendered verdict as JSON on stdout, with every URL the browser requested
 // (so the caller can check that no token or number travelled in one).
-// Saves a screenshot.
+// Then pastes MESSAGE (an SMS) into "Check a message" with default region
+// REGION and reports the numbers found and their bands, and measures the
+// peers page in a 1280-pixel window. Saves screenshots.
 //
-// usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png
+// usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png MESSAGE REGION
 import { chromium } from "playwright-core";
 
-const [base, number, screenshot] = process.argv.slice(2);
+const [base, number, screenshot, message, region] = process.argv.slice(2);
 const token = process.env.SIGHTLINE_TOKEN;
-if (!base || !number || !screenshot || !token) {
-  console.error("usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png");
+if (!base || !number || !screenshot || !message || !region || !token) {
+  console.error("usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png MESSAGE REGION");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -22,7 +24,7 @@ const browser = await chromium.launch({
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const urls = [];
   const consoleErrors = [];
@@ -51,7 +53,32 @@ try {
     reporters: await page.locator("table tbody tr td:first-child").allTextContents(),
     block: (await page.locator("#block-activity").textContent()).trim(),
   };
+  result.explained = await page.locator("summary", { hasText: "How this score is computed" }).isVisible();
   await page.screenshot({ path: screenshot, fullPage: true });
+  // Paste a message: every number in it is looked up.
+  await page.locator("summary", { hasText: "Check a message" }).click();
+  await page.getByLabel("Message text").fill(message);
+  await page.locator("#message-region").fill(region);
+  await Promise.all([
+    page.waitForLoadState("load"),
+    page.getByRole("button", { name: "Find and check its numbers" }).click(),
+  ]);
+  await page.locator("#checked").waitFor({ timeout: 10000 });
+  result.message = {
+    url: page.url(),
+    heading: (await page.locator("#many h2").textContent()).trim(),
+    numbers: await page.locator("#checked td.number").allTextContents(),
+    bands: await page.locator("#checked [data-band]").evaluateAll((els) => els.map((e) => e.getAttribute("data-band"))),
+    activeBlock: await page.locator("#checked strong.warning").count(),
+  };
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-message.png"), fullPage: true });
+  // The peers page fits the window: nothing scrolls sideways.
+  await page.goto(new URL("/peers", base).href, { waitUntil: "load" });
+  result.peers = {
+    overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+    trust: await page.locator("table.peers tbody tr td:nth-child(2)").allTextContents(),
+  };
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-peers.png"), fullPage: true });
   // Sign out: back to the sign-in page, and the lookup page is closed again.
   await Promise.all([
     page.waitForURL((url) => url.pathname.startsWith("/login")),

@@ -128,6 +128,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found);
     Router::new()
         .route("/", get(pages::lookup_form).post(pages::lookup))
+        .route("/bulk", post(pages::bulk))
+        .route("/message", post(pages::message))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/recent", get(pages::recent))

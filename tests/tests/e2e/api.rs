@@ -625,6 +625,36 @@ async fn openapi_metrics_and_pages() {
     let invalid = post_form(&state, "/", "number=hello").await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert!(invalid.text.contains("role=\"alert\"") && invalid.text.contains("hello"));
+    // Several numbers, one per line: each checked once, a bad line said so.
+    let bulk = post_form(
+        &state,
+        "/bulk",
+        "numbers=%2B44+20+7946+0958%0Ahello%0A%2B44+20+7946+0958",
+    )
+    .await;
+    assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.text);
+    assert!(bulk.text.contains("2 number(s) checked"), "{}", bulk.text);
+    assert!(bulk.text.contains("data-band=\"medium\""), "{}", bulk.text);
+    assert!(
+        bulk.text.contains("not a number Sightline can look up"),
+        "{}",
+        bulk.text
+    );
+    // A pasted message: its number found and checked, the rest left out.
+    let message = post_form(
+        &state,
+        "/message",
+        "message=HMRC%3A+call+%2B44+20+7946+0958+today%2C+ref+2026-12-07&region=",
+    )
+    .await;
+    assert_eq!(message.status, StatusCode::OK, "{}", message.text);
+    assert!(
+        message.text.contains("1 number(s) found in the message")
+            && message.text.contains("data-band=\"medium\"")
+            && message.text.contains("How this score is computed"),
+        "{}",
+        message.text
+    );
     // A number in the URL is refused, not looked up.
     let in_url = get(&state, "/?number=%2B44+20+7946+0958", None).await;
     assert_eq!(in_url.status, StatusCode::BAD_REQUEST);

@@ -65,6 +65,10 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
             .env("SIGHTLINE_TOKEN", READ_TOKEN)
             .args(["lookup.mjs", &url, "+1 (415) 555-0101"])
             .arg(&screenshot)
+            .args([
+                "Example Bank: your card is locked. Call +1 415-555-0101 now, or text 415 555 0177. Ref 88213.",
+                "US",
+            ])
             .output()
             .expect("node runs")
     })
@@ -120,6 +124,34 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
     assert!(
         reporters.contains(&"Bank") && reporters.contains(&"Carrier"),
         "{reporters:?}"
+    );
+    assert_eq!(result["explained"], true, "{result}");
+    // The pasted message: both numbers found (one national, read with the
+    // region), the reported one high, its unreported neighbour flagged as
+    // sitting in an active block; the reference number is not a phone number.
+    let message = &result["message"];
+    assert_eq!(
+        message["numbers"],
+        serde_json::json!(["+14155550101", "+14155550177"]),
+        "{result}"
+    );
+    assert_eq!(
+        message["bands"],
+        serde_json::json!(["high", "none"]),
+        "{result}"
+    );
+    assert_eq!(message["activeBlock"], 1, "{result}");
+    assert!(
+        message["url"].as_str().unwrap().ends_with("/message"),
+        "{result}"
+    );
+    // Peers: this node's trust in each organization, and nothing wider
+    // than a 1280-pixel window.
+    assert_eq!(result["peers"]["overflow"], 0, "{result}");
+    assert_eq!(
+        result["peers"]["trust"],
+        serde_json::json!(["0.80", "0.70"]),
+        "{result}"
     );
     let png = std::fs::read(artifacts.join("lookup-page.png")).unwrap();
     assert!(
