@@ -1,16 +1,25 @@
-//! `/metrics` in Prometheus text format: the node's counters and HTTP
-//! request latency histograms per route.
+//! `/metrics` in the `OpenMetrics` text format, encoded by `prometheus-client`
+//! (which escapes label values): the node's counters, read from its status
+//! at scrape time, and HTTP request latency histograms per route.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use sightline_node::config::Scope;
+use sightline_node::network::PeerInfo;
+use sightline_node::Status;
 
 use crate::api::ApiError;
 use crate::auth::Caller;
@@ -22,47 +31,67 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-/// Request latency per (method, route, status class), and requests the
-/// boundary guard refused.
-#[derive(Debug, Default)]
+/// Labels of a request: method (a fixed set), route pattern, status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+/// A reason label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// Request latency per (method, route, status), and requests the boundary
+/// guard refused. Cloning shares the counts.
+#[derive(Debug, Clone)]
 pub struct HttpMetrics {
-    routes: Mutex<BTreeMap<(String, String, u16), Histogram>>,
-    refused: Mutex<BTreeMap<Refusal, u64>>,
+    requests: Family<RequestLabels, Histogram>,
+    refused: Family<Reason, Counter>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        let refused: Family<Reason, Counter> = Family::default();
+        // Every reason is listed from the start, zero or not, so that
+        // alerts can use rate().
+        for r in [Refusal::Host, Refusal::Origin, Refusal::TokenInUrl] {
+            let _ = refused.get_or_create(&Reason {
+                reason: r.as_str().to_owned(),
+            });
+        }
+        HttpMetrics {
+            requests: Family::new_with_constructor(latency_histogram),
+            refused,
+        }
+    }
 }
 
 impl HttpMetrics {
     /// Counts a request the guard refused.
     pub(crate) fn refused(&self, why: Refusal) {
-        *self
-            .refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(why)
-            .or_default() += 1;
+        self.refused
+            .get_or_create(&Reason {
+                reason: why.as_str().to_owned(),
+            })
+            .inc();
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut routes = self
-            .routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = routes
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
+    fn observe(&self, method: &'static str, route: String, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .observe(seconds);
     }
 }
 
@@ -88,15 +117,219 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let response = next.run(request).await;
     state.metrics().observe(
         method,
-        &route,
+        route,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
     response
 }
 
+/// The metrics of one scrape; the encoder adds `_total` to counters, as
+/// `OpenMetrics` asks.
+struct Scrape {
+    registry: Registry,
+}
+
+impl Scrape {
+    /// Registers `metric`, declared even while it has no samples (a
+    /// histogram before the first request), so that alert rules and
+    /// dashboards find it.
+    fn register<M>(&mut self, name: &'static str, help: &'static str, metric: M)
+    where
+        M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.registry
+            .register_collector(Box::new(Declared { name, help, metric }));
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &'static str, value: u64) {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        self.register(name, help, gauge);
+    }
+
+    /// `name` without `_total`: the encoder appends it.
+    fn counter(&mut self, name: &'static str, help: &'static str, value: u64) {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        self.register(name, help, counter);
+    }
+
+    /// A family of one label read at scrape time. It is declared even
+    /// when empty (a healthy node has no equivocations), so that alert
+    /// rules and dashboards find it.
+    fn labelled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        label: &'static str,
+        values: Vec<(String, u64)>,
+    ) {
+        self.registry.register_collector(Box::new(Labelled {
+            name,
+            help,
+            kind,
+            label,
+            values,
+        }));
+    }
+}
+
+/// See [`Scrape::register`].
+#[derive(Debug)]
+struct Declared<M> {
+    name: &'static str,
+    help: &'static str,
+    metric: M,
+}
+
+impl<M> Collector for Declared<M>
+where
+    M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metric =
+            encoder.encode_descriptor(self.name, self.help, None, self.metric.metric_type())?;
+        self.metric.encode(metric)
+    }
+}
+
+/// See [`Scrape::labelled`].
+#[derive(Debug)]
+struct Labelled {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    label: &'static str,
+    values: Vec<(String, u64)>,
+}
+
+impl Collector for Labelled {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        for (value, n) in &self.values {
+            let labels = [(self.label, value.as_str())];
+            let sample = metric.encode_family(&labels)?;
+            match self.kind {
+                MetricType::Counter => ConstCounter::new(*n).encode(sample)?,
+                _ => ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX)).encode(sample)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node's own counters and gauges, from its status and peer list.
+fn node_metrics(m: &mut Scrape, status: &Status, peers: &[PeerInfo]) {
+    m.gauge("sightline_records", "Sightings stored.", status.records);
+    m.counter(
+        "sightline_received",
+        "Sightings received from peers (gossip and catch-up).",
+        status.received,
+    );
+    m.counter(
+        "sightline_stored_from_peers",
+        "Sightings from peers that were valid and new.",
+        status.stored_from_peers,
+    );
+    m.counter(
+        "sightline_submitted",
+        "Own sightings submitted.",
+        status.submitted,
+    );
+    m.labelled(
+        "sightline_rejected",
+        "Sightings from peers rejected or ignored, by reason.",
+        MetricType::Counter,
+        "reason",
+        status
+            .rejected
+            .iter()
+            .map(|(reason, n)| ((*reason).to_owned(), *n))
+            .collect(),
+    );
+    m.gauge(
+        "sightline_peers_connected",
+        "Member peers connected.",
+        peers.iter().filter(|p| p.connected).count() as u64,
+    );
+    m.gauge(
+        "sightline_peers_members",
+        "Other members in network.toml.",
+        peers.len() as u64,
+    );
+    m.gauge(
+        "sightline_sync_lag_records",
+        "Sequence numbers known to exist but not held (gaps below each origin's highest seq).",
+        status
+            .origins
+            .iter()
+            .map(|o| o.max_seq.saturating_sub(o.contiguous))
+            .sum(),
+    );
+    m.counter(
+        "sightline_sync_pages",
+        "Catch-up pages received.",
+        status.sync_pages,
+    );
+    m.counter(
+        "sightline_sync_throttled",
+        "Catch-up requests refused by the rate limit.",
+        status.sync_throttled,
+    );
+    m.gauge(
+        "sightline_pending_publish",
+        "Own sightings waiting for a subscribed peer.",
+        status.net.pending_publish as u64,
+    );
+    m.counter(
+        "sightline_refused_non_members",
+        "Connections refused by the allow-list.",
+        status.net.refused_non_members,
+    );
+    m.labelled(
+        "sightline_equivocations",
+        "Conflicting records kept as evidence, by origin organization.",
+        MetricType::Gauge,
+        "org",
+        status.equivocations.clone(),
+    );
+    m.labelled(
+        "sightline_origin_over_limit",
+        "Records refused or evicted because their origin went over its network.toml limits, by origin organization (an origin here is flagged).",
+        MetricType::Counter,
+        "org",
+        status.over_limit.clone(),
+    );
+    store_metrics(m, status);
+}
+
+/// The store's health and size.
+fn store_metrics(m: &mut Scrape, status: &Status) {
+    m.gauge(
+        "sightline_store_healthy",
+        "1 while the store writes; 0 after a write failed (a full disk) until the node has reopened it.",
+        u64::from(status.store.healthy),
+    );
+    m.counter(
+        "sightline_store_errors",
+        "Store I/O errors (failed writes, failed reopens).",
+        status.store.errors,
+    );
+    m.counter(
+        "sightline_store_reopens",
+        "Times the node reopened its store after a failure.",
+        status.store.reopens,
+    );
+    m.gauge(
+        "sightline_store_disk_bytes",
+        "Store size on disk.",
+        status.disk_bytes,
+    );
+}
+
 /// `GET /metrics`.
-#[allow(clippy::too_many_lines)] // one line per exported metric
 ///
 /// # Errors
 /// Auth errors; 500 if the store cannot be read.
@@ -108,220 +341,109 @@ pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Res
         .await
         .map_err(|e| ApiError::store(&e))?;
     let peers = state.node().peers().await;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
+    let mut m = Scrape {
+        registry: Registry::default(),
     };
-    #[allow(clippy::cast_precision_loss)]
-    let f = |v: u64| v as f64;
-    metric(
-        "sightline_records",
-        "gauge",
-        "Sightings stored.",
-        vec![(String::new(), f(status.records as u64))],
-    );
-    metric(
-        "sightline_received_total",
-        "counter",
-        "Sightings received from peers (gossip and catch-up).",
-        vec![(String::new(), f(status.received))],
-    );
-    metric(
-        "sightline_stored_from_peers_total",
-        "counter",
-        "Sightings from peers that were valid and new.",
-        vec![(String::new(), f(status.stored_from_peers))],
-    );
-    metric(
-        "sightline_submitted_total",
-        "counter",
-        "Own sightings submitted.",
-        vec![(String::new(), f(status.submitted))],
-    );
-    metric(
-        "sightline_rejected_total",
-        "counter",
-        "Sightings from peers rejected or ignored, by reason.",
-        status
-            .rejected
-            .iter()
-            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), f(*n)))
-            .collect(),
-    );
-    metric(
-        "sightline_peers_connected",
-        "gauge",
-        "Member peers connected.",
-        vec![(
-            String::new(),
-            f(peers.iter().filter(|p| p.connected).count() as u64),
-        )],
-    );
-    metric(
-        "sightline_peers_members",
-        "gauge",
-        "Other members in network.toml.",
-        vec![(String::new(), f(peers.len() as u64))],
-    );
-    let lag: u64 = status
-        .origins
-        .iter()
-        .map(|o| o.max_seq.saturating_sub(o.contiguous))
-        .sum();
-    metric(
-        "sightline_sync_lag_records",
-        "gauge",
-        "Sequence numbers known to exist but not held (gaps below each origin's highest seq).",
-        vec![(String::new(), f(lag))],
-    );
-    metric(
-        "sightline_sync_pages_total",
-        "counter",
-        "Catch-up pages received.",
-        vec![(String::new(), f(status.sync_pages))],
-    );
-    metric(
-        "sightline_sync_throttled_total",
-        "counter",
-        "Catch-up requests refused by the rate limit.",
-        vec![(String::new(), f(status.sync_throttled))],
-    );
-    metric(
-        "sightline_pending_publish",
-        "gauge",
-        "Own sightings waiting for a subscribed peer.",
-        vec![(String::new(), f(status.net.pending_publish as u64))],
-    );
-    metric(
-        "sightline_refused_non_members_total",
-        "counter",
-        "Connections refused by the allow-list.",
-        vec![(String::new(), f(status.net.refused_non_members))],
-    );
-    metric(
-        "sightline_equivocations",
-        "gauge",
-        "Conflicting records kept as evidence, by origin organization.",
-        status
-            .equivocations
-            .iter()
-            .map(|(org, n)| (format!("{{org=\"{}\"}}", org.replace('"', "'")), f(*n)))
-            .collect(),
-    );
-    metric(
-        "sightline_origin_over_limit_total",
-        "counter",
-        "Records refused or evicted because their origin went over its network.toml limits, by origin organization (an origin here is flagged).",
-        status
-            .over_limit
-            .iter()
-            .map(|(org, n)| (format!("{{org=\"{}\"}}", org.replace('"', "'")), f(*n)))
-            .collect(),
-    );
+    node_metrics(&mut m, &status, &peers);
     let auth = state.auth().counters();
-    let load = |c: &std::sync::atomic::AtomicU64| f(c.load(std::sync::atomic::Ordering::Relaxed));
-    metric(
-        "sightline_auth_failures_total",
-        "counter",
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    m.counter(
+        "sightline_auth_failures",
         "Wrong tokens presented (API and sign-in).",
-        vec![(String::new(), load(&auth.failures))],
+        load(&auth.failures),
     );
-    metric(
-        "sightline_auth_lockouts_total",
-        "counter",
+    m.counter(
+        "sightline_auth_lockouts",
         "Authentication attempts refused because the client address made too many failed ones.",
-        vec![(String::new(), load(&auth.lockouts))],
+        load(&auth.lockouts),
     );
-    metric(
-        "sightline_api_rate_limited_total",
-        "counter",
+    m.counter(
+        "sightline_api_rate_limited",
         "Requests refused by the per-token work limit.",
-        vec![(String::new(), load(&auth.rate_limited))],
+        load(&auth.rate_limited),
     );
-    metric(
-        "sightline_web_sign_ins_total",
-        "counter",
+    m.counter(
+        "sightline_web_sign_ins",
         "Browser sign-ins.",
-        vec![(String::new(), load(&auth.sign_ins))],
+        load(&auth.sign_ins),
     );
-    let refused = state
-        .metrics()
-        .refused
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    metric(
-        "sightline_http_refused_total",
-        "counter",
+    m.register(
+        "sightline_http_refused",
         "Requests refused before routing: foreign Host (DNS rebinding), foreign Origin, token in URL.",
-        [Refusal::Host, Refusal::Origin, Refusal::TokenInUrl]
-            .into_iter()
-            .map(|r| {
-                (
-                    format!("{{reason=\"{}\"}}", r.as_str()),
-                    f(refused.get(&r).copied().unwrap_or(0)),
-                )
-            })
-            .collect(),
+        state.metrics().refused.clone(),
     );
-    metric(
-        "sightline_store_healthy",
-        "gauge",
-        "1 while the store writes; 0 after a write failed (a full disk) until the node has reopened it.",
-        vec![(String::new(), f(u64::from(status.store.healthy)))],
+    m.register(
+        "sightline_http_request_duration_seconds",
+        "HTTP request latency by route.",
+        state.metrics().requests.clone(),
     );
-    metric(
-        "sightline_store_errors_total",
-        "counter",
-        "Store I/O errors (failed writes, failed reopens).",
-        vec![(String::new(), f(status.store.errors))],
-    );
-    metric(
-        "sightline_store_reopens_total",
-        "counter",
-        "Times the node reopened its store after a failure.",
-        vec![(String::new(), f(status.store.reopens))],
-    );
-    metric(
-        "sightline_store_disk_bytes",
-        "gauge",
-        "Store size on disk.",
-        vec![(String::new(), f(status.disk_bytes))],
-    );
+    let mut out = String::new();
+    encode(&mut out, &m.registry).map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
 
-    let routes = state
-        .metrics()
-        .routes
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let _ = writeln!(out, "# HELP sightline_http_request_duration_seconds HTTP request latency by route.\n# TYPE sightline_http_request_duration_seconds histogram");
-    for ((method, route, code), h) in routes {
-        let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{code}\"");
-        for (bound, count) in BUCKETS.iter().zip(h.counts) {
-            let _ = writeln!(
-                out,
-                "sightline_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(build: impl FnOnce(&mut Scrape)) -> String {
+        let mut m = Scrape {
+            registry: Registry::default(),
+        };
+        build(&mut m);
+        let mut out = String::new();
+        encode(&mut out, &m.registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let out = scrape(|m| {
+            m.labelled(
+                "sightline_equivocations",
+                "Conflicting records.",
+                MetricType::Gauge,
+                "org",
+                vec![("Bank \"North\" \\ Co\nLtd".to_owned(), 2)],
             );
-        }
-        let _ = writeln!(
-            out,
-            "sightline_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "sightline_http_request_duration_seconds_sum{{{labels}}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "sightline_http_request_duration_seconds_count{{{labels}}} {}",
-            h.count
+        });
+        assert!(
+            out.contains(r#"sightline_equivocations{org="Bank \"North\" \\ Co\nLtd"} 2"#),
+            "{out}"
         );
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+
+    #[test]
+    fn empty_families_are_declared_and_counters_end_in_total() {
+        let out = scrape(|m| {
+            m.labelled(
+                "sightline_rejected",
+                "Rejected.",
+                MetricType::Counter,
+                "reason",
+                Vec::new(),
+            );
+            m.register(
+                "sightline_http_request_duration_seconds",
+                "Latency.",
+                HttpMetrics::default().requests,
+            );
+            m.counter("sightline_received", "Received.", 7);
+        });
+        for line in [
+            "# TYPE sightline_rejected counter",
+            "# TYPE sightline_http_request_duration_seconds histogram",
+            "sightline_received_total 7",
+            "# EOF",
+        ] {
+            assert!(out.contains(line), "{line} missing:\n{out}");
+        }
+    }
 }

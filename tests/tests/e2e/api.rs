@@ -604,9 +604,28 @@ async fn openapi_metrics_and_pages() {
 
     let metrics = get(&state, "/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
-    for name in ["sightline_records 1", "sightline_received_total", "sightline_peers_connected 1", "sightline_sync_lag_records", "sightline_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/openapi.json\""] {
-        assert!(metrics.text.contains(name), "metrics lack {name}:\n{}", metrics.text);
+    for name in [
+        "sightline_records 1",
+        "sightline_received_total",
+        "sightline_peers_connected 1",
+        "sightline_sync_lag_records",
+    ] {
+        assert!(
+            metrics.text.contains(name),
+            "metrics lack {name}:\n{}",
+            metrics.text
+        );
     }
+    // A latency histogram per route pattern (label order is the encoder's).
+    assert!(
+        metrics.text.lines().any(|l| l
+            .starts_with("sightline_http_request_duration_seconds_bucket{")
+            && l.contains("method=\"GET\",route=\"/api/v1/openapi.json\"")),
+        "metrics lack the openapi.json latency histogram:\n{}",
+        metrics.text
+    );
+    // OpenMetrics: every family declared once, the exposition ends with EOF.
+    assert!(metrics.text.ends_with("# EOF\n"), "{}", metrics.text);
     assert!(
         !metrics.text.contains("2079460958"),
         "a raw number leaked into metrics"

@@ -180,8 +180,9 @@ async fn every_metric_the_alert_rules_use_is_served() {
         .await
         .unwrap();
     for name in used {
-        // Histograms are declared under their base name.
-        let family = ["_bucket", "_sum", "_count"]
+        // Histograms and counters are declared under their base name
+        // (OpenMetrics: `# TYPE x counter` for the samples `x_total`).
+        let family = ["_bucket", "_sum", "_count", "_total"]
             .iter()
             .find_map(|s| name.strip_suffix(s))
             .unwrap_or(name);
