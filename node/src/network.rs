@@ -528,7 +528,7 @@ fn unix_now() -> u64 {
 
 impl EventLoop {
     /// Runs until every [`Client`] is dropped or `shutdown` turns true.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
         let events = self.events.clone();
         let mut redial = tokio::time::interval(Duration::from_secs(1));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -550,7 +550,7 @@ impl EventLoop {
                     None => break,
                 },
                 _ = redial.tick() => self.redial(),
-                () = stopped(&mut shutdown) => break,
+                () = shutdown.cancelled() => break,
             }
         }
         tracing::debug!("network event loop stopped");
@@ -952,9 +952,4 @@ fn is_unspecified(addr: &Multiaddr) -> bool {
         libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
         _ => false,
     })
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -25,6 +25,8 @@ use sightline_protocol::{
 };
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
@@ -445,8 +447,12 @@ struct Inner {
     metrics: Arc<Metrics>,
     submit_lock: Mutex<()>,
     changes: Arc<watch::Sender<u64>>,
-    shutdown: watch::Sender<bool>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Cancelled once, by [`NodeHandle::shutdown`]: every task stops.
+    shutdown: CancellationToken,
+    /// Every task the node runs (the event loop, ingest, store, core, and
+    /// the catch-up, serving and purge tasks the core starts), joined by
+    /// [`NodeHandle::shutdown`] before the final flush.
+    tasks: TaskTracker,
 }
 
 /// Cloneable handle to a running node.
@@ -475,7 +481,7 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(16);
 /// Keeps the store writing: probes it while it is healthy, and after a
 /// failure (a full disk) reopens it as soon as there is room again, backing
 /// off between attempts (see [`Store::recover`]).
-async fn store_task(store: Store, mut shutdown: watch::Receiver<bool>) {
+async fn store_task(store: Store, shutdown: CancellationToken) {
     let mut retry = Duration::from_millis(500);
     loop {
         let wait = if store.is_healthy() {
@@ -485,7 +491,7 @@ async fn store_task(store: Store, mut shutdown: watch::Receiver<bool>) {
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            () = shutdown.cancelled() => return,
         }
         let s = store.clone();
         let healthy = blocking(move || {
@@ -569,7 +575,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     };
     let (client, events, event_loop) =
         network::new(identity.keypair.clone(), &config.network, &config.listen)?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
     let metrics = Arc::new(Metrics::default());
     let ctx = crate::pipeline::context(&config);
     let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
@@ -596,52 +603,48 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         metrics: metrics.clone(),
         submit_lock: Mutex::new(()),
         changes: changes.clone(),
-        shutdown,
-        tasks: std::sync::Mutex::new(Vec::new()),
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
         config,
     });
-    let tasks = vec![
-        tokio::spawn(event_loop.run(shutdown_rx.clone())),
-        tokio::spawn(ingest_task(
-            IngestTask {
-                ingestor: Ingestor::new(
-                    own_origin,
-                    store.clone(),
-                    ctx.clone(),
-                    clock.clone(),
-                    metrics.clone(),
-                ),
-                client: client.clone(),
-                changes,
-                retry_pulls: retry_pulls.clone(),
-            },
-            ingest_rx,
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(store_task(store.clone(), shutdown_rx.clone())),
-        tokio::spawn(core_task(
-            CoreTask {
-                own: own_origin,
-                store,
-                client,
-                clock,
-                metrics,
-                members: ctx.members.clone(),
-                ingest: ingest_tx,
-                sync_interval: inner.config.sync_interval,
-                retention: inner.config.retention_secs,
-                pulled: std::sync::Mutex::default(),
-                own_seq_known,
-                retry_pulls,
-            },
-            events,
-            shutdown_rx,
-        )),
-    ];
-    *inner
-        .tasks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+    tasks.spawn(event_loop.run(shutdown.clone()));
+    tasks.spawn(ingest_task(
+        IngestTask {
+            ingestor: Ingestor::new(
+                own_origin,
+                store.clone(),
+                ctx.clone(),
+                clock.clone(),
+                metrics.clone(),
+            ),
+            client: client.clone(),
+            changes,
+            retry_pulls: retry_pulls.clone(),
+        },
+        ingest_rx,
+        shutdown.clone(),
+    ));
+    tasks.spawn(store_task(store.clone(), shutdown.clone()));
+    tasks.spawn(core_task(
+        CoreTask {
+            own: own_origin,
+            store,
+            client,
+            clock,
+            metrics,
+            members: ctx.members.clone(),
+            ingest: ingest_tx,
+            sync_interval: inner.config.sync_interval,
+            retention: inner.config.retention_secs,
+            pulled: std::sync::Mutex::default(),
+            own_seq_known,
+            retry_pulls,
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+            purging: Arc::default(),
+        },
+        events,
+    ));
     tracing::info!(peer_id = %peer_id, org = %inner.org, network = %inner.config.network.id, "node started");
     Ok(NodeHandle { inner })
 }
@@ -1243,22 +1246,16 @@ impl NodeHandle {
         .await
     }
 
-    /// Stops the node: network first, then the tasks, then flushes the store.
+    /// Stops the node: cancels every task (network, ingest, catch-up,
+    /// serving), waits for all of them, a running purge included, and only
+    /// then flushes the store.
     ///
     /// # Panics
     /// Only if an internal store task panicked (a bug).
     pub async fn shutdown(&self) {
-        let _ = self.inner.shutdown.send(true);
-        let tasks = std::mem::take(
-            &mut *self
-                .inner
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
         let store = self.inner.store.clone();
         if let Err(e) = blocking(move || store.flush()).await {
             tracing::error!(error = %e, "store flush at shutdown failed");
@@ -1354,7 +1351,7 @@ struct IngestTask {
 async fn ingest_task(
     task: IngestTask,
     mut queue: mpsc::Receiver<IngestItem>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut pipeline = IngestPipeline::new(task.ingestor.clone());
     // Sources of the batch being stored, in order.
@@ -1362,7 +1359,7 @@ async fn ingest_task(
     loop {
         let first = tokio::select! {
             item = queue.recv() => match item { Some(i) => i, None => break },
-            () = network::stopped(&mut shutdown) => break,
+            () = shutdown.cancelled() => break,
         };
         let mut batch = vec![first];
         while batch.len() < INGEST_BATCH {
@@ -1499,13 +1496,16 @@ struct CoreTask {
     members: HashSet<OriginId>,
     ingest: mpsc::Sender<IngestItem>,
     sync_interval: Duration,
+    /// Where the catch-up, serving and purge tasks are spawned, so that
+    /// shutdown joins them.
+    tasks: TaskTracker,
+    /// Cancels a catch-up in progress at shutdown.
+    shutdown: CancellationToken,
+    /// Held by the running purge: a purge tick while one runs is skipped.
+    purging: Arc<tokio::sync::Mutex<()>>,
 }
 
-async fn core_task(
-    task: CoreTask,
-    mut events: mpsc::Receiver<NetworkEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
     let task = Arc::new(task);
     let mut limiter = RateLimiter::new(sync::SYNC_BURST, sync::SYNC_REQUESTS_PER_SEC);
     let mut connected: HashSet<PeerId> = HashSet::new();
@@ -1522,8 +1522,8 @@ async fn core_task(
         {
             let task = task.clone();
             let running = running.clone();
-            tokio::spawn(async move {
-                task.catch_up(peer).await;
+            task.tasks.clone().spawn(async move {
+                task.shutdown.run_until_cancelled(task.catch_up(peer)).await;
                 running
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1542,15 +1542,15 @@ async fn core_task(
                 }
                 Some(NetworkEvent::SyncRequest { peer, request, channel }) => {
                     if limiter.allow(peer, std::time::Instant::now()) {
-                        let task = task.clone();
-                        tokio::spawn(async move {
-                            let response = task.serve(request).await;
-                            let _ = task.client.respond(channel, response).await;
+                        let serving = task.clone();
+                        task.tasks.spawn(async move {
+                            let response = serving.serve(request).await;
+                            let _ = serving.client.respond(channel, response).await;
                         });
                     } else {
                         Metrics::incr(&task.metrics.sync_throttled);
                         let client = task.client.clone();
-                        tokio::spawn(async move {
+                        task.tasks.spawn(async move {
                             let _ = client.respond(channel, SyncResponse::Busy).await;
                         });
                     }
@@ -1572,20 +1572,27 @@ async fn core_task(
                 }
             }
             _ = purge_tick.tick() => {
+                // One purge at a time: a tick while the last one still runs
+                // (a large store, a slow disk) is skipped.
+                let Ok(running) = task.purging.clone().try_lock_owned() else {
+                    tracing::debug!("purge still running; tick skipped");
+                    continue;
+                };
                 let store = task.store.clone();
                 let now = task.clock.now();
                 let own = task.own;
                 let retention = task.retention;
                 // Off the loop: a long purge must not stall event routing.
-                tokio::spawn(async move {
+                task.tasks.spawn(async move {
                     match blocking(move || store.purge(now, &own, retention)).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(removed = n, "purged expired records"),
                         Err(e) => tracing::error!(error = %e, "purge failed"),
                     }
+                    drop(running);
                 });
             }
-            () = network::stopped(&mut shutdown) => break,
+            () = task.shutdown.cancelled() => break,
         }
     }
 }

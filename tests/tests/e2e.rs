@@ -73,7 +73,8 @@ struct RawPeerClient {
 struct RawPeer {
     client: network::Client,
     events: tokio::sync::mpsc::Receiver<NetworkEvent>,
-    _stop: tokio::sync::watch::Sender<bool>,
+    /// Stops the peer's event loop when dropped.
+    _stop: tokio_util::sync::DropGuard,
 }
 
 impl RawPeer {
@@ -83,12 +84,12 @@ impl RawPeer {
         let port = sightline_tests::free_port();
         let listen = [format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
         let (client, events, event_loop) = network::new(keypair, &config.network, &listen).unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(event_loop.run(stopped));
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(event_loop.run(stop.clone()));
         RawPeer {
             client,
             events,
-            _stop: stop,
+            _stop: stop.drop_guard(),
         }
     }
 }
@@ -636,8 +637,9 @@ async fn a_private_network_key_keeps_out_peers_without_it() {
     wrong.network.psk = Some([0x78; 32]);
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(cluster.members[2].seed).unwrap();
     let (client, _events, event_loop) = network::new(keypair, &wrong.network, &[]).unwrap();
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(event_loop.run(stopped));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(event_loop.run(stop.clone()));
+    let _stop = stop.drop_guard();
     client.dial(cluster.addr(0)).await.unwrap();
     let a = cluster.node(0).clone();
     eventually("dial with the wrong key failed", WAIT, &a, || async {
