@@ -1507,7 +1507,7 @@ struct CoreTask {
 
 async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
     let task = Arc::new(task);
-    let mut limiter = RateLimiter::new(sync::SYNC_BURST, sync::SYNC_REQUESTS_PER_SEC);
+    let limiter: RateLimiter = governor::RateLimiter::hashmap(sync::quota());
     let mut connected: HashSet<PeerId> = HashSet::new();
     let running: Arc<std::sync::Mutex<HashSet<PeerId>>> = Arc::default();
     let mut sync_tick = tokio::time::interval(task.sync_interval);
@@ -1541,7 +1541,7 @@ async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
                     }
                 }
                 Some(NetworkEvent::SyncRequest { peer, request, channel }) => {
-                    if limiter.allow(peer, std::time::Instant::now()) {
+                    if limiter.check_key(&peer).is_ok() {
                         let serving = task.clone();
                         task.tasks.spawn(async move {
                             let response = serving.serve(request).await;

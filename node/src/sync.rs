@@ -65,37 +65,28 @@ pub const SYNC_BURST: u32 = 100;
 /// page is one range scan over the origin's records.
 pub const SYNC_REQUESTS_PER_SEC: u32 = 100;
 
-/// A token bucket per peer, for the responder's rate limit.
-#[derive(Debug)]
-pub struct RateLimiter {
-    capacity: f64,
-    per_second: f64,
-    buckets: HashMap<libp2p::PeerId, (f64, std::time::Instant)>,
+/// The responder's rate limit per peer: a GCRA token bucket (governor)
+/// allowing bursts of [`SYNC_BURST`] requests and [`SYNC_REQUESTS_PER_SEC`]
+/// sustained. Keyed by peer; only members connect, so the keys are bounded.
+pub type RateLimiter<C = governor::clock::DefaultClock> = governor::RateLimiter<
+    libp2p::PeerId,
+    governor::state::keyed::HashMapStateStore<libp2p::PeerId>,
+    C,
+    governor::middleware::NoOpMiddleware<<C as governor::clock::Clock>::Instant>,
+>;
+
+const fn non_zero(n: u32) -> std::num::NonZeroU32 {
+    match std::num::NonZeroU32::new(n) {
+        Some(n) => n,
+        None => panic!("a rate limit constant is zero"),
+    }
 }
 
-impl RateLimiter {
-    /// Allows bursts of `capacity` requests and `per_second` sustained.
-    pub fn new(capacity: u32, per_second: u32) -> Self {
-        RateLimiter {
-            capacity: f64::from(capacity),
-            per_second: f64::from(per_second),
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// Takes one token for `peer` at `now`; false if none is left.
-    pub fn allow(&mut self, peer: libp2p::PeerId, now: std::time::Instant) -> bool {
-        let (tokens, last) = self.buckets.entry(peer).or_insert((self.capacity, now));
-        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+/// The quota of [`RateLimiter`].
+pub fn quota() -> governor::Quota {
+    const PER_SECOND: std::num::NonZeroU32 = non_zero(SYNC_REQUESTS_PER_SEC);
+    const BURST: std::num::NonZeroU32 = non_zero(SYNC_BURST);
+    governor::Quota::per_second(PER_SECOND).allow_burst(BURST)
 }
 
 #[cfg(test)]
@@ -163,11 +154,20 @@ mod tests {
 
     #[test]
     fn rate_limiter_allows_bursts_then_refills() {
-        let mut limiter = RateLimiter::new(3, 10);
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter: RateLimiter<_> =
+            governor::RateLimiter::hashmap_with_clock(quota(), clock.clone());
         let peer = libp2p::PeerId::random();
-        let t0 = std::time::Instant::now();
-        assert!((0..3).all(|_| limiter.allow(peer, t0)));
-        assert!(!limiter.allow(peer, t0));
-        assert!(limiter.allow(peer, t0 + std::time::Duration::from_millis(150)));
+        let other = libp2p::PeerId::random();
+        assert!((0..SYNC_BURST).all(|_| limiter.check_key(&peer).is_ok()));
+        assert!(limiter.check_key(&peer).is_err(), "the burst is spent");
+        assert!(
+            limiter.check_key(&other).is_ok(),
+            "peers have their own buckets"
+        );
+        clock.advance(std::time::Duration::from_millis(25));
+        assert!(limiter.check_key(&peer).is_ok(), "refilled at 100/s");
+        assert!(limiter.check_key(&peer).is_ok());
+        assert!(limiter.check_key(&peer).is_err());
     }
 }
