@@ -183,8 +183,8 @@ impl Cluster {
         let network = NetworkFile {
             name: "Test Network".into(),
             id: "test-net".into(),
-            hash_key: encode_key32(&[0x42; 32]),
-            psk: options.psk.map(|k| encode_key32(&k)),
+            hash_key: encode_key32(&[0x42; 32]).into(),
+            psk: options.psk.map(|k| encode_key32(&k).into()),
             bootstrap: members
                 .iter()
                 .map(|m| format!("{}/p2p/{}", transport_addr(m.port, options.quic), m.peer_id))

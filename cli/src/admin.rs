@@ -66,8 +66,8 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
             let file = NetworkFile {
                 name,
                 id,
-                hash_key: encode_key32(&random_key()),
-                psk: psk.then(|| encode_key32(&random_key())),
+                hash_key: encode_key32(&random_key()).into(),
+                psk: psk.then(|| encode_key32(&random_key()).into()),
                 bootstrap: Vec::new(),
                 members: Vec::new(),
                 limits: sightline_node::store::Limits::default(),
@@ -221,7 +221,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
         .iter()
         .map(|(role, secret)| TokenFile {
             name: role.name.to_owned(),
-            token: secret.clone(),
+            token: secret.as_str().into(),
             scopes: role.scopes.iter().map(|s| (*s).to_owned()).collect(),
         })
         .collect();

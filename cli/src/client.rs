@@ -39,7 +39,7 @@ fn resolve(conn: &Connection, scope: Scope) -> Result<(String, Option<String>), 
             .iter()
             .find(|t| t.scopes.contains(&scope))
             .or(config.tokens.first())
-            .map(|t| t.secret.clone());
+            .map(|t| t.secret.expose().to_owned());
         Ok((format!("http://{addr}"), conn.token.clone().or(token)))
     } else if let Some(api) = &conn.api {
         Ok((api_base(api)?, conn.token.clone()))

@@ -92,7 +92,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
     let mut network = NetworkFile {
         name: "Sightline demo network".into(),
         id: "demo-net".into(),
-        hash_key: encode_key32(&hash_key),
+        hash_key: encode_key32(&hash_key).into(),
         psk: None,
         bootstrap: Vec::new(),
         members: Vec::new(),
@@ -120,7 +120,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
         file.sync_interval_secs = 5;
         file.tokens = vec![TokenFile {
             name: format!("{key}-analyst"),
-            token: token.clone(),
+            token: token.as_str().into(),
             scopes: vec!["read".into()],
         }];
         let path = node_dir.join("sightline.toml");

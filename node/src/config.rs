@@ -61,11 +61,33 @@ fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError
     })
 }
 
-/// Stands in for a secret in `Debug` output: configuration is logged and
-/// printed in errors, its secrets never are.
-struct Redacted;
+/// A secret string from a config file (a key, a token): serialized as the
+/// string itself, but its `Debug` prints `<redacted>`, since configuration
+/// is logged and printed in errors. `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
 
-impl std::fmt::Debug for Redacted {
+impl Secret {
+    /// The secret text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Secret(text.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
@@ -73,7 +95,7 @@ impl std::fmt::Debug for Redacted {
 
 /// `network.toml` as written: distributed out of band by whoever runs the
 /// community, identical on every member node.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
     /// Display name of the community, e.g. "Example Banking ISAC".
@@ -81,11 +103,11 @@ pub struct NetworkFile {
     /// Short id: goes into the gossip topic and every signed record.
     pub id: String,
     /// 32 random bytes, base64: keys the privacy hash. Secret to members.
-    pub hash_key: String,
+    pub hash_key: Secret,
     /// Optional 32-byte pre-shared key, base64: libp2p private-network
     /// encryption on TCP. With a PSK, QUIC is not used (it cannot carry one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub psk: Option<String>,
+    pub psk: Option<Secret>,
     /// Multiaddrs (ending in `/p2p/<peer id>`) of well-known member nodes.
     #[serde(default)]
     pub bootstrap: Vec<String>,
@@ -96,20 +118,6 @@ pub struct NetworkFile {
     /// Must be identical on every node, like the rest of this file.
     #[serde(default)]
     pub limits: crate::store::Limits,
-}
-
-impl std::fmt::Debug for NetworkFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetworkFile")
-            .field("name", &self.name)
-            .field("id", &self.id)
-            .field("hash_key", &Redacted)
-            .field("psk", &self.psk.as_ref().map(|_| Redacted))
-            .field("bootstrap", &self.bootstrap)
-            .field("members", &self.members)
-            .field("limits", &self.limits)
-            .finish()
-    }
 }
 
 /// One `[[member]]` of `network.toml`.
@@ -167,7 +175,7 @@ impl std::fmt::Debug for NetworkConfig {
             .field("name", &self.name)
             .field("id", &self.id)
             .field("hash_key", &self.hash_key)
-            .field("psk", &self.psk.as_ref().map(|_| Redacted))
+            .field("psk", &self.psk.as_ref().map(|_| "<redacted>"))
             .field("bootstrap", &self.bootstrap)
             .field("members", &self.members)
             .field("limits", &self.limits)
@@ -191,10 +199,10 @@ impl NetworkConfig {
     pub fn from_file(file: &Path, raw: NetworkFile) -> Result<Self, ConfigError> {
         let id = NetworkId::new(&raw.id).map_err(|e| invalid(file, "id", e.to_string()))?;
         let hash_key = HashKey::from_bytes(
-            decode_key32(&raw.hash_key).map_err(|m| invalid(file, "hash_key", m))?,
+            decode_key32(raw.hash_key.expose()).map_err(|m| invalid(file, "hash_key", m))?,
         );
         let psk = match &raw.psk {
-            Some(text) => Some(decode_key32(text).map_err(|m| invalid(file, "psk", m))?),
+            Some(text) => Some(decode_key32(text.expose()).map_err(|m| invalid(file, "psk", m))?),
             None => None,
         };
         let mut members = Vec::new();
@@ -374,25 +382,15 @@ pub struct NodeFile {
 }
 
 /// One `[[token]]` of `sightline.toml`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFile {
     /// Who holds it (shown in logs, never the token itself).
     pub name: String,
     /// The secret bearer token.
-    pub token: String,
+    pub token: Secret,
     /// `read`, `submit` and/or `admin` (backups).
     pub scopes: Vec<String>,
-}
-
-impl std::fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("name", &self.name)
-            .field("token", &Redacted)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -471,23 +469,14 @@ pub enum Scope {
 }
 
 /// A validated API token.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiToken {
     /// Holder name.
     pub name: String,
     /// The secret.
-    pub secret: String,
+    pub secret: Secret,
     /// What it may do.
     pub scopes: Vec<Scope>,
-}
-
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("name", &self.name)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Everything a node needs to start, validated.
@@ -681,7 +670,7 @@ fn validate_web(file: &Path, raw: &NodeFile) -> Result<Vec<String>, ConfigError>
 fn parse_tokens(file: &Path, raw: &[TokenFile]) -> Result<Vec<ApiToken>, ConfigError> {
     let mut tokens = Vec::new();
     for (i, t) in raw.iter().enumerate() {
-        if t.token.len() < 16 {
+        if t.token.expose().len() < 16 {
             return Err(invalid(
                 file,
                 format!("token[{i}].token"),
@@ -728,6 +717,11 @@ mod tests {
             .unwrap()
             .public()
             .to_peer_id()
+    }
+
+    /// A valid network.toml (one member, `peer()`) in `dir`.
+    fn write_network(dir: &Path) -> PathBuf {
+        write(dir, "network.toml", &network_text(&peer().to_string()))
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -783,11 +777,7 @@ mod tests {
     #[test]
     fn loads_a_valid_pair_with_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            "network.toml",
-            &network_text(&peer().to_string()),
-        );
+        write_network(dir.path());
         let file = write(dir.path(), "sightline.toml", "network = \"network.toml\"\n");
         let config = NodeConfig::load(&file).unwrap();
         assert_eq!(config.network.id.as_str(), "test-net");
@@ -843,11 +833,7 @@ mod tests {
         let err = NetworkConfig::load(&file).unwrap_err().to_string();
         assert!(err.contains("network.toml"), "{err}");
 
-        write(
-            dir.path(),
-            "network.toml",
-            &network_text(&peer().to_string()),
-        );
+        write_network(dir.path());
         let file = write(
             dir.path(),
             "sightline.toml",
@@ -879,11 +865,7 @@ mod tests {
     #[test]
     fn own_org_counts_one_and_local_overrides_win() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            "network.toml",
-            &network_text(&peer().to_string()),
-        );
+        write_network(dir.path());
         let file = write(
             dir.path(),
             "sightline.toml",

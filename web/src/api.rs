@@ -497,13 +497,19 @@ pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    state.auth().admit(&caller, Scope::Read, 1)?;
-    let status = state
-        .node()
-        .status()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    Ok(Json(json!(status)))
+    Ok(Json(json!(read_status(&state, &caller).await?)))
+}
+
+/// The node's status, for a caller with the read scope (charged one item).
+///
+/// # Errors
+/// Auth errors; 500 if the store cannot be read.
+pub(crate) async fn read_status(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<sightline_node::Status, ApiError> {
+    state.auth().admit(caller, Scope::Read, 1)?;
+    state.node().status().await.map_err(|e| ApiError::store(&e))
 }
 
 /// Body of `POST /api/v1/backup`: whom to encrypt the archive to.

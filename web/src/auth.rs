@@ -251,7 +251,7 @@ impl Auth {
                 .iter()
                 .map(|t| KnownToken {
                     name: t.name.clone(),
-                    digest: digest(t.secret.as_bytes()),
+                    digest: digest(t.secret.expose().as_bytes()),
                     scopes: t.scopes.clone(),
                 })
                 .collect(),

@@ -17,7 +17,6 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use sightline_node::config::Scope;
 use sightline_node::network::PeerInfo;
 use sightline_node::Status;
 
@@ -334,12 +333,7 @@ fn store_metrics(m: &mut Scrape, status: &Status) {
 /// # Errors
 /// Auth errors; 500 if the store cannot be read.
 pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    state.auth().admit(&caller, Scope::Read, 1)?;
-    let status = state
-        .node()
-        .status()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let status = crate::api::read_status(&state, &caller).await?;
     let peers = state.node().peers().await;
     let mut m = Scrape {
         registry: Registry::default(),
@@ -347,26 +341,30 @@ pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Res
     node_metrics(&mut m, &status, &peers);
     let auth = state.auth().counters();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    m.counter(
-        "sightline_auth_failures",
-        "Wrong tokens presented (API and sign-in).",
-        load(&auth.failures),
-    );
-    m.counter(
-        "sightline_auth_lockouts",
-        "Authentication attempts refused because the client address made too many failed ones.",
-        load(&auth.lockouts),
-    );
-    m.counter(
-        "sightline_api_rate_limited",
-        "Requests refused by the per-token work limit.",
-        load(&auth.rate_limited),
-    );
-    m.counter(
-        "sightline_web_sign_ins",
-        "Browser sign-ins.",
-        load(&auth.sign_ins),
-    );
+    for (name, help, value) in [
+        (
+            "sightline_auth_failures",
+            "Wrong tokens presented (API and sign-in).",
+            &auth.failures,
+        ),
+        (
+            "sightline_auth_lockouts",
+            "Authentication attempts refused because the client address made too many failed ones.",
+            &auth.lockouts,
+        ),
+        (
+            "sightline_api_rate_limited",
+            "Requests refused by the per-token work limit.",
+            &auth.rate_limited,
+        ),
+        (
+            "sightline_web_sign_ins",
+            "Browser sign-ins.",
+            &auth.sign_ins,
+        ),
+    ] {
+        m.counter(name, help, load(value));
+    }
     m.register(
         "sightline_http_refused",
         "Requests refused before routing: foreign Host (DNS rebinding), foreign Origin, token in URL.",
