@@ -53,9 +53,12 @@ pub(crate) enum TokenCommand {
 
 /// A fresh API secret: 32 random bytes, URL-safe.
 pub(crate) fn new_secret() -> String {
+    use base64::Engine as _;
     let mut key = [0u8; 32];
     OsRng.fill_bytes(&mut key);
-    sightline_node::config::encode_key32(&key).replace(['+', '/', '='], "")
+    // URL-safe, unpadded: always 43 characters, 256 bits, nothing a shell
+    // or a TOML string needs quoted.
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
 }
 
 /// Runs a `token` subcommand.
