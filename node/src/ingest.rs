@@ -37,6 +37,14 @@ impl Rejection {
         )
     }
 
+    /// Whether the record, verified as its origin's, can never be stored
+    /// here: it has expired, or is older than this node's retention (time
+    /// only makes it older). Catch-up does not fetch it again
+    /// ([`crate::store::Store::settle`]).
+    pub fn is_final(&self) -> bool {
+        matches!(self.reason, "expired" | "past_retention")
+    }
+
     const fn reject(reason: &'static str) -> Self {
         Rejection {
             reason,

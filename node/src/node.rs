@@ -1470,6 +1470,20 @@ fn pull_summary(
     )
 }
 
+/// Most gaps of one origin pulled from one peer in one catch-up round; the
+/// rest wait for the next round.
+const MAX_GAPS: usize = 256;
+
+/// How a [`CoreTask::pull_range`] ended.
+enum Pulled {
+    /// Every record of the range the peer holds was received.
+    Done,
+    /// Cut short (the peer was busy or answered oddly): pull again later.
+    Partly,
+    /// The node is stopping or the peer is gone: end this catch-up.
+    Stop,
+}
+
 struct CoreTask {
     /// Per (peer, origin): the peer's (count, digest) and this node's when
     /// a pull from it last completed. If neither changed, the peer has
@@ -1683,6 +1697,63 @@ impl CoreTask {
         }
     }
 
+    /// Pulls `origin`'s records `first..=last` from `peer`, page by page,
+    /// into ingest. A peer that lacks some of them answers with the next
+    /// ones it holds; the pull stops at `last` either way.
+    async fn pull_range(&self, peer: PeerId, origin: OriginId, first: u64, last: u64) -> Pulled {
+        let mut after = first - 1;
+        // A range of n seqs takes at most n / MAX_PAGE + 1 pages.
+        let mut pages_left = (last - after) / u64::from(sync::MAX_PAGE) + 2;
+        let mut busy_retries = 0;
+        while pages_left > 0 {
+            pages_left -= 1;
+            let limit = u32::try_from((last - after).min(u64::from(sync::MAX_PAGE)))
+                .unwrap_or(sync::MAX_PAGE);
+            let request = SyncRequest::Pull {
+                origin: *origin.as_bytes(),
+                after,
+                limit,
+            };
+            match self.client.request(peer, request).await {
+                Ok(SyncResponse::Records { records, more }) => {
+                    Metrics::incr(&self.metrics.sync_pages);
+                    let last_seq = records
+                        .last()
+                        .and_then(|r| UnverifiedSighting::decode(r).ok())
+                        .filter(|r| r.sighting().origin == origin)
+                        .map(|r| r.sighting().seq);
+                    for record in records {
+                        let item = IngestItem {
+                            data: record.into_vec(),
+                            source: Source::Sync { peer },
+                        };
+                        if self.ingest.send(item).await.is_err() {
+                            return Pulled::Stop;
+                        }
+                    }
+                    busy_retries = 0;
+                    match last_seq {
+                        Some(seq) if seq > after && seq < last && more => after = seq,
+                        Some(_) => return Pulled::Done,
+                        None if !more => return Pulled::Done,
+                        None => return Pulled::Partly,
+                    }
+                }
+                Ok(SyncResponse::Busy) if busy_retries < 5 => {
+                    busy_retries += 1;
+                    pages_left += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
+                }
+                Ok(_) => return Pulled::Partly,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "catch-up pull failed");
+                    return Pulled::Stop;
+                }
+            }
+        }
+        Pulled::Partly
+    }
+
     /// One catch-up exchange with a peer: progress, then pages of what is missing.
     async fn catch_up(&self, peer: PeerId) {
         self.forget_pulls_if_refused(peer);
@@ -1722,57 +1793,24 @@ impl CoreTask {
                         != Some(&summary(o, e))
                 })
         });
-        for (origin, mut after) in pulls {
+        for (origin, _) in pulls {
             let Some(entry) = advertised.get(&origin).copied() else {
                 continue;
             };
-            // A peer cannot have more pages than its advertised count needs.
-            let mut pages_left = entry.count / u64::from(sync::MAX_PAGE) + 2;
-            let mut busy_retries = 0;
-            let mut complete = false;
-            while pages_left > 0 {
-                pages_left -= 1;
-                let request = SyncRequest::Pull {
-                    origin: *origin.as_bytes(),
-                    after,
-                    limit: sync::MAX_PAGE,
-                };
-                match self.client.request(peer, request).await {
-                    Ok(SyncResponse::Records { records, more }) => {
-                        Metrics::incr(&self.metrics.sync_pages);
-                        let last_seq = records
-                            .last()
-                            .and_then(|r| UnverifiedSighting::decode(r).ok())
-                            .filter(|r| r.sighting().origin == origin)
-                            .map(|r| r.sighting().seq);
-                        for record in records {
-                            let item = IngestItem {
-                                data: record.into_vec(),
-                                source: Source::Sync { peer },
-                            };
-                            if self.ingest.send(item).await.is_err() {
-                                return;
-                            }
-                        }
-                        busy_retries = 0;
-                        match last_seq {
-                            Some(seq) if seq > after && seq <= entry.max_seq && more => after = seq,
-                            _ => {
-                                complete = !more;
-                                break;
-                            }
-                        }
-                    }
-                    Ok(SyncResponse::Busy) if busy_retries < 5 => {
-                        busy_retries += 1;
-                        pages_left += 1;
-                        tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "catch-up pull failed");
-                        return;
-                    }
+            // Only what is missing: the gaps above this node's contiguous
+            // mark, up to the peer's highest seq. Records stored or refused
+            // for good are not fetched again, whatever the gaps.
+            let store = self.store.clone();
+            let gaps = blocking(move || store.gaps(&origin, entry.max_seq, MAX_GAPS)).await;
+            let Ok(gaps) = gaps else {
+                continue;
+            };
+            let mut complete = gaps.len() < MAX_GAPS;
+            for (first, last) in gaps {
+                match self.pull_range(peer, origin, first, last).await {
+                    Pulled::Done => {}
+                    Pulled::Partly => complete = false,
+                    Pulled::Stop => return,
                 }
             }
             if complete {

@@ -27,6 +27,9 @@ pub const INGEST_BATCH: usize = 256;
 pub struct Checked {
     results: Vec<Result<(), Rejection>>,
     verified: Vec<(usize, SignedSighting)>,
+    /// Verified records refused for good (expired, past retention): their
+    /// seqs are settled so that catch-up does not fetch them again.
+    settled: Vec<(OriginId, u64)>,
 }
 
 /// Validates and stores batches of received records.
@@ -220,6 +223,7 @@ impl Ingestor {
         let (indexes, records): (Vec<usize>, Vec<UnverifiedSighting>) =
             candidates.into_iter().unzip();
         let mut verified = Vec::with_capacity(indexes.len());
+        let mut settled = Vec::new();
         for (index, outcome) in indexes
             .into_iter()
             .zip(verify_batch(records, &mut rand_core::OsRng))
@@ -227,7 +231,13 @@ impl Ingestor {
             match outcome {
                 Ok(record) => match ingest::check_window(record.sighting(), &self.ctx, now) {
                     Ok(()) => verified.push((index, record)),
-                    Err(rejection) => results[index] = Err(rejection),
+                    Err(rejection) => {
+                        if rejection.is_final() {
+                            let s = record.sighting();
+                            settled.push((s.origin, s.seq));
+                        }
+                        results[index] = Err(rejection);
+                    }
                 },
                 Err(e) => {
                     results[index] = Err(Rejection {
@@ -237,7 +247,11 @@ impl Ingestor {
                 }
             }
         }
-        Checked { results, verified }
+        Checked {
+            results,
+            verified,
+            settled,
+        }
     }
 
     /// Whether a warning about `origin` goes out now ([`OncePer::allow`]).
@@ -254,8 +268,12 @@ impl Ingestor {
         let Checked {
             mut results,
             verified,
+            settled,
         } = checked;
         self.store_all(&verified, &mut results);
+        if let Err(e) = self.store.settle(&settled) {
+            tracing::warn!(error = %e, "settling refused records failed; catch-up will fetch them again");
+        }
         for r in &results {
             match r {
                 Ok(()) => Metrics::incr(&self.metrics.stored),

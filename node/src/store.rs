@@ -1106,6 +1106,8 @@ impl Store {
         self.with(|h| {
             h.progress
                 .iter()
+                // Settled markers (40-byte keys) are not progress entries.
+                .filter(|entry| entry.as_ref().map_or(true, |(k, _)| k.len() == 32))
                 .map(|entry| {
                     let (k, v) = entry?;
                     let origin = OriginId::from_bytes(
@@ -1142,6 +1144,90 @@ impl Store {
                 out.push(bytes.to_vec());
             }
             Ok((out, false))
+        })
+    }
+
+    /// Accounts for verified records refused for good (expired, or past this
+    /// node's retention: time only makes them older), so that catch-up does
+    /// not fetch them again: the origin's contiguous mark moves over a
+    /// refused seq right above it (and on over what follows), and a refused
+    /// seq further up is marked, for the mark to move over once the gap
+    /// below it fills. Records refused for a passing reason (the clock, the
+    /// store) or for what a forwarder sent are never settled.
+    ///
+    /// # Errors
+    /// sled errors (nothing is settled then; catch-up fetches them again).
+    pub fn settle(&self, refused: &[(OriginId, u64)]) -> Result<(), StoreError> {
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.writer();
+        self.with(|h| {
+            let o = Overlays::new(h);
+            for (origin, seq) in refused {
+                settle_tx(&o, origin, *seq).map_err(settled)?;
+            }
+            o.commit(h)
+        })
+    }
+
+    /// What this node lacks of `origin`'s seqs above its contiguous mark up
+    /// to `upto`: at most `max` ranges `(first, last)`, inclusive,
+    /// ascending. A seq counts as held when its record is stored or settled
+    /// ([`Store::settle`]). Catch-up pulls these ranges only, so that what
+    /// it costs follows what is missing, whatever the gaps.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn gaps(
+        &self,
+        origin: &OriginId,
+        upto: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.with(|h| {
+            let key = origin.as_bytes();
+            let contiguous = match h.progress.get(key)? {
+                Some(v) => OriginProgress::decode(*origin, &v)?.contiguous,
+                None => 0,
+            };
+            if contiguous >= upto {
+                return Ok(Vec::new());
+            }
+            let from = record_key(key, contiguous + 1);
+            let to = record_key(key, upto);
+            // The held seqs above the mark, in order, from records and
+            // markers merged: the walk stops at the `max`th gap.
+            let seqs = |tree: &sled::Tree| {
+                tree.range(from..=to)
+                    .keys()
+                    .filter(|k| k.as_ref().map_or(true, |k| k.len() == 40))
+                    .map(|k| k.map(|k| be_u64(&k[32..])))
+                    .peekable()
+            };
+            let (mut stored, mut marked) = (seqs(&h.sightings), seqs(&h.progress));
+            let mut gaps = Vec::new();
+            let mut next = contiguous + 1;
+            while gaps.len() < max {
+                let seq = match (stored.peek(), marked.peek()) {
+                    (Some(Ok(a)), Some(Ok(b))) if b < a => marked.next(),
+                    (Some(_), _) => stored.next(),
+                    (None, Some(_)) => marked.next(),
+                    (None, None) => None,
+                };
+                let seq = match seq {
+                    Some(seq) => seq?,
+                    None => upto + 1,
+                };
+                if seq > next {
+                    gaps.push((next, seq - 1));
+                }
+                if seq > upto {
+                    break;
+                }
+                next = next.max(seq + 1);
+            }
+            Ok(gaps)
         })
     }
 
@@ -1514,19 +1600,74 @@ fn insert_tx(
     // then runs on over records that arrived out of order.
     if s.seq == p.contiguous + 1 {
         p.contiguous = s.seq;
-        while p.contiguous < p.max_seq {
-            let next = record_key(origin, p.contiguous + 1);
-            if sightings.get(next)?.is_none() {
-                break;
-            }
-            p.contiguous += 1;
-        }
+        run_forward(sightings, progress, &mut p)?;
     }
     progress.insert(origin.as_slice(), p.encode().as_slice())?;
     Ok(InsertOutcome::Stored {
         latest: is_latest,
         evicted: evict.len() as u64,
     })
+}
+
+/// Key of a settled marker in the `progress` tree: origin ‖ seq(BE), 40
+/// bytes beside the 32-byte progress keys. A marker stands for a seq above
+/// the origin's contiguous mark whose record was verified and refused for
+/// good (expired, or past this node's retention): the mark runs over it as
+/// over a stored record, and removes it.
+fn settled_key(origin: &[u8], seq: u64) -> [u8; 40] {
+    record_key(origin, seq)
+}
+
+/// Moves `p.contiguous` on over the seqs right above it that are stored or
+/// settled (removing their markers).
+fn run_forward(
+    sightings: &quota::Ov<'_>,
+    progress: &quota::Ov<'_>,
+    p: &mut OriginProgress,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let origin = p.origin;
+    let origin = origin.as_bytes();
+    loop {
+        let next = p.contiguous + 1;
+        let stored = next <= p.max_seq && sightings.get(record_key(origin, next))?.is_some();
+        if !stored && progress.remove(settled_key(origin, next))?.is_none() {
+            return Ok(());
+        }
+        p.contiguous = next;
+    }
+}
+
+/// Accounts for one verified record of `origin` refused for good: see
+/// [`Store::settle`].
+fn settle_tx(
+    trees: &Overlays<'_>,
+    origin: &OriginId,
+    seq: u64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let key = origin.as_bytes();
+    let mut p = match trees.progress.get(key)? {
+        Some(v) => OriginProgress::decode(*origin, &v).map_err(abort)?,
+        None => OriginProgress {
+            origin: *origin,
+            count: 0,
+            max_seq: 0,
+            contiguous: 0,
+            digest: [0; 32],
+        },
+    };
+    if seq <= p.contiguous {
+        return Ok(());
+    }
+    if seq == p.contiguous + 1 {
+        p.contiguous = seq;
+        run_forward(&trees.sightings, &trees.progress, &mut p)?;
+        trees.progress.insert(key, p.encode().as_slice())?;
+    } else {
+        trees
+            .progress
+            .insert(settled_key(key, seq), sled::IVec::default())?;
+    }
+    Ok(())
 }
 
 /// Removes a stored record's writes: the record, its arrival and purge
@@ -2175,6 +2316,71 @@ mod tests {
             .insert(&record(&key, 4, 14, Verdict::Malicious, 1000), u64::MAX)
             .unwrap();
         assert_eq!(store.progress().unwrap()[0].contiguous, 6);
+    }
+
+    #[test]
+    fn settled_seqs_count_as_held_for_contiguity_and_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let origin = key.origin();
+        let put = |seq: u64| {
+            let number = 10 + u8::try_from(seq).unwrap();
+            store
+                .insert(
+                    &record(&key, seq, number, Verdict::Malicious, 1000),
+                    u64::MAX,
+                )
+                .unwrap();
+        };
+        // Seqs 1-3 refused for good, in order: the mark moves over them
+        // with nothing stored (a progress entry of count 0).
+        store
+            .settle(&[(origin, 1), (origin, 2), (origin, 3)])
+            .unwrap();
+        let p = store.progress().unwrap()[0];
+        assert_eq!((p.count, p.contiguous), (0, 3));
+        // Stored 4, 6, 9; settled 7 (out of order: a marker).
+        for seq in [4, 6, 9] {
+            put(seq);
+        }
+        store.settle(&[(origin, 7)]).unwrap();
+        assert_eq!(
+            store.progress().unwrap().len(),
+            1,
+            "markers are not progress"
+        );
+        assert_eq!(store.progress().unwrap()[0].contiguous, 4);
+        // What is missing up to a peer's 12: 5, 8, 10-12.
+        assert_eq!(
+            store.gaps(&origin, 12, 16).unwrap(),
+            vec![(5, 5), (8, 8), (10, 12)]
+        );
+        assert_eq!(store.gaps(&origin, 12, 2).unwrap(), vec![(5, 5), (8, 8)]);
+        assert_eq!(
+            store.gaps(&origin, 4, 16).unwrap(),
+            Vec::<(u64, u64)>::new()
+        );
+        // 5 arrives: the mark runs over 6 and the marker of 7 (removing it).
+        put(5);
+        assert_eq!(store.progress().unwrap()[0].contiguous, 7);
+        // 8 is settled: on over 9.
+        store.settle(&[(origin, 8)]).unwrap();
+        let p = store.progress().unwrap()[0];
+        assert_eq!((p.count, p.max_seq, p.contiguous), (4, 9, 9));
+        assert_eq!(store.gaps(&origin, 12, 16).unwrap(), vec![(10, 12)]);
+        // Settling below the mark changes nothing.
+        store.settle(&[(origin, 2)]).unwrap();
+        assert_eq!(store.progress().unwrap()[0], p);
+        let markers = store
+            .with(|h| {
+                Ok(h.progress
+                    .iter()
+                    .filter(|e| e.as_ref().is_ok_and(|(k, _)| k.len() == 40))
+                    .count())
+            })
+            .unwrap();
+        assert_eq!(markers, 0, "every marker was passed and removed");
     }
 
     #[test]

@@ -260,7 +260,7 @@ fn node_metrics(m: &mut Scrape, status: &Status, peers: &[PeerInfo]) {
     );
     m.gauge(
         "sightline_sync_lag_records",
-        "Sequence numbers known to exist but not held (gaps below each origin's highest seq).",
+        "Sequence numbers known to exist but neither held nor refused for good (gaps below each origin's highest seq).",
         status
             .origins
             .iter()

@@ -499,3 +499,92 @@ async fn a_hostile_member_leaves_every_honest_node_with_the_same_bounded_set() {
     drop(bank);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_refuses_old_records_fetches_only_what_it_lacks() {
+    // Bank keeps reports for 365 days; Carrier for one. Carrier refuses
+    // Bank's 300 three-day-old reports for good, and must not fetch them
+    // again with every new report (before: each new one re-fetched all 300).
+    let mut cluster = Cluster::with_options(
+        &[("Bank", 0.8), ("Carrier", 0.6)],
+        Duration::from_millis(500),
+    );
+    let bank = cluster.start(0).await;
+    let old = now() - 3 * 86_400;
+    let batch = (0..300)
+        .map(|i| {
+            let mut s = Submission::new(format!("+1 415 555 {i:04}"), Kind::Smishing);
+            s.first_seen = Some(old);
+            s.last_seen = Some(old);
+            s
+        })
+        .chain((0..10).map(|i| Submission::new(format!("+1 212 555 {i:04}"), Kind::Vishing)))
+        .collect();
+    bank.submit(batch).await.unwrap();
+
+    let mut config = cluster.config(1);
+    config.retention_secs = 86_400;
+    let carrier = sightline_node::start(config, cluster.clock.clone())
+        .await
+        .unwrap();
+    let settled = |count: u64, contiguous: u64| {
+        let carrier = carrier.clone();
+        async move {
+            carrier.status().await.is_ok_and(|s| {
+                s.origins
+                    .iter()
+                    .any(|o| o.count == count && o.contiguous == contiguous)
+            })
+        }
+    };
+    eventually(
+        "carrier holds the current ten, the rest settled",
+        WAIT,
+        &carrier,
+        || settled(10, 310),
+    )
+    .await;
+    // Let what gossip and the first catch-up round had in flight drain.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = carrier.status().await.unwrap();
+    // Each old report was refused at least once (gossip and the first
+    // catch-up round may both have brought it).
+    let refused = before.rejected.get("past_retention").copied().unwrap_or(0);
+    assert!(refused >= 300, "{:?}", before.rejected);
+
+    for i in 0..3_u64 {
+        bank.submit(vec![Submission::new(
+            format!("+1 212 555 01{i:02}"),
+            Kind::Vishing,
+        )])
+        .await
+        .unwrap();
+        eventually("the new report arrives", WAIT, &carrier, || {
+            settled(11 + i, 311 + i)
+        })
+        .await;
+    }
+    // Several catch-up rounds pass (every 500 ms).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = carrier.status().await.unwrap();
+    let received = after.received - before.received;
+    println!("records received for 3 new reports after 300 refused: {received}");
+    assert!(
+        received <= 12,
+        "{received} records received for 3 new ones (history re-fetched)"
+    );
+    assert_eq!(
+        after.rejected.get("past_retention"),
+        Some(&refused),
+        "an old report was fetched again"
+    );
+    // Nothing is missing any more: the lag is zero.
+    let lag: u64 = after
+        .origins
+        .iter()
+        .map(|o| o.max_seq.saturating_sub(o.contiguous))
+        .sum();
+    assert_eq!(lag, 0);
+    carrier.shutdown().await;
+    cluster.shutdown().await;
+}
