@@ -1609,6 +1609,10 @@ fn insert_tx(
     })
 }
 
+/// How far above an origin's contiguous mark a settled marker may be: at
+/// most this many markers per origin (about 6 MiB of store).
+const MAX_SETTLED_AHEAD: u64 = 65_536;
+
 /// Key of a settled marker in the `progress` tree: origin ‖ seq(BE), 40
 /// bytes beside the 32-byte progress keys. A marker stands for a seq above
 /// the origin's contiguous mark whose record was verified and refused for
@@ -1662,7 +1666,11 @@ fn settle_tx(
         p.contiguous = seq;
         run_forward(&trees.sightings, &trees.progress, &mut p)?;
         trees.progress.insert(key, p.encode().as_slice())?;
-    } else {
+    } else if seq < p.max_seq && seq - p.contiguous <= MAX_SETTLED_AHEAD {
+        // A marker only where a gap can be pulled (below a held record)
+        // and within a window of the mark: a member that signs expired
+        // records with scattered seqs cannot grow the markers without
+        // bound. A seq refused outside them may be fetched once more.
         trees
             .progress
             .insert(settled_key(key, seq), sled::IVec::default())?;
@@ -2351,6 +2359,9 @@ mod tests {
             "markers are not progress"
         );
         assert_eq!(store.progress().unwrap()[0].contiguous, 4);
+        // A seq above every held one gets no marker (nothing can be pulled
+        // around it; a hostile member cannot grow markers with it).
+        store.settle(&[(origin, 11)]).unwrap();
         // What is missing up to a peer's 12: 5, 8, 10-12.
         assert_eq!(
             store.gaps(&origin, 12, 16).unwrap(),
