@@ -20,6 +20,7 @@
 //! - [`files`]: the data directory and its files, private whatever the umask.
 
 pub mod backup;
+pub mod catchup;
 pub mod clock;
 pub mod config;
 pub mod files;
@@ -30,7 +31,6 @@ pub mod node;
 pub mod pipeline;
 pub mod reputation;
 pub mod store;
-pub mod sync;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{NetworkConfig, NodeConfig};

@@ -28,8 +28,8 @@ use libp2p::{
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::catchup::{self, CatchUpRequest, CatchUpResponse};
 use crate::config::NetworkConfig;
-use crate::sync::{self, SyncRequest, SyncResponse};
 
 /// Capacity of the command and event channels.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -79,13 +79,13 @@ pub enum NetworkEvent {
         data: Vec<u8>,
     },
     /// A peer asks for catch-up.
-    SyncRequest {
+    CatchUpRequest {
         /// Who asks.
         peer: PeerId,
         /// What.
-        request: SyncRequest,
+        request: CatchUpRequest,
         /// Where the answer goes (via [`Client::respond`]).
-        channel: ResponseChannel<SyncResponse>,
+        channel: ResponseChannel<CatchUpResponse>,
     },
     /// A member connected (first connection).
     Connected(PeerId),
@@ -145,12 +145,12 @@ enum Command {
     },
     Request {
         peer: PeerId,
-        request: SyncRequest,
-        reply: oneshot::Sender<Result<SyncResponse, String>>,
+        request: CatchUpRequest,
+        reply: oneshot::Sender<Result<CatchUpResponse, String>>,
     },
     Respond {
-        channel: ResponseChannel<SyncResponse>,
-        response: SyncResponse,
+        channel: ResponseChannel<CatchUpResponse>,
+        response: CatchUpResponse,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Status(oneshot::Sender<NetworkStatus>),
@@ -206,8 +206,8 @@ impl Client {
     pub async fn request(
         &self,
         peer: PeerId,
-        request: SyncRequest,
-    ) -> Result<SyncResponse, String> {
+        request: CatchUpRequest,
+    ) -> Result<CatchUpResponse, String> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Request {
             peer,
@@ -225,8 +225,8 @@ impl Client {
     /// [`Stopped`] if the loop has ended.
     pub async fn respond(
         &self,
-        channel: ResponseChannel<SyncResponse>,
-        response: SyncResponse,
+        channel: ResponseChannel<CatchUpResponse>,
+        response: CatchUpResponse,
     ) -> Result<(), Stopped> {
         self.send(Command::Respond { channel, response }).await
     }
@@ -276,7 +276,7 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
-    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    sync: request_response::cbor::Behaviour<CatchUpRequest, CatchUpResponse>,
 }
 
 /// Network construction failed.
@@ -432,9 +432,12 @@ fn build_behaviour(
     gossipsub.subscribe(topic)?;
     let sync = request_response::cbor::Behaviour::with_codec(
         request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(sync::MAX_REQUEST_BYTES)
-            .set_response_size_maximum(sync::MAX_RESPONSE_BYTES),
-        [(StreamProtocol::new(sync::PROTOCOL), ProtocolSupport::Full)],
+            .set_request_size_maximum(catchup::MAX_REQUEST_BYTES)
+            .set_response_size_maximum(catchup::MAX_RESPONSE_BYTES),
+        [(
+            StreamProtocol::new(catchup::PROTOCOL),
+            ProtocolSupport::Full,
+        )],
         request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
     );
     Ok(Behaviour {
@@ -500,7 +503,7 @@ pub struct EventLoop {
     last_seen: HashMap<PeerId, u64>,
     subscribed: HashSet<PeerId>,
     pending_publish: VecDeque<Vec<u8>>,
-    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<CatchUpResponse, String>>>,
     listen_addrs: Vec<Multiaddr>,
     refused_non_members: u64,
     failed_dials: u64,
@@ -816,7 +819,7 @@ impl EventLoop {
                     self.dropped_events += 1;
                     return;
                 }
-                NetworkEvent::SyncRequest { .. } => {
+                NetworkEvent::CatchUpRequest { .. } => {
                     // Dropping the response channel fails the peer's request.
                     self.dropped_events += 1;
                     return;
@@ -916,7 +919,7 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
-                        self.emit(NetworkEvent::SyncRequest {
+                        self.emit(NetworkEvent::CatchUpRequest {
                             peer,
                             request,
                             channel,

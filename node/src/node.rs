@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::catchup::{self, CatchUpRequest, CatchUpResponse, RateLimiter};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::identity::{IdentityError, NodeIdentity};
@@ -36,7 +37,6 @@ use crate::network::{self, Client, NetworkEvent, NetworkStatus, PeerInfo};
 use crate::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
 use crate::reputation::{self, Report, Score};
 use crate::store::{OriginProgress, Store, StoreError, StoreHealth};
-use crate::sync::{self, RateLimiter, SyncRequest, SyncResponse};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.
 pub const MAX_BATCH: usize = 10_000;
@@ -1462,7 +1462,7 @@ type PeerSetSummary = ((u64, [u8; 32]), (u64, [u8; 32]));
 fn pull_summary(
     held: &std::collections::HashMap<OriginId, (u64, [u8; 32])>,
     origin: &OriginId,
-    entry: &sync::ProgressEntry,
+    entry: &catchup::ProgressEntry,
 ) -> PeerSetSummary {
     (
         (entry.count, entry.digest),
@@ -1521,7 +1521,7 @@ struct CoreTask {
 
 async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
     let task = Arc::new(task);
-    let limiter: RateLimiter = governor::RateLimiter::hashmap(sync::quota());
+    let limiter: RateLimiter = governor::RateLimiter::hashmap(catchup::quota());
     let mut connected: HashSet<PeerId> = HashSet::new();
     let running: Arc<std::sync::Mutex<HashSet<PeerId>>> = Arc::default();
     let mut sync_tick = tokio::time::interval(task.sync_interval);
@@ -1554,7 +1554,7 @@ async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
                         break;
                     }
                 }
-                Some(NetworkEvent::SyncRequest { peer, request, channel }) => {
+                Some(NetworkEvent::CatchUpRequest { peer, request, channel }) => {
                     if limiter.check_key(&peer).is_ok() {
                         let serving = task.clone();
                         task.tasks.spawn(async move {
@@ -1565,7 +1565,7 @@ async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
                         Metrics::incr(&task.metrics.sync_throttled);
                         let client = task.client.clone();
                         task.tasks.spawn(async move {
-                            let _ = client.respond(channel, SyncResponse::Busy).await;
+                            let _ = client.respond(channel, CatchUpResponse::Busy).await;
                         });
                     }
                 }
@@ -1612,27 +1612,27 @@ async fn core_task(task: CoreTask, mut events: mpsc::Receiver<NetworkEvent>) {
 }
 
 impl CoreTask {
-    async fn serve(&self, request: SyncRequest) -> SyncResponse {
+    async fn serve(&self, request: CatchUpRequest) -> CatchUpResponse {
         let store = self.store.clone();
-        let result = blocking(move || -> Result<SyncResponse, StoreError> {
+        let result = blocking(move || -> Result<CatchUpResponse, StoreError> {
             Ok(match request {
-                SyncRequest::Progress(_) => SyncResponse::Progress(
+                CatchUpRequest::Progress(_) => CatchUpResponse::Progress(
                     store
                         .progress()?
                         .iter()
-                        .take(sync::MAX_PROGRESS_ENTRIES)
-                        .map(sync::ProgressEntry::from)
+                        .take(catchup::MAX_PROGRESS_ENTRIES)
+                        .map(catchup::ProgressEntry::from)
                         .collect(),
                 ),
-                SyncRequest::Pull {
+                CatchUpRequest::Pull {
                     origin,
                     after,
                     limit,
                 } => {
-                    let limit = usize::try_from(limit.clamp(1, sync::MAX_PAGE)).expect("small");
+                    let limit = usize::try_from(limit.clamp(1, catchup::MAX_PAGE)).expect("small");
                     let (records, more) =
                         store.page(&OriginId::from_bytes(origin), after, limit)?;
-                    SyncResponse::Records {
+                    CatchUpResponse::Records {
                         records: records
                             .into_iter()
                             .map(serde_bytes::ByteBuf::from)
@@ -1645,7 +1645,7 @@ impl CoreTask {
         .await;
         result.unwrap_or_else(|e| {
             tracing::error!(error = %e, "catch-up request failed");
-            SyncResponse::Busy
+            CatchUpResponse::Busy
         })
     }
 
@@ -1653,7 +1653,7 @@ impl CoreTask {
     /// highest seq it holds of this node's origin: the counter is raised
     /// past it before anything is signed, and the store remembers that it
     /// is confirmed.
-    async fn confirm_own_seq(&self, theirs: &[sync::ProgressEntry]) {
+    async fn confirm_own_seq(&self, theirs: &[catchup::ProgressEntry]) {
         if *self.own_seq_known.borrow() {
             return;
         }
@@ -1703,19 +1703,19 @@ impl CoreTask {
     async fn pull_range(&self, peer: PeerId, origin: OriginId, first: u64, last: u64) -> Pulled {
         let mut after = first - 1;
         // A range of n seqs takes at most n / MAX_PAGE + 1 pages.
-        let mut pages_left = (last - after) / u64::from(sync::MAX_PAGE) + 2;
+        let mut pages_left = (last - after) / u64::from(catchup::MAX_PAGE) + 2;
         let mut busy_retries = 0;
         while pages_left > 0 {
             pages_left -= 1;
-            let limit = u32::try_from((last - after).min(u64::from(sync::MAX_PAGE)))
-                .unwrap_or(sync::MAX_PAGE);
-            let request = SyncRequest::Pull {
+            let limit = u32::try_from((last - after).min(u64::from(catchup::MAX_PAGE)))
+                .unwrap_or(catchup::MAX_PAGE);
+            let request = CatchUpRequest::Pull {
                 origin: *origin.as_bytes(),
                 after,
                 limit,
             };
             match self.client.request(peer, request).await {
-                Ok(SyncResponse::Records { records, more }) => {
+                Ok(CatchUpResponse::Records { records, more }) => {
                     Metrics::incr(&self.metrics.sync_pages);
                     let last_seq = records
                         .last()
@@ -1739,7 +1739,7 @@ impl CoreTask {
                         None => return Pulled::Partly,
                     }
                 }
-                Ok(SyncResponse::Busy) if busy_retries < 5 => {
+                Ok(CatchUpResponse::Busy) if busy_retries < 5 => {
                     busy_retries += 1;
                     pages_left += 1;
                     tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
@@ -1761,9 +1761,10 @@ impl CoreTask {
         let Ok(Ok(mine)) = tokio::task::spawn_blocking(move || store.progress()).await else {
             return;
         };
-        let request = SyncRequest::Progress(mine.iter().map(sync::ProgressEntry::from).collect());
+        let request =
+            CatchUpRequest::Progress(mine.iter().map(catchup::ProgressEntry::from).collect());
         let theirs = match self.client.request(peer, request).await {
-            Ok(SyncResponse::Progress(theirs)) => {
+            Ok(CatchUpResponse::Progress(theirs)) => {
                 Metrics::incr(&self.metrics.sync_exchanges);
                 theirs
             }
@@ -1774,7 +1775,7 @@ impl CoreTask {
             }
         };
         self.confirm_own_seq(&theirs).await;
-        let advertised: std::collections::HashMap<OriginId, sync::ProgressEntry> = theirs
+        let advertised: std::collections::HashMap<OriginId, catchup::ProgressEntry> = theirs
             .iter()
             .map(|e| (OriginId::from_bytes(e.origin), *e))
             .collect();
@@ -1782,8 +1783,8 @@ impl CoreTask {
             .iter()
             .map(|p| (p.origin, (p.count, p.digest)))
             .collect();
-        let summary = |o: &OriginId, e: &sync::ProgressEntry| pull_summary(&held, o, e);
-        let pulls = sync::plan(&mine, &theirs, |o| {
+        let summary = |o: &OriginId, e: &catchup::ProgressEntry| pull_summary(&held, o, e);
+        let pulls = catchup::plan(&mine, &theirs, |o| {
             self.members.contains(o)
                 && advertised.get(o).is_none_or(|e| {
                     self.pulled

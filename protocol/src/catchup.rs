@@ -34,7 +34,7 @@ pub struct ProgressEntry {
 
 /// A catch-up request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncRequest {
+pub enum CatchUpRequest {
     /// "Here is what I hold; what do you hold?"
     Progress(Vec<ProgressEntry>),
     /// "Send me `origin`'s records with seq > `after`, ascending, at most `limit`."
@@ -50,7 +50,7 @@ pub enum SyncRequest {
 
 /// A catch-up response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncResponse {
+pub enum CatchUpResponse {
     /// The responder's progress.
     Progress(Vec<ProgressEntry>),
     /// A page of wire records and whether more follow.

@@ -54,7 +54,7 @@ fn parse_number_property_holds_on_seeds() {
 }
 
 fn sample_sync_messages() -> Vec<(&'static str, Vec<u8>)> {
-    use sightline_protocol::catchup::{ProgressEntry, SyncRequest, SyncResponse};
+    use sightline_protocol::catchup::{CatchUpRequest, CatchUpResponse, ProgressEntry};
     let entry = ProgressEntry {
         origin: [7; 32],
         count: 3,
@@ -65,13 +65,13 @@ fn sample_sync_messages() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "request-progress",
-            cbor4ii::serde::to_vec(Vec::new(), &SyncRequest::Progress(vec![entry])).unwrap(),
+            cbor4ii::serde::to_vec(Vec::new(), &CatchUpRequest::Progress(vec![entry])).unwrap(),
         ),
         (
             "request-pull",
             cbor4ii::serde::to_vec(
                 Vec::new(),
-                &SyncRequest::Pull {
+                &CatchUpRequest::Pull {
                     origin: [7; 32],
                     after: 4,
                     limit: 256,
@@ -81,14 +81,14 @@ fn sample_sync_messages() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "response-progress",
-            cbor4ii::serde::to_vec(Vec::new(), &SyncResponse::Progress(vec![entry, entry]))
+            cbor4ii::serde::to_vec(Vec::new(), &CatchUpResponse::Progress(vec![entry, entry]))
                 .unwrap(),
         ),
         (
             "response-records",
             cbor4ii::serde::to_vec(
                 Vec::new(),
-                &SyncResponse::Records {
+                &CatchUpResponse::Records {
                     records: vec![
                         serde_bytes::ByteBuf::from(vec![0xa0]),
                         serde_bytes::ByteBuf::from(vec![1, 2, 3]),
@@ -100,14 +100,14 @@ fn sample_sync_messages() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "response-busy",
-            cbor4ii::serde::to_vec(Vec::new(), &SyncResponse::Busy).unwrap(),
+            cbor4ii::serde::to_vec(Vec::new(), &CatchUpResponse::Busy).unwrap(),
         ),
     ]
 }
 
 #[test]
 fn sync_decode_property_holds_on_seeds() {
-    use sightline_protocol::catchup::{SyncRequest, SyncResponse};
+    use sightline_protocol::catchup::{CatchUpRequest, CatchUpResponse};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sync_decode");
     if std::env::var_os("SIGHTLINE_WRITE_SEEDS").is_some() {
         for (name, bytes) in sample_sync_messages() {
@@ -116,20 +116,20 @@ fn sync_decode_property_holds_on_seeds() {
     }
     let mut decoded = 0;
     for (name, data) in seeds("sync_decode") {
-        if let Ok(request) = cbor4ii::serde::from_slice::<SyncRequest>(&data) {
+        if let Ok(request) = cbor4ii::serde::from_slice::<CatchUpRequest>(&data) {
             decoded += 1;
             let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).unwrap();
             assert_eq!(
-                cbor4ii::serde::from_slice::<SyncRequest>(&bytes).unwrap(),
+                cbor4ii::serde::from_slice::<CatchUpRequest>(&bytes).unwrap(),
                 request,
                 "{name}"
             );
         }
-        if let Ok(response) = cbor4ii::serde::from_slice::<SyncResponse>(&data) {
+        if let Ok(response) = cbor4ii::serde::from_slice::<CatchUpResponse>(&data) {
             decoded += 1;
             let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).unwrap();
             assert_eq!(
-                cbor4ii::serde::from_slice::<SyncResponse>(&bytes).unwrap(),
+                cbor4ii::serde::from_slice::<CatchUpResponse>(&bytes).unwrap(),
                 response,
                 "{name}"
             );

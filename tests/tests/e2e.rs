@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use libp2p::gossipsub::MessageAcceptance;
+use sightline_node::catchup::{self, CatchUpRequest, CatchUpResponse};
 use sightline_node::network::{self, NetworkEvent};
-use sightline_node::sync::{self, SyncRequest, SyncResponse};
 use sightline_node::{Band, NodeHandle, Submission};
 use sightline_protocol::{
     parse_number, Channel, Kind, LineType, NetworkId, Sighting, SigningKey, Verdict,
@@ -373,9 +373,9 @@ async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
     }
     // Catch-up: progress and a page of records, as the node sent them.
     let peer = cluster.members[0].peer_id;
-    let SyncResponse::Progress(progress) = observer
+    let CatchUpResponse::Progress(progress) = observer
         .client
-        .request(peer, SyncRequest::Progress(vec![]))
+        .request(peer, CatchUpRequest::Progress(vec![]))
         .await
         .unwrap()
     else {
@@ -386,7 +386,7 @@ async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
         .client
         .request(
             peer,
-            SyncRequest::Pull {
+            CatchUpRequest::Pull {
                 origin,
                 after: 0,
                 limit: 256,
@@ -394,7 +394,7 @@ async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
         )
         .await
         .unwrap();
-    let SyncResponse::Records { records, .. } = &response else {
+    let CatchUpResponse::Records { records, .. } = &response else {
         panic!("expected records")
     };
     assert_eq!(records.len(), inputs.len());
@@ -887,20 +887,22 @@ async fn catch_up_requests_far_above_the_rate_limit_are_refused() {
     let requests: Vec<_> = (0..1000)
         .map(|_| {
             let client = flooder.client.clone();
-            tokio::spawn(async move { client.request(peer, SyncRequest::Progress(vec![])).await })
+            tokio::spawn(
+                async move { client.request(peer, CatchUpRequest::Progress(vec![])).await },
+            )
         })
         .collect();
     let (mut served, mut busy) = (0, 0);
     for r in requests {
         match r.await.unwrap() {
-            Ok(SyncResponse::Busy) => busy += 1,
+            Ok(CatchUpResponse::Busy) => busy += 1,
             Ok(_) => served += 1,
             Err(_) => {} // libp2p's own stream limits refused it
         }
     }
     let secs = flood_started.elapsed().as_secs_f64();
     eprintln!("1000 catch-up requests in {secs:.2} s: {served} served, {busy} answered busy");
-    let (burst, per_sec) = (sync::SYNC_BURST, sync::SYNC_REQUESTS_PER_SEC);
+    let (burst, per_sec) = (catchup::CATCHUP_BURST, catchup::CATCHUP_REQUESTS_PER_SEC);
     let allowed = f64::from(burst) + f64::from(per_sec) * secs;
     assert!(
         f64::from(served) <= allowed,

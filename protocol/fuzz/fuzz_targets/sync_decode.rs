@@ -4,17 +4,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline_protocol::catchup::{SyncRequest, SyncResponse};
+use sightline_protocol::catchup::{CatchUpRequest, CatchUpResponse};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(request) = cbor4ii::serde::from_slice::<SyncRequest>(data) {
+    if let Ok(request) = cbor4ii::serde::from_slice::<CatchUpRequest>(data) {
         let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).expect("encodes");
-        let again: SyncRequest = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
+        let again: CatchUpRequest = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
         assert_eq!(again, request);
     }
-    if let Ok(response) = cbor4ii::serde::from_slice::<SyncResponse>(data) {
+    if let Ok(response) = cbor4ii::serde::from_slice::<CatchUpResponse>(data) {
         let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encodes");
-        let again: SyncResponse = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
+        let again: CatchUpResponse = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
         assert_eq!(again, response);
     }
 });

@@ -13,8 +13,8 @@ use sightline_protocol::OriginId;
 use crate::store::OriginProgress;
 
 pub use sightline_protocol::catchup::{
-    ProgressEntry, SyncRequest, SyncResponse, MAX_PAGE, MAX_PROGRESS_ENTRIES, MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES, PROTOCOL,
+    CatchUpRequest, CatchUpResponse, ProgressEntry, MAX_PAGE, MAX_PROGRESS_ENTRIES,
+    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL,
 };
 
 impl From<&OriginProgress> for ProgressEntry {
@@ -57,16 +57,16 @@ pub fn plan(
 }
 
 /// Catch-up requests a peer may send in a burst before it is answered `Busy`.
-pub const SYNC_BURST: u32 = 100;
+pub const CATCHUP_BURST: u32 = 100;
 /// Catch-up requests a peer may send per second, sustained. A page is at
 /// most [`MAX_PAGE`] (256) records, so this lets a rejoining node pull
 /// ~25,000 records/s, above what its ingest stage stores (BENCHMARKS.md,
 /// catch-up row; at 20/s the limit, not ingest, bounded catch-up). Serving a
 /// page is one range scan over the origin's records.
-pub const SYNC_REQUESTS_PER_SEC: u32 = 100;
+pub const CATCHUP_REQUESTS_PER_SEC: u32 = 100;
 
 /// The responder's rate limit per peer: a GCRA token bucket (governor)
-/// allowing bursts of [`SYNC_BURST`] requests and [`SYNC_REQUESTS_PER_SEC`]
+/// allowing bursts of [`CATCHUP_BURST`] requests and [`CATCHUP_REQUESTS_PER_SEC`]
 /// sustained. Keyed by peer; only members connect, so the keys are bounded.
 pub type RateLimiter<C = governor::clock::DefaultClock> = governor::RateLimiter<
     libp2p::PeerId,
@@ -84,8 +84,8 @@ const fn non_zero(n: u32) -> std::num::NonZeroU32 {
 
 /// The quota of [`RateLimiter`].
 pub fn quota() -> governor::Quota {
-    const PER_SECOND: std::num::NonZeroU32 = non_zero(SYNC_REQUESTS_PER_SEC);
-    const BURST: std::num::NonZeroU32 = non_zero(SYNC_BURST);
+    const PER_SECOND: std::num::NonZeroU32 = non_zero(CATCHUP_REQUESTS_PER_SEC);
+    const BURST: std::num::NonZeroU32 = non_zero(CATCHUP_BURST);
     governor::Quota::per_second(PER_SECOND).allow_burst(BURST)
 }
 
@@ -159,7 +159,7 @@ mod tests {
             governor::RateLimiter::hashmap_with_clock(quota(), clock.clone());
         let peer = libp2p::PeerId::random();
         let other = libp2p::PeerId::random();
-        assert!((0..SYNC_BURST).all(|_| limiter.check_key(&peer).is_ok()));
+        assert!((0..CATCHUP_BURST).all(|_| limiter.check_key(&peer).is_ok()));
         assert!(limiter.check_key(&peer).is_err(), "the burst is spent");
         assert!(
             limiter.check_key(&other).is_ok(),
