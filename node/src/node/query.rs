@@ -1,0 +1,99 @@
+//! Answering lookups and the recent list from the store.
+
+use super::{
+    blocking, parse_number_with, Letters, Lookup, LookupError, NodeHandle, RecentSighting,
+    StoreError, MAX_BATCH,
+};
+
+impl NodeHandle {
+    /// Looks one number up.
+    ///
+    /// # Errors
+    /// [`LookupError`].
+    pub async fn lookup(&self, number: &str, region: Option<&str>) -> Result<Lookup, LookupError> {
+        self.lookup_with(number, region, Letters::Refuse).await
+    }
+
+    /// Looks one number up, reading letters as `letters` says.
+    ///
+    /// # Errors
+    /// [`LookupError`].
+    pub async fn lookup_with(
+        &self,
+        number: &str,
+        region: Option<&str>,
+        letters: Letters,
+    ) -> Result<Lookup, LookupError> {
+        let parsed =
+            parse_number_with(number, region, letters).map_err(|error| LookupError::Number {
+                input: number.to_owned(),
+                error,
+            })?;
+        let now = self.inner.clock.now();
+        let inner = self.inner.clone();
+        blocking(move || inner.lookup_parsed(&parsed, now)).await
+    }
+
+    /// Looks up many numbers (at most [`MAX_BATCH`]); one result per input.
+    pub async fn lookup_many(
+        &self,
+        numbers: Vec<String>,
+        region: Option<String>,
+        letters: Letters,
+    ) -> Vec<Result<Lookup, LookupError>> {
+        let now = self.inner.clock.now();
+        let inner = self.inner.clone();
+        blocking(move || {
+            numbers
+                .iter()
+                .take(MAX_BATCH)
+                .map(|n| {
+                    let parsed =
+                        parse_number_with(n, region.as_deref(), letters).map_err(|error| {
+                            LookupError::Number {
+                                input: n.clone(),
+                                error,
+                            }
+                        })?;
+                    inner.lookup_parsed(&parsed, now)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The most recently stored sightings, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn recent(&self, limit: usize) -> Result<Vec<RecentSighting>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for (id, s) in inner.store.recent(limit.min(1000))? {
+                out.push(RecentSighting {
+                    id: id.to_hex(),
+                    org: inner.org_of(&s.origin),
+                    number: if s.origin == inner.signing.origin() {
+                        inner.store.own_number(&s.number)?
+                    } else {
+                        None
+                    },
+                    number_hash: s.number.to_hex(),
+                    cc: s.cc,
+                    line: s.line,
+                    kind: s.kind,
+                    verdict: s.verdict,
+                    channel: s.channel,
+                    brand: s.brand,
+                    confidence: s.confidence,
+                    count: s.count,
+                    last_seen: s.last_seen,
+                    seq: s.seq,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
