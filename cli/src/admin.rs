@@ -12,8 +12,8 @@ use sightline_node::config::{
 };
 use sightline_node::identity::NodeIdentity;
 
+use crate::exit::Failure;
 use crate::files::{replace_validated, write_private};
-use crate::Failure;
 
 /// `sightline network …`.
 #[derive(Debug, Subcommand)]
@@ -199,7 +199,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode, Failure> {
     let new_key = !key_path.exists();
     let identity = NodeIdentity::load_or_create(&key_path)?;
     if new_key {
-        crate::new_node_store(&args.dir.join("data"))?;
+        new_node_store(&args.dir.join("data"))?;
     }
     let peer_id = identity.peer_id();
     let mut file = NodeFile::new(network_path.clone());
@@ -352,4 +352,14 @@ pub(crate) fn backup_key(args: &BackupKeyArgs) -> Result<ExitCode, Failure> {
     println!("recipient: {recipient}");
     println!("back up with: sightline backup --recipient {recipient} --out FILE");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the store of a node whose key was just made: no peer can hold a
+/// record of that key, so the store starts with its own seq confirmed
+/// (a store re-created later for an existing key is not, and waits for a
+/// peer before signing: `sightline_node::store::Store::own_seq_confirmed`).
+pub(crate) fn new_node_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = sightline_node::store::Store::open(&data_dir.join("store"))?;
+    store.confirm_own_seq()?;
+    Ok(())
 }

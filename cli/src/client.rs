@@ -13,7 +13,21 @@ use sightline_node::{Band, NodeConfig};
 use sightline_protocol::import::{parse_csv, ImportRow};
 use sightline_protocol::{Channel, Kind, Verdict};
 
-use crate::{Connection, Failure, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
+use crate::exit::{Failure, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
+
+/// How client commands reach a running node.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Connection {
+    /// The node's sightline.toml (its web address and first token are used).
+    #[arg(long, global = true, conflicts_with = "api")]
+    config: Option<std::path::PathBuf>,
+    /// API base URL, e.g. `http://127.0.0.1:7300`.
+    #[arg(long, global = true, env = "SIGHTLINE_API")]
+    api: Option<String>,
+    /// API bearer token.
+    #[arg(long, global = true, env = "SIGHTLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
 
 /// Largest batch sent in one request by `import`.
 const IMPORT_BATCH: usize = 1000;

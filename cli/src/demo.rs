@@ -18,8 +18,8 @@ use sightline_node::config::{encode_key32, MemberFile, NetworkFile, NodeFile, To
 use sightline_node::identity::NodeIdentity;
 use sightline_node::{NodeConfig, Submission};
 
+use crate::exit::Failure;
 use crate::serve::{init_logs, terminate_signal, Running};
-use crate::Failure;
 
 /// The bundled synthetic sample (numbers from ranges reserved for fiction).
 const SAMPLE: &str = include_str!("../assets/demo-sightings.csv");
@@ -102,7 +102,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
     for (key, org, trust) in ORGS {
         let node_dir = dir.join(key);
         let identity = NodeIdentity::load_or_create(&node_dir.join("data/node.key"))?;
-        crate::new_node_store(&node_dir.join("data"))?;
+        crate::admin::new_node_store(&node_dir.join("data"))?;
         let port = free_port()?;
         network.members.push(MemberFile {
             org: org.into(),

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 
-use crate::Failure;
+use crate::exit::Failure;
 
 /// Writes a new file with mode 0600 (creating its directory); refuses to
 /// overwrite.

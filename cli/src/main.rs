@@ -14,14 +14,17 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 mod admin;
 mod client;
 mod demo;
+mod exit;
 mod files;
 mod operate;
 mod serve;
+
+use exit::{Failure, EXIT_INPUT};
 
 /// jemalloc: faster than glibc malloc for the node's cross-thread ingest and
 /// lookups at the same resident memory (BENCHMARKS.md, "Allocator").
@@ -29,65 +32,12 @@ mod serve;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Exit code when `lookup --fail-on` matched; nothing else exits 1.
-pub(crate) const EXIT_MATCHED: u8 = 1;
-/// Exit code for usage and input errors.
-pub(crate) const EXIT_INPUT: u8 = 2;
-/// Exit code when the node cannot be reached.
-pub(crate) const EXIT_UNREACHABLE: u8 = 3;
-/// Exit code when the node answered 429 or 5xx, or did not answer in time.
-pub(crate) const EXIT_RETRY: u8 = 4;
-/// Exit code for any other failure.
-pub(crate) const EXIT_FAILED: u8 = 5;
-
-/// A failure with the exit code it maps to.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    /// Exit code.
-    pub(crate) code: u8,
-    /// What went wrong.
-    pub(crate) error: anyhow::Error,
-}
-
-impl Failure {
-    /// An input or usage error (exit 2).
-    pub(crate) fn input(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            code: EXIT_INPUT,
-            error: error.into(),
-        }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(error: E) -> Self {
-        Failure {
-            code: EXIT_FAILED,
-            error: error.into(),
-        }
-    }
-}
-
 /// Peer-to-peer threat sharing for phone-number indicators.
 #[derive(Debug, Parser)]
 #[command(name = "sightline", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// How client commands reach a running node.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct Connection {
-    /// The node's sightline.toml (its web address and first token are used).
-    #[arg(long, global = true, conflicts_with = "api")]
-    config: Option<std::path::PathBuf>,
-    /// API base URL, e.g. `http://127.0.0.1:7300`.
-    #[arg(long, global = true, env = "SIGHTLINE_API")]
-    api: Option<String>,
-    /// API bearer token.
-    #[arg(long, global = true, env = "SIGHTLINE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,16 +87,6 @@ enum Command {
     Restore(admin::RestoreArgs),
     /// Create an age identity to encrypt backups to (prints its recipient).
     BackupKey(admin::BackupKeyArgs),
-}
-
-/// Creates the store of a node whose key was just made: no peer can hold a
-/// record of that key, so the store starts with its own seq confirmed
-/// (a store re-created later for an existing key is not, and waits for a
-/// peer before signing: `sightline_node::store::Store::own_seq_confirmed`).
-pub(crate) fn new_node_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = sightline_node::store::Store::open(&data_dir.join("store"))?;
-    store.confirm_own_seq()?;
-    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -12,7 +12,8 @@ use rand_core::{OsRng, RngCore};
 use sightline_node::identity::NodeIdentity;
 use sightline_node::NodeConfig;
 
-use crate::{Connection, Failure, EXIT_UNREACHABLE};
+use crate::client::Connection;
+use crate::exit::{Failure, EXIT_UNREACHABLE};
 
 /// `sightline peer-id`: the id to send to the network admin, read from the
 /// node's existing key (never creates one).

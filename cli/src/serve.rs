@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sightline_node::{NodeConfig, NodeHandle, SystemClock};
 
-use crate::Failure;
+use crate::exit::Failure;
 
 /// Installs the log subscriber (`RUST_LOG`, default `info`).
 pub(crate) fn init_logs() {

@@ -31,6 +31,7 @@ pub mod node;
 pub mod pipeline;
 pub mod reputation;
 pub mod store;
+mod task;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{NetworkConfig, NodeConfig};

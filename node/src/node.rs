@@ -24,9 +24,10 @@ use sightline_protocol::{
     SightingId, SignedSighting, SigningKey, UnverifiedSighting, Verdict,
 };
 use tokio::sync::{mpsc, watch, Mutex};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub(crate) use crate::task::blocking;
 
 use crate::catchup::{self, CatchUpRequest, CatchUpResponse, RateLimiter};
 use crate::clock::Clock;
@@ -427,21 +428,6 @@ async fn own_seq_confirmed_at_start(
         tracing::warn!("this node's store was restored or re-created: submissions wait until a peer has said which of this organization's records it holds");
     }
     Ok(confirmed)
-}
-
-/// Runs blocking store work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    joined(tokio::task::spawn_blocking(f)).await
-}
-
-/// The value of a spawned task: a panic in it is resumed here; if the
-/// runtime is shutting down and dropped the task, this never resolves.
-pub(crate) async fn joined<T>(task: JoinHandle<T>) -> T {
-    match task.await {
-        Ok(value) => value,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => std::future::pending().await,
-    }
 }
 
 /// Starts a node: key, store, network, and its tasks.

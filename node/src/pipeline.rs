@@ -13,10 +13,11 @@ use sightline_protocol::{verify_batch, OriginId, SightingId, SignedSighting, Unv
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::identity::IdentityError;
 use crate::identity::NodeIdentity;
 use crate::ingest::{self, Context, Metrics, Rejection, Severity};
-use crate::node::{blocking, joined, StartError};
 use crate::store::{InsertOutcome, Store, StoreError};
+use crate::task::{blocking, joined};
 
 /// Records validated together (one batch signature verification).
 pub const INGEST_BATCH: usize = 256;
@@ -30,6 +31,17 @@ pub struct Checked {
     /// Verified records refused for good (expired, past retention): their
     /// seqs are settled so that catch-up does not fetch them again.
     settled: Vec<(OriginId, u64)>,
+}
+
+/// Why [`Ingestor::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The key file.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Validates and stores batches of received records.
@@ -168,8 +180,8 @@ impl Ingestor {
     /// [`crate::start`] does, without any network.
     ///
     /// # Errors
-    /// [`StartError`] for the key or the store.
-    pub fn open(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+    /// [`OpenError`] for the key or the store.
+    pub fn open(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
         let identity = NodeIdentity::load(&config.key_file)?;
         let own = identity.signing.origin();
         let store = open_store(config, own)?;

@@ -18,6 +18,7 @@
 //! - [`import`]: the CSV bulk-import format, row by row with line numbers.
 
 pub mod catchup;
+pub mod fields;
 pub mod hash;
 pub mod import;
 pub mod phone;

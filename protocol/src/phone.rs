@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use phonenumber::{country, ParseError};
 
-use crate::sighting::LineType;
+use crate::fields::LineType;
 
 mod plan;
 mod text;
