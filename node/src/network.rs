@@ -33,9 +33,11 @@ use crate::config::NetworkConfig;
 
 mod behaviour;
 mod event_loop;
+mod membership;
 
 use self::behaviour::{build_behaviour, tcp_transport, Behaviour, BehaviourEvent};
 pub use self::event_loop::EventLoop;
+use self::membership::{Backoff, Blocks, Strikes};
 
 /// Capacity of the command and event channels.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -349,7 +351,7 @@ pub fn new(
         local,
         members,
         known,
-        backoff: HashMap::new(),
+        backoff: Backoff::new(MAX_BACKOFF),
         connected: HashMap::new(),
         last_seen: HashMap::new(),
         subscribed: HashSet::new(),
@@ -360,8 +362,8 @@ pub fn new(
         failed_dials: 0,
         outbox: VecDeque::new(),
         dropped_events: 0,
-        invalid: HashMap::new(),
-        blocked: HashMap::new(),
+        invalid: Strikes::new(INVALID_LIMIT, INVALID_WINDOW),
+        blocked: Blocks::new(BLOCK_FOR),
     };
     Ok((Client { sender }, event_receiver, event_loop))
 }

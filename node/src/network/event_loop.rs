@@ -2,12 +2,13 @@
 //! node sends, applies the allow-list and blocks, publishes, and emits
 //! events for the node.
 
+use super::membership::{Backoff, Blocks, Strikes};
 use super::{
     gossipsub, identify, mpsc, oneshot, request_response, Behaviour, BehaviourEvent,
     CatchUpResponse, Command, DialOpts, Duration, HashMap, HashSet, Instant, MessageAcceptance,
     Multiaddr, NetworkEvent, NetworkStatus, OutboundRequestId, PeerCondition, PeerId, PeerInfo,
-    StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque, BLOCK_FOR, GRAYLIST_THRESHOLD,
-    INVALID_LIMIT, INVALID_WINDOW, MAX_BACKOFF, MAX_OUTBOX, MAX_PENDING_PUBLISH,
+    StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque, GRAYLIST_THRESHOLD, MAX_OUTBOX,
+    MAX_PENDING_PUBLISH,
 };
 
 /// Owns the swarm. Run it with [`EventLoop::run`].
@@ -19,7 +20,7 @@ pub struct EventLoop {
     pub(super) local: PeerId,
     pub(super) members: HashMap<PeerId, String>,
     pub(super) known: HashMap<PeerId, Vec<Multiaddr>>,
-    pub(super) backoff: HashMap<PeerId, (Instant, Duration)>,
+    pub(super) backoff: Backoff<PeerId>,
     pub(super) connected: HashMap<PeerId, usize>,
     pub(super) last_seen: HashMap<PeerId, u64>,
     pub(super) subscribed: HashSet<PeerId>,
@@ -31,10 +32,10 @@ pub struct EventLoop {
     pub(super) failed_dials: u64,
     pub(super) outbox: VecDeque<NetworkEvent>,
     pub(super) dropped_events: u64,
-    /// Per peer: invalid records counted since the window started.
-    pub(super) invalid: HashMap<PeerId, (Instant, u32)>,
-    /// Members blocked for misbehaviour, until when.
-    pub(super) blocked: HashMap<PeerId, Instant>,
+    /// Per peer: invalid records in the current window.
+    pub(super) invalid: Strikes<PeerId>,
+    /// Members blocked for misbehaviour.
+    pub(super) blocked: Blocks<PeerId>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -83,24 +84,17 @@ impl EventLoop {
 
     fn count_invalid(&mut self, peer: PeerId) {
         let now = Instant::now();
-        let (since, count) = self.invalid.entry(peer).or_insert((now, 0));
-        if now.duration_since(*since) > INVALID_WINDOW {
-            *since = now;
-            *count = 0;
-        }
-        *count += 1;
-        if *count >= INVALID_LIMIT {
+        if self.invalid.strike(peer, now) {
             self.block(peer, now, "keeps sending invalid records");
         }
     }
 
     /// Disconnects a misbehaving member and refuses it for [`BLOCK_FOR`].
     fn block(&mut self, peer: PeerId, now: Instant, why: &str) {
-        if self.blocked.contains_key(&peer) {
+        if !self.blocked.block(peer, now) {
             return;
         }
         tracing::warn!(%peer, org = ?self.members.get(&peer), why, "blocking member");
-        self.blocked.insert(peer, now + BLOCK_FOR);
         // Disallowing closes its connections and refuses new ones.
         self.swarm.behaviour_mut().allow.disallow_peer(peer);
         self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
@@ -127,15 +121,8 @@ impl EventLoop {
     }
 
     fn unblock_expired(&mut self, now: Instant) {
-        let expired: Vec<PeerId> = self
-            .blocked
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in expired {
-            self.blocked.remove(&peer);
-            self.invalid.remove(&peer);
+        for peer in self.blocked.expire(now) {
+            self.invalid.forget(&peer);
             self.swarm.behaviour_mut().allow.allow_peer(peer);
             self.swarm
                 .behaviour_mut()
@@ -156,21 +143,15 @@ impl EventLoop {
             .filter(|p| {
                 **p != self.local
                     && !self.connected.contains_key(*p)
-                    && !self.blocked.contains_key(*p)
+                    && !self.blocked.contains(p)
                     && self.members.contains_key(*p)
             })
             .copied()
             .collect();
         for peer in candidates {
-            let (next, delay) = *self
-                .backoff
-                .entry(peer)
-                .or_insert((now, Duration::from_secs(1)));
-            if now < next {
+            if !self.backoff.due(peer, now) {
                 continue;
             }
-            self.backoff
-                .insert(peer, (now + delay, (delay * 2).min(MAX_BACKOFF)));
             let addresses = self.known.get(&peer).cloned().unwrap_or_default();
             let opts = DialOpts::peer_id(peer)
                 .addresses(addresses)
@@ -277,7 +258,7 @@ impl EventLoop {
                     dropped_events: self.dropped_events,
                     blocked: self
                         .blocked
-                        .keys()
+                        .peers()
                         .map(|p| {
                             self.members
                                 .get(p)
@@ -366,7 +347,7 @@ impl EventLoop {
                 self.connected
                     .insert(peer_id, num_established.get() as usize);
                 self.last_seen.insert(peer_id, unix_now());
-                self.backoff.remove(&peer_id);
+                self.backoff.reset(&peer_id);
                 if num_established.get() == 1 {
                     tracing::info!(peer = %peer_id, org = ?self.members.get(&peer_id), "member connected");
                     self.emit(NetworkEvent::Connected(peer_id));
