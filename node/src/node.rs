@@ -278,18 +278,9 @@ pub struct RecentSighting {
     pub cc: u16,
     /// Line type.
     pub line: LineType,
-    /// Kind.
-    pub kind: Kind,
-    /// Verdict.
-    pub verdict: Verdict,
-    /// Channel.
-    pub channel: Channel,
-    /// Brand.
-    pub brand: Option<String>,
-    /// Confidence.
-    pub confidence: u8,
-    /// Count.
-    pub count: u32,
+    /// What it claims.
+    #[serde(flatten)]
+    pub claim: crate::reputation::Claim,
     /// Last seen.
     pub last_seen: u64,
     /// Seq.

@@ -94,15 +94,11 @@ pub struct Report {
     pub sighting: Sighting,
 }
 
-/// What one report contributed: the explanation shown to analysts.
-#[derive(Debug, Clone, Serialize)]
-pub struct Contribution {
-    /// Organization.
-    pub org: String,
-    /// Signing node's public key, hex.
-    pub origin: String,
-    /// The report's seq.
-    pub seq: u64,
+/// What a report claims about a number, as analysts see it: the fields
+/// shared by a scored report ([`Contribution`]) and a stored one in the
+/// recent list (`RecentSighting`). Flattened into both in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claim {
     /// Kind.
     pub kind: Kind,
     /// Verdict.
@@ -115,6 +111,33 @@ pub struct Contribution {
     pub confidence: u8,
     /// Observations.
     pub count: u32,
+}
+
+impl From<&Sighting> for Claim {
+    fn from(s: &Sighting) -> Self {
+        Claim {
+            kind: s.kind,
+            verdict: s.verdict,
+            channel: s.channel,
+            brand: s.brand.clone(),
+            confidence: s.confidence,
+            count: s.count,
+        }
+    }
+}
+
+/// What one report contributed: the explanation shown to analysts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contribution {
+    /// Organization.
+    pub org: String,
+    /// Signing node's public key, hex.
+    pub origin: String,
+    /// The report's seq.
+    pub seq: u64,
+    /// What it claims.
+    #[serde(flatten)]
+    pub claim: Claim,
     /// First observation.
     pub first_seen: u64,
     /// Last observation.
@@ -216,12 +239,7 @@ pub fn score(reports: &[Report], now: u64, half_life_secs: u64) -> Score {
             org: r.org.clone(),
             origin: s.origin.to_hex(),
             seq: s.seq,
-            kind: s.kind,
-            verdict: s.verdict,
-            channel: s.channel,
-            brand: s.brand.clone(),
-            confidence: s.confidence,
-            count: s.count,
+            claim: Claim::from(s),
             first_seen: s.first_seen,
             last_seen: s.last_seen,
             trust,

@@ -512,9 +512,9 @@ async fn a_withdrawal_propagates_and_drops_the_score() {
         .await;
         let lookup = node.lookup("+44 20 7946 0958", None).await.unwrap();
         assert_eq!(lookup.score.band, Band::None);
-        assert_eq!(lookup.score.reports[0].verdict, Verdict::Withdrawn);
+        assert_eq!(lookup.score.reports[0].claim.verdict, Verdict::Withdrawn);
         assert_eq!(
-            lookup.score.reports[0].kind,
+            lookup.score.reports[0].claim.kind,
             Kind::Vishing,
             "withdrawal keeps the kind"
         );

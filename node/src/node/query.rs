@@ -82,12 +82,7 @@ impl NodeHandle {
                     number_hash: s.number.to_hex(),
                     cc: s.cc,
                     line: s.line,
-                    kind: s.kind,
-                    verdict: s.verdict,
-                    channel: s.channel,
-                    brand: s.brand,
-                    confidence: s.confidence,
-                    count: s.count,
+                    claim: crate::reputation::Claim::from(&s),
                     last_seen: s.last_seen,
                     seq: s.seq,
                 });

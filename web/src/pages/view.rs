@@ -225,10 +225,13 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
     let observations: u64 = s
         .reports
         .iter()
-        .filter(|r| r.verdict == Verdict::Malicious)
-        .map(|r| u64::from(r.count))
+        .filter(|r| r.claim.verdict == Verdict::Malicious)
+        .map(|r| u64::from(r.claim.count))
         .sum();
-    let malicious = s.reports.iter().any(|r| r.verdict == Verdict::Malicious);
+    let malicious = s
+        .reports
+        .iter()
+        .any(|r| r.claim.verdict == Verdict::Malicious);
     html! {
         section.result aria-live="polite" {
             h2 { (l.number) }
@@ -270,10 +273,10 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
                     } }
                     tbody {
                         @for r in &s.reports {
-                            tr class=(verdict_class(r.verdict)) {
-                                td { (r.org) } td { (r.verdict) } td { (r.kind) } td { (r.channel) }
-                                td { (r.brand.as_deref().unwrap_or("—")) }
-                                td { (r.confidence) } td { (r.count) }
+                            tr class=(verdict_class(r.claim.verdict)) {
+                                td { (r.org) } td { (r.claim.verdict) } td { (r.claim.kind) } td { (r.claim.channel) }
+                                td { (r.claim.brand.as_deref().unwrap_or("—")) }
+                                td { (r.claim.confidence) } td { (r.claim.count) }
                                 td { (format!("{:.2}", r.trust)) } td { (format!("{:.2}", r.decay)) }
                                 td { (format!("{:+.2}", r.weight)) } td { (utc(r.last_seen)) }
                             }
@@ -369,8 +372,8 @@ pub(crate) fn recent(list: Option<&[RecentSighting]>) -> Markup {
                                         None => span.hash title="privacy hash" { (r.number_hash.get(..12).unwrap_or(&r.number_hash)) "…" },
                                     }
                                 }
-                                td { (r.verdict) } td { (r.kind) } td { (r.channel) }
-                                td { (r.brand.as_deref().unwrap_or("—")) } td { (r.confidence) }
+                                td { (r.claim.verdict) } td { (r.claim.kind) } td { (r.claim.channel) }
+                                td { (r.claim.brand.as_deref().unwrap_or("—")) } td { (r.claim.confidence) }
                                 td { (r.line) " (+" (r.cc) ")" } td { (utc(r.last_seen)) }
                             }
                         }
