@@ -122,8 +122,11 @@ pub(crate) fn national_number(plan: &Metadata, digits: &str) -> String {
     let Some(found) = leading(parsing.as_str()).captures(digits) else {
         return digits.to_owned();
     };
+    // libphonenumber's viability test here is the general pattern alone
+    // (`matchNationalNumber`), without the possible-length check.
     let general = plan.descriptors().general();
-    let viable = matches(general, digits);
+    let viable_pattern = anchored(general.national_number().as_str());
+    let viable = viable_pattern.is_match(digits);
     let whole = found.get(0).map_or(0, |m| m.end());
     let last_group = found.iter().skip(1).last().flatten();
     let rest = match (plan.national_prefix_transform_rule(), last_group) {
@@ -134,7 +137,7 @@ pub(crate) fn national_number(plan: &Metadata, digits: &str) -> String {
         }
         _ => digits[whole..].to_owned(),
     };
-    if viable && !matches(general, &rest) {
+    if viable && !viable_pattern.is_match(&rest) {
         return digits.to_owned();
     }
     // parseHelper keeps the digits if what remains is too short, only
