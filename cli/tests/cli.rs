@@ -433,28 +433,10 @@ fn client_commands_against_a_running_node() {
                \"+33 9 87 65 43 21\",bec,email,\"Acme, Inc.\",60,{first},{last},2\n\
                ,vishing,voice,,50,,,1\n"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args([
-            "import",
-            "-",
-            "--partial",
-            "--api",
-            &node.api,
-            "--token",
-            WRITE_TOKEN,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(csv.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = import(
+        &csv,
+        &["--partial", "--api", &node.api, "--token", WRITE_TOKEN],
+    );
     assert_eq!(code(&out), 2, "some rows were rejected: {}", stdout(&out));
     let text = stdout(&out);
     assert!(text.contains("imported 2 row(s), rejected 4"), "{text}");
