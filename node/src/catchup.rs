@@ -29,15 +29,16 @@ impl From<&OriginProgress> for ProgressEntry {
     }
 }
 
-/// What to pull from a peer, given both sides' progress: for each origin
-/// whose set differs and where the peer may hold something this node lacks,
-/// pull from this node's contiguous seq. Origins `keep` rejects (non-members)
-/// are skipped. Equal sets (same count and digest) cost nothing.
+/// The origins to pull from a peer, given both sides' progress: each whose
+/// set differs and where the peer may hold something this node lacks (a
+/// seq above this node's contiguous mark; which seqs exactly is the store's
+/// `gaps`). Origins `keep` rejects (non-members) are skipped. Equal sets
+/// (same count and digest) cost nothing.
 pub fn plan(
     mine: &[OriginProgress],
     theirs: &[ProgressEntry],
     keep: impl Fn(&OriginId) -> bool,
-) -> Vec<(OriginId, u64)> {
+) -> Vec<OriginId> {
     let mine: HashMap<OriginId, &OriginProgress> = mine.iter().map(|p| (p.origin, p)).collect();
     let mut pulls = Vec::new();
     for entry in theirs.iter().take(MAX_PROGRESS_ENTRIES) {
@@ -45,12 +46,13 @@ pub fn plan(
         if !keep(&origin) || entry.count == 0 {
             continue;
         }
-        match mine.get(&origin) {
-            None => pulls.push((origin, 0)),
-            Some(m) if m.count == entry.count && m.digest == entry.digest => {}
-            // Everything up to my contiguous seq I hold; they hold nothing above it.
-            Some(m) if entry.max_seq <= m.contiguous => {}
-            Some(m) => pulls.push((origin, m.contiguous)),
+        let nothing_to_gain = mine.get(&origin).is_some_and(|m| {
+            // Equal sets; or everything up to my mark I hold and they hold
+            // nothing above it.
+            (m.count == entry.count && m.digest == entry.digest) || entry.max_seq <= m.contiguous
+        });
+        if !nothing_to_gain {
+            pulls.push(origin);
         }
     }
     pulls
@@ -121,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_origins_pull_from_zero_and_behind_origins_from_contiguous() {
+    fn unknown_origins_and_origins_with_more_above_the_mark_are_pulled() {
         let mine = vec![progress(1, 10, 10, 10, 7), progress(2, 5, 9, 4, 1)];
         let theirs = vec![
             entry(&progress(1, 12, 12, 12, 8)),
@@ -132,9 +134,9 @@ mod tests {
         assert_eq!(
             pulls,
             vec![
-                (OriginId::from_bytes([1; 32]), 10),
-                (OriginId::from_bytes([2; 32]), 4),
-                (OriginId::from_bytes([3; 32]), 0)
+                OriginId::from_bytes([1; 32]),
+                OriginId::from_bytes([2; 32]),
+                OriginId::from_bytes([3; 32])
             ]
         );
     }

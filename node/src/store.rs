@@ -1610,7 +1610,7 @@ fn insert_tx(
 }
 
 /// How far above an origin's contiguous mark a settled marker may be: at
-/// most this many markers per origin (about 6 MiB of store).
+/// most this many markers per origin (40-byte keys with empty values).
 const MAX_SETTLED_AHEAD: u64 = 65_536;
 
 /// Key of a settled marker in the `progress` tree: origin ‖ seq(BE), 40

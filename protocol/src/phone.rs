@@ -209,15 +209,12 @@ pub fn parse_number_with(
         trimmed.to_owned()
     };
 
-    // The number by libphonenumber's national-prefix rule, for a second
-    // reading where the crate's own differs.
-    let dialled = dialled_digits(&text, region);
     let number = match phonenumber::parse_with(&METADATA, region, &text) {
         Ok(number) => number,
         // The crate refuses as too short a number it shortened itself by
         // removing a "national prefix" (Lithuania's toll-free 800…).
         Err(e @ (ParseError::TooShortNsn | ParseError::TooShortAfterIdd)) => {
-            return match dialled {
+            return match dialled_digits(&text, region) {
                 Some((code, national)) => {
                     assigned(code, &national).ok_or_else(|| unassigned(code, &national))
                 }
@@ -243,7 +240,8 @@ pub fn parse_number_with(
     // a possible number of the plan; the crate removes it regardless
     // (Belarus's toll-free 8011… lost its 80) and sometimes twice (Russia's
     // 8 800…). Read the number by libphonenumber's rule before giving up.
-    if let Some(parsed) = dialled
+    // The second reading is only worked out here, off the common path.
+    if let Some(parsed) = dialled_digits(&text, region)
         .filter(|(c, n)| *c == code && *n != national)
         .and_then(|(c, n)| assigned(c, &n))
     {

@@ -390,7 +390,7 @@ impl CoreTask {
                         != Some(&summary(o, e))
                 })
         });
-        for (origin, _) in pulls {
+        for origin in pulls {
             let Some(entry) = advertised.get(&origin).copied() else {
                 continue;
             };

@@ -30,30 +30,45 @@ pub(crate) static METADATA: LazyLock<Database> = LazyLock::new(|| {
         .expect("the embedded metadata parses (every test loads it)")
 });
 
-/// Patterns compiled anchored at both ends, on first use: a few hundred of
-/// the metadata's ~3,000 patterns are ever needed by one node.
-static ANCHORED: LazyLock<Mutex<HashMap<String, Arc<Regex>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// A metadata pattern compiled anchored at the start only (Java's
+/// `lookingAt`) or at both ends (`matches`).
+#[derive(Clone, Copy)]
+enum Anchor {
+    Start,
+    Both,
+}
 
-fn anchored_as(anchored: &str) -> Arc<Regex> {
-    let mut cache = ANCHORED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(re) = cache.get(anchored) {
+/// Anchored patterns compiled on first use, keyed by the metadata's own
+/// pattern text (a lookup allocates nothing): a few hundred of the ~3,000
+/// patterns are ever needed by one node.
+type Cache = Mutex<HashMap<String, Arc<Regex>>>;
+static ANCHORED: LazyLock<[Cache; 2]> =
+    LazyLock::new(|| [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())]);
+
+fn compiled(pattern: &str, anchor: Anchor) -> Arc<Regex> {
+    let mut cache = ANCHORED[anchor as usize]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
         return re.clone();
     }
+    let text = match anchor {
+        Anchor::Start => format!("^(?:{pattern})"),
+        Anchor::Both => format!("^(?:{pattern})$"),
+    };
     let re = Arc::new(
-        Regex::new(anchored).expect("a metadata pattern the crate compiled also compiles anchored"),
+        Regex::new(&text).expect("a metadata pattern the crate compiled also compiles anchored"),
     );
-    cache.insert(anchored.to_owned(), re.clone());
+    cache.insert(pattern.to_owned(), re.clone());
     re
 }
 
-/// A pattern anchored at the start only (Java's `lookingAt`).
-fn leading(pattern: &str) -> Arc<Regex> {
-    anchored_as(&format!("^(?:{pattern})"))
+fn anchored(pattern: &str) -> Arc<Regex> {
+    compiled(pattern, Anchor::Both)
 }
 
-fn anchored(pattern: &str) -> Arc<Regex> {
-    anchored_as(&format!("^(?:{pattern})$"))
+fn leading(pattern: &str) -> Arc<Regex> {
+    compiled(pattern, Anchor::Start)
 }
 
 /// libphonenumber's `isNumberMatchingDesc`: a possible length (when the
