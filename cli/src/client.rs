@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sightline_node::config::Scope;
 use sightline_node::node::MAX_BATCH;
-use sightline_node::{Band, NodeConfig};
+use sightline_node::{Band, NodeConfig, Receipt, Status, Submission};
 use sightline_protocol::import::{parse_csv, ImportRow};
 use sightline_protocol::{Channel, Kind, Verdict};
+use sightline_web::api::model::{
+    BackupRequest, ErrorBody, LookupRequest, LookupResult, LookupResults, Peers, Receipts,
+    SubmitRequest, WithdrawRequest,
+};
 
-use crate::exit::{Failure, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
+use crate::exit::{Failure, EXIT_FAILED, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
 
 /// How client commands reach a running node.
 #[derive(Debug, Clone, Args)]
@@ -113,18 +118,27 @@ impl Api {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Failure> {
         let request = match &self.token {
             Some(t) => request.bearer_auth(t),
             None => request,
         };
         let response = request.send().await.map_err(|e| self.send_failure(&e))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
+        let bytes = response.bytes().await.map_err(|e| self.send_failure(&e))?;
+        if !status.is_success() {
+            return Err(api_failure(status, &bytes));
         }
-        Err(api_failure(status, body))
+        serde_json::from_slice(&bytes).map_err(|e| Failure {
+            code: EXIT_FAILED,
+            error: anyhow!(
+                "{} answered {status} with a body this client does not understand ({e}); is it a Sightline node of this version?",
+                self.base
+            ),
+        })
     }
 
     /// POSTs `body` and streams a successful answer into a new private
@@ -133,7 +147,7 @@ impl Api {
     async fn post_to_file(
         &self,
         path: &str,
-        body: &Value,
+        body: &impl Serialize,
         out: &std::path::Path,
     ) -> Result<u64, Failure> {
         use std::io::Write;
@@ -144,8 +158,8 @@ impl Api {
         let mut response = request.send().await.map_err(|e| self.send_failure(&e))?;
         let status = response.status();
         if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            return Err(api_failure(status, body));
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(api_failure(status, &bytes));
         }
         let dir = out
             .parent()
@@ -173,12 +187,16 @@ impl Api {
         Ok(written)
     }
 
-    async fn get(&self, path: &str) -> Result<Value, Failure> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Failure> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
@@ -186,9 +204,15 @@ impl Api {
 
 /// The failure for an error answer: exit 2 for a client error (the input
 /// or the token), 4 for 429 and server errors ("retry later").
-fn api_failure(status: reqwest::StatusCode, body: Value) -> Failure {
-    let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
-    let code = body["error"].as_str().unwrap_or("error").to_owned();
+fn api_failure(status: reqwest::StatusCode, bytes: &[u8]) -> Failure {
+    // Whatever answered may not be a node (a proxy's error page): its
+    // status still says what to do.
+    let body = serde_json::from_slice::<ErrorBody>(bytes).unwrap_or_else(|_| ErrorBody {
+        error: "error".to_owned(),
+        detail: status.canonical_reason().unwrap_or("no detail").to_owned(),
+        items: None,
+        number: None,
+    });
     let exit = if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
         EXIT_INPUT
     } else {
@@ -198,8 +222,6 @@ fn api_failure(status: reqwest::StatusCode, body: Value) -> Failure {
         code: exit,
         error: ApiFailure {
             status: status.as_u16(),
-            code,
-            detail,
             body,
         }
         .into(),
@@ -210,23 +232,18 @@ fn api_failure(status: reqwest::StatusCode, body: Value) -> Failure {
 #[derive(Debug)]
 struct ApiFailure {
     status: u16,
-    code: String,
-    detail: String,
-    body: Value,
+    body: ErrorBody,
 }
 
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status, self.detail)?;
-        if let Some(items) = self.body.get("items").and_then(Value::as_array) {
-            for item in items.iter().take(20) {
-                write!(
-                    f,
-                    "\n  item {}: {}",
-                    item["index"],
-                    item["reason"].as_str().unwrap_or("")
-                )?;
-            }
+        write!(
+            f,
+            "{} ({}): {}",
+            self.body.error, self.status, self.body.detail
+        )?;
+        for item in self.body.items.iter().flatten().take(20) {
+            write!(f, "\n  item {}: {}", item.index, item.reason)?;
         }
         Ok(())
     }
@@ -284,28 +301,32 @@ pub(crate) struct SubmitArgs {
 /// `sightline submit`.
 pub(crate) async fn submit(args: &SubmitArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Submit)?;
-    let body = json!({
-        "number": args.number, "region": args.region, "kind": args.kind, "channel": args.channel,
-        "verdict": args.verdict, "brand": args.brand, "confidence": args.confidence, "count": args.count,
-        "vanity": args.vanity,
-    });
-    let answer = api.post("/api/v1/sightings", &body).await?;
-    let receipt = &answer["receipts"][0];
+    let mut sighting = Submission::new(args.number.clone(), args.kind);
+    sighting.region.clone_from(&args.region);
+    sighting.channel = args.channel;
+    sighting.verdict = args.verdict;
+    sighting.brand.clone_from(&args.brand);
+    sighting.confidence = args.confidence;
+    sighting.count = args.count;
+    sighting.vanity = args.vanity;
+    let answer: Receipts = api
+        .post("/api/v1/sightings", &SubmitRequest::One(Box::new(sighting)))
+        .await?;
+    let receipt = answer
+        .receipts
+        .first()
+        .ok_or_else(|| anyhow!("the node answered without a receipt"))?;
     if args.json {
-        println!("{receipt}");
-    } else if receipt["existing"] == json!(true) {
+        println!("{}", serde_json::to_string(receipt)?);
+    } else if receipt.existing {
         println!(
             "already reported {} (seq {}, id {}): the same report within the resubmission window, nothing new signed",
-            receipt["number"].as_str().unwrap_or(""),
-            receipt["seq"],
-            receipt["id"].as_str().unwrap_or("")
+            receipt.number, receipt.seq, receipt.id
         );
     } else {
         println!(
             "submitted {} (seq {}, id {})",
-            receipt["number"].as_str().unwrap_or(""),
-            receipt["seq"],
-            receipt["id"].as_str().unwrap_or("")
+            receipt.number, receipt.seq, receipt.id
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -330,17 +351,17 @@ pub(crate) struct WithdrawArgs {
 /// `sightline withdraw`.
 pub(crate) async fn withdraw(args: &WithdrawArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Submit)?;
-    let receipt = api
+    let receipt: Receipt = api
         .post(
             "/api/v1/sightings/withdraw",
-            &json!({ "number": args.number, "region": args.region, "vanity": args.vanity }),
+            &WithdrawRequest {
+                number: args.number.clone(),
+                region: args.region.clone(),
+                vanity: args.vanity,
+            },
         )
         .await?;
-    println!(
-        "withdrawn {} (seq {})",
-        receipt["number"].as_str().unwrap_or(""),
-        receipt["seq"]
-    );
+    println!("withdrawn {} (seq {})", receipt.number, receipt.seq);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -370,21 +391,25 @@ pub(crate) struct LookupArgs {
 /// `sightline lookup`.
 pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Read)?;
-    let answer = api
+    let answer: LookupResults = api
         .post(
             "/api/v1/lookup",
-            &json!({ "numbers": args.numbers, "region": args.region, "vanity": args.vanity }),
+            &LookupRequest {
+                numbers: args.numbers.clone(),
+                region: args.region.clone(),
+                vanity: args.vanity,
+            },
         )
         .await?;
-    let results = answer["results"].as_array().cloned().unwrap_or_default();
-    let invalid = results.iter().filter(|r| r.get("error").is_some()).count();
+    let results = answer.results;
+    let invalid = results
+        .iter()
+        .filter(|r| matches!(r, LookupResult::Invalid(_)))
+        .count();
     let hit = args.fail_on.is_some_and(|threshold| {
-        results.iter().any(|r| {
-            r["band"]
-                .as_str()
-                .and_then(|b| b.parse::<Band>().ok())
-                .is_some_and(|b| b >= threshold)
-        })
+        results
+            .iter()
+            .any(|r| matches!(r, LookupResult::Found(l) if l.score.band >= threshold))
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -402,55 +427,36 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-fn print_lookup_table(results: &[Value]) {
+fn print_lookup_table(results: &[LookupResult]) {
     println!(
         "{:<16} {:<7} {:>5} {:>4} {:<16} {:<7} {:<24} {:>5}  REPORTED BY",
         "NUMBER", "BAND", "SCORE", "ORGS", "LINE", "COUNTRY", "KINDS", "BLOCK"
     );
     for r in results {
-        if let Some(error) = r.get("detail") {
-            println!(
-                "{:<16} invalid: {}",
-                r["input"].as_str().unwrap_or(""),
-                error.as_str().unwrap_or("")
-            );
-            continue;
-        }
-        let list = |v: &Value| {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default()
+        let l = match r {
+            LookupResult::Found(l) => l,
+            LookupResult::Invalid(item) => {
+                println!("{:<16} invalid: {}", item.input, item.detail);
+                continue;
+            }
         };
-        let reporters: Vec<String> = r["reports"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| {
-                        format!(
-                            "{} ({}, {:+.2})",
-                            x["org"].as_str().unwrap_or(""),
-                            x["verdict"].as_str().unwrap_or(""),
-                            x["weight"].as_f64().unwrap_or(0.0)
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let kinds: Vec<&str> = l.score.kinds.iter().map(|k| k.as_str()).collect();
+        let reporters: Vec<String> = l
+            .score
+            .reports
+            .iter()
+            .map(|x| format!("{} ({}, {:+.2})", x.org, x.claim.verdict, x.weight))
+            .collect();
         println!(
             "{:<16} {:<7} {:>5.2} {:>4} {:<16} {:<7} {:<24} {:>5}  {}",
-            r["number"].as_str().unwrap_or(""),
-            r["band"].as_str().unwrap_or(""),
-            r["score"].as_f64().unwrap_or(0.0),
-            r["orgs"],
-            r["line_type"].as_str().unwrap_or(""),
-            r["country"].as_str().unwrap_or(""),
-            list(&r["kinds"]),
-            r["block_activity"],
+            l.number,
+            l.score.band.as_str(),
+            l.score.score,
+            l.score.orgs,
+            l.line_type.as_str(),
+            l.country,
+            kinds.join(","),
+            l.block_activity,
             if reporters.is_empty() {
                 "—".to_owned()
             } else {
@@ -463,33 +469,26 @@ fn print_lookup_table(results: &[Value]) {
 /// `sightline peers`.
 pub(crate) async fn peers(args: &JsonFlag) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Read)?;
-    let answer = api.get("/api/v1/peers").await?;
+    let answer: Peers = api.get("/api/v1/peers").await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer["peers"])?);
+        println!("{}", serde_json::to_string_pretty(&answer.peers)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{:<24} {:<14} {:<54} ADDRESSES",
         "ORGANIZATION", "STATE", "PEER ID"
     );
-    for p in answer["peers"].as_array().into_iter().flatten() {
+    for p in &answer.peers {
         println!(
             "{:<24} {:<14} {:<54} {}",
-            p["org"].as_str().unwrap_or(""),
-            if p["connected"].as_bool() == Some(true) {
+            p.org,
+            if p.connected {
                 "connected"
             } else {
                 "not connected"
             },
-            p["peer_id"].as_str().unwrap_or(""),
-            p["addresses"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "))
-                .unwrap_or_default(),
+            p.peer_id,
+            p.addresses.join(" "),
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -498,55 +497,38 @@ pub(crate) async fn peers(args: &JsonFlag) -> Result<ExitCode, Failure> {
 /// `sightline status`.
 pub(crate) async fn status(args: &JsonFlag) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Read)?;
-    let s = api.get("/api/v1/status").await?;
+    let s: Status = api.get("/api/v1/status").await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("organization  {}", s["org"].as_str().unwrap_or(""));
-    println!(
-        "network       {} ({})",
-        s["network_name"].as_str().unwrap_or(""),
-        s["network"].as_str().unwrap_or("")
-    );
-    println!("peer id       {}", s["peer_id"].as_str().unwrap_or(""));
-    println!("peers         {} connected", s["net"]["connected"]);
-    println!(
-        "sightings     {} stored, own seq {}",
-        s["records"], s["own_seq"]
-    );
+    println!("organization  {}", s.org);
+    println!("network       {} ({})", s.network_name, s.network);
+    println!("peer id       {}", s.peer_id);
+    println!("peers         {} connected", s.net.connected);
+    println!("sightings     {} stored, own seq {}", s.records, s.own_seq);
     println!(
         "from peers    {} received, {} stored",
-        s["received"], s["stored_from_peers"]
+        s.received, s.stored_from_peers
     );
-    if let Some(rejected) = s["rejected"].as_object().filter(|m| !m.is_empty()) {
-        let parts: Vec<String> = rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !s.rejected.is_empty() {
+        let parts: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("rejected      {}", parts.join(" "));
     }
     // Flagged organizations: a key used twice, a flood over the limits.
-    for e in s["equivocations"].as_array().into_iter().flatten() {
+    for (org, n) in &s.equivocations {
+        println!("FLAGGED       {org} signed {n} conflicting record(s) with a reused seq");
+    }
+    for (org, n) in &s.over_limit {
         println!(
-            "FLAGGED       {} signed {} conflicting record(s) with a reused seq",
-            e[0].as_str().unwrap_or(""),
-            e[1]
+            "FLAGGED       {org} went over the network's limits ({} records an hour, {} numbers a day): {n} record(s) ignored",
+            s.limits.records_per_hour, s.limits.numbers_per_day,
         );
     }
-    for e in s["over_limit"].as_array().into_iter().flatten() {
-        println!(
-            "FLAGGED       {} went over the network's limits ({} records an hour, {} numbers a day): {} record(s) ignored",
-            e[0].as_str().unwrap_or(""),
-            s["limits"]["records_per_hour"],
-            s["limits"]["numbers_per_day"],
-            e[1]
-        );
-    }
-    for o in s["origins"].as_array().into_iter().flatten() {
+    for o in &s.origins {
         println!(
             "  {:<22} {:>7} records, seq {} (contiguous {})",
-            o["org"].as_str().unwrap_or(""),
-            o["count"],
-            o["max_seq"],
-            o["contiguous"]
+            o.org, o.count, o.max_seq, o.contiguous
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -576,16 +558,27 @@ struct BadRow {
     reason: String,
 }
 
-/// A row ready to send: its line, its number as written, its JSON.
-type Row = (u64, String, Value);
+/// A row ready to send: its line, its number as written, its submission.
+type Row = (u64, String, Submission);
 
-/// The JSON submission for a parsed import row.
-fn row_json(row: &ImportRow, region: Option<&str>) -> Value {
-    json!({
-        "number": row.number, "region": region, "kind": row.kind, "channel": row.channel,
-        "brand": row.brand, "confidence": row.confidence, "count": row.count,
-        "first_seen": row.first_seen, "last_seen": row.last_seen,
-    })
+/// The submission for a parsed import row: what the row leaves out takes
+/// the node's defaults.
+fn row_submission(row: &ImportRow, region: Option<&str>) -> Submission {
+    let mut s = Submission::new(row.number.clone(), row.kind);
+    s.region = region.map(str::to_owned);
+    if let Some(channel) = row.channel {
+        s.channel = channel;
+    }
+    s.brand.clone_from(&row.brand);
+    if let Some(confidence) = row.confidence {
+        s.confidence = confidence;
+    }
+    if let Some(count) = row.count {
+        s.count = count;
+    }
+    s.first_seen = row.first_seen;
+    s.last_seen = row.last_seen;
+    s
 }
 
 /// The file's rows as the node will get them, and the rows refused before
@@ -610,13 +603,6 @@ fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
             reason: e.reason,
         })
         .collect();
-    // Drop nulls: absent fields take the node's defaults.
-    let strip = |v: Value| match v {
-        Value::Object(map) => {
-            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
-        }
-        other => other,
-    };
     let good = parsed
         .rows
         .iter()
@@ -624,7 +610,7 @@ fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
             (
                 r.line,
                 r.number.clone(),
-                strip(row_json(r, args.region.as_deref())),
+                row_submission(r, args.region.as_deref()),
             )
         })
         .collect();
@@ -637,18 +623,22 @@ fn refused_rows(failure: &Failure, sent: &[&Row]) -> Option<Vec<(usize, BadRow)>
     if failure.code != EXIT_INPUT {
         return None;
     }
-    let items = failure.error.downcast_ref::<ApiFailure>()?.body["items"].as_array()?;
+    let items = failure
+        .error
+        .downcast_ref::<ApiFailure>()?
+        .body
+        .items
+        .as_ref()?;
     let refused: Vec<_> = items
         .iter()
         .filter_map(|item| {
-            let i = usize::try_from(item["index"].as_u64()?).ok()?;
-            let (line, number, _) = sent.get(i)?;
+            let (line, number, _) = sent.get(item.index)?;
             Some((
-                i,
+                item.index,
                 BadRow {
                     line: *line,
                     number: number.clone(),
-                    reason: item["reason"].as_str().unwrap_or("refused").to_owned(),
+                    reason: item.reason.clone(),
                 },
             ))
         })
@@ -665,13 +655,6 @@ fn print_rejected(bad: &mut [BadRow]) {
             println!("  line {} ({}): {}", b.line, b.number, b.reason);
         }
     }
-}
-
-fn count(answer: &Value, field: &str) -> usize {
-    answer[field]
-        .as_u64()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
 }
 
 /// `sightline import`: every row or none. Rows the file or the node
@@ -693,14 +676,14 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
         )));
     }
     if bad.is_empty() && !good.is_empty() {
-        let body = Value::Array(good.iter().map(|(_, _, v)| v.clone()).collect());
-        match api.post("/api/v1/sightings", &body).await {
+        let body = SubmitRequest::Many(good.iter().map(|(_, _, s)| s.clone()).collect());
+        match api.post::<Receipts>("/api/v1/sightings", &body).await {
             Ok(answer) => {
-                let existing = count(&answer, "existing");
                 println!(
-                    "imported {} row(s): {} new report(s), {existing} already stored",
+                    "imported {} row(s): {} new report(s), {} already stored",
                     good.len(),
-                    count(&answer, "accepted").saturating_sub(existing)
+                    answer.accepted.saturating_sub(answer.existing),
+                    answer.existing
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -753,10 +736,10 @@ async fn import_partial(
         // The node validates a batch whole; rows it refuses are reported and
         // the rest are sent again.
         while !pending.is_empty() {
-            let body = Value::Array(pending.iter().map(|(_, _, v)| v.clone()).collect());
-            match api.post("/api/v1/sightings", &body).await {
+            let body = SubmitRequest::Many(pending.iter().map(|(_, _, s)| s.clone()).collect());
+            match api.post::<Receipts>("/api/v1/sightings", &body).await {
                 Ok(answer) => {
-                    imported += count(&answer, "accepted");
+                    imported += answer.accepted;
                     progress.inc(pending.len() as u64);
                     break;
                 }
@@ -832,10 +815,10 @@ pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
         )));
     }
     let api = Api::new(&args.conn, Scope::Admin)?;
-    let body = json!({
-        "recipients": args.recipients,
-        "passphrase": passphrase,
-    });
+    let body = BackupRequest {
+        recipients: args.recipients.clone(),
+        passphrase,
+    };
     let bytes = api.post_to_file("/api/v1/backup", &body, &args.out).await?;
     println!(
         "wrote {} ({bytes} bytes, mode 0600, age-encrypted; it holds the node key and raw numbers)",

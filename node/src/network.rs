@@ -102,7 +102,7 @@ pub enum NetworkEvent {
 }
 
 /// A member node as the network sees it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PeerInfo {
     /// Organization.
     pub org: String,
@@ -122,7 +122,7 @@ pub struct PeerInfo {
 }
 
 /// Network-level counters for status.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct NetworkStatus {
     /// Addresses we listen on.
     pub listen_addrs: Vec<String>,

@@ -76,7 +76,7 @@ pub enum StartError {
 }
 
 /// One sighting to submit.
-#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     /// The number as given (normalized to E.164 here).
@@ -163,14 +163,14 @@ impl Submission {
 pub const NOTHING_TO_WITHDRAW: &str = "nothing_to_withdraw";
 
 /// Why one item of a batch is invalid.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ItemError {
     /// Position in the batch.
     pub index: usize,
     /// The number as given.
     pub number: String,
     /// Stable code.
-    pub code: &'static str,
+    pub code: String,
     /// Human-readable reason.
     pub reason: String,
 }
@@ -215,7 +215,7 @@ pub enum SubmitError {
 }
 
 /// An acknowledged, durable submission.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     /// Sighting id, hex.
     pub id: String,
@@ -246,7 +246,7 @@ pub enum LookupError {
 }
 
 /// The answer for one number.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Lookup {
     /// E.164.
     pub number: String,
@@ -264,7 +264,7 @@ pub struct Lookup {
 }
 
 /// A stored sighting for the "recent" list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RecentSighting {
     /// Sighting id, hex.
     pub id: String,
@@ -288,7 +288,7 @@ pub struct RecentSighting {
 }
 
 /// Per-origin store counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct OriginStatus {
     /// Organization.
     pub org: String,
@@ -303,7 +303,7 @@ pub struct OriginStatus {
 }
 
 /// Node status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Status {
     /// This node's peer id.
     pub peer_id: String,
@@ -334,7 +334,7 @@ pub struct Status {
     /// Catch-up requests refused by the rate limit.
     pub sync_throttled: u64,
     /// Rejected/ignored records by reason.
-    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    pub rejected: std::collections::BTreeMap<String, u64>,
     /// Origins caught signing two records with one seq, with evidence count.
     pub equivocations: Vec<(String, u64)>,
     /// Origins flagged for going over their limits (`network.toml`
@@ -598,7 +598,11 @@ impl NodeHandle {
                 sync_exchanges: load(&m.sync_exchanges),
                 sync_pages: load(&m.sync_pages),
                 sync_throttled: load(&m.sync_throttled),
-                rejected: m.rejected(),
+                rejected: m
+                    .rejected()
+                    .into_iter()
+                    .map(|(reason, n)| (reason.to_owned(), n))
+                    .collect(),
                 equivocations: inner
                     .store
                     .equivocations()?

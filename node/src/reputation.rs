@@ -29,7 +29,17 @@ pub const BAND_HIGH: f64 = 0.8;
 
 /// How sure the community is, in words.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Band {
@@ -97,7 +107,7 @@ pub struct Report {
 /// What a report claims about a number, as analysts see it: the fields
 /// shared by a scored report ([`Contribution`]) and a stored one in the
 /// recent list (`RecentSighting`). Flattened into both in JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Claim {
     /// Kind.
     pub kind: Kind,
@@ -127,7 +137,7 @@ impl From<&Sighting> for Claim {
 }
 
 /// What one report contributed: the explanation shown to analysts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Contribution {
     /// Organization.
     pub org: String,
@@ -152,7 +162,7 @@ pub struct Contribution {
 }
 
 /// The scored answer for one number.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Score {
     /// 0.0–1.0.
     pub score: f64,

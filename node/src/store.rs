@@ -300,7 +300,7 @@ struct Shared {
 }
 
 /// The store's condition, for `/healthz`, status and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StoreHealth {
     /// Whether the store is writing. `false` after a write failed until a
     /// reopen succeeds.

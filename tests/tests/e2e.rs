@@ -290,7 +290,7 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
     eventually("rejections counted", WAIT, &a, || async {
         let r = a.status().await.unwrap().rejected;
         let reasons = ["bad_signature", "malformed"];
-        let counted: u64 = reasons.iter().filter_map(|k| r.get(k)).sum();
+        let counted: u64 = reasons.iter().filter_map(|k| r.get(*k)).sum();
         counted >= 2 && r.get("malformed").copied().unwrap_or(0) <= 1
     })
     .await;

@@ -1,312 +1,131 @@
-//! The JSON API under `/api/v1`. Every error is `{"error": code, "detail":
-//! text}` (plus `items` for per-item batch errors); 5xx details are logged,
-//! never sent.
+//! The JSON API under `/api/v1`: typed handlers, each described by its
+//! `#[utoipa::path]`, registered through [`routes`] so that a route cannot
+//! be served without its description. Callers are checked by the
+//! [`extract::Authorized`] extractor before any body is read; every error is
+//! an [`ApiError`] with a stable [`ErrorCode`].
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+pub mod error;
+pub mod extract;
+pub mod model;
+
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use sightline_node::config::Scope;
-use sightline_node::node::letters;
-use sightline_node::node::MAX_BATCH;
-use sightline_node::store::StoreError;
-use sightline_node::{LookupError, Submission, SubmitError};
+use serde_json::Value;
+use sightline_node::network::PeerInfo;
+use sightline_node::node::{letters, MAX_BATCH, NOTHING_TO_WITHDRAW};
+use sightline_node::{ItemError, Lookup, LookupError, Receipt, Status, Submission, SubmitError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Seconds a client is asked to wait while the store recovers.
-pub(crate) const STORE_RETRY_SECS: u64 = 10;
+pub(crate) use error::STORE_RETRY_SECS;
+pub use error::{ApiError, ErrorBody, ErrorCode};
+use extract::{Admin, Authorized, Body, Params, PathParam, Read, ReadSignedIn, Submit};
+use model::{
+    BackupRequest, InvalidItem, LookupParams, LookupRequest, LookupResult, LookupResults, Peers,
+    Receipts, RecentParams, RecentSightings, SubmitRequest, WithdrawRequest,
+};
 
 use crate::auth::Caller;
 use crate::AppState;
 
-/// An API error: HTTP status, stable code, human detail.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    detail: String,
-    extra: Option<(&'static str, Value)>,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            detail: detail.into(),
-            extra: None,
-            retry_after: None,
-        }
-    }
-
-    fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.extra = Some((key, value));
-        self
-    }
-
-    /// 401.
-    pub fn unauthorized(detail: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-    }
-
-    /// 403.
-    pub fn forbidden(detail: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
-    }
-
-    /// 429: the caller's work budget is spent; retry after `secs`.
-    pub fn rate_limited(secs: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too much work for this token (a bulk request costs one unit per number); retry in {secs} s"),
-        )
-        .retrying_after(secs)
-    }
-
-    /// 429: too many failed authentications from this address.
-    pub fn locked_out(secs: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "auth_locked",
-            format!("too many failed authentications from this address; retry in {secs} s"),
-        )
-        .retrying_after(secs)
-    }
-
-    /// 503 `store_unavailable`: the store cannot write (a full disk) and
-    /// the node is reopening it; nothing was stored. Plain 500 otherwise.
-    pub fn store(e: &StoreError) -> Self {
-        match e {
-            e if e.is_unavailable() => {
-                tracing::warn!(error = %e, "request refused: the store cannot write");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    format!("the node's store cannot write (is its disk full?); nothing was stored, and the node recovers by itself once it can write again: retry in {STORE_RETRY_SECS} s"),
-                )
-                .retrying_after(STORE_RETRY_SECS)
-            }
-            other => Self::internal(other),
-        }
-    }
-
-    /// The same error with `Retry-After: secs`.
-    #[must_use]
-    pub fn retrying_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-
-    /// Seconds the client should wait, for a 429.
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
-    }
-
-    /// 500: the detail is logged, not sent.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            detail.to_string(),
-        )
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The detail text.
-    pub fn detail(&self) -> &str {
-        &self.detail
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let detail = if self.code == "internal" {
-            tracing::error!(code = self.code, detail = %self.detail, "request failed");
-            "internal error; see the node's log".to_owned()
-        } else {
-            self.detail
-        };
-        let mut body = json!({ "error": self.code, "detail": detail });
-        if let Some((key, value)) = self.extra {
-            body[key] = value;
-        }
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
-        }
-        response
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        // axum answers 422 for well-formed JSON of the wrong shape; clients
-        // get 400 for every bad body except size and media type.
-        let (status, code) = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            _ => (StatusCode::BAD_REQUEST, "malformed_json"),
-        };
-        let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body over {} bytes", crate::MAX_BODY_BYTES)
-        } else {
-            rejection.body_text()
-        };
-        ApiError::new(status, code, detail)
-    }
-}
-
-fn lookup_error(e: LookupError) -> ApiError {
-    match e {
-        LookupError::Number { input, error } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_number",
-            format!("invalid number {input:?}: {error}"),
-        )
-        .with("number", json!({ "input": input, "reason": error.code() })),
-        LookupError::Store(e) => ApiError::store(&e),
-    }
-}
-
-fn submit_error(e: SubmitError) -> ApiError {
-    match e {
-        SubmitError::Invalid(items) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_batch",
-            format!("{} invalid item(s); nothing was stored", items.len()),
-        )
-        .with("items", json!(items)),
-        SubmitError::BatchSize(n) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "batch_size",
-            format!("a batch holds 1 to {MAX_BATCH} sightings, got {n}"),
-        ),
-        SubmitError::Store(e) => ApiError::store(&e),
-        SubmitError::Stopped => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "stopping",
-            "the node is shutting down",
-        ),
-        e @ SubmitError::BatchOverLimit { .. } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "batch_over_origin_limit",
-            e.to_string(),
-        ),
-        e @ SubmitError::OverLimit { retry_after, .. } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "over_origin_limit",
-            e.to_string(),
-        )
-        .retrying_after(retry_after),
-        e @ SubmitError::OwnSeqUnconfirmed => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "own_seq_unconfirmed",
-            format!("{e}; nothing was stored"),
-        )
-        .retrying_after(STORE_RETRY_SECS),
-    }
-}
-
-/// Turns a malformed query into a JSON 400.
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    Ok(q)
-}
-
-/// Optional default region for national numbers, and the vanity opt-in.
-#[derive(Debug, Deserialize)]
-pub struct RegionQuery {
-    region: Option<String>,
-    #[serde(default)]
-    vanity: bool,
+/// Every API route with its description, relative to `/api/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(lookup_one))
+        .routes(routes!(lookup_bulk))
+        .routes(routes!(submit))
+        .routes(routes!(withdraw))
+        .routes(routes!(recent))
+        .routes(routes!(peers))
+        .routes(routes!(status))
+        .routes(routes!(backup))
+        .routes(routes!(openapi))
 }
 
 /// `GET /api/v1/lookup/{number}`.
 ///
 /// # Errors
 /// 400 for an invalid number; auth errors.
+#[utoipa::path(
+    get,
+    path = "/lookup/{number}",
+    summary = "Look one number up",
+    params(
+        ("number" = String, Path, description = "E.164 or international form; national numbers need `region`. URL-encode `+` as %2B."),
+        LookupParams,
+    ),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The answer", body = Lookup),
+        (status = 400, description = "Invalid number (error `invalid_number`, with `number`: the input and the reason)", body = ErrorBody),
+    ),
+)]
 pub async fn lookup_one(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    region: Result<Query<RegionQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    state.auth().admit(&caller, Scope::Read, 1)?;
-    let q = query(region)?;
-    let Path(number) =
-        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    Authorized { caller, .. }: Authorized<Read>,
+    Params(q): Params<LookupParams>,
+    PathParam(number): PathParam<String>,
+) -> Result<Json<Lookup>, ApiError> {
+    state.auth().charge(&caller, 1)?;
     let lookup = state
         .node()
         .lookup_with(&number, q.region.as_deref(), letters(q.vanity))
-        .await
-        .map_err(lookup_error)?;
-    Ok(Json(json!(lookup)))
-}
-
-/// Body of `POST /api/v1/lookup`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BulkLookup {
-    numbers: Vec<String>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    vanity: bool,
+        .await?;
+    Ok(Json(lookup))
 }
 
 /// `POST /api/v1/lookup`: up to 10,000 numbers; invalid ones get a per-item error.
 ///
 /// # Errors
 /// 400 for a malformed body or too many numbers; auth errors.
+#[utoipa::path(
+    post,
+    path = "/lookup",
+    summary = "Look up to 10,000 numbers",
+    request_body = LookupRequest,
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "One result per number, in order: a Lookup, or a per-item error for an input that is not a number", body = LookupResults),
+        (status = 400, description = "No numbers or over 10,000 (error `batch_size`)", body = ErrorBody),
+    ),
+)]
 pub async fn lookup_bulk(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<BulkLookup>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::Read)?;
-    let Json(body) = body?;
+    Authorized { caller, .. }: Authorized<Read>,
+    Body(body): Body<LookupRequest>,
+) -> Result<Json<LookupResults>, ApiError> {
     if body.numbers.is_empty() || body.numbers.len() > MAX_BATCH {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "batch_size",
+            ErrorCode::BatchSize,
             format!("send 1 to {MAX_BATCH} numbers, got {}", body.numbers.len()),
         ));
     }
     state.auth().charge(&caller, body.numbers.len())?;
-    let results = state
+    let answers = state
         .node()
         .lookup_many(body.numbers, body.region, letters(body.vanity))
         .await;
-    let mut out = Vec::with_capacity(results.len());
-    for result in results {
-        out.push(match result {
-            Ok(lookup) => json!(lookup),
-            Err(LookupError::Number { input, error }) => {
-                json!({ "input": input, "error": "invalid_number", "reason": error.code(), "detail": error.to_string() })
-            }
+    let mut results = Vec::with_capacity(answers.len());
+    for answer in answers {
+        results.push(match answer {
+            Ok(lookup) => LookupResult::Found(Box::new(lookup)),
+            Err(LookupError::Number { input, error }) => LookupResult::Invalid(InvalidItem {
+                input,
+                error: ErrorCode::InvalidNumber.as_str().to_owned(),
+                reason: error.code().to_owned(),
+                detail: error.to_string(),
+            }),
             Err(LookupError::Store(e)) => return Err(ApiError::store(&e)),
         });
     }
-    Ok(Json(json!({ "results": out })))
+    Ok(Json(LookupResults { results }))
 }
 
 /// Parses `POST /api/v1/sightings` bodies: one sighting object, an array of
-/// them, or `{"sightings": [...]}`. Each item is checked on its own so the
-/// error lists every bad item with its index.
+/// them, or `{"sightings": [...]}` ([`SubmitRequest`]). Each item is read
+/// on its own so that the error lists every bad item with its index.
 fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
     let items = match body {
         Value::Array(items) => items,
@@ -314,8 +133,7 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
             Some(Value::Array(items)) if map.is_empty() => items,
             _ => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     "`sightings` must be the only field and an array",
                 ))
             }
@@ -323,14 +141,13 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
         one @ Value::Object(_) => vec![one],
         _ => {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "expected a sighting object, an array of them, or {\"sightings\": [...]}",
             ))
         }
     };
     if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(submit_error(SubmitError::BatchSize(items.len())));
+        return Err(SubmitError::BatchSize(items.len()).into());
     }
     let mut parsed = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -342,18 +159,18 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
             .to_owned();
         match serde_json::from_value::<Submission>(item) {
             Ok(s) => parsed.push(s),
-            Err(e) => errors.push(json!({ "index": index, "number": number, "code": "invalid_item", "reason": e.to_string() })),
+            Err(e) => errors.push(ItemError {
+                index,
+                number,
+                code: "invalid_item".to_owned(),
+                reason: e.to_string(),
+            }),
         }
     }
     if errors.is_empty() {
         Ok(parsed)
     } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_batch",
-            format!("{} invalid item(s); nothing was stored", errors.len()),
-        )
-        .with("items", Value::Array(errors)))
+        Err(ApiError::invalid_batch(errors))
     }
 }
 
@@ -364,16 +181,28 @@ fn parse_submissions(body: Value) -> Result<Vec<Submission>, ApiError> {
 ///
 /// # Errors
 /// 400 with per-item errors, 413, auth errors.
+#[utoipa::path(
+    post,
+    path = "/sightings",
+    summary = "Submit one sighting or a batch (validated whole, rejected whole)",
+    request_body = SubmitRequest,
+    security(("bearer" = ["submit"])),
+    responses(
+        (status = 201, description = "Stored durably and published (items that repeat this organization's current report of a number within the resubmission window get that report's receipt, `existing: true`)", body = Receipts),
+        (status = 200, description = "Every item repeated a current report within the resubmission window: their receipts, nothing new signed", body = Receipts),
+        (status = 400, description = "Invalid batch (error `invalid_batch` with `items`: index, number, code, reason), a body of none of the three shapes (`invalid_body`), no items or over 10,000 (`batch_size`), or `batch_over_origin_limit` (the batch is over a per-origin limit by itself, or dated in an hour or day that is over and full); nothing stored", body = ErrorBody),
+        (status = 429, description = "`over_origin_limit`: the batch would take this organization over the network's per-origin limits (peers would ignore the excess); nothing stored; `Retry-After` says when the full hour or day ends", body = ErrorBody),
+        (status = 503, description = "`stopping`: the node is shutting down; or `own_seq_unconfirmed`: a restored or re-created store has not yet heard from a peer which of this organization's sequence numbers it holds; nothing was stored", body = ErrorBody),
+    ),
+)]
 pub async fn submit(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Scope::Submit)?;
-    let Json(body) = body?;
+    Authorized { caller, .. }: Authorized<Submit>,
+    Body(body): Body<Value>,
+) -> Result<(StatusCode, Json<Receipts>), ApiError> {
     let batch = parse_submissions(body)?;
     state.auth().charge(&caller, batch.len())?;
-    let receipts = state.node().submit(batch).await.map_err(submit_error)?;
+    let receipts = state.node().submit(batch).await?;
     // Repeats of current reports within the resubmission window mint
     // nothing: 200 when nothing at all was created.
     let existing = receipts.iter().filter(|r| r.existing).count();
@@ -384,19 +213,12 @@ pub async fn submit(
     };
     Ok((
         status,
-        Json(json!({ "accepted": receipts.len(), "existing": existing, "receipts": receipts })),
+        Json(Receipts {
+            accepted: receipts.len(),
+            existing,
+            receipts,
+        }),
     ))
-}
-
-/// Body of `POST /api/v1/sightings/withdraw`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Withdraw {
-    number: String,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    vanity: bool,
 }
 
 /// `POST /api/v1/sightings/withdraw`.
@@ -404,38 +226,36 @@ pub struct Withdraw {
 /// # Errors
 /// 400 for an invalid number; 409 when this organization has no current
 /// report of the number (nothing is signed); auth errors.
+#[utoipa::path(
+    post,
+    path = "/sightings/withdraw",
+    summary = "Withdraw this organization's report of a number",
+    request_body = WithdrawRequest,
+    security(("bearer" = ["submit"])),
+    responses(
+        (status = 200, description = "The withdrawal record", body = Receipt),
+        (status = 400, description = "Invalid number (error `invalid_batch`, with the item)", body = ErrorBody),
+        (status = 409, description = "This organization has no current report of the number (error `nothing_to_withdraw`); nothing is signed", body = ErrorBody),
+        (status = 503, description = "`stopping` or `own_seq_unconfirmed`, as for submissions; nothing was signed", body = ErrorBody),
+    ),
+)]
 pub async fn withdraw(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<Withdraw>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    state.auth().admit(&caller, Scope::Submit, 1)?;
-    let Json(body) = body?;
+    Authorized { caller, .. }: Authorized<Submit>,
+    Body(body): Body<WithdrawRequest>,
+) -> Result<Json<Receipt>, ApiError> {
+    state.auth().charge(&caller, 1)?;
     let receipt = state
         .node()
         .withdraw_with(&body.number, body.region.as_deref(), letters(body.vanity))
         .await
         .map_err(|e| match e {
-            SubmitError::Invalid(items)
-                if items
-                    .iter()
-                    .any(|i| i.code == sightline_node::node::NOTHING_TO_WITHDRAW) =>
-            {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    sightline_node::node::NOTHING_TO_WITHDRAW,
-                    items[0].reason.clone(),
-                )
+            SubmitError::Invalid(items) if items.iter().any(|i| i.code == NOTHING_TO_WITHDRAW) => {
+                ApiError::new(ErrorCode::NothingToWithdraw, items[0].reason.clone())
             }
-            other => submit_error(other),
+            other => other.into(),
         })?;
-    Ok(Json(json!(receipt)))
-}
-
-/// Query of `GET /api/v1/sightings/recent`.
-#[derive(Debug, Deserialize)]
-pub struct RecentQuery {
-    limit: Option<usize>,
+    Ok(Json(receipt))
 }
 
 /// The most recently stored sightings, newest first. Raw numbers (this
@@ -467,61 +287,74 @@ pub async fn recent_for(
 ///
 /// # Errors
 /// Auth errors.
+#[utoipa::path(
+    get,
+    path = "/sightings/recent",
+    summary = "Most recently stored sightings",
+    params(RecentParams),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Newest first; raw numbers only for this node's own submissions, and only to tokens with the submit or admin scope (never anonymous, even where token-less reads are configured)", body = RecentSightings),
+    ),
+)]
 pub async fn recent(
     State(state): State<AppState>,
-    caller: Caller,
-    limit: Result<Query<RecentQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require_signed_in()?;
-    let q = query(limit)?;
+    Authorized { caller, .. }: Authorized<ReadSignedIn>,
+    Params(q): Params<RecentParams>,
+) -> Result<Json<RecentSightings>, ApiError> {
     let limit = q.limit.unwrap_or(50).min(1000);
-    state.auth().admit(&caller, Scope::Read, limit)?;
-    let recent = recent_for(&state, &caller, limit).await?;
-    Ok(Json(json!({ "sightings": recent })))
+    state.auth().charge(&caller, limit)?;
+    let sightings = recent_for(&state, &caller, limit).await?;
+    Ok(Json(RecentSightings { sightings }))
 }
 
 /// `GET /api/v1/peers`.
 ///
 /// # Errors
 /// Auth errors.
-pub async fn peers(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    state.auth().admit(&caller, Scope::Read, 1)?;
-    Ok(Json(json!({ "peers": state.node().peers().await })))
+#[utoipa::path(
+    get,
+    path = "/peers",
+    summary = "Member nodes, connected or not, with this node's trust in each",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Peers", body = Peers)),
+)]
+pub async fn peers(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<Read>,
+) -> Result<Json<Peers>, ApiError> {
+    state.auth().charge(&caller, 1)?;
+    let peers: Vec<PeerInfo> = state.node().peers().await;
+    Ok(Json(Peers { peers }))
 }
 
 /// `GET /api/v1/status`.
 ///
 /// # Errors
 /// Auth errors.
+#[utoipa::path(
+    get,
+    path = "/status",
+    summary = "Node status: records, per-origin progress, rejections by reason, equivocations, store health",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Status", body = Status)),
+)]
 pub async fn status(
     State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(read_status(&state, &caller).await?)))
+    Authorized { caller, .. }: Authorized<Read>,
+) -> Result<Json<Status>, ApiError> {
+    Ok(Json(read_status(&state, &caller).await?))
 }
 
 /// The node's status, for a caller with the read scope (charged one item).
 ///
 /// # Errors
 /// Auth errors; 500 if the store cannot be read.
-pub(crate) async fn read_status(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<sightline_node::Status, ApiError> {
-    state.auth().admit(caller, Scope::Read, 1)?;
+pub(crate) async fn read_status(state: &AppState, caller: &Caller) -> Result<Status, ApiError> {
+    state
+        .auth()
+        .admit(caller, sightline_node::config::Scope::Read, 1)?;
     state.node().status().await.map_err(|e| ApiError::store(&e))
-}
-
-/// Body of `POST /api/v1/backup`: whom to encrypt the archive to.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackupRequest {
-    /// age X25519 recipients (`age1…`).
-    #[serde(default)]
-    recipients: Vec<String>,
-    /// Or a passphrase (at least 12 characters).
-    #[serde(default)]
-    passphrase: Option<String>,
 }
 
 /// `POST /api/v1/backup` (admin scope): an age-encrypted backup archive of
@@ -532,16 +365,25 @@ pub struct BackupRequest {
 ///
 /// # Errors
 /// 400 without a valid recipient or passphrase; auth errors.
+#[utoipa::path(
+    post,
+    path = "/backup",
+    summary = "Encrypted backup of the store, raw own numbers and node key, streamed as it is read; restore with `sightline restore`",
+    request_body = BackupRequest,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The age-encrypted archive (age-encryption.org/v1); a node error part-way cuts the stream, leaving an archive that fails to decrypt", content_type = "application/octet-stream"),
+        (status = 400, description = "No recipients and no passphrase, both, a bad recipient or a short passphrase (error `invalid_encryption`)", body = ErrorBody),
+    ),
+)]
 pub async fn backup(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<BackupRequest>, JsonRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    caller.require_signed_in()?;
-    state.auth().admit(&caller, Scope::Admin, 1)?;
-    let Json(body) = body?;
+    Authorized { caller, .. }: Authorized<Admin>,
+    Body(body): Body<BackupRequest>,
+) -> Result<Response, ApiError> {
+    state.auth().charge(&caller, 1)?;
     let encryption = sightline_node::backup::Encryption::new(&body.recipients, body.passphrase)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_encryption", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidEncryption, e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let writer = ChannelWriter {
         tx: tx.clone(),
@@ -614,16 +456,23 @@ impl Drop for ChannelWriter {
     }
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn openapi() -> Json<Value> {
+/// `GET /api/v1/openapi.json`: this API's description, generated from
+/// the routes above.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    summary = "This document",
+    security(()),
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")),
+)]
+pub async fn openapi() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(crate::openapi::document())
 }
 
 /// Unknown API routes.
 pub async fn not_found() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "no such API route; see /api/v1/openapi.json",
     )
 }

@@ -22,11 +22,11 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ApiError;
+use crate::api::{ApiError, ErrorCode};
 use crate::AppState;
 
 /// The policy every page and API response carries: no script, styles and
@@ -154,8 +154,7 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
             return Err((
                 Refusal::Host,
                 ApiError::new(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    "unknown_host",
+                    ErrorCode::UnknownHost,
                     "this node does not answer to that host name; list it in web_hosts in sightline.toml",
                 ),
             ))
@@ -164,8 +163,7 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
             return Err((
                 Refusal::Host,
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "missing_host",
+                    ErrorCode::MissingHost,
                     "the request has no Host header",
                 ),
             ))
@@ -186,8 +184,7 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
             return Err((
                 Refusal::Origin,
                 ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "foreign_origin",
+                    ErrorCode::ForeignOrigin,
                     "requests from other sites' pages are refused",
                 ),
             ));
@@ -197,8 +194,7 @@ fn check(policy: &HostPolicy, request: &Request) -> Result<(), (Refusal, ApiErro
         return Err((
             Refusal::TokenInUrl,
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "token_in_url",
+                ErrorCode::TokenInUrl,
                 "tokens are not accepted in URLs (they leak into history, logs and Referer): \
                  send Authorization: Bearer <token>, or sign in at /login",
             ),

@@ -4,8 +4,10 @@
 //! CSS inside the binary, no JavaScript build, no CDN) and the JSON API under
 //! `/api/v1`, over a [`sightline_node::NodeHandle`].
 //!
-//! - [`api`]: JSON routes, one error type ([`ApiError`]) that renders
-//!   `{"error", "detail"}` and never leaks internals.
+//! - [`api`]: JSON routes with typed bodies ([`api::model`]), the
+//!   extractors that check callers and parse bodies ([`api::extract`]), and
+//!   one error type ([`ApiError`]) with stable codes that never leaks
+//!   internals.
 //! - [`boundary`]: the guard in front of every route (own host names only,
 //!   no foreign `Origin`, no tokens in URLs) and the security headers.
 //! - [`auth`]: who is calling (bearer token, sign-in cookie, or anonymous
@@ -13,10 +15,8 @@
 //!   work limits.
 //! - [`pages`]: the HTML pages and the sign-in page.
 //! - [`metrics`]: Prometheus text and request latency histograms.
-//! - [`openapi`]: the OpenAPI 3.1 description served at `/api/v1/openapi.json`.
-
-// The OpenAPI document is one `json!` literal.
-#![recursion_limit = "512"]
+//! - [`openapi`]: the OpenAPI 3.1 description served at
+//!   `/api/v1/openapi.json`, generated from the API's handlers and types.
 
 use std::sync::Arc;
 
@@ -115,17 +115,7 @@ impl AppState {
 
 /// The whole web surface: pages, API, health and metrics.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/lookup/{number}", get(api::lookup_one))
-        .route("/lookup", post(api::lookup_bulk))
-        .route("/sightings", post(api::submit))
-        .route("/sightings/withdraw", post(api::withdraw))
-        .route("/sightings/recent", get(api::recent))
-        .route("/peers", get(api::peers))
-        .route("/status", get(api::status))
-        .route("/backup", post(api::backup))
-        .route("/openapi.json", get(api::openapi))
-        .fallback(api::not_found);
+    let api = Router::from(api::routes()).fallback(api::not_found);
     Router::new()
         .route("/", get(pages::lookup_form).post(pages::lookup))
         .route("/bulk", post(pages::bulk))

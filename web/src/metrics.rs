@@ -245,7 +245,7 @@ fn node_metrics(m: &mut Scrape, status: &Status, peers: &[PeerInfo]) {
         status
             .rejected
             .iter()
-            .map(|(reason, n)| ((*reason).to_owned(), *n))
+            .map(|(reason, n)| (reason.clone(), *n))
             .collect(),
     );
     m.gauge(

@@ -224,7 +224,7 @@ impl NodeHandle {
             let fail = |code: &'static str, reason: String| ItemError {
                 index,
                 number: item.number.clone(),
-                code,
+                code: code.to_owned(),
                 reason,
             };
             let parsed =

@@ -37,7 +37,9 @@ pub(super) const HOUR: u64 = 3600;
 pub(super) const DAY: u64 = 86_400;
 
 /// Per-origin limits, identical on every node (`network.toml` `[limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Records one origin may have per hour of `last_seen` (the whole hour

@@ -1,0 +1,162 @@
+//! The API's request and response bodies. The handlers take and return
+//! these, the OpenAPI document describes them, and the CLI sends and reads
+//! them: one definition of the wire shape.
+
+use serde::{Deserialize, Serialize};
+use sightline_node::network::PeerInfo;
+use sightline_node::{Lookup, Receipt, RecentSighting, Submission};
+
+pub use super::error::{ErrorBody, ErrorCode, NumberRejection};
+
+/// Query of `GET /lookup/{number}`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookupParams {
+    /// Default region (ISO 3166 alpha-2) for national numbers.
+    #[param(min_length = 2, max_length = 2)]
+    pub region: Option<String>,
+    /// Read letters as keypad digits (+1-800-FLOWERS). Without it a number
+    /// with letters is refused (`has_letters`): a letter O typed for a zero
+    /// would otherwise become a 6.
+    #[serde(default)]
+    pub vanity: bool,
+}
+
+/// Body of `POST /lookup`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// 1 to 10,000 numbers.
+    #[schema(min_items = 1, max_items = 10_000)]
+    pub numbers: Vec<String>,
+    /// Default region for national numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Read letters as keypad digits.
+    #[serde(default)]
+    pub vanity: bool,
+}
+
+/// A number of a bulk lookup that is not a number.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InvalidItem {
+    /// As given.
+    pub input: String,
+    /// Always `invalid_number`.
+    #[schema(value_type = ErrorCode)]
+    pub error: String,
+    /// Stable reason code (e.g. `too_short`).
+    pub reason: String,
+    /// For people.
+    pub detail: String,
+}
+
+/// One result of a bulk lookup.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LookupResult {
+    /// The answer for a number.
+    Found(Box<Lookup>),
+    /// The input was not a number.
+    Invalid(InvalidItem),
+}
+
+/// Answer of `POST /lookup`: one result per number, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LookupResults {
+    /// In the order of the request.
+    pub results: Vec<LookupResult>,
+}
+
+/// Body of `POST /sightings`: one sighting, an array of them, or
+/// `{"sightings": [...]}`, validated whole and stored whole.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SubmitRequest {
+    /// One sighting.
+    One(Box<Submission>),
+    /// 1 to 10,000 sightings.
+    Many(Vec<Submission>),
+    /// 1 to 10,000 sightings under `sightings`.
+    Wrapped {
+        /// The batch.
+        #[schema(min_items = 1, max_items = 10_000)]
+        sightings: Vec<Submission>,
+    },
+}
+
+/// Answer of `POST /sightings`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Receipts {
+    /// Items accepted (new and repeated).
+    pub accepted: usize,
+    /// Items that repeated a current report within the resubmission
+    /// window: their receipts say `existing`, nothing new was signed.
+    pub existing: usize,
+    /// One per item, in order.
+    pub receipts: Vec<Receipt>,
+}
+
+/// Body of `POST /sightings/withdraw`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawRequest {
+    /// The number to withdraw this organization's report of.
+    pub number: String,
+    /// Default region for national numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Read letters as keypad digits.
+    #[serde(default)]
+    pub vanity: bool,
+}
+
+/// Query of `GET /sightings/recent`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecentParams {
+    /// How many, newest first (default 50, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// Answer of `GET /sightings/recent`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecentSightings {
+    /// Newest first. Raw numbers only for this node's own submissions,
+    /// and only to tokens with the submit or admin scope.
+    pub sightings: Vec<RecentSighting>,
+}
+
+/// Answer of `GET /peers`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Peers {
+    /// Every member node, connected or not.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// Body of `POST /backup`: exactly one of `recipients` or `passphrase`.
+/// Its `Debug` leaves the passphrase out.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// age X25519 recipients (`age1…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+    /// Or a passphrase (at least 12 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 12)]
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for BackupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupRequest")
+            .field("recipients", &self.recipients)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
