@@ -16,7 +16,7 @@ const OTHERS: u32 = 0o077;
 ///
 /// # Errors
 /// I/O errors, naming nothing: callers add the path.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -30,7 +30,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 ///
 /// # Errors
 /// I/O errors.
-pub fn private_tree(dir: &Path) -> io::Result<usize> {
+pub(crate) fn private_tree(dir: &Path) -> io::Result<usize> {
     let mut changed = usize::from(restrict_if_needed(dir)?);
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

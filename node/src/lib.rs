@@ -12,23 +12,38 @@
 //! - [`ingest`]: the checks every received record passes (pure), and counters.
 //! - [`pipeline`]: the ingest stage ([`pipeline::Ingestor`]): checks, batch
 //!   verification, storage of received records.
-//! - [`sync`]: catch-up messages and planning (pure).
+//! - [`catchup`]: catch-up messages and planning (pure).
 //! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
 //! - [`backup`]: backup archives (consistent snapshot + key) and restore.
 //! - [`clock`]: the time source.
 //! - [`files`]: the data directory and its files, private whatever the umask.
 
+// Public: what the web and CLI crates build on. Crate-private by default;
+// the `test-util` feature makes public what the integration tests and the
+// benchmark drive directly (their items are written `pub` for that build).
 pub mod backup;
+#[cfg(feature = "test-util")]
 pub mod catchup;
+#[cfg(not(feature = "test-util"))]
+#[allow(unreachable_pub)]
+mod catchup;
 pub mod clock;
 pub mod config;
-pub mod files;
+pub(crate) mod files;
 pub mod identity;
+#[cfg(feature = "test-util")]
 pub mod ingest;
+#[cfg(not(feature = "test-util"))]
+#[allow(unreachable_pub)]
+mod ingest;
 pub mod network;
 pub mod node;
+#[cfg(feature = "test-util")]
 pub mod pipeline;
+#[cfg(not(feature = "test-util"))]
+#[allow(unreachable_pub)]
+mod pipeline;
 pub mod reputation;
 pub mod store;
 mod task;

@@ -36,8 +36,11 @@ mod event_loop;
 mod membership;
 
 use self::behaviour::{build_behaviour, tcp_transport, Behaviour, BehaviourEvent};
+#[cfg(feature = "test-util")]
 pub use self::event_loop::EventLoop;
-use self::membership::{Backoff, Blocks, Strikes};
+#[cfg(not(feature = "test-util"))]
+pub(crate) use self::event_loop::EventLoop;
+use self::membership::{Backoff, Blocks, Outbox, Strikes};
 
 /// Capacity of the command and event channels.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -70,13 +73,15 @@ const MAX_TRANSMIT: usize = 256 * 1024;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The gossip topic of a network.
-pub fn topic(network_id: &str) -> IdentTopic {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn topic(network_id: &str) -> IdentTopic {
     IdentTopic::new(format!("sightline/{network_id}/sightings/1"))
 }
 
 /// What the network tells the node.
 #[derive(Debug)]
-pub enum NetworkEvent {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) enum NetworkEvent {
     /// A gossip message awaiting validation.
     Gossip {
         /// Content-addressed id (SHA-256 of the data = sighting id).
@@ -162,20 +167,24 @@ enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Status(oneshot::Sender<NetworkStatus>),
+    #[cfg(feature = "test-util")]
     Dial(Multiaddr),
 }
 
 /// Cloneable handle to the network event loop.
 #[derive(Debug, Clone)]
-pub struct Client {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) struct Client {
     sender: mpsc::Sender<Command>,
 }
 
 /// The event loop has stopped.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the network event loop has stopped")]
-pub struct Stopped;
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) struct Stopped;
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 impl Client {
     async fn send(&self, command: Command) -> Result<(), Stopped> {
         self.sender.send(command).await.map_err(|_| Stopped)
@@ -268,10 +277,11 @@ impl Client {
         self.send(Command::Invalid(peer)).await
     }
 
-    /// Dials an address (tests and operators' one-off connections).
+    /// Dials an address (the tests' hostile member).
     ///
     /// # Errors
     /// [`Stopped`] if the loop has ended.
+    #[cfg(feature = "test-util")]
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), Stopped> {
         self.send(Command::Dial(addr)).await
     }
@@ -302,7 +312,8 @@ fn setup<E: std::fmt::Display>(e: E) -> NetworkError {
 ///
 /// # Errors
 /// [`NetworkError`] if the transport cannot be built or an address cannot be bound.
-pub fn new(
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn new(
     keypair: Keypair,
     network: &NetworkConfig,
     listen: &[Multiaddr],
@@ -360,8 +371,7 @@ pub fn new(
         listen_addrs: Vec::new(),
         refused_non_members: 0,
         failed_dials: 0,
-        outbox: VecDeque::new(),
-        dropped_events: 0,
+        outbox: Outbox::new(MAX_OUTBOX),
         invalid: Strikes::new(INVALID_LIMIT, INVALID_WINDOW),
         blocked: Blocks::new(BLOCK_FOR),
     };

@@ -13,7 +13,9 @@ use sightline_protocol::{verify_batch, OriginId, SightingId, SignedSighting, Unv
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+#[cfg(feature = "test-util")]
 use crate::identity::IdentityError;
+#[cfg(feature = "test-util")]
 use crate::identity::NodeIdentity;
 use crate::ingest::{self, Context, Metrics, Rejection, Severity};
 use crate::store::{InsertOutcome, Store, StoreError};
@@ -34,6 +36,7 @@ pub struct Checked {
 }
 
 /// Why [`Ingestor::open`] failed.
+#[cfg(feature = "test-util")]
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The key file.
@@ -181,6 +184,7 @@ impl Ingestor {
     ///
     /// # Errors
     /// [`OpenError`] for the key or the store.
+    #[cfg(feature = "test-util")]
     pub fn open(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
         let identity = NodeIdentity::load(&config.key_file)?;
         let own = identity.signing.origin();
@@ -195,6 +199,7 @@ impl Ingestor {
     }
 
     /// The store.
+    #[cfg(feature = "test-util")]
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -2,16 +2,16 @@
 //! node sends, applies the allow-list and blocks, publishes, and emits
 //! events for the node.
 
-use super::membership::{Backoff, Blocks, Strikes};
+use super::membership::{Backoff, Blocks, Outbox, Strikes};
 use super::{
     gossipsub, identify, mpsc, oneshot, request_response, Behaviour, BehaviourEvent,
     CatchUpResponse, Command, DialOpts, Duration, HashMap, HashSet, Instant, MessageAcceptance,
     Multiaddr, NetworkEvent, NetworkStatus, OutboundRequestId, PeerCondition, PeerId, PeerInfo,
-    StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque, GRAYLIST_THRESHOLD, MAX_OUTBOX,
-    MAX_PENDING_PUBLISH,
+    StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque, GRAYLIST_THRESHOLD, MAX_PENDING_PUBLISH,
 };
 
 /// Owns the swarm. Run it with [`EventLoop::run`].
+#[allow(unreachable_pub)] // `pub` in the test-util build
 pub struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
     pub(super) commands: mpsc::Receiver<Command>,
@@ -30,8 +30,7 @@ pub struct EventLoop {
     pub(super) listen_addrs: Vec<Multiaddr>,
     pub(super) refused_non_members: u64,
     pub(super) failed_dials: u64,
-    pub(super) outbox: VecDeque<NetworkEvent>,
-    pub(super) dropped_events: u64,
+    pub(super) outbox: Outbox<NetworkEvent>,
     /// Per peer: invalid records in the current window.
     pub(super) invalid: Strikes<PeerId>,
     /// Members blocked for misbehaviour.
@@ -52,6 +51,7 @@ pub(super) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 impl EventLoop {
     /// Runs until every [`Client`] is dropped or `shutdown` turns true.
     pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
@@ -60,12 +60,12 @@ impl EventLoop {
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                event = self.swarm.select_next_some(), if self.outbox.len() < MAX_OUTBOX => {
+                event = self.swarm.select_next_some(), if self.outbox.has_room() => {
                     self.on_swarm_event(event);
                 }
                 permit = events.reserve(), if !self.outbox.is_empty() => match permit {
                     Ok(permit) => {
-                        if let Some(event) = self.outbox.pop_front() {
+                        if let Some(event) = self.outbox.pop() {
                             permit.send(event);
                         }
                     }
@@ -255,7 +255,7 @@ impl EventLoop {
                     pending_publish: self.pending_publish.len(),
                     refused_non_members: self.refused_non_members,
                     failed_dials: self.failed_dials,
-                    dropped_events: self.dropped_events,
+                    dropped_events: self.outbox.dropped(),
                     blocked: self
                         .blocked
                         .peers()
@@ -268,6 +268,7 @@ impl EventLoop {
                         .collect(),
                 });
             }
+            #[cfg(feature = "test-util")]
             Command::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr) {
                     tracing::debug!(error = %e, "dial failed");
@@ -306,31 +307,21 @@ impl EventLoop {
     /// waiting to send one. When the node falls behind, the swarm is not
     /// polled (backpressure) and gossip beyond the queue is ignored.
     fn emit(&mut self, event: NetworkEvent) {
-        if self.outbox.len() >= MAX_OUTBOX {
-            match event {
-                NetworkEvent::Gossip {
-                    message_id, source, ..
-                } => {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &source,
-                            MessageAcceptance::Ignore,
-                        );
-                    self.dropped_events += 1;
-                    return;
-                }
-                NetworkEvent::CatchUpRequest { .. } => {
-                    // Dropping the response channel fails the peer's request.
-                    self.dropped_events += 1;
-                    return;
-                }
-                NetworkEvent::Connected(_) | NetworkEvent::Disconnected(_) => {}
-            }
+        let droppable = matches!(
+            event,
+            NetworkEvent::Gossip { .. } | NetworkEvent::CatchUpRequest { .. }
+        );
+        // A dropped catch-up request fails the peer's request when its
+        // response channel is dropped here; dropped gossip is settled.
+        if let Err(NetworkEvent::Gossip {
+            message_id, source, ..
+        }) = self.outbox.offer(event, droppable)
+        {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
         }
-        self.outbox.push_back(event);
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

@@ -1,10 +1,12 @@
 //! The pure rules the event loop applies to members, with the clock as a
 //! parameter: when to dial a disconnected member again (backoff), when a
 //! member has sent too many invalid records (strikes), and how long a
-//! misbehaving member stays blocked. The event loop owns one of each and
-//! does the I/O (dialing, disallowing, logging).
+//! misbehaving member stays blocked; and which events for the node may be
+//! dropped when it falls behind (the outbox). The event loop owns one of
+//! each and does the I/O (dialing, disallowing, logging).
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -129,6 +131,59 @@ impl<K: Hash + Eq + Copy> Blocks<K> {
     }
 }
 
+/// The queue of events for the node. The event loop never waits on the
+/// node (it could deadlock with a node task waiting to send it a command),
+/// so events wait here; past `capacity` the loop stops polling the swarm
+/// (backpressure), and what can be dropped is dropped rather than queued.
+#[derive(Debug)]
+pub(super) struct Outbox<T> {
+    queue: VecDeque<T>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl<T> Outbox<T> {
+    pub(super) fn new(capacity: usize) -> Self {
+        Outbox {
+            queue: VecDeque::new(),
+            capacity,
+            dropped: 0,
+        }
+    }
+
+    /// Whether the loop may take more from the swarm.
+    pub(super) fn has_room(&self) -> bool {
+        self.queue.len() < self.capacity
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub(super) fn pop(&mut self) -> Option<T> {
+        self.queue.pop_front()
+    }
+
+    /// Events dropped so far.
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Queues `event`, unless the queue is full and the event `droppable`
+    /// (gossip, which its sender retries and catch-up repairs; a catch-up
+    /// request, which its peer retries): then it is handed back, counted,
+    /// for the caller to settle. Connection changes are always queued: a
+    /// lost one would leave the node wrong about who is connected.
+    pub(super) fn offer(&mut self, event: T, droppable: bool) -> Result<(), T> {
+        if droppable && !self.has_room() {
+            self.dropped += 1;
+            return Err(event);
+        }
+        self.queue.push_back(event);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +236,25 @@ mod tests {
         assert_eq!(b.expire(t0 + 600 * S), vec![7], "ends when first set");
         assert!(!b.contains(&7));
         assert!(b.block(7, t0 + 601 * S), "can be blocked again");
+    }
+
+    #[test]
+    fn a_full_outbox_hands_back_what_it_may_drop_and_keeps_the_rest() {
+        let mut outbox = Outbox::new(2);
+        assert!(outbox.has_room() && outbox.is_empty());
+        assert_eq!(outbox.offer("gossip 1", true), Ok(()));
+        assert_eq!(outbox.offer("connected", false), Ok(()));
+        assert!(!outbox.has_room(), "full: the swarm waits");
+        assert_eq!(outbox.offer("gossip 2", true), Err("gossip 2"));
+        assert_eq!(outbox.offer("disconnected", false), Ok(()), "never lost");
+        assert_eq!(outbox.dropped(), 1);
+        assert_eq!(outbox.pop(), Some("gossip 1"), "first in, first out");
+        assert!(!outbox.has_room(), "still at capacity");
+        assert_eq!(outbox.pop(), Some("connected"));
+        assert!(outbox.has_room());
+        assert_eq!(outbox.offer("gossip 3", true), Ok(()));
+        assert_eq!(outbox.pop(), Some("disconnected"));
+        assert_eq!(outbox.pop(), Some("gossip 3"));
+        assert_eq!(outbox.pop(), None);
     }
 }
