@@ -365,6 +365,17 @@ impl Auth {
     /// # Errors
     /// 429 with `Retry-After` when the caller's bucket cannot pay.
     pub fn charge(&self, caller: &Caller, items: usize) -> Result<(), ApiError> {
+        self.charge_paid(caller, items, 0)
+    }
+
+    /// Charges a request of `items` items of which `paid` units were
+    /// charged already (the extractor's one unit, before the body was
+    /// read): admitted or refused as the whole request would be, so a
+    /// batch bigger than the burst still passes on a full bucket.
+    ///
+    /// # Errors
+    /// 429 with `Retry-After` when the caller's bucket cannot pay.
+    pub fn charge_paid(&self, caller: &Caller, items: usize, paid: usize) -> Result<(), ApiError> {
         let now = Instant::now();
         let capacity = self.per_second * 2.0;
         #[allow(clippy::cast_precision_loss)]
@@ -378,13 +389,15 @@ impl Auth {
             at: now,
         });
         bucket.refill(now, self.per_second, capacity);
-        if bucket.level >= needed {
-            bucket.level -= cost;
+        #[allow(clippy::cast_precision_loss)]
+        let paid = paid as f64;
+        if bucket.level + paid >= needed {
+            bucket.level -= cost - paid;
             Ok(())
         } else {
             self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             Err(ApiError::rate_limited(
-                bucket.wait_for(needed, self.per_second),
+                bucket.wait_for(needed - paid, self.per_second),
             ))
         }
     }
@@ -632,6 +645,17 @@ mod tests {
         };
         a.charge(&b, 1000).unwrap();
         let e = a.charge(&b, 1).unwrap_err();
+        assert!(e.retry_after().unwrap() >= 98, "{:?}", e.retry_after());
+        // Paid in two steps (one unit before the body is read, the rest
+        // once its size is known), a request is judged as a whole: the
+        // same batch passes on a full bucket and leaves the same debt.
+        let split = Caller {
+            name: "split".into(),
+            ..b
+        };
+        a.charge(&split, 1).unwrap();
+        a.charge_paid(&split, 1000, 1).unwrap();
+        let e = a.charge(&split, 1).unwrap_err();
         assert!(e.retry_after().unwrap() >= 98, "{:?}", e.retry_after());
     }
 

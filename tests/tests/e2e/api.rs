@@ -535,6 +535,24 @@ async fn tokens_scopes_and_rate_limits() {
         .parse()
         .unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // A malformed request is refused, and paid for: the unit is charged
+    // before the body is read.
+    let fresh = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        let r = call(
+            &fresh,
+            Method::POST,
+            "/api/v1/lookup",
+            Some(READ_TOKEN),
+            Some(Body::from("{")),
+            "application/json",
+        )
+        .await;
+        codes.push(r.status);
+    }
+    assert_eq!(codes[0], StatusCode::BAD_REQUEST);
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
     // Another token has its own budget.
     assert_eq!(
         get(&limited, "/api/v1/status", Some(WRITE_TOKEN))

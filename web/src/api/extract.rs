@@ -57,8 +57,10 @@ impl Requirement for Admin {
 }
 
 /// A caller that meets `R`: 401 without credentials, 403 without the
-/// scope, 429 while its address is locked out. Work is charged by the
-/// handler, which knows how many items the request holds.
+/// scope, 429 while its address is locked out or its work budget is spent.
+/// Every request is charged one unit here, before its body is read (a
+/// malformed request is not free); a handler whose request holds more
+/// items charges the rest ([`Authorized::charge_items`]).
 #[derive(Debug)]
 pub struct Authorized<R> {
     /// Who is calling.
@@ -83,11 +85,27 @@ impl<R: Requirement> Authorized<R> {
     }
 }
 
+impl<R> Authorized<R> {
+    /// Charges a request of `items` items (one unit each): the unit the
+    /// extractor charged and the rest.
+    ///
+    /// # Errors
+    /// 429 with `Retry-After` when the caller's budget cannot pay.
+    pub fn charge_items(&self, state: &AppState, items: usize) -> Result<(), ApiError> {
+        if items <= 1 {
+            return Ok(());
+        }
+        state.auth().charge_paid(&self.caller, items, 1)
+    }
+}
+
 impl<R: Requirement> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Self::check(Caller::from_request_parts(parts, state).await?)
+        let authorized = Self::check(Caller::from_request_parts(parts, state).await?)?;
+        state.auth().charge(&authorized.caller, 1)?;
+        Ok(authorized)
     }
 }
 
