@@ -25,6 +25,8 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +40,8 @@ use sightline_protocol::{
     SigningKey, Verdict,
 };
 use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
+
+use common::{fmt_rate, rate, raw_verify_rate};
 
 /// The `sightline` binary's allocator, so the server process this harness
 /// re-runs itself as measures what operators run.
@@ -249,33 +253,6 @@ fn generate(
     out
 }
 
-/// Runs `f` repeatedly for about `secs`; returns operations per second.
-fn rate(secs: f64, mut f: impl FnMut() -> usize) -> f64 {
-    let start = Instant::now();
-    let mut ops = 0;
-    while start.elapsed().as_secs_f64() < secs {
-        ops += f();
-    }
-    ops as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Raw single-core ed25519 `verify_strict` rate over 250-byte messages.
-fn raw_verify_rate(secs: f64) -> f64 {
-    use ed25519_dalek::{Signer, SigningKey as DalekKey};
-    let key = DalekKey::from_bytes(&[7u8; 32]);
-    let message = [0xa5u8; 250];
-    let signature = key.sign(&message);
-    let public = key.verifying_key();
-    rate(secs, || {
-        for _ in 0..64 {
-            public
-                .verify_strict(std::hint::black_box(&message), &signature)
-                .expect("valid");
-        }
-        64
-    })
-}
-
 /// Raw phonenumber parse + validate rate (single core), on the pool's numbers.
 fn raw_parse_rate(secs: f64, pool: &[Number]) -> f64 {
     let mut i = 0;
@@ -475,23 +452,6 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
-}
-
-fn fmt_rate(r: f64) -> String {
-    if r >= 100.0 {
-        let n = r.round() as u64;
-        let s = n.to_string();
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    } else {
-        format!("{r:.1}")
-    }
 }
 
 /// Waits until `node` holds `count` records.

@@ -14,10 +14,14 @@
 // A benchmark harness reads top to bottom, prints, and casts counts to f64.
 #![allow(clippy::too_many_lines, clippy::cast_precision_loss)]
 
+mod common;
+
 use std::time::Instant;
 
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use sha2::{Digest, Sha256};
+
+use common::{fmt_rate, raw_verify_rate};
 
 const DAY: u64 = 86_400;
 const NOW: u64 = 1_800_000_000;
@@ -96,36 +100,13 @@ fn reconcile(client: &NegentropyStorageVector, server: &NegentropyStorageVector)
     }
 }
 
-/// Raw single-core ed25519 `verify_strict` rate over 250-byte messages.
-fn raw_verify_rate(secs: f64) -> f64 {
-    use ed25519_dalek::{Signer, SigningKey};
-    let key = SigningKey::from_bytes(&[7u8; 32]);
-    let message = [0xa5u8; 250];
-    let signature = key.sign(&message);
-    let public = key.verifying_key();
-    let start = Instant::now();
-    let mut ops = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        for _ in 0..64 {
-            public
-                .verify_strict(std::hint::black_box(&message), &signature)
-                .expect("valid");
-        }
-        ops += 64;
+/// A count as people read it (a rate's separators, no decimals).
+fn count(n: usize) -> String {
+    if n < 100 {
+        n.to_string()
+    } else {
+        fmt_rate(n as f64)
     }
-    ops as f64 / start.elapsed().as_secs_f64()
-}
-
-fn thousands(n: f64) -> String {
-    let s = format!("{:.0}", n.round());
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn size(bytes: usize) -> String {
@@ -143,18 +124,18 @@ fn main() {
     println!(
         "sightline reconciliation benchmark ({}): {} current reports per node, frames ≤ {} KiB",
         if quick { "quick" } else { "full" },
-        thousands(n as f64),
+        fmt_rate(n as f64),
         FRAME / 1024
     );
-    println!("limit: raw verify_strict {} /s (1 core)", thousands(verify));
+    println!("limit: raw verify_strict {} /s (1 core)", fmt_rate(verify));
 
     let start = Instant::now();
     let base = storage((0..n).map(old));
     let build = start.elapsed().as_secs_f64();
     println!(
         "building one side's index: {} items/s ({} items of 40 bytes = {:.0} MiB)",
-        thousands(n as f64 / build),
-        thousands(n as f64),
+        fmt_rate(n as f64 / build),
+        fmt_rate(n as f64),
         (n * 40) as f64 / (1024.0 * 1024.0)
     );
 
@@ -173,16 +154,13 @@ fn main() {
             0,
         ),
         (
-            format!("missed the last day's {} reports", thousands(missed as f64)),
+            format!("missed the last day's {} reports", fmt_rate(missed as f64)),
             storage((0..n).map(old)),
             storage((0..n).map(old).chain((n..n + missed).map(recent))),
             usize::try_from(missed).expect("fits"),
         ),
         (
-            format!(
-                "partition: {} new reports on each side",
-                thousands(d as f64)
-            ),
+            format!("partition: {} new reports on each side", fmt_rate(d as f64)),
             storage((0..n).map(old).chain((n..n + d).map(recent))),
             storage((0..n).map(old).chain((2 * n..2 * n + d).map(recent))),
             usize::try_from(2 * d).expect("fits"),
@@ -190,7 +168,7 @@ fn main() {
         (
             format!(
                 "{} gaps scattered over the history",
-                thousands(missed as f64)
+                fmt_rate(missed as f64)
             ),
             storage((0..n).filter(|i| i % 100 != 7).map(old)),
             storage((0..n).map(old)),
@@ -215,7 +193,7 @@ fn main() {
             o.rounds,
             size(o.up),
             size(o.down),
-            thousands((o.have + o.need) as f64),
+            count(o.have + o.need),
             o.secs * 1000.0,
             verify_secs * 1000.0,
         );
