@@ -14,8 +14,8 @@ use sightline_node::{Band, NodeConfig, Receipt, Status, Submission};
 use sightline_protocol::import::{parse_csv, ImportRow};
 use sightline_protocol::{Channel, Kind, Verdict};
 use sightline_web::api::model::{
-    BackupRequest, ErrorBody, LookupRequest, LookupResult, LookupResults, Peers, Receipts,
-    SubmitRequest, WithdrawRequest,
+    BackupRequest, ErrorBody, LookupRequest, LookupResult, Peers, Receipts, SubmitRequest,
+    WithdrawRequest,
 };
 
 use crate::exit::{Failure, EXIT_FAILED, EXIT_INPUT, EXIT_MATCHED, EXIT_RETRY, EXIT_UNREACHABLE};
@@ -128,7 +128,15 @@ impl Api {
         };
         let response = request.send().await.map_err(|e| self.send_failure(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.send_failure(&e))?;
+        // The node answered: whatever cut the answer short, the request
+        // may have been applied.
+        let bytes = response.bytes().await.map_err(|e| Failure {
+            code: EXIT_RETRY,
+            error: anyhow!(
+                "{} answered {status} but the answer was cut short ({e}); the request may have been applied",
+                self.base
+            ),
+        })?;
         if !status.is_success() {
             return Err(api_failure(status, &bytes));
         }
@@ -391,7 +399,7 @@ pub(crate) struct LookupArgs {
 /// `sightline lookup`.
 pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Read)?;
-    let answer: LookupResults = api
+    let answer: Answers = api
         .post(
             "/api/v1/lookup",
             &LookupRequest {
@@ -404,12 +412,16 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     let results = answer.results;
     let invalid = results
         .iter()
-        .filter(|r| matches!(r, LookupResult::Invalid(_)))
+        .filter(|r| matches!(r, Answer::Known(LookupResult::Invalid(_))))
+        .count();
+    let unreadable = results
+        .iter()
+        .filter(|r| matches!(r, Answer::Unreadable(_)))
         .count();
     let hit = args.fail_on.is_some_and(|threshold| {
-        results
-            .iter()
-            .any(|r| matches!(r, LookupResult::Found(l) if l.score.band >= threshold))
+        results.iter().any(
+            |r| matches!(r, Answer::Known(LookupResult::Found(l)) if l.score.band >= threshold),
+        )
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -420,6 +432,14 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     if hit {
         return Ok(ExitCode::from(EXIT_MATCHED));
     }
+    if unreadable > 0 {
+        return Err(Failure {
+            code: EXIT_FAILED,
+            error: anyhow!(
+                "{unreadable} answer(s) in a form this client does not read (is the node newer than this sightline?); no band could be judged for them"
+            ),
+        });
+    }
     Ok(if invalid > 0 {
         ExitCode::from(EXIT_INPUT)
     } else {
@@ -427,16 +447,34 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-fn print_lookup_table(results: &[LookupResult]) {
+/// A bulk lookup's answer as this client reads it: an item a newer node
+/// shapes differently spoils only itself, not the whole answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Answers {
+    results: Vec<Answer>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Answer {
+    Known(LookupResult),
+    Unreadable(serde_json::Value),
+}
+
+fn print_lookup_table(results: &[Answer]) {
     println!(
         "{:<16} {:<7} {:>5} {:>4} {:<16} {:<7} {:<24} {:>5}  REPORTED BY",
         "NUMBER", "BAND", "SCORE", "ORGS", "LINE", "COUNTRY", "KINDS", "BLOCK"
     );
     for r in results {
         let l = match r {
-            LookupResult::Found(l) => l,
-            LookupResult::Invalid(item) => {
+            Answer::Known(LookupResult::Found(l)) => l,
+            Answer::Known(LookupResult::Invalid(item)) => {
                 println!("{:<16} invalid: {}", item.input, item.detail);
+                continue;
+            }
+            Answer::Unreadable(_) => {
+                println!("{:<16} (an answer this client does not read)", "?");
                 continue;
             }
         };
@@ -825,4 +863,34 @@ pub(crate) async fn backup(args: &BackupArgs) -> Result<ExitCode, Failure> {
         args.out.display(),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_item_this_client_cannot_read_spoils_only_itself() {
+        let answers: Answers = serde_json::from_str(
+            r#"{"results": [
+                {"input": "hello", "error": "invalid_number", "reason": "not_a_number", "detail": "not a number"},
+                {"number": "+14155550100", "band": "extreme", "from": "a newer node"}
+            ]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            &answers.results[0],
+            Answer::Known(LookupResult::Invalid(i)) if i.input == "hello"
+        ));
+        assert!(matches!(&answers.results[1], Answer::Unreadable(_)));
+    }
+
+    #[test]
+    fn a_newer_nodes_status_fields_are_ignored() {
+        let limits: serde_json::Value = serde_json::json!({
+            "records_per_hour": 10, "numbers_per_day": 20, "links_per_record": 8
+        });
+        let read = sightline_node::store::Limits::deserialize_reported(limits).unwrap();
+        assert_eq!(read.numbers_per_day, 20);
+    }
 }

@@ -94,12 +94,15 @@ pub struct Submission {
     pub channel: Channel,
     /// Impersonated brand.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub brand: Option<String>,
     /// 0–100, default 70.
     #[serde(default = "default_confidence")]
+    #[schema(maximum = 100, default = 70)]
     pub confidence: u8,
     /// Observations, default 1.
     #[serde(default = "default_count")]
+    #[schema(minimum = 1, default = 1)]
     pub count: u32,
     /// Default: now.
     #[serde(default)]
@@ -341,6 +344,7 @@ pub struct Status {
     /// `[limits]`), with the records refused or evicted since start.
     pub over_limit: Vec<(String, u64)>,
     /// The limits in force.
+    #[serde(deserialize_with = "crate::store::Limits::deserialize_reported")]
     pub limits: crate::store::Limits,
     /// Store size on disk, bytes.
     pub disk_bytes: u64,

@@ -59,7 +59,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "The answer", body = Lookup),
-        (status = 400, description = "Invalid number (error `invalid_number`, with `number`: the input and the reason)", body = ErrorBody),
+        (status = 400, description = "Invalid number (error `invalid_number`, with `number`: the input and the reason), or a malformed query (`invalid_query`) or path (`invalid_path`)", body = ErrorBody),
     ),
 )]
 pub async fn lookup_one(

@@ -136,7 +136,7 @@ fn add_shared_answers(operation: &mut Operation) {
             existing.description = format!("{}; or {text}", existing.description);
             continue;
         }
-        let mut response = ResponseBuilder::new()
+        let response = ResponseBuilder::new()
             .description(capitalized(text))
             .content(
                 "application/json",
@@ -144,15 +144,19 @@ fn add_shared_answers(operation: &mut Operation) {
                     .schema(Some(Ref::from_schema_name("ErrorBody")))
                     .build(),
             );
-        if matches!(status.as_str(), "429" | "503") {
-            response = response.header(
-                "Retry-After",
+        responses.insert(status, response.build().into());
+    }
+    // Every 429 and 503 says when to retry, the operation's own included.
+    for (status, response) in &mut operation.responses.responses {
+        if let (utoipa::openapi::RefOr::T(response), "429" | "503") = (response, status.as_str()) {
+            response.headers.insert(
+                "Retry-After".to_owned(),
                 HeaderBuilder::new()
                     .description(Some("Seconds to wait before retrying"))
-                    .build(),
+                    .build()
+                    .into(),
             );
         }
-        responses.insert(status, response.build().into());
     }
 }
 
@@ -200,6 +204,27 @@ mod tests {
             serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
             _ => {}
         }
+    }
+
+    /// Every 429 and 503 documents the `Retry-After` the server sends.
+    #[test]
+    fn every_retry_answer_documents_retry_after() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for status in ["429", "503"] {
+                    if let Some(r) = op["responses"].get(status) {
+                        seen += 1;
+                        assert!(
+                            r["headers"].get("Retry-After").is_some(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(seen >= 16, "{seen}");
     }
 
     /// Every operation says whether it needs a token, and which scope.

@@ -68,6 +68,24 @@ impl Limits {
             numbers_per_day: i64::MAX as u64,
         }
     }
+
+    /// Reads the limits another node reports (its status): fields this
+    /// build does not know are ignored there, unlike in `network.toml`.
+    ///
+    /// # Errors
+    /// A missing or mistyped field.
+    pub fn deserialize_reported<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Reported {
+            records_per_hour: u64,
+            numbers_per_day: u64,
+        }
+        let r = <Reported as serde::Deserialize>::deserialize(d)?;
+        Ok(Limits {
+            records_per_hour: r.records_per_hour,
+            numbers_per_day: r.numbers_per_day,
+        })
+    }
 }
 
 impl Default for Limits {

@@ -116,7 +116,7 @@ pub struct WithdrawRequest {
 #[into_params(parameter_in = Query)]
 pub struct RecentParams {
     /// How many, newest first (default 50, at most 1000).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, default = 50)]
     pub limit: Option<usize>,
 }
 
