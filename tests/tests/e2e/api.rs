@@ -601,6 +601,26 @@ async fn openapi_metrics_and_pages() {
 
     let doc = get(&state, "/api/v1/openapi.json", None).await.json();
     assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/lookup/{number}",
+        "/lookup",
+        "/sightings",
+        "/sightings/withdraw",
+        "/sightings/recent",
+        "/peers",
+        "/status",
+        "/openapi.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+    }
+    for code in ["400", "401", "403", "413", "429"] {
+        assert!(
+            doc["paths"]["/sightings"]["post"]["responses"]
+                .get(code)
+                .is_some(),
+            "OpenAPI lacks {code} for submit"
+        );
+    }
 
     let metrics = get(&state, "/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
