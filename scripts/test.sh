@@ -104,6 +104,18 @@ cargo bench -p sightline-tests --bench reconcile --locked -- --quick
 step "demo (README's main command) runs"
 cargo run -q -p sightline --locked -- demo --check
 
+step "the baseline release's binary for the rolling-upgrade test (tests/upgrade-baseline)"
+baseline=$(grep -v '^#' tests/upgrade-baseline | head -n 1)
+rm -rf target/baseline && mkdir -p target/baseline/src
+git archive "$baseline" | tar -x -C target/baseline/src
+# The shared target directory reuses every dependency already built; the
+# release's own crates build under their own path, then its binary is set
+# aside before this tree's build replaces target/debug/sightline.
+cargo build -q --locked -p sightline --manifest-path target/baseline/src/Cargo.toml --target-dir target
+cp target/debug/sightline target/baseline/sightline
+export SIGHTLINE_BASELINE_BIN="$PWD/target/baseline/sightline"
+"$SIGHTLINE_BASELINE_BIN" --version
+
 step "workspace tests (nextest) and doc tests"
 cargo test --workspace --doc --locked -q 2>&1 | tail -n 2
 # The system tests (root for network namespaces and tmpfs, Chromium, the

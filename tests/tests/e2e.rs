@@ -27,6 +27,8 @@ mod deploy;
 mod disk_full;
 #[path = "e2e/forwarders.rs"]
 mod forwarders;
+#[path = "e2e/upgrade.rs"]
+mod upgrade;
 
 const WAIT: Duration = Duration::from_secs(30);
 

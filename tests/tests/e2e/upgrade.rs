@@ -1,0 +1,171 @@
+//! A rolling upgrade: a node of the baseline release (`tests/upgrade-baseline`,
+//! built by `scripts/test.sh` into `SIGHTLINE_BASELINE_BIN`) and a node of
+//! this tree share reports both ways; then the old node is upgraded in
+//! place — this tree opens the store the old binary wrote — and keeps
+//! everything and keeps sharing.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sightline_node::Submission;
+use sightline_protocol::Kind;
+use sightline_tests::{eventually, free_port, Cluster, Options, READ_TOKEN, WRITE_TOKEN};
+
+use super::{has_report, WAIT};
+
+const OLD_NUMBER: &str = "+1 415 555 0181";
+const NEW_NUMBER: &str = "+1 415 555 0182";
+const LATER_NUMBER: &str = "+1 415 555 0183";
+
+/// The baseline release's node, run as its operators run it.
+struct OldNode {
+    child: Child,
+    api: String,
+    http: reqwest::Client,
+}
+
+impl OldNode {
+    async fn start(binary: &str, config: &std::path::Path) -> Self {
+        let port = free_port();
+        let text = std::fs::read_to_string(config).expect("config");
+        let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+        assert!(
+            text.contains(&port.to_string()),
+            "web_bind not found in {text}"
+        );
+        std::fs::write(config, text).expect("config");
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{binary}: {e}"));
+        let node = OldNode {
+            child,
+            api: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let up = node.http.get(format!("{}/healthz", node.api)).send().await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                return node;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "old node not up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Submits one sighting; a re-created store waits for a peer to
+    /// confirm its sequence numbers, so a 503 is retried.
+    async fn submit(&self, number: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = self
+                .http
+                .post(format!("{}/api/v1/sightings", self.api))
+                .bearer_auth(WRITE_TOKEN)
+                .json(&json!({ "number": number, "kind": "callback" }))
+                .send()
+                .await
+                .expect("old node answers");
+            let status = r.status();
+            if status.is_success() {
+                return;
+            }
+            let body = r.text().await.unwrap_or_default();
+            assert!(
+                status.as_u16() == 503 && tokio::time::Instant::now() < deadline,
+                "old node refused the submission: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn orgs_reporting(&self, number: &str) -> u64 {
+        let Ok(r) = self
+            .http
+            .get(format!(
+                "{}/api/v1/lookup/{}",
+                self.api,
+                number.replace('+', "%2B").replace(' ', "")
+            ))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+        else {
+            return 0;
+        };
+        r.json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["orgs"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: the node flushes its store and exits.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().expect("old node exits");
+        assert!(status.success(), "old node exited with {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test, needs the baseline release's binary; bash scripts/test.sh builds it (SIGHTLINE_BASELINE_BIN)"]
+async fn a_node_of_the_previous_release_and_one_of_this_tree_share_and_upgrade_in_place() {
+    let baseline = std::env::var("SIGHTLINE_BASELINE_BIN").expect(
+        "SIGHTLINE_BASELINE_BIN: the baseline release's sightline binary (scripts/test.sh builds it)",
+    );
+    let mut cluster = Cluster::build(&[("Old", 0.8), ("New", 0.8)], &Options::default());
+    let old_config = cluster.members[0].config_path.clone();
+    // The old release writes its own store, as on the host being upgraded.
+    std::fs::remove_dir_all(old_config.parent().expect("dir").join("data/store"))
+        .expect("no store yet");
+    let old = OldNode::start(&baseline, &old_config).await;
+    let new = cluster.start(1).await;
+
+    old.submit(OLD_NUMBER).await;
+    new.submit(vec![Submission::new(NEW_NUMBER, Kind::Vishing)])
+        .await
+        .expect("new node stores");
+    eventually(
+        "the old node's report reaches the new node",
+        WAIT,
+        &new,
+        || async { has_report(&new, OLD_NUMBER).await },
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while old.orgs_reporting(NEW_NUMBER).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new node's report never reached the old node"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Upgrade in place: stop the old binary, start this tree on its files.
+    old.stop();
+    let upgraded = cluster.start(0).await;
+    for number in [OLD_NUMBER, NEW_NUMBER] {
+        assert!(
+            has_report(&upgraded, number).await,
+            "{number} lost in the upgrade"
+        );
+    }
+    upgraded
+        .submit(vec![Submission::new(LATER_NUMBER, Kind::Smishing)])
+        .await
+        .expect("the upgraded node submits");
+    eventually("the upgraded node still shares", WAIT, &new, || async {
+        has_report(&new, LATER_NUMBER).await
+    })
+    .await;
+    drop((upgraded, new));
+    cluster.shutdown().await;
+}
