@@ -32,18 +32,19 @@ impl From<&OriginProgress> for ProgressEntry {
 /// The origins to pull from a peer, given both sides' progress: each whose
 /// set differs and where the peer may hold something this node lacks (a
 /// seq above this node's contiguous mark; which seqs exactly is the store's
-/// `gaps`). Origins `keep` rejects (non-members) are skipped. Equal sets
-/// (same count and digest) cost nothing.
+/// `gaps`), with the peer's entry for it. Origins `keep` rejects
+/// (non-members, origins pulled from this peer already) are skipped. Equal
+/// sets (same count and digest) cost nothing.
 pub fn plan(
     mine: &[OriginProgress],
     theirs: &[ProgressEntry],
-    keep: impl Fn(&OriginId) -> bool,
-) -> Vec<OriginId> {
+    keep: impl Fn(&OriginId, &ProgressEntry) -> bool,
+) -> Vec<(OriginId, ProgressEntry)> {
     let mine: HashMap<OriginId, &OriginProgress> = mine.iter().map(|p| (p.origin, p)).collect();
     let mut pulls = Vec::new();
     for entry in theirs.iter().take(MAX_PROGRESS_ENTRIES) {
         let origin = OriginId::from_bytes(entry.origin);
-        if !keep(&origin) || entry.count == 0 {
+        if !keep(&origin, entry) || entry.count == 0 {
             continue;
         }
         let nothing_to_gain = mine.get(&origin).is_some_and(|m| {
@@ -52,7 +53,7 @@ pub fn plan(
             (m.count == entry.count && m.digest == entry.digest) || entry.max_seq <= m.contiguous
         });
         if !nothing_to_gain {
-            pulls.push(origin);
+            pulls.push((origin, *entry));
         }
     }
     pulls
@@ -119,7 +120,7 @@ mod tests {
     fn equal_sets_plan_nothing() {
         let mine = vec![progress(1, 10, 10, 10, 7), progress(2, 3, 3, 3, 9)];
         let theirs: Vec<_> = mine.iter().map(entry).collect();
-        assert!(plan(&mine, &theirs, |_| true).is_empty());
+        assert!(plan(&mine, &theirs, |_, _| true).is_empty());
     }
 
     #[test]
@@ -130,7 +131,13 @@ mod tests {
             entry(&progress(2, 9, 9, 9, 2)),
             entry(&progress(3, 4, 4, 4, 3)),
         ];
-        let pulls = plan(&mine, &theirs, |_| true);
+        let pulls: Vec<OriginId> = plan(&mine, &theirs, |_, _| true)
+            .into_iter()
+            .map(|(origin, entry)| {
+                assert_eq!(entry.origin, *origin.as_bytes());
+                origin
+            })
+            .collect();
         assert_eq!(
             pulls,
             vec![
@@ -145,13 +152,13 @@ mod tests {
     fn a_peer_behind_me_costs_no_pull() {
         let mine = vec![progress(1, 10, 10, 10, 7)];
         let theirs = vec![entry(&progress(1, 6, 6, 6, 1))];
-        assert!(plan(&mine, &theirs, |_| true).is_empty());
+        assert!(plan(&mine, &theirs, |_, _| true).is_empty());
     }
 
     #[test]
     fn non_members_are_skipped() {
         let theirs = vec![entry(&progress(9, 4, 4, 4, 3))];
-        assert!(plan(&[], &theirs, |o| o.as_bytes()[0] != 9).is_empty());
+        assert!(plan(&[], &theirs, |o, _| o.as_bytes()[0] != 9).is_empty());
     }
 
     #[test]

@@ -73,8 +73,7 @@ const MAX_TRANSMIT: usize = 256 * 1024;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The gossip topic of a network.
-#[cfg_attr(feature = "test-util", visibility::make(pub))]
-pub(crate) fn topic(network_id: &str) -> IdentTopic {
+fn topic(network_id: &str) -> IdentTopic {
     IdentTopic::new(format!("sightline/{network_id}/sightings/1"))
 }
 

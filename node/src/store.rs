@@ -1197,11 +1197,11 @@ impl Store {
             let from = record_key(key, contiguous + 1);
             let to = record_key(key, upto);
             // The held seqs above the mark, in order, from records and
-            // markers merged: the walk stops at the `max`th gap.
+            // markers merged: the walk stops at the `max`th gap. Every key
+            // in the range is 40 bytes (a progress key, 32, sorts below).
             let seqs = |tree: &sled::Tree| {
                 tree.range(from..=to)
                     .keys()
-                    .filter(|k| k.as_ref().map_or(true, |k| k.len() == 40))
                     .map(|k| k.map(|k| be_u64(&k[32..])))
                     .peekable()
             };
@@ -1525,16 +1525,7 @@ fn insert_tx(
     let origin = s.origin.as_bytes();
     let seq = s.seq.to_be_bytes();
     let key = record_key(origin, s.seq);
-    let mut p = match progress.get(origin)? {
-        Some(v) => OriginProgress::decode(s.origin, &v).map_err(abort)?,
-        None => OriginProgress {
-            origin: s.origin,
-            count: 0,
-            max_seq: 0,
-            contiguous: 0,
-            digest: [0; 32],
-        },
-    };
+    let mut p = load_progress(progress, &s.origin)?;
     // One record per (origin, seq): the same bytes again are a duplicate,
     // other bytes are equivocation. (No index by id: it would cost an
     // insert into a random-key tree per record on the ingest path.) A seq
@@ -1609,6 +1600,23 @@ fn insert_tx(
     })
 }
 
+/// `origin`'s progress as the batch sees it (empty for a new origin).
+fn load_progress(
+    progress: &quota::Ov<'_>,
+    origin: &OriginId,
+) -> Result<OriginProgress, ConflictableTransactionError<StoreError>> {
+    Ok(match progress.get(origin.as_bytes())? {
+        Some(v) => OriginProgress::decode(*origin, &v).map_err(abort)?,
+        None => OriginProgress {
+            origin: *origin,
+            count: 0,
+            max_seq: 0,
+            contiguous: 0,
+            digest: [0; 32],
+        },
+    })
+}
+
 /// How far above an origin's contiguous mark a settled marker may be: at
 /// most this many markers per origin (40-byte keys with empty values).
 const MAX_SETTLED_AHEAD: u64 = 65_536;
@@ -1623,7 +1631,9 @@ fn settled_key(origin: &[u8], seq: u64) -> [u8; 40] {
 }
 
 /// Moves `p.contiguous` on over the seqs right above it that are stored or
-/// settled (removing their markers).
+/// settled (removing their markers). Markers are only ever placed below
+/// `max_seq`, which never falls, so the walk ends there without a lookup:
+/// a record stored in order costs no marker read.
 fn run_forward(
     sightings: &quota::Ov<'_>,
     progress: &quota::Ov<'_>,
@@ -1633,7 +1643,10 @@ fn run_forward(
     let origin = origin.as_bytes();
     loop {
         let next = p.contiguous + 1;
-        let stored = next <= p.max_seq && sightings.get(record_key(origin, next))?.is_some();
+        if next > p.max_seq {
+            return Ok(());
+        }
+        let stored = sightings.get(record_key(origin, next))?.is_some();
         if !stored && progress.remove(settled_key(origin, next))?.is_none() {
             return Ok(());
         }
@@ -1649,16 +1662,7 @@ fn settle_tx(
     seq: u64,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
     let key = origin.as_bytes();
-    let mut p = match trees.progress.get(key)? {
-        Some(v) => OriginProgress::decode(*origin, &v).map_err(abort)?,
-        None => OriginProgress {
-            origin: *origin,
-            count: 0,
-            max_seq: 0,
-            contiguous: 0,
-            digest: [0; 32],
-        },
-    };
+    let mut p = load_progress(&trees.progress, origin)?;
     if seq <= p.contiguous {
         return Ok(());
     }

@@ -20,8 +20,8 @@ use prometheus_client::registry::Registry;
 use sightline_node::network::PeerInfo;
 use sightline_node::Status;
 
+use crate::api::extract::{Authorized, Read};
 use crate::api::ApiError;
-use crate::auth::Caller;
 use crate::boundary::Refusal;
 use crate::AppState;
 
@@ -332,8 +332,11 @@ fn store_metrics(m: &mut Scrape, status: &Status) {
 ///
 /// # Errors
 /// Auth errors; 500 if the store cannot be read.
-pub async fn render(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let status = crate::api::read_status(&state, &caller).await?;
+pub async fn render(
+    State(state): State<AppState>,
+    _: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let status = crate::api::node_status(&state).await?;
     let peers = state.node().peers().await;
     let mut m = Scrape {
         registry: Registry::default(),

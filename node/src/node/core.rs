@@ -354,7 +354,7 @@ impl CoreTask {
     async fn catch_up(&self, peer: PeerId) {
         self.forget_pulls_if_refused(peer);
         let store = self.store.clone();
-        let Ok(Ok(mine)) = tokio::task::spawn_blocking(move || store.progress()).await else {
+        let Ok(mine) = blocking(move || store.progress()).await else {
             return;
         };
         let request =
@@ -371,29 +371,21 @@ impl CoreTask {
             }
         };
         self.confirm_own_seq(&theirs).await;
-        let advertised: std::collections::HashMap<OriginId, catchup::ProgressEntry> = theirs
-            .iter()
-            .map(|e| (OriginId::from_bytes(e.origin), *e))
-            .collect();
         let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
             .iter()
             .map(|p| (p.origin, (p.count, p.digest)))
             .collect();
         let summary = |o: &OriginId, e: &catchup::ProgressEntry| pull_summary(&held, o, e);
-        let pulls = catchup::plan(&mine, &theirs, |o| {
+        let pulls = catchup::plan(&mine, &theirs, |o, e| {
             self.members.contains(o)
-                && advertised.get(o).is_none_or(|e| {
-                    self.pulled
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get(&(peer, *o))
-                        != Some(&summary(o, e))
-                })
+                && self
+                    .pulled
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&(peer, *o))
+                    != Some(&summary(o, e))
         });
-        for origin in pulls {
-            let Some(entry) = advertised.get(&origin).copied() else {
-                continue;
-            };
+        for (origin, entry) in pulls {
             // Only what is missing: the gaps above this node's contiguous
             // mark, up to the peer's highest seq. Records stored or refused
             // for good are not fetched again, whatever the gaps.

@@ -229,11 +229,6 @@ impl ApiError {
         Self::new(ErrorCode::Internal, detail.to_string())
     }
 
-    /// The stable code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
-
     /// The HTTP status (the code's).
     pub fn status(&self) -> StatusCode {
         self.code.status()
