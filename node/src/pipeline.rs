@@ -372,6 +372,10 @@ impl Ingestor {
                     reason: "duplicate",
                     severity: Severity::Ignore,
                 }),
+                InsertOutcome::Superseded => Err(Rejection {
+                    reason: "superseded",
+                    severity: Severity::Ignore,
+                }),
                 InsertOutcome::Equivocation { existing } => {
                     if let Some(more) = self.once(&self.warned, s.origin) {
                         tracing::warn!(origin = %s.origin, seq = s.seq, %existing, more_since_last_warning = more, "equivocation: origin signed two records with one seq (warned once per origin every 10 min)");

@@ -33,7 +33,7 @@ mod quota;
 pub use quota::{Limits, Room, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
 
 /// Bumped when the on-disk layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's trees that schema 2 replaced ([`Store::migrate_from_v1`]).
@@ -59,12 +59,14 @@ const META_SEQ_CONFIRMED: &[u8] = b"own_seq_confirmed";
 const META_PROBE: &[u8] = b"probe";
 /// Present once every stored record is in the `quota` index (schema 3).
 const META_QUOTA_INDEXED: &[u8] = b"quota_indexed";
-/// An origin's records looked back over for its previous report of a
-/// number when its current one is evicted or purged: few, because it runs
-/// under the store's writer lock for each eviction a flooding origin
-/// causes. Past this, the number has no current report of theirs here
-/// (only records of over-limit origins are evicted; old purge behaviour).
-const LOOKBACK_RECORDS: usize = 256;
+/// Present once the store holds only each origin's latest report of a
+/// number (schema 4: superseded records are deleted).
+const META_SUPERSEDED_DROPPED: &[u8] = b"superseded_dropped";
+/// Records one transaction of a migration works through.
+#[cfg(not(test))]
+const MIGRATION_BATCH: usize = 1000;
+#[cfg(test)]
+const MIGRATION_BATCH: usize = 3;
 /// Free space a failed store waits for before it is reopened: several of
 /// sled's 512 KiB log segments.
 const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
@@ -147,10 +149,11 @@ impl From<TransactionError<StoreError>> for StoreError {
 /// What inserting a verified record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
-    /// New record stored.
+    /// New record stored: the origin's current report of its number.
     Stored {
-        /// Whether it became the origin's current report for its number.
-        latest: bool,
+        /// Whether it replaced (and deleted) the origin's earlier report of
+        /// the number.
+        superseded: bool,
         /// Records of its origin evicted to keep it within the origin's
         /// limits (it came before them).
         evicted: u64,
@@ -160,6 +163,9 @@ pub enum InsertOutcome {
     OverLimit(&'static str),
     /// Already stored (same id).
     Duplicate,
+    /// The origin's current report of the number has a higher seq: this
+    /// one was superseded before it arrived and is not stored (SPEC §12.1).
+    Superseded,
     /// The origin already signed a different record with this seq: the new
     /// one is kept as evidence, not as a record.
     Equivocation {
@@ -243,6 +249,15 @@ fn current_key(s: &Sighting) -> [u8; 96] {
     cat(&[s.block.as_bytes(), s.number.as_bytes(), s.origin.as_bytes()])
 }
 
+/// The last byte of a `current` value that is a mark, not a held report
+/// (no verdict has this code).
+const MARK: u8 = 0xff;
+
+/// Whether a `current` value is a mark ([`MARK`]).
+fn is_mark(v: &[u8]) -> bool {
+    v.len() == 17 && v[16] == MARK
+}
+
 /// `purges` key: `purge_at`(BE) ‖ record key.
 fn purge_key(purge_at: u64, record_key: &[u8; 40]) -> [u8; 48] {
     cat(&[&purge_at.to_be_bytes(), record_key])
@@ -323,7 +338,10 @@ struct Handles {
     sightings: sled::Tree,
     /// block ‖ number ‖ origin → seq(BE) ‖ `last_seen`(BE) ‖ verdict code:
     /// the origin's current report of the number. A lookup reads the
-    /// number's reports and its block's activity in one prefix scan.
+    /// number's reports and its block's activity in one prefix scan. Or a
+    /// mark, seq(BE) ‖ `purge_at`(BE) ‖ [`MARK`]: the origin's latest
+    /// record of the number is known but not held (over the origin's
+    /// limits), and still supersedes its earlier ones until `purge_at`.
     current: sled::Tree,
     /// origin → [`OriginProgress`].
     progress: sled::Tree,
@@ -371,7 +389,7 @@ impl Handles {
                     .map_err(|_| StoreError::Corrupt("schema version"))?,
             );
             match found {
-                SCHEMA_VERSION | 2 => {
+                SCHEMA_VERSION | 2 | 3 => {
                     // A migration that stopped after raising the version
                     // leaves schema 1's trees behind.
                     for name in V1_TREES {
@@ -390,6 +408,7 @@ impl Handles {
             }
         } else {
             store.meta.insert(META_QUOTA_INDEXED, &[1])?;
+            store.meta.insert(META_SUPERSEDED_DROPPED, &[1])?;
             store
                 .meta
                 .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
@@ -399,6 +418,9 @@ impl Handles {
             store.index_quota()?;
         }
         store.counts = quota::Counts::load(&store.quota)?;
+        if !store.meta.contains_key(META_SUPERSEDED_DROPPED)? {
+            store.drop_superseded()?;
+        }
         Ok(store)
     }
 
@@ -523,6 +545,72 @@ impl Handles {
         Ok(indexed)
     }
 
+    /// Deletes what a store from before schema 4 kept of superseded
+    /// reports: of each origin's records of a number, only the highest seq
+    /// stays (and is the `current` entry). Works through the records in
+    /// key order, one transaction per thousand; a crash part-way leaves a
+    /// valid store (each step deletes whole records) and the rerun goes on
+    /// from the start, finding nothing more to do where it already was.
+    /// The marker is written once all is done. Returns how many records went.
+    fn drop_superseded(&self) -> Result<u64, StoreError> {
+        tracing::info!("deleting superseded reports (schema {SCHEMA_VERSION})");
+        let mut dropped = 0u64;
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let batch: Vec<(sled::IVec, sled::IVec)> = self
+                .sightings
+                .range(from.as_slice()..)
+                .take(MIGRATION_BATCH)
+                .collect::<Result<_, _>>()?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            from = [last.as_ref(), &[0]].concat();
+            let o = Overlays::new(self);
+            for (_, bytes) in &batch {
+                let s = decode_stored(bytes)?;
+                let ck = current_key(&s);
+                let current = o.current.get(ck).map_err(|e| settled(e.into()))?;
+                let (drop, replace) = match current.as_deref().map(be_u64) {
+                    Some(seq) if seq > s.seq => (Some(s.seq), false),
+                    Some(seq) if seq == s.seq => (None, false),
+                    // A current entry of an older record (or none, where an
+                    // older schema lost track): this record, met later in
+                    // seq order, takes its place.
+                    Some(seq) => (Some(seq), true),
+                    None => (None, true),
+                };
+                if let Some(seq) = drop {
+                    if unstore_seq(&o, &s.origin, seq).map_err(settled)? {
+                        dropped += 1;
+                    }
+                    settle_tx(&o, &s.origin, seq).map_err(settled)?;
+                }
+                if replace {
+                    let value: [u8; 17] = cat(&[
+                        &s.seq.to_be_bytes(),
+                        &s.last_seen.to_be_bytes(),
+                        &[s.verdict.code()],
+                    ]);
+                    o.current
+                        .insert(ck.as_slice(), value.as_slice())
+                        .map_err(|e| settled(e.into()))?;
+                }
+            }
+            o.commit(self)?;
+            #[cfg(test)]
+            if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
+                return Err(StoreError::Corrupt("crash (test)"));
+            }
+        }
+        self.meta.insert(META_SUPERSEDED_DROPPED, &[1])?;
+        self.meta
+            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        tracing::info!(records = dropped, "superseded reports deleted");
+        Ok(dropped)
+    }
+
     /// Every tree's entries, for tests that compare whole stores.
     #[cfg(test)]
     fn snapshot(&self) -> Vec<(&'static str, Entries)> {
@@ -603,8 +691,10 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether `origin` may sign records with these (`last_seen`, number)
-    /// pairs within its limits, and if not, whether waiting for the full
+    /// Whether `origin` may sign records with these (`last_seen`, number,
+    /// block) triples within its limits (a record that replaces the
+    /// origin's current report of its number takes that one's place), and
+    /// if not, whether waiting for the full
     /// hours or days to end helps (HTTP 429's `Retry-After`).
     ///
     /// # Errors
@@ -613,12 +703,29 @@ impl Store {
         &self,
         origin: &OriginId,
         now: u64,
-        entries: &[(u64, NumberHash)],
+        entries: &[(u64, NumberHash, BlockHash)],
     ) -> Result<Room, StoreError> {
         let limits = self.limits();
         self.with(|h| {
+            // The hours of the current reports these replace (their records
+            // go as the new ones are stored).
+            let mut replaced = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (_, number, block) in entries {
+                if !seen.insert(*number) {
+                    continue;
+                }
+                let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
+                if let Some(v) = h.current.get(key)? {
+                    if v.len() == 17 && !is_mark(&v) {
+                        replaced.push(be_u64(&v[8..16]) / quota::HOUR);
+                    }
+                }
+            }
+            let entries: Vec<(u64, NumberHash)> =
+                entries.iter().map(|(t, n, _)| (*t, *n)).collect();
             Ok(quota::room(
-                &h.quota, &h.counts, origin, now, entries, &limits,
+                &h.quota, &h.counts, origin, now, &entries, &replaced, &limits,
             )?)
         })
     }
@@ -976,9 +1083,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
         self.with(|h| {
-            Ok(h.current
-                .get(key)?
-                .is_some_and(|v| v.len() == 17 && v[16] != Verdict::Withdrawn.code()))
+            Ok(h.current.get(key)?.is_some_and(|v| {
+                v.len() == 17 && v[16] != Verdict::Withdrawn.code() && v[16] != MARK
+            }))
         })
     }
 
@@ -1039,6 +1146,9 @@ impl Store {
                 let (key, value) = entry?;
                 if key.len() != 96 || value.len() != 17 {
                     return Err(StoreError::Corrupt("current"));
+                }
+                if is_mark(&value) {
+                    continue;
                 }
                 let record = record_key(&key[64..96], be_u64(&value));
                 let bytes = h
@@ -1325,6 +1435,16 @@ impl Store {
             let purge_at = be_u64(&expiry_key[..8]);
             let o = Overlays::new(h);
             let removed = (|| {
+                if arrival.len() == 96 {
+                    // A mark's time is up ([`leave_mark`]).
+                    o.purges.remove(expiry_key)?;
+                    if let Some(v) = o.current.get(arrival)? {
+                        if is_mark(&v) && be_u64(&v) == be_u64(&record_key[32..40]) {
+                            o.current.remove(arrival)?;
+                        }
+                    }
+                    return Ok(false);
+                }
                 let Some(bytes) = o.sightings.get(record_key)? else {
                     o.purges.remove(expiry_key)?;
                     o.arrivals.remove(arrival)?;
@@ -1550,37 +1670,67 @@ fn insert_tx(
             });
         }
     }
+    // Supersede: the origin's report of a number with the highest seq is
+    // the only one kept. A lower seq than the current one was replaced
+    // before it arrived; its seq is accounted for, like one refused for
+    // good, so that catch-up does not fetch it again.
+    let current_key = current_key(s);
+    #[cfg(test)]
+    if tests::LEGACY.with(std::cell::Cell::get) {
+        return legacy_insert_tx(trees, record, purge_at, arrival);
+    }
+    let replaced = match current.get(current_key)? {
+        Some(v) if v.len() != 17 => return Err(abort(StoreError::Corrupt("current"))),
+        Some(v) if be_u64(&v) > s.seq => {
+            settle_tx(trees, &s.origin, s.seq)?;
+            return Ok(InsertOutcome::Superseded);
+        }
+        other => other,
+    };
+    // The origin's earlier report (or mark) goes whether or not this one
+    // fits the origin's limits: they count current reports only.
+    let superseded = match replaced {
+        Some(v) if is_mark(&v) => {
+            drop_mark(trees, &s.origin, &current_key, &v)?;
+            false
+        }
+        Some(v) => {
+            let seq = be_u64(&v);
+            let removed = unstore_seq(trees, &s.origin, seq)?;
+            // Its seq stays accounted for (it was held), above the mark too.
+            settle_tx(trees, &s.origin, seq)?;
+            removed
+        }
+        None => false,
+    };
     let entry = quota::Entry::of(s, purge_at);
     quota::prepare_day(quota, &entry, limits)?;
     let evict = match quota::admit(quota, &entry, limits)? {
-        quota::Admission::Refuse(reason) => return Ok(InsertOutcome::OverLimit(reason)),
+        quota::Admission::Refuse(reason) => {
+            // Refused, it still supersedes what the origin said before.
+            leave_mark(trees, &current_key, s.seq, purge_at)?;
+            return Ok(InsertOutcome::OverLimit(reason));
+        }
         quota::Admission::Admit { evict } => evict,
     };
     for (seq, hour) in &evict {
         evict_tx(trees, &s.origin, *hour, *seq)?;
     }
-    // Evictions rewrote the progress.
-    if !evict.is_empty() {
+    // Evictions and the replaced report's removal rewrote the progress.
+    if !evict.is_empty() || superseded {
         if let Some(v) = progress.get(origin)? {
             p = OriginProgress::decode(s.origin, &v).map_err(abort)?;
         }
     }
     quota::index(quota, &entry)?;
     let arrival = arrival.to_be_bytes();
-    let current_key = current_key(s);
     let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
     let purge_key = purge_key(purge_at, &key);
     sightings.insert(key.as_slice(), record.as_bytes())?;
     arrivals.insert(arrival.as_slice(), key.as_slice())?;
     purges.insert(purge_key.as_slice(), arrival.as_slice())?;
 
-    let is_latest = match current.get(current_key)? {
-        Some(v) => be_u64(&v) < s.seq,
-        None => true,
-    };
-    if is_latest {
-        current.insert(current_key.as_slice(), current_value.as_slice())?;
-    }
+    current.insert(current_key.as_slice(), current_value.as_slice())?;
 
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
@@ -1595,8 +1745,55 @@ fn insert_tx(
     }
     progress.insert(origin.as_slice(), p.encode().as_slice())?;
     Ok(InsertOutcome::Stored {
-        latest: is_latest,
+        superseded,
         evicted: evict.len() as u64,
+    })
+}
+
+/// What schema 3 did with a record (no limits, no equivocation): kept
+/// every record, and indexed the one with the highest seq per number as
+/// current. Tests build schema-3 stores with it.
+#[cfg(test)]
+fn legacy_insert_tx(
+    trees: &Overlays<'_>,
+    record: &SignedSighting,
+    purge_at: u64,
+    arrival: u64,
+) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
+    let s = record.sighting();
+    let key = record_key(s.origin.as_bytes(), s.seq);
+    quota::index(&trees.quota, &quota::Entry::of(s, purge_at))?;
+    trees.sightings.insert(key.as_slice(), record.as_bytes())?;
+    let arrival = arrival.to_be_bytes();
+    trees.arrivals.insert(arrival.as_slice(), key.as_slice())?;
+    trees
+        .purges
+        .insert(purge_key(purge_at, &key).as_slice(), arrival.as_slice())?;
+    let ck = current_key(s);
+    if trees.current.get(ck)?.is_none_or(|v| be_u64(&v) < s.seq) {
+        let value: [u8; 17] = cat(&[
+            &s.seq.to_be_bytes(),
+            &s.last_seen.to_be_bytes(),
+            &[s.verdict.code()],
+        ]);
+        trees.current.insert(ck.as_slice(), value.as_slice())?;
+    }
+    let mut p = load_progress(&trees.progress, &s.origin)?;
+    p.count += 1;
+    p.max_seq = p.max_seq.max(s.seq);
+    for (d, b) in p.digest.iter_mut().zip(record.id().as_bytes()) {
+        *d ^= b;
+    }
+    if s.seq == p.contiguous + 1 {
+        p.contiguous = s.seq;
+        run_forward(&trees.sightings, &trees.progress, &mut p)?;
+    }
+    trees
+        .progress
+        .insert(s.origin.as_bytes(), p.encode().as_slice())?;
+    Ok(InsertOutcome::Stored {
+        superseded: false,
+        evicted: 0,
     })
 }
 
@@ -1670,7 +1867,7 @@ fn settle_tx(
         p.contiguous = seq;
         run_forward(&trees.sightings, &trees.progress, &mut p)?;
         trees.progress.insert(key, p.encode().as_slice())?;
-    } else if seq < p.max_seq && seq - p.contiguous <= MAX_SETTLED_AHEAD {
+    } else if seq <= p.max_seq && seq - p.contiguous <= MAX_SETTLED_AHEAD {
         // A marker only where a gap can be pulled (below a held record)
         // and within a window of the mark: a member that signs expired
         // records with scattered seqs cannot grow the markers without
@@ -1683,11 +1880,11 @@ fn settle_tx(
 }
 
 /// Removes a stored record's writes: the record, its arrival and purge
-/// entries, its quota entry and its part of its origin's progress. A
-/// record that was its origin's current report of its number hands that
-/// role to the origin's previous report of the number, if one is kept, so
-/// that the result is what a node that never stored it holds. Returns the
-/// removed record.
+/// entries, its quota entry, its current-report entry and its part of its
+/// origin's progress (its seq stays accounted for: it was held). Every
+/// stored record is its origin's current report of its number (earlier
+/// ones were superseded), so the origin then has no report of the number
+/// here, as on a node that never stored it. Returns the removed record.
 fn unstore_tx(
     trees: &Overlays<'_>,
     entry: &quota::Entry,
@@ -1714,18 +1911,6 @@ fn unstore_tx(
     if let Some(v) = current.get(ck)? {
         if v.len() == 17 && be_u64(&v) == s.seq {
             current.remove(ck.as_slice())?;
-            let before = previous_of_number(sightings, &s)?;
-            if let Some(seq) = before {
-                if let Some(prev) = sightings.get(record_key(origin, seq))? {
-                    let prev = decode_stored(&prev).map_err(abort)?;
-                    let value: [u8; 17] = cat(&[
-                        &prev.seq.to_be_bytes(),
-                        &prev.last_seen.to_be_bytes(),
-                        &[prev.verdict.code()],
-                    ]);
-                    current.insert(ck.as_slice(), value.as_slice())?;
-                }
-            }
         }
     }
     if let Some(v) = progress.get(origin)? {
@@ -1739,23 +1924,57 @@ fn unstore_tx(
     Ok(Some(s))
 }
 
-/// The seq of the origin's latest record of `s`'s number before `s`.
-fn previous_of_number(
-    sightings: &quota::Ov<'_>,
-    s: &Sighting,
-) -> Result<Option<u64>, ConflictableTransactionError<StoreError>> {
-    let origin = s.origin.as_bytes();
-    let prefix = record_key(origin, 0);
-    let below = record_key(origin, s.seq);
-    for key in sightings.keys_before(&prefix, &below, LOOKBACK_RECORDS)? {
-        if let Some(bytes) = sightings.get(&key)? {
-            let earlier = decode_stored(&bytes).map_err(abort)?;
-            if earlier.number == s.number {
-                return Ok(Some(earlier.seq));
-            }
-        }
-    }
-    Ok(None)
+/// Marks `origin`'s latest record of a number as known but not held
+/// ([`MARK`]) until `purge_at`, when the purge removes the mark (its
+/// `purges` entry holds the `current` key instead of an arrival).
+fn leave_mark(
+    trees: &Overlays<'_>,
+    current_key: &[u8; 96],
+    seq: u64,
+    purge_at: u64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let value: [u8; 17] = cat(&[&seq.to_be_bytes(), &purge_at.to_be_bytes(), &[MARK]]);
+    trees
+        .current
+        .insert(current_key.as_slice(), value.as_slice())?;
+    let key = purge_key(purge_at, &record_key(&current_key[64..96], seq));
+    trees
+        .purges
+        .insert(key.as_slice(), current_key.as_slice())?;
+    Ok(())
+}
+
+/// Removes a mark ([`leave_mark`]) and its `purges` entry.
+fn drop_mark(
+    trees: &Overlays<'_>,
+    origin: &OriginId,
+    current_key: &[u8; 96],
+    mark: &[u8],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    trees.current.remove(current_key.as_slice())?;
+    let key = purge_key(
+        be_u64(&mark[8..16]),
+        &record_key(origin.as_bytes(), be_u64(mark)),
+    );
+    trees.purges.remove(key.as_slice())?;
+    Ok(())
+}
+
+/// Removes `origin`'s stored record with `seq`, if it is still stored,
+/// with all its writes ([`unstore_tx`]). Whether it was.
+fn unstore_seq(
+    trees: &Overlays<'_>,
+    origin: &OriginId,
+    seq: u64,
+) -> Result<bool, ConflictableTransactionError<StoreError>> {
+    let Some(bytes) = trees.sightings.get(record_key(origin.as_bytes(), seq))? else {
+        return Ok(false);
+    };
+    let hour = decode_stored(&bytes).map_err(abort)?.last_seen / quota::HOUR;
+    let Some(entry) = quota::entry(&trees.quota, origin, hour, seq)? else {
+        return Err(abort(StoreError::Corrupt("quota entry of a stored record")));
+    };
+    Ok(unstore_tx(trees, &entry)?.is_some())
 }
 
 /// Evicts the record of `origin` with `seq` (in hour bucket `hour`).
@@ -1770,7 +1989,10 @@ fn evict_tx(
             "quota entry of an evicted record",
         )));
     };
-    unstore_tx(o, &e)?;
+    // Evicted, it still supersedes what the origin said before.
+    if let Some(s) = unstore_tx(o, &e)? {
+        leave_mark(o, &current_key(&s), seq, e.purge_at)?;
+    }
     Ok(())
 }
 
@@ -1891,9 +2113,84 @@ mod tests {
         .unwrap()
     }
 
+    thread_local! {
+        /// Inserts as schema 3 did ([`legacy_insert_tx`]).
+        pub(super) static LEGACY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// The schema-4 migration stops after its first transaction.
+        pub(super) static CRASH_AFTER_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn a_schema_3_store_drops_superseded_reports_in_place_and_survives_a_crash() {
+        let key = SigningKey::from_seed(&[1; 32]);
+        let peer = SigningKey::from_seed(&[2; 32]);
+        // Re-reports of numbers 5 and 6, a withdrawal, a single report, a
+        // peer's reports, arriving out of order.
+        let records = [
+            record(&key, 1, 5, Verdict::Malicious, 1000),
+            record(&key, 2, 6, Verdict::Malicious, 1000),
+            record(&key, 4, 5, Verdict::Malicious, 1002),
+            record(&key, 3, 5, Verdict::Malicious, 1001),
+            record(&key, 5, 6, Verdict::Withdrawn, 1003),
+            record(&key, 6, 7, Verdict::Malicious, 1003),
+            record(&peer, 1, 5, Verdict::Malicious, 1000),
+            record(&peer, 2, 5, Verdict::FalsePositive, 1001),
+        ];
+        let expected = {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            for r in &records {
+                store.insert(r, 9000).unwrap();
+            }
+            holdings(&store)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            LEGACY.with(|l| l.set(true));
+            for r in &records {
+                store.insert(r, 9000).unwrap();
+            }
+            LEGACY.with(|l| l.set(false));
+            assert_eq!(stored(&store), 8);
+            let h = store.handles().unwrap();
+            h.meta.remove(META_SUPERSEDED_DROPPED).unwrap();
+            h.meta.insert(META_SCHEMA, &3u32.to_be_bytes()).unwrap();
+            h.db.flush().unwrap();
+        }
+        // A crash after the first of several transactions leaves a store
+        // that opens again and finishes the work.
+        CRASH_AFTER_BATCH.with(|c| c.set(true));
+        let crashed = Store::open(dir.path());
+        CRASH_AFTER_BATCH.with(|c| c.set(false));
+        assert!(crashed.is_err());
+        drop(crashed);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(holdings(&store), expected);
+        assert_eq!(stored(&store), 4);
+        assert_eq!(current_of(&store, 6)[0].verdict, Verdict::Withdrawn);
+        let h = store.handles().unwrap();
+        assert_eq!(
+            h.meta.get(META_SCHEMA).unwrap().unwrap().as_ref(),
+            &SCHEMA_VERSION.to_be_bytes()
+        );
+        // Every seq of each origin stays accounted for.
+        let p = store.progress().unwrap();
+        assert!(p.iter().all(|p| p.contiguous == p.max_seq), "{p:?}");
+    }
+
     /// Records stored, by the origins' progress (what `status` reports).
     fn stored(store: &Store) -> u64 {
         store.progress().unwrap().iter().map(|p| p.count).sum()
+    }
+
+    /// A room entry for test number `n` at `t`.
+    fn at(t: u64, n: u8) -> (u64, NumberHash, BlockHash) {
+        (
+            t,
+            NumberHash::from_bytes([n; 32]),
+            BlockHash::from_bytes([n / 10; 32]),
+        )
     }
 
     /// The current reports of test number `n` (in block `n / 10`).
@@ -1946,46 +2243,67 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.set_limits(Limits {
             records_per_hour: 3,
-            numbers_per_day: 2,
+            numbers_per_day: 4,
         });
         let key = SigningKey::from_seed(&[1; 32]);
         let t = 1_800_000_000 - 1_800_000_000 % 86_400 + 3600;
-        let outcomes: Vec<InsertOutcome> = [(1, 5, t), (2, 5, t + 1), (3, 6, t + 2), (4, 5, t + 3)]
-            .iter()
-            .map(|&(seq, n, at)| store.insert(&limited(&key, seq, n, at), u64::MAX).unwrap())
-            .collect();
+        let outcomes: Vec<InsertOutcome> = [
+            (1, 5, t),
+            (2, 6, t + 1),
+            (3, 7, t + 2),
+            (4, 8, t + 3),
+            (5, 5, t + 4),
+        ]
+        .iter()
+        .map(|&(seq, n, at)| store.insert(&limited(&key, seq, n, at), u64::MAX).unwrap())
+        .collect();
         assert!(matches!(outcomes[2], InsertOutcome::Stored { .. }));
         assert_eq!(outcomes[3], InsertOutcome::OverLimit(OVER_RECORDS_PER_HOUR));
-        // The next hour has room, but not for a third number that day.
+        // Limits count current reports: a re-report replaces one.
+        assert_eq!(
+            outcomes[4],
+            InsertOutcome::Stored {
+                superseded: true,
+                evicted: 0
+            }
+        );
+        // The next hour has room, for a fourth number that day but not a fifth.
+        let fourth = store
+            .insert(&limited(&key, 6, 9, t + 3600), u64::MAX)
+            .unwrap();
+        assert!(matches!(fourth, InsertOutcome::Stored { .. }));
         let next = store
-            .insert(&limited(&key, 5, 7, t + 3600), u64::MAX)
+            .insert(&limited(&key, 7, 10, t + 3601), u64::MAX)
             .unwrap();
         assert_eq!(next, InsertOutcome::OverLimit(OVER_NUMBERS_PER_DAY));
         let known = store
-            .insert(&limited(&key, 6, 6, t + 3600), u64::MAX)
+            .insert(&limited(&key, 8, 6, t + 3602), u64::MAX)
             .unwrap();
         assert!(matches!(known, InsertOutcome::Stored { .. }));
-        // A lower seq of a full hour evicts the highest, and the number's
-        // current report falls back to its previous one.
+        // A lower seq of a full hour evicts the highest, and the origin then
+        // has no report of that number (earlier ones were superseded).
         let dir2 = tempfile::tempdir().unwrap();
         let other = Store::open(dir2.path()).unwrap();
-        other.set_limits(store.limits());
-        for (seq, n) in [(2, 5), (3, 5), (4, 6)] {
+        other.set_limits(Limits {
+            records_per_hour: 3,
+            numbers_per_day: 10,
+        });
+        for (seq, n) in [(2, 5), (3, 6), (4, 7)] {
             other
                 .insert(&limited(&key, seq, n, t + seq), u64::MAX)
                 .unwrap();
         }
-        assert_eq!(current_of(&other, 6).len(), 1);
-        let early = other.insert(&limited(&key, 1, 5, t), u64::MAX).unwrap();
+        assert_eq!(current_of(&other, 7).len(), 1);
+        let early = other.insert(&limited(&key, 1, 8, t), u64::MAX).unwrap();
         assert_eq!(
             early,
             InsertOutcome::Stored {
-                latest: false,
+                superseded: false,
                 evicted: 1
             }
         );
-        assert!(current_of(&other, 6).is_empty(), "seq 4 was evicted");
-        assert_eq!(current_of(&other, 5)[0].seq, 3);
+        assert!(current_of(&other, 7).is_empty(), "seq 4 was evicted");
+        assert_eq!(current_of(&other, 8)[0].seq, 1);
         assert_eq!(stored(&other), 3);
     }
 
@@ -2039,7 +2357,7 @@ mod tests {
         for (seq, n) in [(1, 5), (2, 6), (3, 7)] {
             store.insert(&limited(&key, seq, n, t), u64::MAX).unwrap();
         }
-        let number = |n: u8| [(t, NumberHash::from_bytes([n; 32]))];
+        let number = |n: u8| [at(t, n)];
         assert_eq!(
             store.room(&key.origin(), t, &number(8)).unwrap(),
             Room::Wait(86_400)
@@ -2054,9 +2372,7 @@ mod tests {
             store.room(&key.origin(), t + 86_400, &number(8)).unwrap(),
             Room::Never(OVER_NUMBERS_PER_DAY)
         );
-        let four: Vec<(u64, NumberHash)> = (20..24u8)
-            .map(|n| (t + 86_400, NumberHash::from_bytes([n; 32])))
-            .collect();
+        let four: Vec<_> = (20..24u8).map(|n| at(t + 86_400, n)).collect();
         assert_eq!(
             store.room(&key.origin(), t + 86_400, &four).unwrap(),
             Room::Never(OVER_NUMBERS_PER_DAY)
@@ -2073,12 +2389,17 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         store.set_limits(Limits {
-            records_per_hour: 4,
-            numbers_per_day: 3,
+            records_per_hour: 3,
+            numbers_per_day: 10,
         });
         assert_eq!(
-            store.room(&key.origin(), t, &number(6)).unwrap(),
+            store.room(&key.origin(), t, &number(8)).unwrap(),
             Room::Wait(3600)
+        );
+        // A re-report of a number takes its current report's place.
+        assert_eq!(
+            store.room(&key.origin(), t, &number(6)).unwrap(),
+            Room::Fits
         );
     }
 
@@ -2093,10 +2414,10 @@ mod tests {
         let key = SigningKey::from_seed(&[1; 32]);
         let t = 1_800_000_000 - 1_800_000_000 % 86_400;
         store.insert(&limited(&key, 1, 5, t), 10).unwrap();
-        store.insert(&limited(&key, 2, 5, t), u64::MAX).unwrap();
-        let n5 = [(t, NumberHash::from_bytes([5; 32]))];
+        store.insert(&limited(&key, 2, 6, t), u64::MAX).unwrap();
+        let n7 = [at(t, 7)];
         assert_eq!(
-            store.room(&key.origin(), t + 1, &n5).unwrap(),
+            store.room(&key.origin(), t + 1, &n7).unwrap(),
             Room::Wait(3599)
         );
         assert_eq!(
@@ -2105,7 +2426,7 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert_eq!(store.room(&key.origin(), t + 1, &n5).unwrap(), Room::Fits);
+        assert_eq!(store.room(&key.origin(), t + 1, &n7).unwrap(), Room::Fits);
         assert!(matches!(
             store.insert(&limited(&key, 3, 5, t), u64::MAX).unwrap(),
             InsertOutcome::Stored { .. }
@@ -2119,8 +2440,10 @@ mod tests {
         let t = 1_800_000_000 - 1_800_000_000 % 86_400;
         {
             let store = Store::open(dir.path()).unwrap();
-            for seq in 1..=3 {
-                store.insert(&limited(&key, seq, 5, t), u64::MAX).unwrap();
+            for seq in 1..=3u8 {
+                store
+                    .insert(&limited(&key, seq.into(), 5 + seq, t), u64::MAX)
+                    .unwrap();
             }
             // What schema 2 had: no quota index, no marker, version 2.
             let h = store.handles().unwrap();
@@ -2134,7 +2457,7 @@ mod tests {
             records_per_hour: 3,
             numbers_per_day: 10,
         });
-        let n5 = [(t, NumberHash::from_bytes([5; 32]))];
+        let n5 = [at(t, 5)];
         assert_eq!(
             store.room(&key.origin(), t + 1, &n5).unwrap(),
             Room::Wait(3599)
@@ -2150,38 +2473,105 @@ mod tests {
         );
     }
 
+    /// The trees that say what a store holds (arrival numbers differ by
+    /// arrival order).
+    fn holdings(store: &Store) -> Vec<(&'static str, Entries)> {
+        store
+            .snapshot()
+            .into_iter()
+            .filter(|(name, _)| ["sightings", "current", "progress", "quota"].contains(name))
+            .collect()
+    }
+
     #[test]
-    fn insert_indexes_and_supersedes() {
+    fn a_later_report_supersedes_and_a_withdrawal_stays_as_a_tombstone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let key = SigningKey::from_seed(&[1; 32]);
         let r1 = record(&key, 1, 5, Verdict::Malicious, 1000);
         let r2 = record(&key, 2, 5, Verdict::Withdrawn, 1001);
-        assert_eq!(
-            store.insert(&r2, u64::MAX).unwrap(),
-            InsertOutcome::Stored {
-                latest: true,
-                evicted: 0
-            }
-        );
-        // An older report arriving late is kept for the set but does not become current.
-        assert_eq!(
-            store.insert(&r1, u64::MAX).unwrap(),
-            InsertOutcome::Stored {
-                latest: false,
-                evicted: 0
-            }
-        );
-        assert_eq!(
-            store.insert(&r1, u64::MAX).unwrap(),
-            InsertOutcome::Duplicate
-        );
+        let other_number = record(&key, 3, 6, Verdict::Malicious, 1002);
+        let fresh = |superseded| InsertOutcome::Stored {
+            superseded,
+            evicted: 0,
+        };
+        assert_eq!(store.insert(&r1, u64::MAX).unwrap(), fresh(false));
+        assert_eq!(store.insert(&other_number, u64::MAX).unwrap(), fresh(false));
+        assert_eq!(store.insert(&r2, u64::MAX).unwrap(), fresh(true));
+        // The withdrawal is the current report; the report it replaced is
+        // deleted, not kept beside it, and does not come back.
         let current = current_of(&store, 5);
         assert_eq!(current.len(), 1);
         assert_eq!(current[0].verdict, Verdict::Withdrawn);
-        let p = store.progress().unwrap();
-        assert_eq!((p[0].count, p[0].max_seq, p[0].contiguous), (2, 2, 2));
         assert_eq!(stored(&store), 2);
+        assert!(store
+            .page(&key.origin(), 0, 10)
+            .unwrap()
+            .0
+            .iter()
+            .all(|b| b != r1.as_bytes()));
+        assert_eq!(
+            store.insert(&r1, u64::MAX).unwrap(),
+            InsertOutcome::Superseded
+        );
+        assert_eq!(
+            store.insert(&r2, u64::MAX).unwrap(),
+            InsertOutcome::Duplicate
+        );
+        assert_eq!(current_of(&store, 5)[0].seq, 2);
+        let p = store.progress().unwrap()[0];
+        // Every seq is accounted for; the digest is of what is held.
+        assert_eq!((p.count, p.max_seq, p.contiguous), (2, 3, 3));
+        let digest: Vec<u8> = r2
+            .id()
+            .as_bytes()
+            .iter()
+            .zip(other_number.id().as_bytes())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert_eq!(p.digest.as_slice(), digest.as_slice());
+        // A later report of the origin replaces the tombstone.
+        let r4 = record(&key, 4, 5, Verdict::Malicious, 1003);
+        assert_eq!(store.insert(&r4, u64::MAX).unwrap(), fresh(true));
+        assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Malicious);
+        assert_eq!(stored(&store), 2);
+
+        // Whatever the order they arrive in, the same records leave the
+        // same holdings.
+        let records = [&r1, &r2, &other_number, &r4];
+        let mut expected = None;
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Store::open(dir.path()).unwrap();
+            for i in order {
+                s.insert(records[i], u64::MAX).unwrap();
+            }
+            let held = holdings(&s);
+            match &expected {
+                None => expected = Some(held),
+                Some(e) => assert_eq!(&held, e, "order {order:?}"),
+            }
+        }
+        assert_eq!(expected.unwrap(), holdings(&store));
+    }
+
+    #[test]
+    fn purging_a_current_report_leaves_the_origin_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let old = record(&key, 1, 5, Verdict::Malicious, 1000);
+        let new = record(&key, 2, 5, Verdict::Malicious, 1001);
+        store.insert(&old, 5_000).unwrap();
+        store.insert(&new, 6_000).unwrap();
+        assert_eq!(
+            store
+                .purge(6_000, &OriginId::from_bytes([9; 32]), u64::MAX)
+                .unwrap(),
+            1
+        );
+        assert!(current_of(&store, 5).is_empty());
+        assert_eq!(stored(&store), 0);
     }
 
     #[test]
@@ -2280,12 +2670,12 @@ mod tests {
             vec![
                 InsertOutcome::Duplicate,
                 InsertOutcome::Stored {
-                    latest: true,
+                    superseded: false,
                     evicted: 0
                 },
                 InsertOutcome::Duplicate,
                 InsertOutcome::Stored {
-                    latest: true,
+                    superseded: false,
                     evicted: 0
                 },
                 InsertOutcome::Equivocation { existing: two.id() },
@@ -2480,7 +2870,8 @@ mod tests {
         store
             .insert(&record(&peer, 1, 6, Verdict::Malicious, 1000), 5000)
             .unwrap();
-        assert_eq!(store.purge(2000, &own.origin(), 10_000).unwrap(), 2);
+        // (The old report of number 5 went when the newer one replaced it.)
+        assert_eq!(store.purge(2000, &own.origin(), 10_000).unwrap(), 1);
         // Number 5's current own report is still held, number 6's is not.
         assert_eq!(own_number(5).as_deref(), Some("+15"));
         assert_eq!(own_number(6), None);
@@ -2647,7 +3038,7 @@ mod tests {
         };
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.snapshot(), expected);
-        assert_eq!(stored(&store), 3);
+        assert_eq!(stored(&store), 2, "the superseded report is not kept");
         assert_eq!(current_of(&store, 5)[0].verdict, Verdict::Withdrawn);
         let names = store.handles().unwrap().db.tree_names();
         for name in V1_TREES {

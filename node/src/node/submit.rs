@@ -137,9 +137,9 @@ impl NodeHandle {
         }
         // Peers ignore what is over this organization's limits: refuse it
         // here, before anything is signed.
-        let entries: Vec<(u64, sightline_protocol::NumberHash)> = prepared
+        let entries: Vec<_> = prepared
             .iter()
-            .map(|(s, _)| (s.last_seen, s.number))
+            .map(|(s, _)| (s.last_seen, s.number, s.block))
             .collect();
         let (store, origin) = (self.inner.store.clone(), self.inner.signing.origin());
         match blocking(move || store.room(&origin, now, &entries)).await? {

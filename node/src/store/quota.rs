@@ -390,24 +390,6 @@ impl<'a> Ov<'a> {
         Ok(keys.into_iter().collect())
     }
 
-    /// Up to `limit` keys in `from..below`, descending.
-    pub(super) fn keys_before(&self, from: &[u8], below: &[u8], limit: usize) -> Res<Vec<Vec<u8>>> {
-        let written = self.written.borrow();
-        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
-        for k in self.committed.range(from..below).keys().rev().take(limit) {
-            let k = k.map_err(storage)?;
-            if !matches!(written.get(k.as_ref()), Some(None)) {
-                keys.insert(k.to_vec());
-            }
-        }
-        for (k, v) in written.range(from.to_vec()..below.to_vec()) {
-            if v.is_some() {
-                keys.insert(k.clone());
-            }
-        }
-        Ok(keys.into_iter().rev().take(limit).collect())
-    }
-
     fn last(&self, prefix: &[u8]) -> Res<Option<Vec<u8>>> {
         let written = self.written.borrow();
         let mut committed = None;
@@ -660,7 +642,9 @@ pub enum Room {
 }
 
 /// Whether `origin` may sign records at these (`last_seen`, number)
-/// pairs within `limits`.
+/// pairs within `limits`. Each number's last entry is what it adds (an
+/// earlier one in the batch is superseded by it); `replaced` holds the hour
+/// buckets of the current reports they replace, whose records go.
 ///
 /// # Errors
 /// sled errors.
@@ -670,13 +654,27 @@ pub(super) fn room(
     origin: &OriginId,
     now: u64,
     entries: &[(u64, NumberHash)],
+    replaced: &[u64],
     limits: &Limits,
 ) -> Result<Room, sled::Error> {
+    let mut last: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    for (t, n) in entries {
+        last.insert(*n.as_bytes(), *t);
+    }
+    let entries: Vec<(u64, NumberHash)> = last
+        .into_iter()
+        .map(|(n, t)| (t, NumberHash::from_bytes(n)))
+        .collect();
+    let entries = entries.as_slice();
     let mut hours: BTreeMap<u64, u64> = BTreeMap::new();
     let mut days: BTreeMap<u64, std::collections::BTreeSet<[u8; 32]>> = BTreeMap::new();
     for (t, n) in entries {
         *hours.entry(t / HOUR).or_default() += 1;
         days.entry(t / DAY).or_default().insert(*n.as_bytes());
+    }
+    let mut freed: BTreeMap<u64, u64> = BTreeMap::new();
+    for hour in replaced {
+        *freed.entry(*hour).or_default() += 1;
     }
     let read = |k: Vec<u8>| -> Result<u64, sled::Error> { Ok(counts.get(&k)) };
     // The latest end among the full buckets; a full bucket that has ended
@@ -729,8 +727,9 @@ pub(super) fn room(
         if n > limits.records_per_hour {
             return Ok(Room::Never(OVER_RECORDS_PER_HOUR));
         }
-        if read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))? + n > limits.records_per_hour
-        {
+        let held = read(key(TAG_HOUR_COUNT, origin, &[&hour.to_be_bytes()]))?
+            .saturating_sub(freed.get(&hour).copied().unwrap_or(0));
+        if held + n > limits.records_per_hour {
             let end = (hour + 1) * HOUR;
             if end <= now {
                 return Ok(Room::Never(OVER_RECORDS_PER_HOUR));

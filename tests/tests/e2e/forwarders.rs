@@ -307,7 +307,7 @@ fn flood(key: &SigningKey, at: u64, records: u64, numbers: u64) -> Vec<Vec<u8>> 
     }
     seqs.into_iter()
         .map(|seq| {
-            let number = format!("+1 415 555 {:04}", 5000 + seq % numbers);
+            let number = format!("+1 415 555 {:04}", 6000 + seq % numbers);
             signed_at(key, key, &number, seq, at)
         })
         .collect()
@@ -366,12 +366,13 @@ async fn a_hostile_member_leaves_every_honest_node_with_the_same_bounded_set() {
     })
     .await;
 
-    // Item 2: 240 records of 60 numbers, all seen yesterday (one hour and
-    // one day bucket), against limits of 40 an hour and 25 numbers a day.
+    // Item 2: 240 records of 240 numbers (re-reports would replace each
+    // other), all seen yesterday (one hour and one day bucket), against
+    // limits of 40 an hour and 25 numbers a day.
     let mallory_seed = cluster.members[3].seed;
     let mallory_key = SigningKey::from_seed(&mallory_seed);
     let yesterday = now() - 86_400;
-    for bytes in flood(&mallory_key, yesterday, 240, 60) {
+    for bytes in flood(&mallory_key, yesterday, 240, 240) {
         mallory.client.publish(bytes).await.unwrap();
     }
     // Item 3: the newcomer's records reach Bank only through Carrier.
@@ -456,8 +457,8 @@ async fn a_hostile_member_leaves_every_honest_node_with_the_same_bounded_set() {
         },
     )
     .await;
-    let mallory_numbers: Vec<String> = (0..60)
-        .map(|n| format!("+1 415 555 {:04}", 5000 + n))
+    let mallory_numbers: Vec<String> = (0..240)
+        .map(|n| format!("+1 415 555 {:04}", 6000 + n))
         .collect();
     for node in nodes {
         let status = node.status().await.unwrap();
