@@ -135,6 +135,17 @@ pub struct Metrics {
     pub sync_exchanges: AtomicU64,
     /// Catch-up pages received.
     pub sync_pages: AtomicU64,
+    /// Catch-up version 2: reconciliation rounds run (as the asking side).
+    pub sync_rounds: AtomicU64,
+    /// Bytes of catch-up answers received (progress, reconciliation
+    /// messages, records).
+    pub sync_bytes: AtomicU64,
+    /// Records received through catch-up (each is verified).
+    pub sync_records: AtomicU64,
+    /// Records connected peers hold that this node lacks, as the last
+    /// reconciliation with each found them, less those received since:
+    /// the largest over peers.
+    pub sync_lag: AtomicU64,
     /// Catch-up requests refused by the rate limit.
     pub sync_throttled: AtomicU64,
     /// Rejected or ignored records by reason.
@@ -182,6 +193,11 @@ impl Metrics {
     /// Adds one to a counter.
     pub fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -6,13 +6,14 @@
 //! Map of the crate:
 //! - [`config`]: `network.toml` and `sightline.toml`, validated.
 //! - [`identity`]: the node key (libp2p identity = record signing key).
-//! - [`store`]: sled store: every verified record, latest per (number,
-//!   origin), per-origin progress, own seq counter.
+//! - [`store`]: sled store: each origin's current report per number
+//!   (superseded records are deleted), per-origin progress, own seq counter.
 //! - [`reputation`]: pure scoring with an injected clock.
 //! - [`ingest`]: the checks every received record passes (pure), and counters.
 //! - [`pipeline`]: the ingest stage ([`pipeline::Ingestor`]): checks, batch
 //!   verification, storage of received records.
 //! - [`catchup`]: catch-up messages and planning (pure).
+//! - [`reconcile`]: catch-up version 2's set reconciliation (pure).
 //! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
 //! - [`backup`]: backup archives (consistent snapshot + key) and restore.
@@ -44,6 +45,11 @@ pub mod pipeline;
 #[cfg(not(feature = "test-util"))]
 #[allow(unreachable_pub)]
 mod pipeline;
+#[cfg(feature = "test-util")]
+pub mod reconcile;
+#[cfg(not(feature = "test-util"))]
+#[allow(unreachable_pub)]
+mod reconcile;
 pub mod reputation;
 pub mod store;
 mod task;

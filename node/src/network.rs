@@ -28,7 +28,7 @@ use libp2p::{
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catchup::{self, CatchUpRequest, CatchUpResponse};
+use crate::catchup::{self, CatchUpRequest, CatchUpResponse, ReconcileRequest, ReconcileResponse};
 use crate::config::NetworkConfig;
 
 mod behaviour;
@@ -99,6 +99,15 @@ pub(crate) enum NetworkEvent {
         /// Where the answer goes (via [`Client::respond`]).
         channel: ResponseChannel<CatchUpResponse>,
     },
+    /// A peer asks for catch-up version 2 (set reconciliation).
+    ReconcileRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: ReconcileRequest,
+        /// Where the answer goes (via [`Client::respond_reconcile`]).
+        channel: ResponseChannel<ReconcileResponse>,
+    },
     /// A member connected (first connection).
     Connected(PeerId),
     /// A member's last connection closed.
@@ -164,6 +173,15 @@ enum Command {
         channel: ResponseChannel<CatchUpResponse>,
         response: CatchUpResponse,
     },
+    Reconcile {
+        peer: PeerId,
+        request: ReconcileRequest,
+        reply: oneshot::Sender<Result<ReconcileResponse, RequestError>>,
+    },
+    RespondReconcile {
+        channel: ResponseChannel<ReconcileResponse>,
+        response: ReconcileResponse,
+    },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Status(oneshot::Sender<NetworkStatus>),
     #[cfg(feature = "test-util")]
@@ -175,6 +193,19 @@ enum Command {
 #[cfg_attr(feature = "test-util", visibility::make(pub))]
 pub(crate) struct Client {
     sender: mpsc::Sender<Command>,
+}
+
+/// Why a catch-up version 2 request got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) enum RequestError {
+    /// The peer does not speak catch-up version 2 (an older release):
+    /// version 1 is used with it.
+    #[error("the peer does not speak {}", catchup::PROTOCOL_V2)]
+    Unsupported,
+    /// Timeout, disconnect, a stopped loop.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The event loop has stopped.
@@ -245,6 +276,42 @@ impl Client {
         response: CatchUpResponse,
     ) -> Result<(), Stopped> {
         self.send(Command::Respond { channel, response }).await
+    }
+
+    /// Sends a catch-up version 2 request and waits for the answer.
+    ///
+    /// # Errors
+    /// [`RequestError::Unsupported`] if the peer does not speak version 2;
+    /// otherwise a description of the failure.
+    pub async fn reconcile(
+        &self,
+        peer: PeerId,
+        request: ReconcileRequest,
+    ) -> Result<ReconcileResponse, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Reconcile {
+            peer,
+            request,
+            reply,
+        })
+        .await
+        .map_err(|e| RequestError::Failed(e.to_string()))?;
+        answer
+            .await
+            .map_err(|_| RequestError::Failed(Stopped.to_string()))?
+    }
+
+    /// Answers a peer's catch-up version 2 request.
+    ///
+    /// # Errors
+    /// [`Stopped`] if the loop has ended.
+    pub async fn respond_reconcile(
+        &self,
+        channel: ResponseChannel<ReconcileResponse>,
+        response: ReconcileResponse,
+    ) -> Result<(), Stopped> {
+        self.send(Command::RespondReconcile { channel, response })
+            .await
     }
 
     /// Every member node, connected or not.
@@ -367,6 +434,7 @@ pub(crate) fn new(
         subscribed: HashSet::new(),
         pending_publish: VecDeque::new(),
         pending_requests: HashMap::new(),
+        pending_reconciles: HashMap::new(),
         listen_addrs: Vec::new(),
         refused_non_members: 0,
         failed_dials: 0,

@@ -53,6 +53,9 @@ pub const MAX_BATCH: usize = 10_000;
 pub const BLOCK_WINDOW_SECS: u64 = 30 * 86_400;
 /// Capacity of the ingest queue.
 const INGEST_QUEUE: usize = 4096;
+/// Origins' item sets a node keeps built for answering reconciliations
+/// ([`crate::reconcile::SetCache`]).
+const SET_CACHE: usize = 8;
 /// How often the purge runs.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -334,6 +337,20 @@ pub struct Status {
     pub sync_exchanges: u64,
     /// Catch-up pages received.
     pub sync_pages: u64,
+    /// Catch-up version 2 reconciliation rounds run (as the asking side).
+    #[serde(default)]
+    pub sync_rounds: u64,
+    /// Bytes of catch-up answers received.
+    #[serde(default)]
+    pub sync_bytes: u64,
+    /// Records received through catch-up (each one verified).
+    #[serde(default)]
+    pub sync_records: u64,
+    /// Records connected peers hold that this node lacks, as the last
+    /// reconciliation with each found them, less those received since (the
+    /// largest over peers; 0 when the nodes agree).
+    #[serde(default)]
+    pub sync_lag: u64,
     /// Catch-up requests refused by the rate limit.
     pub sync_throttled: u64,
     /// Rejected/ignored records by reason.
@@ -510,6 +527,8 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
             sync_interval: inner.config.sync_interval,
             retention: inner.config.retention_secs,
             pulled: std::sync::Mutex::default(),
+            lag: std::sync::Mutex::default(),
+            sets: Arc::new(crate::reconcile::SetCache::new(SET_CACHE)),
             own_seq_known,
             retry_pulls,
             tasks: tasks.clone(),
@@ -601,6 +620,10 @@ impl NodeHandle {
                 submitted: load(&m.submitted),
                 sync_exchanges: load(&m.sync_exchanges),
                 sync_pages: load(&m.sync_pages),
+                sync_rounds: load(&m.sync_rounds),
+                sync_bytes: load(&m.sync_bytes),
+                sync_records: load(&m.sync_records),
+                sync_lag: load(&m.sync_lag),
                 sync_throttled: load(&m.sync_throttled),
                 rejected: m
                     .rejected()

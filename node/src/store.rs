@@ -1,6 +1,7 @@
-//! The sled store. Holds every verified record (the set nodes converge on)
-//! keyed by origin and seq (which is also the catch-up order), the latest
-//! report per (number, origin) indexed under its 100-block, the node's own
+//! The sled store. Holds each origin's current report of each number (the
+//! set nodes converge on; superseded records are deleted, SPEC §12.1) keyed
+//! by origin and seq (which is also the catch-up order), indexed per
+//! (number, origin) under its 100-block, the node's own
 //! sequence counter, and — locally only — the raw numbers of the node's own
 //! submissions.
 //!
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use sightline_protocol::catchup::{item_id, item_seq};
 use sightline_protocol::{
     BlockHash, NumberHash, OriginId, Sighting, SightingId, SignedSighting, UnverifiedSighting,
     Verdict,
@@ -1254,6 +1256,101 @@ impl Store {
                 out.push(bytes.to_vec());
             }
             Ok((out, false))
+        })
+    }
+
+    /// The version of `origin`'s set: its count and digest.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn set_version(
+        &self,
+        origin: &OriginId,
+    ) -> Result<crate::reconcile::SetVersion, StoreError> {
+        self.with(|h| {
+            Ok(match h.progress.get(origin.as_bytes())? {
+                Some(v) => {
+                    let p = OriginProgress::decode(*origin, &v)?;
+                    (*origin, p.count, p.digest)
+                }
+                None => (*origin, 0, [0; 32]),
+            })
+        })
+    }
+
+    /// `origin`'s held records as reconciliation items (seq, item id),
+    /// ascending by seq (catch-up version 2, SPEC §11.2).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn items(&self, origin: &OriginId) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        self.with(|h| {
+            let start = record_key(origin.as_bytes(), 0);
+            let end = record_key(origin.as_bytes(), u64::MAX);
+            let mut items = Vec::new();
+            for entry in h.sightings.range(start..=end) {
+                let (key, bytes) = entry?;
+                let seq = be_u64(&key[32..40]);
+                items.push((seq, item_id(seq, SightingId::of(&bytes).as_bytes())));
+            }
+            Ok(items)
+        })
+    }
+
+    /// Of the items a peer holds and this node lacks, those it may still
+    /// store: above `origin`'s contiguous mark and not settled. A seq the
+    /// mark covers, or a settled one, was held here and removed
+    /// (superseded, purged, evicted) or refused for good (expired, past
+    /// retention), so fetching it again could not change what is held.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn wanted(
+        &self,
+        origin: &OriginId,
+        items: Vec<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.with(|h| {
+            let contiguous = match h.progress.get(origin.as_bytes())? {
+                Some(v) => OriginProgress::decode(*origin, &v)?.contiguous,
+                None => 0,
+            };
+            let mut wanted = Vec::with_capacity(items.len());
+            for item in items {
+                let seq = item_seq(&item);
+                if seq > contiguous
+                    && !h
+                        .progress
+                        .contains_key(settled_key(origin.as_bytes(), seq))?
+                {
+                    wanted.push(item);
+                }
+            }
+            Ok(wanted)
+        })
+    }
+
+    /// The held records of `origin` these items name, in their order: an
+    /// item whose seq holds another record (or none) is skipped.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn records_for_items(
+        &self,
+        origin: &OriginId,
+        items: &[[u8; 32]],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.with(|h| {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let seq = item_seq(item);
+                if let Some(bytes) = h.sightings.get(record_key(origin.as_bytes(), seq))? {
+                    if item_id(seq, SightingId::of(&bytes).as_bytes()) == *item {
+                        out.push(bytes.to_vec());
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -260,12 +260,23 @@ fn node_metrics(m: &mut Scrape, status: &Status, peers: &[PeerInfo]) {
     );
     m.gauge(
         "sightline_sync_lag_records",
-        "Sequence numbers known to exist but neither held nor refused for good (gaps below each origin's highest seq).",
-        status
-            .origins
-            .iter()
-            .map(|o| o.max_seq.saturating_sub(o.contiguous))
-            .sum(),
+        "Records connected peers hold that this node lacks, as the last reconciliation with each found them, less those received since (largest over peers).",
+        status.sync_lag,
+    );
+    m.counter(
+        "sightline_sync_rounds",
+        "Catch-up reconciliation rounds run (as the asking side).",
+        status.sync_rounds,
+    );
+    m.counter(
+        "sightline_sync_received_bytes",
+        "Bytes of catch-up answers received.",
+        status.sync_bytes,
+    );
+    m.counter(
+        "sightline_sync_received_records",
+        "Records received through catch-up (each one verified).",
+        status.sync_records,
     );
     m.counter(
         "sightline_sync_pages",

@@ -5,9 +5,9 @@
 use super::{
     allow_block_list, catchup, connection_limits, gossipsub, identify, noise, ping,
     request_response, tcp, yamux, Boxed, CatchUpRequest, CatchUpResponse, Digest, Duration,
-    HashMap, IdentTopic, Keypair, MessageId, NetworkBehaviour, PeerId, ProtocolSupport, Sha256,
-    StreamMuxerBox, StreamProtocol, Transport, Version, GRAYLIST_THRESHOLD, HEARTBEAT_INTERVAL,
-    MAX_TRANSMIT,
+    HashMap, IdentTopic, Keypair, MessageId, NetworkBehaviour, PeerId, ProtocolSupport,
+    ReconcileRequest, ReconcileResponse, Sha256, StreamMuxerBox, StreamProtocol, Transport,
+    Version, GRAYLIST_THRESHOLD, HEARTBEAT_INTERVAL, MAX_TRANSMIT,
 };
 
 #[derive(NetworkBehaviour)]
@@ -18,6 +18,9 @@ pub(super) struct Behaviour {
     pub(super) ping: ping::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) sync: request_response::cbor::Behaviour<CatchUpRequest, CatchUpResponse>,
+    /// Catch-up version 2 (set reconciliation), beside version 1 for
+    /// peers that do not speak it yet.
+    pub(super) reconcile: request_response::cbor::Behaviour<ReconcileRequest, ReconcileResponse>,
 }
 
 pub(super) fn tcp_transport(
@@ -90,6 +93,16 @@ pub(super) fn build_behaviour(
         )],
         request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
     );
+    let reconcile = request_response::cbor::Behaviour::with_codec(
+        request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(catchup::MAX_REQUEST_BYTES)
+            .set_response_size_maximum(catchup::MAX_RESPONSE_BYTES),
+        [(
+            StreamProtocol::new(catchup::PROTOCOL_V2),
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+    );
     Ok(Behaviour {
         allow,
         limits,
@@ -97,6 +110,7 @@ pub(super) fn build_behaviour(
         ping: ping::Behaviour::default(),
         gossipsub,
         sync,
+        reconcile,
     })
 }
 

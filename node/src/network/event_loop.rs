@@ -7,7 +7,8 @@ use super::{
     gossipsub, identify, mpsc, oneshot, request_response, Behaviour, BehaviourEvent,
     CatchUpResponse, Command, DialOpts, Duration, HashMap, HashSet, Instant, MessageAcceptance,
     Multiaddr, NetworkEvent, NetworkStatus, OutboundRequestId, PeerCondition, PeerId, PeerInfo,
-    StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque, GRAYLIST_THRESHOLD, MAX_PENDING_PUBLISH,
+    ReconcileRequest, ReconcileResponse, RequestError, StreamExt, Swarm, SwarmEvent, TopicHash,
+    VecDeque, GRAYLIST_THRESHOLD, MAX_PENDING_PUBLISH,
 };
 
 /// Owns the swarm. Run it with [`EventLoop::run`].
@@ -27,6 +28,8 @@ pub struct EventLoop {
     pub(super) pending_publish: VecDeque<Vec<u8>>,
     pub(super) pending_requests:
         HashMap<OutboundRequestId, oneshot::Sender<Result<CatchUpResponse, String>>>,
+    pub(super) pending_reconciles:
+        HashMap<OutboundRequestId, oneshot::Sender<Result<ReconcileResponse, RequestError>>>,
     pub(super) listen_addrs: Vec<Multiaddr>,
     pub(super) refused_non_members: u64,
     pub(super) failed_dials: u64,
@@ -244,6 +247,29 @@ impl EventLoop {
                     tracing::debug!("catch-up response not sent: peer gone");
                 }
             }
+            Command::Reconcile {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .reconcile
+                    .send_request(&peer, request);
+                self.pending_reconciles.insert(id, reply);
+            }
+            Command::RespondReconcile { channel, response } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .reconcile
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!("catch-up response not sent: peer gone");
+                }
+            }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
             }
@@ -429,6 +455,7 @@ impl EventLoop {
                     }
                 }
             }
+            BehaviourEvent::Reconcile(event) => self.on_reconcile_event(event),
             BehaviourEvent::Sync(request_response::Event::OutboundFailure {
                 request_id,
                 error,
@@ -436,6 +463,50 @@ impl EventLoop {
             }) => {
                 if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl EventLoop {
+    /// Catch-up version 2's requests and answers.
+    fn on_reconcile_event(
+        &mut self,
+        event: request_response::Event<ReconcileRequest, ReconcileResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.emit(NetworkEvent::ReconcileRequest {
+                        peer,
+                        request,
+                        channel,
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_reconciles.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending_reconciles.remove(&request_id) {
+                    let error = match error {
+                        request_response::OutboundFailure::UnsupportedProtocols => {
+                            RequestError::Unsupported
+                        }
+                        other => RequestError::Failed(other.to_string()),
+                    };
+                    let _ = reply.send(Err(error));
                 }
             }
             _ => {}

@@ -1,6 +1,9 @@
 //! The core task: routes network events, drives catch-up (asking and
 //! answering) and purges; and the store task that keeps the store writing.
 
+use crate::catchup::{ReconcileRequest, ReconcileResponse};
+use crate::network::RequestError;
+
 use super::{
     blocking, catchup, mpsc, watch, Arc, CancellationToken, CatchUpRequest, CatchUpResponse,
     Client, Clock, Duration, HashSet, IngestItem, Metrics, NetworkEvent, OriginId, PeerId,
@@ -69,6 +72,13 @@ pub(super) fn pull_summary(
 /// rest wait for the next round.
 pub(super) const MAX_GAPS: usize = 256;
 
+/// Whether a peer speaks catch-up version 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Spoken {
+    Yes,
+    Unsupported,
+}
+
 /// How a [`CoreTask::pull_range`] ended.
 pub(super) enum Pulled {
     /// Every record of the range the peer holds was received.
@@ -89,6 +99,11 @@ pub(super) struct CoreTask {
     /// limits), so it pulls again.
     pub(super) pulled:
         std::sync::Mutex<std::collections::HashMap<(PeerId, OriginId), PeerSetSummary>>,
+    /// Per peer: records it holds that this node lacked when they last
+    /// reconciled, less those received since (`sightline_sync_lag_records`).
+    pub(super) lag: std::sync::Mutex<std::collections::HashMap<PeerId, u64>>,
+    /// Item sets built for answering reconciliations.
+    pub(super) sets: Arc<crate::reconcile::SetCache>,
     /// Whether the own seq counter is confirmed (shared with submit).
     pub(super) own_seq_known: Arc<watch::Sender<bool>>,
     /// Peers that sent records refused for a transient reason
@@ -165,6 +180,10 @@ pub(super) async fn core_task(task: CoreTask, mut events: mpsc::Receiver<Network
                         });
                     }
                 }
+                Some(NetworkEvent::ReconcileRequest { peer, request, channel }) => {
+                    let allowed = limiter.check_key(&peer).is_ok();
+                    answer_reconcile(&task, allowed, request, channel);
+                }
                 Some(NetworkEvent::Connected(peer)) => {
                     connected.insert(peer);
                     start_catch_up(peer);
@@ -173,6 +192,7 @@ pub(super) async fn core_task(task: CoreTask, mut events: mpsc::Receiver<Network
                     // The rate-limit bucket is kept: reconnecting must not
                     // buy a fresh burst. Only members connect, so it is bounded.
                     connected.remove(&peer);
+                    task.set_lag(peer, None);
                 }
                 None => break,
             },
@@ -205,6 +225,28 @@ pub(super) async fn core_task(task: CoreTask, mut events: mpsc::Receiver<Network
             () = task.shutdown.cancelled() => break,
         }
     }
+}
+
+/// Answers a catch-up version 2 request off the loop (`Busy` when the
+/// peer's rate limit is spent).
+fn answer_reconcile(
+    task: &Arc<CoreTask>,
+    allowed: bool,
+    request: ReconcileRequest,
+    channel: libp2p::request_response::ResponseChannel<ReconcileResponse>,
+) {
+    if !allowed {
+        Metrics::incr(&task.metrics.sync_throttled);
+    }
+    let serving = task.clone();
+    task.tasks.spawn(async move {
+        let response = if allowed {
+            serving.serve_reconcile(request).await
+        } else {
+            ReconcileResponse::Busy
+        };
+        let _ = serving.client.respond_reconcile(channel, response).await;
+    });
 }
 
 impl CoreTask {
@@ -245,18 +287,75 @@ impl CoreTask {
         })
     }
 
+    /// Answers a catch-up version 2 request (SPEC §11.2).
+    async fn serve_reconcile(&self, request: ReconcileRequest) -> ReconcileResponse {
+        let (store, sets) = (self.store.clone(), self.sets.clone());
+        let result = blocking(move || -> Result<ReconcileResponse, StoreError> {
+            Ok(match request {
+                ReconcileRequest::Summary => ReconcileResponse::Summary(
+                    store
+                        .progress()?
+                        .iter()
+                        .take(catchup::MAX_PROGRESS_ENTRIES)
+                        .map(|p| catchup::SetSummary {
+                            origin: *p.origin.as_bytes(),
+                            count: p.count,
+                            max_seq: p.max_seq,
+                            digest: p.digest,
+                        })
+                        .collect(),
+                ),
+                ReconcileRequest::Reconcile { origin, message } => {
+                    let origin = OriginId::from_bytes(origin);
+                    let version = store.set_version(&origin)?;
+                    let set = sets.get_or_build(version, || {
+                        let items = store.items(&origin)?;
+                        crate::reconcile::item_set(&items)
+                            .map_err(|_| StoreError::Corrupt("reconciliation items"))
+                    })?;
+                    match crate::reconcile::answer(&set, &message) {
+                        Ok(message) => ReconcileResponse::Reconcile {
+                            message: serde_bytes::ByteBuf::from(message),
+                        },
+                        Err(_) => ReconcileResponse::Invalid,
+                    }
+                }
+                ReconcileRequest::Fetch { origin, items } => {
+                    let items: Option<Vec<[u8; 32]>> = items
+                        .iter()
+                        .map(|i| <[u8; 32]>::try_from(i.as_slice()).ok())
+                        .collect();
+                    match items {
+                        Some(items) if items.len() <= catchup::MAX_FETCH => {
+                            let records =
+                                store.records_for_items(&OriginId::from_bytes(origin), &items)?;
+                            ReconcileResponse::Records {
+                                records: records
+                                    .into_iter()
+                                    .map(serde_bytes::ByteBuf::from)
+                                    .collect(),
+                            }
+                        }
+                        _ => ReconcileResponse::Invalid,
+                    }
+                }
+            })
+        })
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "catch-up request failed");
+            ReconcileResponse::Busy
+        })
+    }
+
     /// The first peer to answer tells a restored or re-created store the
     /// highest seq it holds of this node's origin: the counter is raised
     /// past it before anything is signed, and the store remembers that it
     /// is confirmed.
-    async fn confirm_own_seq(&self, theirs: &[catchup::ProgressEntry]) {
+    async fn confirm_own_seq(&self, held: Option<u64>) {
         if *self.own_seq_known.borrow() {
             return;
         }
-        let held = theirs
-            .iter()
-            .find(|e| e.origin == *self.own.as_bytes())
-            .map(|e| e.max_seq);
         let store = self.store.clone();
         let confirmed = blocking(move || -> Result<(), StoreError> {
             if let Some(seq) = held {
@@ -313,6 +412,11 @@ impl CoreTask {
             match self.client.request(peer, request).await {
                 Ok(CatchUpResponse::Records { records, more }) => {
                     Metrics::incr(&self.metrics.sync_pages);
+                    Metrics::add(&self.metrics.sync_records, records.len() as u64);
+                    Metrics::add(
+                        &self.metrics.sync_bytes,
+                        records.iter().map(|r| r.len() as u64).sum(),
+                    );
                     let last_seq = records
                         .last()
                         .and_then(|r| UnverifiedSighting::decode(r).ok())
@@ -350,9 +454,196 @@ impl CoreTask {
         Pulled::Partly
     }
 
-    /// One catch-up exchange with a peer: progress, then pages of what is missing.
+    /// One catch-up with a peer: version 2 (set reconciliation) if it
+    /// speaks it, else version 1 (an older release, during an upgrade).
     async fn catch_up(&self, peer: PeerId) {
         self.forget_pulls_if_refused(peer);
+        if self.reconcile_with(peer).await == Spoken::Unsupported {
+            self.catch_up_v1(peer).await;
+        }
+    }
+
+    /// Sets (or with `None`, forgets) what `peer` holds that this node
+    /// lacks, and the gauge: the largest over peers.
+    pub(super) fn set_lag(&self, peer: PeerId, lag: Option<u64>) {
+        let mut map = self
+            .lag
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lag {
+            Some(n) => {
+                map.insert(peer, n);
+            }
+            None => {
+                map.remove(&peer);
+            }
+        }
+        let largest = map.values().copied().max().unwrap_or(0);
+        self.metrics
+            .sync_lag
+            .store(largest, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Catch-up version 2 with `peer`: for each member origin whose set
+    /// differs from the peer's, reconcile the two sets and fetch what this
+    /// node lacks. What the peer lacks, it fetches in its own round.
+    async fn reconcile_with(&self, peer: PeerId) -> Spoken {
+        let theirs = match self.client.reconcile(peer, ReconcileRequest::Summary).await {
+            Ok(ReconcileResponse::Summary(theirs)) => theirs,
+            Err(RequestError::Unsupported) => return Spoken::Unsupported,
+            Ok(_) => return Spoken::Yes,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "catch-up summary request failed");
+                return Spoken::Yes;
+            }
+        };
+        Metrics::incr(&self.metrics.sync_exchanges);
+        Metrics::add(&self.metrics.sync_bytes, 80 * theirs.len() as u64);
+        let own = theirs
+            .iter()
+            .find(|e| e.origin == *self.own.as_bytes())
+            .map(|e| e.max_seq);
+        self.confirm_own_seq(own).await;
+        let store = self.store.clone();
+        let Ok(mine) = blocking(move || store.progress()).await else {
+            return Spoken::Yes;
+        };
+        let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
+            .iter()
+            .map(|p| (p.origin, (p.count, p.digest)))
+            .collect();
+        let mut lag = 0;
+        for entry in theirs.iter().take(catchup::MAX_PROGRESS_ENTRIES) {
+            let origin = OriginId::from_bytes(entry.origin);
+            let summary = (
+                (entry.count, entry.digest),
+                held.get(&origin).copied().unwrap_or((0, [0; 32])),
+            );
+            let same = summary.0 == summary.1;
+            let done_before = self
+                .pulled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&(peer, origin))
+                == Some(&summary);
+            if entry.count == 0 || same || done_before || !self.members.contains(&origin) {
+                continue;
+            }
+            match self.reconcile_origin(peer, origin, &mut lag).await {
+                Pulled::Done => {
+                    self.pulled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert((peer, origin), summary);
+                }
+                Pulled::Partly => {}
+                Pulled::Stop => break,
+            }
+        }
+        self.set_lag(peer, Some(lag));
+        Spoken::Yes
+    }
+
+    /// Reconciles `origin`'s set with `peer`'s and fetches the records this
+    /// node lacks into ingest. `lag` gains what could not be fetched.
+    async fn reconcile_origin(&self, peer: PeerId, origin: OriginId, lag: &mut u64) -> Pulled {
+        let store = self.store.clone();
+        let started = blocking(move || -> Result<_, String> {
+            let items = store.items(&origin).map_err(|e| e.to_string())?;
+            crate::reconcile::Session::start(&items).map_err(|e| e.to_string())
+        })
+        .await;
+        let (mut session, mut message) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(error = %e, "reconciliation could not start");
+                return Pulled::Partly;
+            }
+        };
+        let mut busy_retries = 0;
+        loop {
+            let request = ReconcileRequest::Reconcile {
+                origin: *origin.as_bytes(),
+                message: serde_bytes::ByteBuf::from(message.clone()),
+            };
+            match self.client.reconcile(peer, request).await {
+                Ok(ReconcileResponse::Reconcile { message: answer }) => {
+                    Metrics::incr(&self.metrics.sync_rounds);
+                    Metrics::add(&self.metrics.sync_bytes, answer.len() as u64);
+                    match session.step(&answer) {
+                        Ok(Some(next)) => message = next,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "reconciliation answer refused");
+                            return Pulled::Partly;
+                        }
+                    }
+                }
+                Ok(ReconcileResponse::Busy) if busy_retries < 5 => {
+                    busy_retries += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
+                }
+                Ok(_) => return Pulled::Partly,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "reconciliation request failed");
+                    return Pulled::Stop;
+                }
+            }
+        }
+        let store = self.store.clone();
+        let need = session.need();
+        let lacked = need.len();
+        let Ok(need) = blocking(move || store.wanted(&origin, need)).await else {
+            return Pulled::Partly;
+        };
+        tracing::debug!(%peer, %origin, rounds = session.rounds(), lacked, wanted = need.len(), "reconciled");
+        let mut left = need.len() as u64;
+        *lag += left;
+        self.set_lag(peer, Some(*lag));
+        for chunk in need.chunks(catchup::MAX_FETCH) {
+            let request = ReconcileRequest::Fetch {
+                origin: *origin.as_bytes(),
+                items: chunk
+                    .iter()
+                    .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+                    .collect(),
+            };
+            let mut busy_retries = 0;
+            let records = loop {
+                match self.client.reconcile(peer, request.clone()).await {
+                    Ok(ReconcileResponse::Records { records }) => break records,
+                    Ok(ReconcileResponse::Busy) if busy_retries < 5 => {
+                        busy_retries += 1;
+                        tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
+                    }
+                    Ok(_) => return Pulled::Partly,
+                    Err(_) => return Pulled::Stop,
+                }
+            };
+            Metrics::incr(&self.metrics.sync_pages);
+            Metrics::add(&self.metrics.sync_records, records.len() as u64);
+            for record in records {
+                Metrics::add(&self.metrics.sync_bytes, record.len() as u64);
+                let item = IngestItem {
+                    data: record.into_vec(),
+                    source: Source::Sync { peer },
+                };
+                if self.ingest.send(item).await.is_err() {
+                    return Pulled::Stop;
+                }
+            }
+            // Fetched (an item the peer no longer holds is gone there too).
+            left -= chunk.len() as u64;
+            *lag -= chunk.len() as u64;
+            self.set_lag(peer, Some(*lag));
+        }
+        debug_assert_eq!(left, 0);
+        Pulled::Done
+    }
+
+    /// One catch-up version 1 exchange with a peer: progress, then pages of
+    /// what is missing.
+    async fn catch_up_v1(&self, peer: PeerId) {
         let store = self.store.clone();
         let Ok(mine) = blocking(move || store.progress()).await else {
             return;
@@ -370,7 +661,11 @@ impl CoreTask {
                 return;
             }
         };
-        self.confirm_own_seq(&theirs).await;
+        let own = theirs
+            .iter()
+            .find(|e| e.origin == *self.own.as_bytes())
+            .map(|e| e.max_seq);
+        self.confirm_own_seq(own).await;
         let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
             .iter()
             .map(|p| (p.origin, (p.count, p.digest)))

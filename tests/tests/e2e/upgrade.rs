@@ -1,8 +1,11 @@
 //! A rolling upgrade: a node of the baseline release (`tests/upgrade-baseline`,
 //! built by `scripts/test.sh` into `SIGHTLINE_BASELINE_BIN`) and a node of
-//! this tree share reports both ways; then the old node is upgraded in
-//! place — this tree opens the store the old binary wrote — and keeps
-//! everything and keeps sharing.
+//! this tree share reports both ways — what the old node held before the
+//! new one started reaches it by catch-up version 1, which the new node
+//! falls back to — then the old node is upgraded in place: this tree opens
+//! the store the old binary wrote (schema 3, with a superseded report in
+//! it), migrates it, keeps every current report and converges with the new
+//! node by set reconciliation.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,6 +20,7 @@ use super::{has_report, WAIT};
 const OLD_NUMBER: &str = "+1 415 555 0181";
 const NEW_NUMBER: &str = "+1 415 555 0182";
 const LATER_NUMBER: &str = "+1 415 555 0183";
+const EARLY_NUMBER: &str = "+1 415 555 0184";
 
 /// The baseline release's node, run as its operators run it.
 struct OldNode {
@@ -60,14 +64,14 @@ impl OldNode {
 
     /// Submits one sighting; a re-created store waits for a peer to
     /// confirm its sequence numbers, so a 503 is retried.
-    async fn submit(&self, number: &str) {
+    async fn submit(&self, number: &str, kind: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let r = self
                 .http
                 .post(format!("{}/api/v1/sightings", self.api))
                 .bearer_auth(WRITE_TOKEN)
-                .json(&json!({ "number": number, "kind": "callback" }))
+                .json(&json!({ "number": number, "kind": kind }))
                 .send()
                 .await
                 .expect("old node answers");
@@ -127,9 +131,47 @@ async fn a_node_of_the_previous_release_and_one_of_this_tree_share_and_upgrade_i
     std::fs::remove_dir_all(old_config.parent().expect("dir").join("data/store"))
         .expect("no store yet");
     let old = OldNode::start(&baseline, &old_config).await;
+    // The new node confirms the old one's (new) store's seq, takes a report
+    // by gossip, and stops; meanwhile the old node re-reports the number
+    // (the old release keeps both records) and reports another.
     let new = cluster.start(1).await;
+    old.submit(OLD_NUMBER, "callback").await;
+    eventually("the first report arrives", WAIT, &new, || async {
+        has_report(&new, OLD_NUMBER).await
+    })
+    .await;
+    drop(new);
+    cluster.stop(1).await;
+    old.submit(OLD_NUMBER, "smishing").await;
+    old.submit(EARLY_NUMBER, "callback").await;
+    let new = cluster.start(1).await;
+    let old_origin_count = |node: &sightline_node::NodeHandle| {
+        let node = node.clone();
+        async move {
+            node.status()
+                .await
+                .ok()
+                .and_then(|s| s.origins.iter().find(|o| o.org == "Old").map(|o| o.count))
+        }
+    };
+    eventually(
+        "the new node catches up from the old one (catch-up version 1)",
+        WAIT,
+        &new,
+        || async { old_origin_count(&new).await == Some(2) },
+    )
+    .await;
+    assert!(has_report(&new, EARLY_NUMBER).await);
+    // (The old release also queues what it signed with no peer and
+    // publishes it when one subscribes.) Catch-up with it runs version 1:
+    // exchanges complete, and no reconciliation round is run.
+    eventually("a catch-up version 1 exchange", WAIT, &new, || async {
+        new.status()
+            .await
+            .is_ok_and(|s| s.sync_exchanges >= 1 && s.sync_rounds == 0)
+    })
+    .await;
 
-    old.submit(OLD_NUMBER).await;
     new.submit(vec![Submission::new(NEW_NUMBER, Kind::Vishing)])
         .await
         .expect("new node stores");
@@ -152,12 +194,17 @@ async fn a_node_of_the_previous_release_and_one_of_this_tree_share_and_upgrade_i
     // Upgrade in place: stop the old binary, start this tree on its files.
     old.stop();
     let upgraded = cluster.start(0).await;
-    for number in [OLD_NUMBER, NEW_NUMBER] {
+    for number in [OLD_NUMBER, NEW_NUMBER, EARLY_NUMBER] {
         assert!(
             has_report(&upgraded, number).await,
             "{number} lost in the upgrade"
         );
     }
+    assert_eq!(
+        old_origin_count(&upgraded).await,
+        Some(2),
+        "the migration deleted the superseded report"
+    );
     upgraded
         .submit(vec![Submission::new(LATER_NUMBER, Kind::Smishing)])
         .await
@@ -165,6 +212,18 @@ async fn a_node_of_the_previous_release_and_one_of_this_tree_share_and_upgrade_i
     eventually("the upgraded node still shares", WAIT, &new, || async {
         has_report(&new, LATER_NUMBER).await
     })
+    .await;
+    eventually(
+        "both nodes hold the same set, and know it",
+        WAIT,
+        &new,
+        || async {
+            let (a, b) = (upgraded.status().await, new.status().await);
+            upgraded.set_digest().await.ok() == new.set_digest().await.ok()
+                && a.is_ok_and(|s| s.sync_lag == 0 && s.sync_rounds > 0)
+                && b.is_ok_and(|s| s.sync_lag == 0)
+        },
+    )
     .await;
     drop((upgraded, new));
     cluster.shutdown().await;

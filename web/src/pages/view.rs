@@ -455,6 +455,7 @@ pub(crate) fn status(s: &Status) -> Markup {
             dt { "Own sequence" } dd { (s.own_seq) }
             dt { "Received from peers" } dd { (s.received) }
             dt { "Catch-up pages" } dd { (s.sync_pages) }
+            dt { "Behind peers by" } dd { (s.sync_lag) " records" }
             dt { "Store on disk" } dd { (format!("{:.1} MiB", mib(s.disk_bytes))) }
         }
         h2 { "Per organization" }
