@@ -770,6 +770,114 @@ def check_invalid(vec: dict) -> None:
     raise Mismatch(f"accepted; expected error {vec['error']!r}")
 
 
+DEFAULT_SEEDS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "seeds", "sync_decode"
+)
+
+
+def _tstr(item) -> str | None:
+    return item[1].decode() if item[0] == "tstr" else None
+
+
+def _struct(item, fields: dict) -> dict:
+    """A CBOR map with exactly these text keys; values checked by `fields`."""
+    if item[0] != "map":
+        raise Mismatch(f"expected a map, got {item[0]}")
+    got = {_tstr(k): v for k, v in item[1]}
+    if set(got) != set(fields):
+        raise Mismatch(f"keys {sorted(got)} != {sorted(fields)}")
+    for key, check in fields.items():
+        check(got[key])
+    return got
+
+
+def _variant(item, name: str):
+    """serde's externally tagged enum variant: a one-entry map."""
+    if item[0] != "map" or len(item[1]) != 1 or _tstr(item[1][0][0]) != name:
+        raise Mismatch(f"expected the variant {name}")
+    return item[1][0][1]
+
+
+def _bytes32_array(item) -> bytes:
+    if item[0] != "array" or len(item[1]) != 32 or any(
+        x[0] != "uint" or x[1] > 255 for x in item[1]
+    ):
+        raise Mismatch("expected an array of 32 uints")
+    return bytes(x[1] for x in item[1])
+
+
+def _uint(item) -> int:
+    if item[0] != "uint":
+        raise Mismatch("expected a uint")
+    return item[1]
+
+
+def _bstr(item) -> bytes:
+    if item[0] != "bstr":
+        raise Mismatch("expected a byte string")
+    return item[1]
+
+
+def _array_of(check):
+    def inner(item):
+        if item[0] != "array":
+            raise Mismatch("expected an array")
+        return [check(x) for x in item[1]]
+    return inner
+
+
+def item_id(seq: int, record_id: bytes) -> bytes:
+    """SPEC §11.2: seq (8 bytes big-endian) || the first 24 bytes of the id."""
+    return seq.to_bytes(8, "big") + record_id[:24]
+
+
+def check_catchup_v2(seed_dir: str) -> tuple[int, int]:
+    """SPEC §11.2's message shapes, read independently from the seeds the
+    reference node's types wrote (protocol/tests/fuzz_seeds.rs)."""
+    summary = {"origin": _bytes32_array, "count": _uint, "max_seq": _uint,
+               "digest": _bytes32_array}
+
+    def fetch(v):
+        got = _struct(v, {"origin": _bytes32_array, "items": _array_of(_bstr)})
+        items = [x[1] for x in got["items"][1]]
+        _expect("fetch item", items, [item_id(9, bytes([5]) * 32)])
+
+    def reconcile_request(v):
+        got = _struct(v, {"origin": _bytes32_array, "message": _bstr})
+        _expect("negentropy version byte", got["message"][1][:1], b"\x61")
+
+    checks = {
+        "v2-request-summary": lambda i: _expect("Summary", _tstr(i), "Summary"),
+        "v2-request-reconcile": lambda i: reconcile_request(_variant(i, "Reconcile")),
+        "v2-request-fetch": lambda i: fetch(_variant(i, "Fetch")),
+        "v2-response-summary": lambda i: _array_of(lambda e: _struct(e, summary))(
+            _variant(i, "Summary")),
+        "v2-response-reconcile": lambda i: _struct(
+            _variant(i, "Reconcile"), {"message": _bstr}),
+        "v2-response-records": lambda i: _struct(
+            _variant(i, "Records"), {"records": _array_of(_bstr)}),
+        "v2-response-busy": lambda i: _expect("Busy", _tstr(i), "Busy"),
+        "v2-response-invalid": lambda i: _expect("Invalid", _tstr(i), "Invalid"),
+    }
+    passed = failed = 0
+    for name, check in checks.items():
+        try:
+            with open(os.path.join(seed_dir, name), "rb") as f:
+                data = f.read()
+            reader = _Reader(data)
+            item = reader.item()
+            if reader.pos != len(data):
+                raise Mismatch("trailing bytes")
+            check(item)
+        except (Mismatch, _Malformed, OSError) as e:
+            failed += 1
+            print(f"catchup/{name}: FAIL {e}")
+            continue
+        passed += 1
+        print(f"catchup/{name}: ok")
+    return passed, failed
+
+
 def main(argv: list[str]) -> int:
     path = argv[1] if len(argv) > 1 else DEFAULT_VECTORS
     with open(path, encoding="utf-8") as f:
@@ -808,6 +916,9 @@ def main(argv: list[str]) -> int:
             continue
         passed += 1
         print(f"numbers/{vec['name']}: ok ({exp})")
+
+    ok, bad = check_catchup_v2(DEFAULT_SEEDS)
+    passed, failed = passed + ok, failed + bad
 
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

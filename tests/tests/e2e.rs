@@ -597,8 +597,10 @@ async fn nodes_reconnect_after_a_restart_converge_and_then_sync_costs_no_transfe
 /// verified again, and each node's lag clears once they agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_heals_by_moving_only_the_difference() {
-    let mut cluster =
-        Cluster::with_options(&[("Bank", 0.8), ("Carrier", 0.6)], Duration::from_millis(500));
+    let mut cluster = Cluster::with_options(
+        &[("Bank", 0.8), ("Carrier", 0.6)],
+        Duration::from_millis(500),
+    );
     cluster.start_all().await;
     cluster.wait_connected().await;
     let history: Vec<Submission> = (0..600)
