@@ -83,35 +83,33 @@ pub(super) fn build_behaviour(
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
     gossipsub.with_peer_score(peer_score_params(topic), peer_score_thresholds())?;
     gossipsub.subscribe(topic)?;
-    let sync = request_response::cbor::Behaviour::with_codec(
-        request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(catchup::MAX_REQUEST_BYTES)
-            .set_response_size_maximum(catchup::MAX_RESPONSE_BYTES),
-        [(
-            StreamProtocol::new(catchup::PROTOCOL),
-            ProtocolSupport::Full,
-        )],
-        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-    );
-    let reconcile = request_response::cbor::Behaviour::with_codec(
-        request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(catchup::MAX_REQUEST_BYTES)
-            .set_response_size_maximum(catchup::MAX_RESPONSE_BYTES),
-        [(
-            StreamProtocol::new(catchup::PROTOCOL_V2),
-            ProtocolSupport::Full,
-        )],
-        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-    );
     Ok(Behaviour {
         allow,
         limits,
         identify,
         ping: ping::Behaviour::default(),
         gossipsub,
-        sync,
-        reconcile,
+        sync: catchup_behaviour(catchup::PROTOCOL),
+        reconcile: catchup_behaviour(catchup::PROTOCOL_V2),
     })
+}
+
+/// A catch-up version's request-response behaviour: CBOR, the size limits
+/// of both versions, a 30 s timeout.
+fn catchup_behaviour<Req, Resp>(
+    protocol: &'static str,
+) -> request_response::cbor::Behaviour<Req, Resp>
+where
+    Req: Send + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    Resp: Send + Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    request_response::cbor::Behaviour::with_codec(
+        request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(catchup::MAX_REQUEST_BYTES)
+            .set_response_size_maximum(catchup::MAX_RESPONSE_BYTES),
+        [(StreamProtocol::new(protocol), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+    )
 }
 
 /// Peer scoring that does not punish honest peers on a quiet topic: no

@@ -8,25 +8,21 @@ use sightline_protocol::catchup::{
     CatchUpRequest, CatchUpResponse, ReconcileRequest, ReconcileResponse,
 };
 
+/// Whatever `data` decodes to as a message type survives a round trip
+/// unchanged.
+macro_rules! round_trip {
+    ($message:ty, $data:expr) => {
+        if let Ok(message) = cbor4ii::serde::from_slice::<$message>($data) {
+            let bytes = cbor4ii::serde::to_vec(Vec::new(), &message).expect("encodes");
+            let again: $message = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
+            assert_eq!(again, message);
+        }
+    };
+}
+
 fuzz_target!(|data: &[u8]| {
-    if let Ok(request) = cbor4ii::serde::from_slice::<CatchUpRequest>(data) {
-        let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).expect("encodes");
-        let again: CatchUpRequest = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
-        assert_eq!(again, request);
-    }
-    if let Ok(response) = cbor4ii::serde::from_slice::<CatchUpResponse>(data) {
-        let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encodes");
-        let again: CatchUpResponse = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
-        assert_eq!(again, response);
-    }
-    if let Ok(request) = cbor4ii::serde::from_slice::<ReconcileRequest>(data) {
-        let bytes = cbor4ii::serde::to_vec(Vec::new(), &request).expect("encodes");
-        let again: ReconcileRequest = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
-        assert_eq!(again, request);
-    }
-    if let Ok(response) = cbor4ii::serde::from_slice::<ReconcileResponse>(data) {
-        let bytes = cbor4ii::serde::to_vec(Vec::new(), &response).expect("encodes");
-        let again: ReconcileResponse = cbor4ii::serde::from_slice(&bytes).expect("decodes again");
-        assert_eq!(again, response);
-    }
+    round_trip!(CatchUpRequest, data);
+    round_trip!(CatchUpResponse, data);
+    round_trip!(ReconcileRequest, data);
+    round_trip!(ReconcileResponse, data);
 });
