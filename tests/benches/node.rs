@@ -195,7 +195,10 @@ fn generate(
         let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((o as u64 + 1) << 32) ^ first);
         (first..first + count)
             .map(|seq| {
-                let number = &pool[rng.below(pool.len())];
+                // A number per seq, distinct within the origin (a second
+                // report of a number would replace the first, SPEC §12.1);
+                // origins overlap, as members report the same numbers.
+                let number = &pool[(o * 7919 + seq as usize) % pool.len()];
                 let age = rng.below(30 * 86_400) as u64;
                 let sighting = Sighting {
                     network: network.clone(),
