@@ -64,6 +64,8 @@ struct Scale {
     store: usize,
     ingest: usize,
     catch_up: usize,
+    /// Reports each side of the partition row takes while apart.
+    partition: usize,
     http_secs: f64,
     clients: usize,
     bulk_batches: usize,
@@ -81,6 +83,7 @@ impl Scale {
                 store: 20_000,
                 ingest: 5_000,
                 catch_up: 5_000,
+                partition: 2_000,
                 http_secs: 1.0,
                 clients: 8,
                 bulk_batches: 3,
@@ -95,6 +98,7 @@ impl Scale {
                 store: 1_000_000,
                 ingest: 100_000,
                 catch_up: 100_000,
+                partition: 100_000,
                 http_secs: 8.0,
                 clients: 8,
                 bulk_batches: 30,
@@ -607,6 +611,64 @@ fn main() {
         ratio: Some(catch_up_rate / ingest_rate),
         target: "≥ 0.5",
         met: Some(catch_up_rate / ingest_rate >= 0.5),
+    });
+
+    // partition: nodes 1 and 2 hold the same history (the catch-up row).
+    // Apart, each takes `partition` new reports from the origins on its
+    // side; healed, they reconcile (catch-up version 2) until identical.
+    let (left, right) = origins.split_at(ORIGINS / 2);
+    let per_side_origin = (scale.partition / left.len()) as u64;
+    for (node, side) in [(1, left), (2, right)] {
+        let records = generate(side, &network, &pool, per_origin + 1, per_side_origin);
+        let ingestor =
+            Ingestor::open(&cluster.config(node), Arc::new(SystemClock)).expect("ingestor");
+        let (_, stored) = ingest(&runtime, &ingestor, &records);
+        assert_eq!(stored, records.len(), "every record is stored");
+    }
+    let moved = 2 * per_side_origin as usize * left.len();
+    let (heal_secs, heal_bytes, heal_rounds, heal_received) = runtime.block_on(async {
+        let start = Instant::now();
+        let a = cluster.start(1).await;
+        let b = cluster.start(2).await;
+        for node in [&a, &b] {
+            wait_for_records(node, catch_up_count + moved, Duration::from_secs(900)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(
+            a.set_digest().await.expect("digest"),
+            b.set_digest().await.expect("digest"),
+            "healed to the same set"
+        );
+        let (sa, sb) = (a.status().await.expect("status"), b.status().await.expect("status"));
+        cluster.shutdown().await;
+        (
+            secs,
+            sa.sync_bytes + sb.sync_bytes,
+            sa.sync_rounds + sb.sync_rounds,
+            sa.sync_records + sb.sync_records,
+        )
+    });
+    let heal_rate = moved as f64 / heal_secs;
+    println!(
+        "partition: {moved} reports apart healed in {heal_secs:.1} s, {heal_bytes} B, {heal_rounds} rounds, {heal_received} records received"
+    );
+    rows.push(Row {
+        name: "partition heal",
+        measured: format!(
+            "{} reports apart ({} per side, over {} common) identical after {heal_secs:.1} s: \
+             {} records/s; {heal_received} records received (the history not re-sent), \
+             {:.1} MiB of catch-up answers ({:.0} B per report moved), {heal_rounds} reconciliation rounds",
+            fmt_rate(moved as f64),
+            fmt_rate(moved as f64 / 2.0),
+            fmt_rate(catch_up_count as f64),
+            fmt_rate(heal_rate),
+            heal_bytes as f64 / 1_048_576.0,
+            heal_bytes as f64 / moved as f64,
+        ),
+        limit: format!("ingest row: {} records/s", fmt_rate(ingest_rate)),
+        ratio: Some(heal_rate / ingest_rate),
+        target: "≥ 0.5",
+        met: Some(heal_rate / ingest_rate >= 0.5 && heal_received as usize <= moved + moved / 10),
     });
 
     // The lookup server's store: `store` records into node 0, in chunks
