@@ -2653,6 +2653,56 @@ mod tests {
     }
 
     #[test]
+    fn items_name_held_records_and_fetches_skip_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = SigningKey::from_seed(&[1; 32]);
+        let origin = key.origin();
+        let r1 = record(&key, 1, 5, Verdict::Malicious, 1000);
+        let r2 = record(&key, 2, 6, Verdict::Malicious, 1000);
+        let r4 = record(&key, 4, 7, Verdict::Malicious, 1000);
+        for r in [&r1, &r2, &r4] {
+            store.insert(r, u64::MAX).unwrap();
+        }
+        let items = store.items(&origin).unwrap();
+        let expected: Vec<(u64, [u8; 32])> = [&r1, &r2, &r4]
+            .iter()
+            .map(|r| {
+                let seq = r.sighting().seq;
+                (seq, item_id(seq, r.id().as_bytes()))
+            })
+            .collect();
+        assert_eq!(items, expected);
+        let all: Vec<[u8; 32]> = items.iter().map(|(_, i)| *i).collect();
+        assert_eq!(
+            store.records_for_items(&origin, &all).unwrap(),
+            vec![r1.as_bytes().to_vec(), r2.as_bytes().to_vec(), r4.as_bytes().to_vec()]
+        );
+        // An item of another record at a held seq (equivocation), or of a
+        // seq not held, is left out.
+        let other = item_id(2, &[9; 32]);
+        let missing = item_id(3, &[9; 32]);
+        assert!(store
+            .records_for_items(&origin, &[other, missing])
+            .unwrap()
+            .is_empty());
+        // Wanted: seq 3 (a gap) and anything above the mark; not what the
+        // mark covers (held here, or removed after being held).
+        let above = item_id(9, &[9; 32]);
+        assert_eq!(
+            store.wanted(&origin, vec![other, missing, above]).unwrap(),
+            vec![missing, above]
+        );
+        // A re-report removes seq 1: not wanted again.
+        store
+            .insert(&record(&key, 5, 5, Verdict::Withdrawn, 1001), u64::MAX)
+            .unwrap();
+        assert!(store.wanted(&origin, vec![all[0]]).unwrap().is_empty());
+        let version = store.set_version(&origin).unwrap();
+        assert_eq!((version.0, version.1), (origin, 3));
+    }
+
+    #[test]
     fn purging_a_current_report_leaves_the_origin_without_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
