@@ -2676,7 +2676,11 @@ mod tests {
         let all: Vec<[u8; 32]> = items.iter().map(|(_, i)| *i).collect();
         assert_eq!(
             store.records_for_items(&origin, &all).unwrap(),
-            vec![r1.as_bytes().to_vec(), r2.as_bytes().to_vec(), r4.as_bytes().to_vec()]
+            vec![
+                r1.as_bytes().to_vec(),
+                r2.as_bytes().to_vec(),
+                r4.as_bytes().to_vec()
+            ]
         );
         // An item of another record at a held seq (equivocation), or of a
         // seq not held, is left out.

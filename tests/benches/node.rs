@@ -639,7 +639,10 @@ fn main() {
             b.set_digest().await.expect("digest"),
             "healed to the same set"
         );
-        let (sa, sb) = (a.status().await.expect("status"), b.status().await.expect("status"));
+        let (sa, sb) = (
+            a.status().await.expect("status"),
+            b.status().await.expect("status"),
+        );
         cluster.shutdown().await;
         (
             secs,

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use libp2p::gossipsub::MessageAcceptance;
-use sightline_node::catchup::{self, CatchUpRequest, CatchUpResponse};
+use sightline_node::catchup::{
+    self, CatchUpRequest, CatchUpResponse, ReconcileRequest, ReconcileResponse,
+};
 use sightline_node::network::{self, NetworkEvent};
 use sightline_node::{Band, NodeHandle, Submission};
 use sightline_protocol::{
@@ -329,6 +331,83 @@ async fn forged_and_non_member_records_are_rejected_and_non_members_cannot_conne
     cluster.shutdown().await;
 }
 
+/// Runs catch-up version 2 against `peer` from an empty set for `origin`,
+/// as a member would: the summary, negentropy rounds, fetches of every item
+/// found (checking the node answers malformed requests `Invalid` on the
+/// way). Returns the summary answer and the fetched records.
+async fn reconcile_everything(
+    client: &network::Client,
+    peer: libp2p::PeerId,
+    origin: [u8; 32],
+) -> (ReconcileResponse, Vec<serde_bytes::ByteBuf>) {
+    let summary = client
+        .reconcile(peer, ReconcileRequest::Summary)
+        .await
+        .unwrap();
+    let ReconcileResponse::Summary(sets) = &summary else {
+        panic!("expected a summary, got {summary:?}");
+    };
+    assert!(sets.iter().any(|s| s.origin == origin));
+    let (mut session, mut message) = sightline_node::reconcile::Session::start(&[]).unwrap();
+    loop {
+        let answer = client
+            .reconcile(
+                peer,
+                ReconcileRequest::Reconcile {
+                    origin,
+                    message: serde_bytes::ByteBuf::from(message),
+                },
+            )
+            .await
+            .unwrap();
+        let ReconcileResponse::Reconcile { message: answer } = answer else {
+            panic!("expected a reconciliation answer, got {answer:?}");
+        };
+        match session.step(&answer).unwrap() {
+            Some(next) => message = next,
+            None => break,
+        }
+    }
+    let items: Vec<serde_bytes::ByteBuf> = session
+        .need()
+        .iter()
+        .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+        .collect();
+    let fetched = client
+        .reconcile(
+            peer,
+            ReconcileRequest::Fetch {
+                origin,
+                items: items.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let ReconcileResponse::Records { records } = fetched else {
+        panic!("expected records, got {fetched:?}");
+    };
+    // Malformed requests: a message that is not negentropy's, a fetch over
+    // its limit, an item that is not 32 bytes. Each is refused, not served.
+    for bad in [
+        ReconcileRequest::Reconcile {
+            origin,
+            message: serde_bytes::ByteBuf::from(Vec::new()),
+        },
+        ReconcileRequest::Fetch {
+            origin,
+            items: vec![items[0].clone(); catchup::MAX_FETCH + 1],
+        },
+        ReconcileRequest::Fetch {
+            origin,
+            items: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
+        },
+    ] {
+        let answer = client.reconcile(peer, bad).await.unwrap();
+        assert_eq!(answer, ReconcileResponse::Invalid);
+    }
+    (summary, records)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
     let mut cluster = Cluster::new(&[("Bank", 0.8), ("Observer", 0.5)]);
@@ -404,6 +483,14 @@ async fn raw_numbers_never_appear_in_gossip_or_catch_up_payloads() {
     ciborium::into_writer(&response, &mut encoded_response).unwrap();
     payloads.extend(records.iter().map(|r| r.to_vec()));
     payloads.push(encoded_response);
+    // Catch-up version 2: the summary, a reconciliation from an empty set,
+    // and the fetch of every item it found.
+    let (summary, fetched) = reconcile_everything(&observer.client, peer, origin).await;
+    assert_eq!(fetched.len(), inputs.len());
+    let mut encoded = Vec::new();
+    ciborium::into_writer(&summary, &mut encoded).unwrap();
+    payloads.push(encoded);
+    payloads.extend(fetched.iter().map(|r| r.to_vec()));
 
     let hash_key = sightline_protocol::HashKey::from_bytes([0x42; 32]);
     for input in inputs {
