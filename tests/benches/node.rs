@@ -13,8 +13,8 @@
 //! loopback HTTP to a separate server process (so its memory can be
 //! measured), propagation and catch-up over libp2p TCP between nodes.
 //!
-//! For profiling: `SIGHTLINE_BENCH_STOP_AFTER=ingest|footprint` stops
-//! after that row; `SIGHTLINE_BENCH_RECORDS=N` changes the store size.
+//! For profiling: `SIGHTLINE_BENCH_STOP_AFTER=ingest|partition|footprint`
+//! stops after that row (printing the rows so far, not writing them); `SIGHTLINE_BENCH_RECORDS=N` changes the store size.
 
 // A benchmark harness reads top to bottom, prints, and casts counts to f64.
 #![allow(
@@ -673,6 +673,13 @@ fn main() {
         target: "≥ 0.5",
         met: Some(heal_rate / ingest_rate >= 0.5 && heal_received as usize <= moved + moved / 10),
     });
+
+    if std::env::var("SIGHTLINE_BENCH_STOP_AFTER").as_deref() == Ok("partition") {
+        for row in &rows {
+            println!("| {} | {} | {} | {} |", row.name, row.measured, row.limit, row.target);
+        }
+        return;
+    }
 
     // The lookup server's store: `store` records into node 0, in chunks
     // (generation is not timed).
