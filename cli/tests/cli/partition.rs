@@ -228,14 +228,15 @@ fn configure(cluster: &Cluster) -> Vec<PathBuf> {
 }
 
 fn write_csv(dir: &Path, name: &str, rows: usize, area: u32) -> PathBuf {
-    // Numbers repeat, so each row names its own brand: a distinct report,
-    // not a resubmission of the same one (which would mint nothing).
+    // A number per row: a second report of a number would replace the
+    // first (SPEC §12.1), and the test counts records.
+    assert!(rows <= 9_800, "four-digit line numbers");
     let mut csv = String::from("number,kind,brand,count\n");
     for i in 0..rows {
         let _ = writeln!(
             csv,
             "+1 {area} 555 {:04},smishing,Brand {i},{}",
-            100 + i % 100,
+            100 + i,
             i + 1
         );
     }
