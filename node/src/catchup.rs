@@ -13,9 +13,9 @@ use sightline_protocol::OriginId;
 use crate::store::OriginProgress;
 
 pub use sightline_protocol::catchup::{
-    item_seq, CatchUpRequest, CatchUpResponse, ProgressEntry, ReconcileRequest, ReconcileResponse,
-    SetSummary, FRAME_LIMIT, MAX_FETCH, MAX_PAGE, MAX_PROGRESS_ENTRIES, MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES, PROTOCOL, PROTOCOL_V2,
+    item_id, item_seq, CatchUpRequest, CatchUpResponse, ProgressEntry, ReconcileRequest,
+    ReconcileResponse, SetSummary, FRAME_LIMIT, MAX_FETCH, MAX_PAGE, MAX_PROGRESS_ENTRIES,
+    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, PROTOCOL_V2,
 };
 
 impl From<&OriginProgress> for ProgressEntry {

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use sightline_protocol::OriginId;
@@ -50,6 +51,7 @@ pub struct Session {
     negentropy: Negentropy<'static, NegentropyStorageVector>,
     need: Vec<Id>,
     rounds: usize,
+    capped: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -62,7 +64,10 @@ impl std::fmt::Debug for Session {
 }
 
 /// Most rounds one session runs: negentropy needs about log₁₆ of the set
-/// size plus a few; a peer that keeps a session going longer is cut off.
+/// size plus a few, and one more per ~8,000 items the answers list (a
+/// frame holds that many ids). A session that reaches it stops there: what
+/// it learned is fetched, and the next exchange goes on from what is then
+/// held. A peer cannot keep a session going longer.
 pub const MAX_ROUNDS: usize = 64;
 
 impl Session {
@@ -78,26 +83,39 @@ impl Session {
                 negentropy,
                 need: Vec::new(),
                 rounds: 0,
+                capped: false,
             },
             first,
         ))
     }
 
     /// Takes the peer's answer: the next message, or `None` when the
-    /// sets are reconciled.
+    /// session ends: the sets are reconciled, or it ran [`MAX_ROUNDS`]
+    /// rounds ([`Session::capped`]).
     ///
     /// # Errors
-    /// An answer that does not parse, or more than [`MAX_ROUNDS`] rounds.
+    /// An answer that does not parse.
     pub fn step(&mut self, answer: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.rounds += 1;
-        if self.rounds > MAX_ROUNDS {
-            return Err(Error(format!("more than {MAX_ROUNDS} rounds")));
+        if self.capped {
+            return Ok(None);
         }
+        self.rounds += 1;
         // What this node has and the peer lacks is the peer's to pull.
         let mut have = Vec::new();
-        Ok(self
+        let next = self
             .negentropy
-            .reconcile_with_ids(answer, &mut have, &mut self.need)?)
+            .reconcile_with_ids(answer, &mut have, &mut self.need)?;
+        if next.is_some() && self.rounds >= MAX_ROUNDS {
+            self.capped = true;
+            return Ok(None);
+        }
+        Ok(next)
+    }
+
+    /// Whether the session stopped at [`MAX_ROUNDS`] before the sets were
+    /// reconciled: [`Session::need`] is then part of the difference.
+    pub fn capped(&self) -> bool {
+        self.capped
     }
 
     /// Rounds so far.
@@ -120,31 +138,49 @@ pub type SetVersion = (OriginId, u64, [u8; 32]);
 
 /// The responder's recently built item sets, so that the rounds of one
 /// reconciliation (and peers reconciling the same origin) list and sort an
-/// origin's items once while it does not change. Bounded: a few sets.
+/// origin's items once. Bounded: a few sets, one build at a time (a
+/// request that would start a second is answered `Busy`), and a set built
+/// less than [`REUSE_FOR`] ago answers for its origin even if the origin
+/// has changed since (answers are stateless: an item added meanwhile is
+/// found in the next exchange, one removed is skipped by the fetch).
 #[derive(Debug)]
 pub struct SetCache {
-    sets: Mutex<VecDeque<(SetVersion, Arc<NegentropyStorageVector>)>>,
+    sets: Mutex<VecDeque<CachedSet>>,
+    building: Mutex<()>,
     capacity: usize,
 }
+
+/// A set in [`SetCache`]: its version, when it was built, the set.
+type CachedSet = (SetVersion, Instant, Arc<NegentropyStorageVector>);
+
+/// How long a built set answers for its origin whatever its version.
+pub const REUSE_FOR: Duration = Duration::from_secs(10);
 
 impl SetCache {
     /// A cache of at most `capacity` sets.
     pub fn new(capacity: usize) -> Self {
         SetCache {
             sets: Mutex::new(VecDeque::new()),
+            building: Mutex::new(()),
             capacity,
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, VecDeque<(SetVersion, Arc<NegentropyStorageVector>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<CachedSet>> {
         self.sets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The set of `version`, built by `build` if it is not cached.
+    fn cached(&self, version: &SetVersion) -> Option<Arc<NegentropyStorageVector>> {
+        self.lock()
+            .iter()
+            .find(|(v, built, _)| v.0 == version.0 && (v == version || built.elapsed() < REUSE_FOR))
+            .map(|(_, _, set)| set.clone())
+    }
+
+    /// The set of `version` (or a recent one of its origin), built by
+    /// `build` if there is none; `None` while another build runs.
     ///
     /// # Errors
     /// What `build` returns.
@@ -152,25 +188,32 @@ impl SetCache {
         &self,
         version: SetVersion,
         build: impl FnOnce() -> Result<NegentropyStorageVector, E>,
-    ) -> Result<Arc<NegentropyStorageVector>, E> {
-        if let Some((_, set)) = self.lock().iter().find(|(v, _)| *v == version) {
-            return Ok(set.clone());
+    ) -> Result<Option<Arc<NegentropyStorageVector>>, E> {
+        if let Some(set) = self.cached(&version) {
+            return Ok(Some(set));
+        }
+        let Ok(_building) = self.building.try_lock() else {
+            return Ok(None);
+        };
+        // Another build may have just finished it.
+        if let Some(set) = self.cached(&version) {
+            return Ok(Some(set));
         }
         let set = Arc::new(build()?);
         let mut sets = self.lock();
-        sets.retain(|(v, _)| v.0 != version.0);
+        sets.retain(|(v, _, _)| v.0 != version.0);
         if sets.len() >= self.capacity {
             sets.pop_front();
         }
-        sets.push_back((version, set.clone()));
-        Ok(set)
+        sets.push_back((version, Instant::now(), set.clone()));
+        Ok(Some(set))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sightline_protocol::catchup::item_id;
+    use crate::catchup::item_id;
 
     fn items(seqs: impl Iterator<Item = u64>) -> Vec<(u64, [u8; 32])> {
         seqs.map(|seq| (seq, item_id(seq, &[u8::try_from(seq % 251).unwrap(); 32])))
@@ -231,19 +274,35 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_keeps_one_version_per_origin() {
+    fn the_cache_keeps_one_set_per_origin_and_reuses_a_recent_one() {
         let cache = SetCache::new(2);
         let origin = OriginId::from_bytes([1; 32]);
+        let other = OriginId::from_bytes([2; 32]);
         let mut built = 0;
-        for version in [1, 1, 2, 2, 1] {
-            cache
-                .get_or_build::<Error>((origin, version, [0; 32]), || {
+        for (o, version) in [
+            (origin, 1),
+            (origin, 1),
+            (origin, 2),
+            (other, 1),
+            (origin, 3),
+        ] {
+            let set = cache
+                .get_or_build::<Error>((o, version, [0; 32]), || {
                     built += 1;
                     item_set(&items(1..=version))
                 })
                 .unwrap();
+            assert!(set.is_some());
         }
-        assert_eq!(built, 3);
-        assert_eq!(cache.lock().len(), 1);
+        // Versions 2 and 3 of `origin` came within REUSE_FOR of version 1.
+        assert_eq!(built, 2);
+        assert_eq!(cache.lock().len(), 2);
+        // While a build runs, a second one is not started.
+        let _building = cache.building.lock().unwrap();
+        let third = OriginId::from_bytes([3; 32]);
+        assert!(cache
+            .get_or_build::<Error>((third, 1, [0; 32]), || item_set(&items(1..=1)))
+            .unwrap()
+            .is_none());
     }
 }

@@ -1109,6 +1109,9 @@ impl Store {
             if v.len() != 17 {
                 return Err(StoreError::Corrupt("current"));
             }
+            if is_mark(&v) {
+                return Ok(None);
+            }
             let Some(bytes) = h.sightings.get(record_key(origin.as_bytes(), be_u64(&v)))? else {
                 return Ok(None);
             };
@@ -1216,20 +1219,22 @@ impl Store {
     /// sled errors or corruption.
     pub fn progress(&self) -> Result<Vec<OriginProgress>, StoreError> {
         self.with(|h| {
-            h.progress
-                .iter()
-                // Settled markers (40-byte keys) are not progress entries.
-                .filter(|entry| entry.as_ref().map_or(true, |(k, _)| k.len() == 32))
-                .map(|entry| {
-                    let (k, v) = entry?;
-                    let origin = OriginId::from_bytes(
-                        k.as_ref()
-                            .try_into()
-                            .map_err(|_| StoreError::Corrupt("progress key"))?,
-                    );
-                    OriginProgress::decode(origin, &v)
-                })
-                .collect()
+            // Each origin's entry (32-byte key) is followed by its settled
+            // markers (origin ‖ seq, 40 bytes): after an entry, the walk
+            // jumps past them, so it costs one seek per origin.
+            let mut out = Vec::new();
+            let mut from: Vec<u8> = Vec::new();
+            while let Some(entry) = h.progress.range(from.as_slice()..).next() {
+                let (k, v) = entry?;
+                let origin: [u8; 32] = k[..32]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("progress key"))?;
+                if k.len() == 32 {
+                    out.push(OriginProgress::decode(OriginId::from_bytes(origin), &v)?);
+                }
+                from = [origin.as_slice(), &[0xff; 9]].concat();
+            }
+            Ok(out)
         })
     }
 
@@ -1300,8 +1305,9 @@ impl Store {
     /// Of the items a peer holds and this node lacks, those it may still
     /// store: above `origin`'s contiguous mark and not settled. A seq the
     /// mark covers, or a settled one, was held here and removed
-    /// (superseded, purged, evicted) or refused for good (expired, past
-    /// retention), so fetching it again could not change what is held.
+    /// (superseded, purged) or refused for good (expired, past retention,
+    /// superseded on arrival), so fetching it again could not change what
+    /// is held. (An evicted seq is not settled: it may fit later.)
     ///
     /// # Errors
     /// sled errors or corruption.
@@ -1477,7 +1483,7 @@ impl Store {
                 if expiry_key.len() != 48 {
                     return Err(StoreError::Corrupt("purges"));
                 }
-                if self.remove(&expiry_key, &arrival, own)? {
+                if self.remove(&expiry_key, &arrival, own, (now, retention))? {
                     removed += 1;
                 }
             }
@@ -1521,12 +1527,20 @@ impl Store {
 
     /// Removes the record an expiry entry names, with its indexes and the
     /// entry itself, in one transaction. Whether a record was removed.
+    ///
+    /// A record removed before its retention ends (it expired) leaves a
+    /// mark until retention would have removed it (`clock` is now and the
+    /// retention), so that the origin's earlier reports of the number stay
+    /// superseded (SPEC §12.1): a late copy of one, from a node that never
+    /// saw the expired report, is ignored here as on every node that saw it.
     fn remove(
         &self,
         expiry_key: &[u8],
         arrival: &[u8],
         own: &OriginId,
+        clock: (u64, u64),
     ) -> Result<bool, StoreError> {
+        let (now, retention) = clock;
         self.with(|h| {
             let record_key = &expiry_key[8..48];
             let purge_at = be_u64(&expiry_key[..8]);
@@ -1550,9 +1564,13 @@ impl Store {
                 let s = decode_stored(&bytes).map_err(abort)?;
                 let e = quota::Entry::of(&s, purge_at);
                 unstore_tx(&o, &e)?;
+                let until = s.last_seen.saturating_add(retention);
+                if until > now {
+                    leave_mark(&o, &current_key(&s), s.seq, until)?;
+                }
                 // The number's last own report is gone: so is the one
                 // reason to keep its raw form.
-                if s.origin == *own && o.current.get(current_key(&s))?.is_none() {
+                if s.origin == *own && o.current.get(current_key(&s))?.is_none_or(|v| is_mark(&v)) {
                     o.own_numbers.remove(s.number.as_bytes())?;
                 }
                 Ok(true)
@@ -2714,15 +2732,23 @@ mod tests {
         let old = record(&key, 1, 5, Verdict::Malicious, 1000);
         let new = record(&key, 2, 5, Verdict::Malicious, 1001);
         store.insert(&old, 5_000).unwrap();
-        store.insert(&new, 6_000).unwrap();
-        assert_eq!(
-            store
-                .purge(6_000, &OriginId::from_bytes([9; 32]), u64::MAX)
-                .unwrap(),
-            1
-        );
+        // The newer report expires at 1,500, long before retention (10,000).
+        store.insert(&new, 1_500).unwrap();
+        let nobody = OriginId::from_bytes([9; 32]);
+        assert_eq!(store.purge(1_500, &nobody, 10_000).unwrap(), 1);
         assert!(current_of(&store, 5).is_empty());
         assert_eq!(stored(&store), 0);
+        // It leaves a mark until its retention ends: a late copy of the
+        // report it superseded stays superseded...
+        assert_eq!(
+            store.insert(&old, 5_000).unwrap(),
+            InsertOutcome::Superseded
+        );
+        assert!(current_of(&store, 5).is_empty());
+        // ...and when retention ends, the mark goes too.
+        assert_eq!(store.purge(11_001, &nobody, 10_000).unwrap(), 0);
+        assert!(store.handles().unwrap().current.is_empty());
+        assert!(store.handles().unwrap().purges.is_empty());
     }
 
     #[test]
@@ -2976,8 +3002,9 @@ mod tests {
         let new = record(&key, 2, 6, Verdict::Malicious, 5000);
         store.insert(&old, 2000).unwrap();
         store.insert(&new, 9000).unwrap();
-        assert_eq!(store.purge(1999, &key.origin(), 10_000).unwrap(), 0);
-        assert_eq!(store.purge(2000, &key.origin(), 10_000).unwrap(), 1);
+        // (Retention ends when the record goes: it leaves no mark.)
+        assert_eq!(store.purge(1999, &key.origin(), 1_000).unwrap(), 0);
+        assert_eq!(store.purge(2000, &key.origin(), 1_000).unwrap(), 1);
         assert!(current_of(&store, 5).is_empty());
         let (left, _) = store.page(&key.origin(), 0, 10).unwrap();
         assert_eq!(left, vec![new.as_bytes().to_vec()]);
@@ -3176,7 +3203,7 @@ mod tests {
             ] {
                 store.insert(r, purge_at).unwrap();
             }
-            assert_eq!(store.purge(2000, &b.origin(), 10_000).unwrap(), 1);
+            assert_eq!(store.purge(2000, &b.origin(), 1_000).unwrap(), 1);
             store
                 .handles()
                 .unwrap()
