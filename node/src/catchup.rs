@@ -15,7 +15,7 @@ use crate::store::OriginProgress;
 pub use sightline_protocol::catchup::{
     item_id, item_seq, CatchUpRequest, CatchUpResponse, ProgressEntry, ReconcileRequest,
     ReconcileResponse, SetSummary, FRAME_LIMIT, MAX_FETCH, MAX_PAGE, MAX_PROGRESS_ENTRIES,
-    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, PROTOCOL_V2,
+    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, PROTOCOL_V2, SUMMARY_ENTRY_BYTES,
 };
 
 impl From<&OriginProgress> for ProgressEntry {
@@ -25,6 +25,17 @@ impl From<&OriginProgress> for ProgressEntry {
             count: p.count,
             max_seq: p.max_seq,
             contiguous: p.contiguous,
+            digest: p.digest,
+        }
+    }
+}
+
+impl From<&OriginProgress> for SetSummary {
+    fn from(p: &OriginProgress) -> Self {
+        SetSummary {
+            origin: *p.origin.as_bytes(),
+            count: p.count,
+            max_seq: p.max_seq,
             digest: p.digest,
         }
     }

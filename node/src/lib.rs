@@ -23,33 +23,26 @@
 // Public: what the web and CLI crates build on. Crate-private by default;
 // the `test-util` feature makes public what the integration tests and the
 // benchmark drive directly (their items are written `pub` for that build).
+/// Declares modules crate-private, or public under the `test-util`
+/// feature.
+macro_rules! internal_modules {
+    ($($name:ident),+) => {$(
+        #[cfg(feature = "test-util")]
+        pub mod $name;
+        #[cfg(not(feature = "test-util"))]
+        #[allow(unreachable_pub)]
+        mod $name;
+    )+};
+}
+
 pub mod backup;
-#[cfg(feature = "test-util")]
-pub mod catchup;
-#[cfg(not(feature = "test-util"))]
-#[allow(unreachable_pub)]
-mod catchup;
 pub mod clock;
 pub mod config;
 pub(crate) mod files;
 pub mod identity;
-#[cfg(feature = "test-util")]
-pub mod ingest;
-#[cfg(not(feature = "test-util"))]
-#[allow(unreachable_pub)]
-mod ingest;
+internal_modules!(catchup, ingest, pipeline, reconcile);
 pub mod network;
 pub mod node;
-#[cfg(feature = "test-util")]
-pub mod pipeline;
-#[cfg(not(feature = "test-util"))]
-#[allow(unreachable_pub)]
-mod pipeline;
-#[cfg(feature = "test-util")]
-pub mod reconcile;
-#[cfg(not(feature = "test-util"))]
-#[allow(unreachable_pub)]
-mod reconcile;
 pub mod reputation;
 pub mod store;
 mod task;

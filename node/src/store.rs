@@ -573,29 +573,26 @@ impl Handles {
                 let s = decode_stored(bytes)?;
                 let ck = current_key(&s);
                 let current = o.current.get(ck).map_err(|e| settled(e.into()))?;
-                let (drop, replace) = match current.as_deref().map(be_u64) {
-                    Some(seq) if seq > s.seq => (Some(s.seq), false),
-                    Some(seq) if seq == s.seq => (None, false),
+                // (seq, last_seen) of the record to drop, and whether this
+                // one becomes current.
+                let (drop, replace) = match current.as_deref() {
+                    Some(v) if be_u64(v) > s.seq => (Some((s.seq, s.last_seen)), false),
+                    Some(v) if be_u64(v) == s.seq => (None, false),
                     // A current entry of an older record (or none, where an
                     // older schema lost track): this record, met later in
                     // seq order, takes its place.
-                    Some(seq) => (Some(seq), true),
+                    Some(v) => (Some((be_u64(v), be_u64(&v[8..16]))), true),
                     None => (None, true),
                 };
-                if let Some(seq) = drop {
-                    if unstore_seq(&o, &s.origin, seq).map_err(settled)? {
+                if let Some((seq, last_seen)) = drop {
+                    if unstore_seq(&o, &s.origin, seq, last_seen).map_err(settled)? {
                         dropped += 1;
                     }
                     settle_tx(&o, &s.origin, seq).map_err(settled)?;
                 }
                 if replace {
-                    let value: [u8; 17] = cat(&[
-                        &s.seq.to_be_bytes(),
-                        &s.last_seen.to_be_bytes(),
-                        &[s.verdict.code()],
-                    ]);
                     o.current
-                        .insert(ck.as_slice(), value.as_slice())
+                        .insert(ck.as_slice(), current_value(&s).as_slice())
                         .map_err(|e| settled(e.into()))?;
                 }
             }
@@ -1758,7 +1755,6 @@ fn insert_tx(
     );
     let s = record.sighting();
     let origin = s.origin.as_bytes();
-    let seq = s.seq.to_be_bytes();
     let key = record_key(origin, s.seq);
     let mut p = load_progress(progress, &s.origin)?;
     // One record per (origin, seq): the same bytes again are a duplicate,
@@ -1790,10 +1786,6 @@ fn insert_tx(
     // before it arrived; its seq is accounted for, like one refused for
     // good, so that catch-up does not fetch it again.
     let current_key = current_key(s);
-    #[cfg(test)]
-    if tests::LEGACY.with(std::cell::Cell::get) {
-        return legacy_insert_tx(trees, record, purge_at, arrival);
-    }
     let replaced = match current.get(current_key)? {
         Some(v) if v.len() != 17 => return Err(abort(StoreError::Corrupt("current"))),
         Some(v) if be_u64(&v) > s.seq => {
@@ -1811,7 +1803,7 @@ fn insert_tx(
         }
         Some(v) => {
             let seq = be_u64(&v);
-            let removed = unstore_seq(trees, &s.origin, seq)?;
+            let removed = unstore_seq(trees, &s.origin, seq, be_u64(&v[8..16]))?;
             // Its seq stays accounted for (it was held), above the mark too.
             settle_tx(trees, &s.origin, seq)?;
             removed
@@ -1839,13 +1831,12 @@ fn insert_tx(
     }
     quota::index(quota, &entry)?;
     let arrival = arrival.to_be_bytes();
-    let current_value: [u8; 17] = cat(&[&seq, &s.last_seen.to_be_bytes(), &[s.verdict.code()]]);
     let purge_key = purge_key(purge_at, &key);
     sightings.insert(key.as_slice(), record.as_bytes())?;
     arrivals.insert(arrival.as_slice(), key.as_slice())?;
     purges.insert(purge_key.as_slice(), arrival.as_slice())?;
 
-    current.insert(current_key.as_slice(), current_value.as_slice())?;
+    current.insert(current_key.as_slice(), current_value(s).as_slice())?;
 
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
@@ -1862,53 +1853,6 @@ fn insert_tx(
     Ok(InsertOutcome::Stored {
         superseded,
         evicted: evict.len() as u64,
-    })
-}
-
-/// What schema 3 did with a record (no limits, no equivocation): kept
-/// every record, and indexed the one with the highest seq per number as
-/// current. Tests build schema-3 stores with it.
-#[cfg(test)]
-fn legacy_insert_tx(
-    trees: &Overlays<'_>,
-    record: &SignedSighting,
-    purge_at: u64,
-    arrival: u64,
-) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
-    let s = record.sighting();
-    let key = record_key(s.origin.as_bytes(), s.seq);
-    quota::index(&trees.quota, &quota::Entry::of(s, purge_at))?;
-    trees.sightings.insert(key.as_slice(), record.as_bytes())?;
-    let arrival = arrival.to_be_bytes();
-    trees.arrivals.insert(arrival.as_slice(), key.as_slice())?;
-    trees
-        .purges
-        .insert(purge_key(purge_at, &key).as_slice(), arrival.as_slice())?;
-    let ck = current_key(s);
-    if trees.current.get(ck)?.is_none_or(|v| be_u64(&v) < s.seq) {
-        let value: [u8; 17] = cat(&[
-            &s.seq.to_be_bytes(),
-            &s.last_seen.to_be_bytes(),
-            &[s.verdict.code()],
-        ]);
-        trees.current.insert(ck.as_slice(), value.as_slice())?;
-    }
-    let mut p = load_progress(&trees.progress, &s.origin)?;
-    p.count += 1;
-    p.max_seq = p.max_seq.max(s.seq);
-    for (d, b) in p.digest.iter_mut().zip(record.id().as_bytes()) {
-        *d ^= b;
-    }
-    if s.seq == p.contiguous + 1 {
-        p.contiguous = s.seq;
-        run_forward(&trees.sightings, &trees.progress, &mut p)?;
-    }
-    trees
-        .progress
-        .insert(s.origin.as_bytes(), p.encode().as_slice())?;
-    Ok(InsertOutcome::Stored {
-        superseded: false,
-        evicted: 0,
     })
 }
 
@@ -2075,21 +2019,35 @@ fn drop_mark(
     Ok(())
 }
 
-/// Removes `origin`'s stored record with `seq`, if it is still stored,
-/// with all its writes ([`unstore_tx`]). Whether it was.
+/// Removes `origin`'s stored record with `seq` and `last_seen` (from its
+/// `current` value: no decode), if it is still stored, with all its writes
+/// ([`unstore_tx`]). Whether it was.
 fn unstore_seq(
     trees: &Overlays<'_>,
     origin: &OriginId,
     seq: u64,
+    last_seen: u64,
 ) -> Result<bool, ConflictableTransactionError<StoreError>> {
-    let Some(bytes) = trees.sightings.get(record_key(origin.as_bytes(), seq))? else {
+    let Some(entry) = quota::entry(&trees.quota, origin, last_seen / quota::HOUR, seq)? else {
+        if trees
+            .sightings
+            .get(record_key(origin.as_bytes(), seq))?
+            .is_some()
+        {
+            return Err(abort(StoreError::Corrupt("quota entry of a stored record")));
+        }
         return Ok(false);
     };
-    let hour = decode_stored(&bytes).map_err(abort)?.last_seen / quota::HOUR;
-    let Some(entry) = quota::entry(&trees.quota, origin, hour, seq)? else {
-        return Err(abort(StoreError::Corrupt("quota entry of a stored record")));
-    };
     Ok(unstore_tx(trees, &entry)?.is_some())
+}
+
+/// A held report's `current` value: seq ‖ `last_seen` ‖ verdict code.
+fn current_value(s: &Sighting) -> [u8; 17] {
+    cat(&[
+        &s.seq.to_be_bytes(),
+        &s.last_seen.to_be_bytes(),
+        &[s.verdict.code()],
+    ])
 }
 
 /// Evicts the record of `origin` with `seq` (in hour bucket `hour`).
@@ -2228,9 +2186,62 @@ mod tests {
         .unwrap()
     }
 
+    /// What schema 3 did with a record (no limits, no equivocation): kept
+    /// every record, and indexed the one with the highest seq per number as
+    /// current. Tests build schema-3 stores with it.
+    fn legacy_insert_tx(
+        trees: &Overlays<'_>,
+        record: &SignedSighting,
+        purge_at: u64,
+        arrival: u64,
+    ) -> Result<InsertOutcome, ConflictableTransactionError<StoreError>> {
+        let s = record.sighting();
+        let key = record_key(s.origin.as_bytes(), s.seq);
+        quota::index(&trees.quota, &quota::Entry::of(s, purge_at))?;
+        trees.sightings.insert(key.as_slice(), record.as_bytes())?;
+        let arrival = arrival.to_be_bytes();
+        trees.arrivals.insert(arrival.as_slice(), key.as_slice())?;
+        trees
+            .purges
+            .insert(purge_key(purge_at, &key).as_slice(), arrival.as_slice())?;
+        let ck = current_key(s);
+        if trees.current.get(ck)?.is_none_or(|v| be_u64(&v) < s.seq) {
+            trees
+                .current
+                .insert(ck.as_slice(), current_value(s).as_slice())?;
+        }
+        let mut p = load_progress(&trees.progress, &s.origin)?;
+        p.count += 1;
+        p.max_seq = p.max_seq.max(s.seq);
+        for (d, b) in p.digest.iter_mut().zip(record.id().as_bytes()) {
+            *d ^= b;
+        }
+        if s.seq == p.contiguous + 1 {
+            p.contiguous = s.seq;
+            run_forward(&trees.sightings, &trees.progress, &mut p)?;
+        }
+        trees
+            .progress
+            .insert(s.origin.as_bytes(), p.encode().as_slice())?;
+        Ok(InsertOutcome::Stored {
+            superseded: false,
+            evicted: 0,
+        })
+    }
+
+    /// Stores `record` as schema 3 did ([`legacy_insert_tx`]).
+    fn legacy_insert(store: &Store, record: &SignedSighting, purge_at: u64) {
+        let arrival = store.arrivals(1).unwrap()[0];
+        store
+            .with(|h| {
+                let o = Overlays::new(h);
+                legacy_insert_tx(&o, record, purge_at, arrival).map_err(settled)?;
+                o.commit(h)
+            })
+            .unwrap();
+    }
+
     thread_local! {
-        /// Inserts as schema 3 did ([`legacy_insert_tx`]).
-        pub(super) static LEGACY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
         /// The schema-4 migration stops after its first transaction.
         pub(super) static CRASH_AFTER_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
@@ -2262,11 +2273,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            LEGACY.with(|l| l.set(true));
             for r in &records {
-                store.insert(r, 9000).unwrap();
+                legacy_insert(&store, r, 9000);
             }
-            LEGACY.with(|l| l.set(false));
             assert_eq!(stored(&store), 8);
             let h = store.handles().unwrap();
             h.meta.remove(META_SUPERSEDED_DROPPED).unwrap();

@@ -74,6 +74,10 @@ pub const MAX_FETCH: usize = 256;
 /// within [`MAX_REQUEST_BYTES`] and [`MAX_RESPONSE_BYTES`] with its envelope.
 pub const FRAME_LIMIT: u64 = 256 * 1024;
 
+/// Most CBOR bytes one [`SetSummary`] takes (every integer at its largest;
+/// `summary_entries_take_at_most_their_stated_size` checks it).
+pub const SUMMARY_ENTRY_BYTES: u64 = 179;
+
 /// One origin's set of current reports on the wire, in version 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetSummary {
@@ -146,4 +150,30 @@ pub enum ReconcileResponse {
     /// The request was malformed (a negentropy message that does not parse,
     /// too many items): not retried.
     Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_entries_take_at_most_their_stated_size() {
+        let largest = SetSummary {
+            origin: [0xff; 32],
+            count: u64::MAX,
+            max_seq: u64::MAX,
+            digest: [0xff; 32],
+        };
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &largest).unwrap();
+        assert_eq!(bytes.len() as u64, SUMMARY_ENTRY_BYTES);
+    }
+
+    #[test]
+    fn an_item_names_its_seq_and_the_start_of_the_record_id() {
+        let id: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
+        let item = item_id(0x0102_0304_0506_0708, &id);
+        assert_eq!(item[..8], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(item[8..], id[..24]);
+        assert_eq!(item_seq(&item), 0x0102_0304_0506_0708);
+    }
 }

@@ -7,8 +7,8 @@ use super::{
     gossipsub, identify, mpsc, oneshot, request_response, Behaviour, BehaviourEvent,
     CatchUpResponse, Command, DialOpts, Duration, HashMap, HashSet, Instant, MessageAcceptance,
     Multiaddr, NetworkEvent, NetworkStatus, OutboundRequestId, PeerCondition, PeerId, PeerInfo,
-    ReconcileRequest, ReconcileResponse, RequestError, StreamExt, Swarm, SwarmEvent, TopicHash,
-    VecDeque, GRAYLIST_THRESHOLD, MAX_PENDING_PUBLISH,
+    ReconcileResponse, RequestError, StreamExt, Swarm, SwarmEvent, TopicHash, VecDeque,
+    GRAYLIST_THRESHOLD, MAX_PENDING_PUBLISH,
 };
 
 /// Owns the swarm. Run it with [`EventLoop::run`].
@@ -434,35 +434,29 @@ impl EventLoop {
                     }
                 }
             }
-            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
-                match message {
-                    request_response::Message::Request {
-                        request, channel, ..
-                    } => {
-                        self.emit(NetworkEvent::CatchUpRequest {
-                            peer,
-                            request,
-                            channel,
-                        });
-                    }
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    } => {
-                        if let Some(reply) = self.pending_requests.remove(&request_id) {
-                            let _ = reply.send(Ok(response));
-                        }
-                    }
+            BehaviourEvent::Sync(event) => {
+                let request = route(event, &mut self.pending_requests, |e| e.to_string());
+                if let Some((peer, request, channel)) = request {
+                    self.emit(NetworkEvent::CatchUpRequest {
+                        peer,
+                        request,
+                        channel,
+                    });
                 }
             }
-            BehaviourEvent::Reconcile(event) => self.on_reconcile_event(event),
-            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
-                request_id,
-                error,
-                ..
-            }) => {
-                if let Some(reply) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
+            BehaviourEvent::Reconcile(event) => {
+                let request = route(event, &mut self.pending_reconciles, |e| match e {
+                    request_response::OutboundFailure::UnsupportedProtocols => {
+                        RequestError::Unsupported
+                    }
+                    other => RequestError::Failed(other.to_string()),
+                });
+                if let Some((peer, request, channel)) = request {
+                    self.emit(NetworkEvent::ReconcileRequest {
+                        peer,
+                        request,
+                        channel,
+                    });
                 }
             }
             _ => {}
@@ -470,48 +464,41 @@ impl EventLoop {
     }
 }
 
-impl EventLoop {
-    /// Catch-up version 2's requests and answers.
-    fn on_reconcile_event(
-        &mut self,
-        event: request_response::Event<ReconcileRequest, ReconcileResponse>,
-    ) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    self.emit(NetworkEvent::ReconcileRequest {
-                        peer,
-                        request,
-                        channel,
-                    });
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(reply) = self.pending_reconciles.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
+/// A request a peer sent on one of the catch-up protocols.
+type Inbound<Req, Resp> = (PeerId, Req, request_response::ResponseChannel<Resp>);
+
+/// Routes a catch-up protocol's event: an answer, or the failure of a
+/// request (as `failure` words it), goes to whoever waits for it in
+/// `pending`; a peer's request is handed back for the node.
+fn route<Req, Resp, E>(
+    event: request_response::Event<Req, Resp>,
+    pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, E>>>,
+    failure: impl FnOnce(request_response::OutboundFailure) -> E,
+) -> Option<Inbound<Req, Resp>> {
+    match event {
+        request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Message::Request {
+                request, channel, ..
+            } => return Some((peer, request, channel)),
+            request_response::Message::Response {
+                request_id,
+                response,
             } => {
-                if let Some(reply) = self.pending_reconciles.remove(&request_id) {
-                    let error = match error {
-                        request_response::OutboundFailure::UnsupportedProtocols => {
-                            RequestError::Unsupported
-                        }
-                        other => RequestError::Failed(other.to_string()),
-                    };
-                    let _ = reply.send(Err(error));
+                if let Some(reply) = pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
                 }
             }
-            _ => {}
+        },
+        request_response::Event::OutboundFailure {
+            request_id, error, ..
+        } => {
+            if let Some(reply) = pending.remove(&request_id) {
+                let _ = reply.send(Err(failure(error)));
+            }
         }
+        _ => {}
     }
+    None
 }
 
 pub(super) fn is_unspecified(addr: &Multiaddr) -> bool {

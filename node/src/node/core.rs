@@ -55,17 +55,24 @@ pub(super) type RetryPulls = Arc<std::sync::Mutex<std::collections::HashSet<Peer
 /// A peer's advertised (count, digest) for one origin, and this node's.
 pub(super) type PeerSetSummary = ((u64, [u8; 32]), (u64, [u8; 32]));
 
+/// Each origin's (count, digest) in this node's progress.
+pub(super) type HeldSets = std::collections::HashMap<OriginId, (u64, [u8; 32])>;
+
+/// [`HeldSets`] of this node's progress.
+pub(super) fn held_sets(mine: &[crate::store::OriginProgress]) -> HeldSets {
+    mine.iter()
+        .map(|p| (p.origin, (p.count, p.digest)))
+        .collect()
+}
+
 /// The summary a completed pull of `origin` from a peer advertising
-/// `entry` is remembered by, given what this node `held`.
+/// `theirs` (count, digest) is remembered by, given what this node `held`.
 pub(super) fn pull_summary(
-    held: &std::collections::HashMap<OriginId, (u64, [u8; 32])>,
+    held: &HeldSets,
     origin: &OriginId,
-    entry: &catchup::ProgressEntry,
+    theirs: (u64, [u8; 32]),
 ) -> PeerSetSummary {
-    (
-        (entry.count, entry.digest),
-        held.get(origin).copied().unwrap_or((0, [0; 32])),
-    )
+    (theirs, held.get(origin).copied().unwrap_or((0, [0; 32])))
 }
 
 /// Most gaps of one origin pulled from one peer in one catch-up round; the
@@ -297,12 +304,7 @@ impl CoreTask {
                         .progress()?
                         .iter()
                         .take(catchup::MAX_PROGRESS_ENTRIES)
-                        .map(|p| catchup::SetSummary {
-                            origin: *p.origin.as_bytes(),
-                            count: p.count,
-                            max_seq: p.max_seq,
-                            digest: p.digest,
-                        })
+                        .map(catchup::SetSummary::from)
                         .collect(),
                 ),
                 ReconcileRequest::Reconcile { origin, message } => {
@@ -360,10 +362,14 @@ impl CoreTask {
     /// highest seq it holds of this node's origin: the counter is raised
     /// past it before anything is signed, and the store remembers that it
     /// is confirmed.
-    async fn confirm_own_seq(&self, held: Option<u64>) {
+    /// `theirs` is the peer's (origin, highest seq held) per origin.
+    async fn confirm_own_seq(&self, mut theirs: impl Iterator<Item = ([u8; 32], u64)>) {
         if *self.own_seq_known.borrow() {
             return;
         }
+        let held = theirs
+            .find(|(origin, _)| origin == self.own.as_bytes())
+            .map(|(_, max_seq)| max_seq);
         let store = self.store.clone();
         let confirmed = blocking(move || -> Result<(), StoreError> {
             if let Some(seq) = held {
@@ -506,28 +512,23 @@ impl CoreTask {
             }
         };
         Metrics::incr(&self.metrics.sync_exchanges);
-        // About 150 bytes of CBOR per origin (not measured on the wire).
-        Metrics::add(&self.metrics.sync_bytes, 150 * theirs.len() as u64);
-        let own = theirs
-            .iter()
-            .find(|e| e.origin == *self.own.as_bytes())
-            .map(|e| e.max_seq);
-        self.confirm_own_seq(own).await;
+        // At most SUMMARY_ENTRY_BYTES of CBOR per origin (not measured on
+        // the wire).
+        Metrics::add(
+            &self.metrics.sync_bytes,
+            catchup::SUMMARY_ENTRY_BYTES * theirs.len() as u64,
+        );
+        self.confirm_own_seq(theirs.iter().map(|e| (e.origin, e.max_seq)))
+            .await;
         let store = self.store.clone();
         let Ok(mine) = blocking(move || store.progress()).await else {
             return Spoken::Yes;
         };
-        let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
-            .iter()
-            .map(|p| (p.origin, (p.count, p.digest)))
-            .collect();
+        let held = held_sets(&mine);
         let mut lag = 0;
         for entry in theirs.iter().take(catchup::MAX_PROGRESS_ENTRIES) {
             let origin = OriginId::from_bytes(entry.origin);
-            let summary = (
-                (entry.count, entry.digest),
-                held.get(&origin).copied().unwrap_or((0, [0; 32])),
-            );
+            let summary = pull_summary(&held, &origin, (entry.count, entry.digest));
             let same = summary.0 == summary.1;
             let done_before = self
                 .pulled
@@ -553,6 +554,25 @@ impl CoreTask {
         Spoken::Yes
     }
 
+    /// Sends a version-2 request, again while the peer answers `Busy` (five
+    /// times, backing off); the last answer, or `None` when the request
+    /// failed (the peer is gone, the node is stopping).
+    async fn ask(&self, peer: PeerId, request: ReconcileRequest) -> Option<ReconcileResponse> {
+        for retry in 1..=5 {
+            match self.client.reconcile(peer, request.clone()).await {
+                Ok(ReconcileResponse::Busy) => {
+                    tokio::time::sleep(Duration::from_millis(500 * retry)).await;
+                }
+                Ok(answer) => return Some(answer),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "catch-up request failed");
+                    return None;
+                }
+            }
+        }
+        self.client.reconcile(peer, request).await.ok()
+    }
+
     /// Reconciles `origin`'s set with `peer`'s and fetches the records this
     /// node lacks into ingest. `lag` gains what could not be fetched.
     async fn reconcile_origin(&self, peer: PeerId, origin: OriginId, lag: &mut u64) -> Pulled {
@@ -569,14 +589,13 @@ impl CoreTask {
                 return Pulled::Partly;
             }
         };
-        let mut busy_retries = 0;
         loop {
             let request = ReconcileRequest::Reconcile {
                 origin: *origin.as_bytes(),
-                message: serde_bytes::ByteBuf::from(message.clone()),
+                message: serde_bytes::ByteBuf::from(message),
             };
-            match self.client.reconcile(peer, request).await {
-                Ok(ReconcileResponse::Reconcile { message: answer }) => {
+            match self.ask(peer, request).await {
+                Some(ReconcileResponse::Reconcile { message: answer }) => {
                     Metrics::incr(&self.metrics.sync_rounds);
                     Metrics::add(&self.metrics.sync_bytes, answer.len() as u64);
                     match session.step(&answer) {
@@ -588,15 +607,8 @@ impl CoreTask {
                         }
                     }
                 }
-                Ok(ReconcileResponse::Busy) if busy_retries < 5 => {
-                    busy_retries += 1;
-                    tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
-                }
-                Ok(_) => return Pulled::Partly,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "reconciliation request failed");
-                    return Pulled::Stop;
-                }
+                Some(_) => return Pulled::Partly,
+                None => return Pulled::Stop,
             }
         }
         let store = self.store.clone();
@@ -634,17 +646,10 @@ impl CoreTask {
                     .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
                     .collect(),
             };
-            let mut busy_retries = 0;
-            let records = loop {
-                match self.client.reconcile(peer, request.clone()).await {
-                    Ok(ReconcileResponse::Records { records }) => break records,
-                    Ok(ReconcileResponse::Busy) if busy_retries < 5 => {
-                        busy_retries += 1;
-                        tokio::time::sleep(Duration::from_millis(500 * busy_retries)).await;
-                    }
-                    Ok(_) => return Pulled::Partly,
-                    Err(_) => return Pulled::Stop,
-                }
+            let records = match self.ask(peer, request).await {
+                Some(ReconcileResponse::Records { records }) => records,
+                Some(_) => return Pulled::Partly,
+                None => return Pulled::Stop,
             };
             Metrics::incr(&self.metrics.sync_pages);
             Metrics::add(&self.metrics.sync_records, records.len() as u64);
@@ -701,16 +706,11 @@ impl CoreTask {
                 return;
             }
         };
-        let own = theirs
-            .iter()
-            .find(|e| e.origin == *self.own.as_bytes())
-            .map(|e| e.max_seq);
-        self.confirm_own_seq(own).await;
-        let held: std::collections::HashMap<OriginId, (u64, [u8; 32])> = mine
-            .iter()
-            .map(|p| (p.origin, (p.count, p.digest)))
-            .collect();
-        let summary = |o: &OriginId, e: &catchup::ProgressEntry| pull_summary(&held, o, e);
+        self.confirm_own_seq(theirs.iter().map(|e| (e.origin, e.max_seq)))
+            .await;
+        let held = held_sets(&mine);
+        let summary =
+            |o: &OriginId, e: &catchup::ProgressEntry| pull_summary(&held, o, (e.count, e.digest));
         let pulls = catchup::plan(&mine, &theirs, |o, e| {
             self.members.contains(o)
                 && self
