@@ -721,6 +721,7 @@ impl Inner {
         // Block activity counts trusted organizations only: a member at
         // trust 0 cannot raise it.
         let found = self.store.reports(
+            &self.config.network.id,
             &key.number_hash(&parsed.e164),
             &key.block_hash(&parsed.e164),
             now.saturating_sub(BLOCK_WINDOW_SECS),

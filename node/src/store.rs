@@ -13,7 +13,9 @@
 //! (`arrivals`), one roughly time-ordered insert (`purges`) and its
 //! origin's progress.
 //!
-//! Calls block: async code reaches the store through `spawn_blocking`.
+//! Calls block: async code reaches the store through `spawn_blocking`,
+//! except a single lookup ([`Store::reports`]), whose bounded reads run on
+//! the calling task.
 //! One record's writes happen in one sled transaction, so a crash never
 //! leaves a half-indexed record; durability is `flush()`, which the node
 //! calls before acknowledging a submission.
@@ -25,17 +27,19 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use sightline_protocol::catchup::{item_id, item_seq};
 use sightline_protocol::{
-    BlockHash, NumberHash, OriginId, Sighting, SightingId, SignedSighting, UnverifiedSighting,
-    Verdict,
+    BlockHash, NetworkId, NumberHash, OriginId, Sighting, SightingId, SignedSighting,
+    UnverifiedSighting, Verdict,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+mod current;
 mod quota;
+use current::{is_mark, MARK};
 pub use quota::{Limits, Room, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
 
 /// Bumped when the on-disk layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's trees that schema 2 replaced ([`Store::migrate_from_v1`]).
@@ -64,6 +68,9 @@ const META_QUOTA_INDEXED: &[u8] = b"quota_indexed";
 /// Present once the store holds only each origin's latest report of a
 /// number (schema 4: superseded records are deleted).
 const META_SUPERSEDED_DROPPED: &[u8] = b"superseded_dropped";
+/// Set once every held report's `current` value has its compact form
+/// (schema 5, `store/current.rs`).
+const META_CURRENT_EXPANDED: &[u8] = b"current_expanded";
 /// Records one transaction of a migration works through.
 #[cfg(not(test))]
 const MIGRATION_BATCH: usize = 1000;
@@ -251,15 +258,6 @@ fn current_key(s: &Sighting) -> [u8; 96] {
     cat(&[s.block.as_bytes(), s.number.as_bytes(), s.origin.as_bytes()])
 }
 
-/// The last byte of a `current` value that is a mark, not a held report
-/// (no verdict has this code).
-const MARK: u8 = 0xff;
-
-/// Whether a `current` value is a mark ([`MARK`]).
-fn is_mark(v: &[u8]) -> bool {
-    v.len() == 17 && v[16] == MARK
-}
-
 /// `purges` key: `purge_at`(BE) ‖ record key.
 fn purge_key(purge_at: u64, record_key: &[u8; 40]) -> [u8; 48] {
     cat(&[&purge_at.to_be_bytes(), record_key])
@@ -391,7 +389,7 @@ impl Handles {
                     .map_err(|_| StoreError::Corrupt("schema version"))?,
             );
             match found {
-                SCHEMA_VERSION | 2 | 3 => {
+                SCHEMA_VERSION | 2 | 3 | 4 => {
                     // A migration that stopped after raising the version
                     // leaves schema 1's trees behind.
                     for name in V1_TREES {
@@ -411,6 +409,7 @@ impl Handles {
         } else {
             store.meta.insert(META_QUOTA_INDEXED, &[1])?;
             store.meta.insert(META_SUPERSEDED_DROPPED, &[1])?;
+            store.meta.insert(META_CURRENT_EXPANDED, &[1])?;
             store
                 .meta
                 .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
@@ -422,6 +421,9 @@ impl Handles {
         store.counts = quota::Counts::load(&store.quota)?;
         if !store.meta.contains_key(META_SUPERSEDED_DROPPED)? {
             store.drop_superseded()?;
+        }
+        if !store.meta.contains_key(META_CURRENT_EXPANDED)? {
+            store.expand_current()?;
         }
         Ok(store)
     }
@@ -610,6 +612,54 @@ impl Handles {
         Ok(dropped)
     }
 
+    /// Gives every held report's `current` value of schema 4 (seq ‖
+    /// `last_seen` ‖ verdict) its compact form (schema 5), from the record,
+    /// so that lookups decode no record. A thousand values per sled batch;
+    /// each rewrite stands alone (readers take either form), so a crash
+    /// part-way leaves a valid store and the rerun skips what is done. The
+    /// marker is written once all is done. Returns how many were rewritten.
+    fn expand_current(&self) -> Result<u64, StoreError> {
+        tracing::info!("storing reports' compact form for lookups (schema {SCHEMA_VERSION})");
+        let mut expanded = 0u64;
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let batch: Vec<(sled::IVec, sled::IVec)> = self
+                .current
+                .range(from.as_slice()..)
+                .take(MIGRATION_BATCH)
+                .collect::<Result<_, _>>()?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            from = [last.as_ref(), &[0]].concat();
+            let mut rewrite = sled::Batch::default();
+            for (key, value) in &batch {
+                if key.len() != 96 || !current::is_legacy(value) {
+                    continue;
+                }
+                let Some(bytes) = self
+                    .sightings
+                    .get(record_key(&key[64..96], current::seq(value)))?
+                else {
+                    continue;
+                };
+                rewrite.insert(key.as_ref(), current_value(&decode_stored(&bytes)?));
+                expanded += 1;
+            }
+            self.current.apply_batch(rewrite)?;
+            #[cfg(test)]
+            if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
+                return Err(StoreError::Corrupt("crash (test)"));
+            }
+        }
+        self.meta.insert(META_CURRENT_EXPANDED, &[1])?;
+        self.meta
+            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        tracing::info!(reports = expanded, "compact forms stored");
+        Ok(expanded)
+    }
+
     /// Every tree's entries, for tests that compare whole stores.
     #[cfg(test)]
     fn snapshot(&self) -> Vec<(&'static str, Entries)> {
@@ -716,7 +766,7 @@ impl Store {
                 }
                 let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
                 if let Some(v) = h.current.get(key)? {
-                    if v.len() == 17 && !is_mark(&v) {
+                    if current::is_valid(&v) && !is_mark(&v) {
                         replaced.push(be_u64(&v[8..16]) / quota::HOUR);
                     }
                 }
@@ -1083,7 +1133,7 @@ impl Store {
         let key: [u8; 96] = cat(&[block.as_bytes(), number.as_bytes(), origin.as_bytes()]);
         self.with(|h| {
             Ok(h.current.get(key)?.is_some_and(|v| {
-                v.len() == 17 && v[16] != Verdict::Withdrawn.code() && v[16] != MARK
+                current::is_valid(&v) && v[16] != Verdict::Withdrawn.code() && v[16] != MARK
             }))
         })
     }
@@ -1103,7 +1153,7 @@ impl Store {
             let Some(v) = h.current.get(key)? else {
                 return Ok(None);
             };
-            if v.len() != 17 {
+            if !current::is_valid(&v) {
                 return Err(StoreError::Corrupt("current"));
             }
             if is_mark(&v) {
@@ -1136,6 +1186,7 @@ impl Store {
     /// sled errors or corruption.
     pub fn reports(
         &self,
+        network: &NetworkId,
         number: &NumberHash,
         block: &BlockHash,
         since: u64,
@@ -1146,18 +1197,28 @@ impl Store {
             let prefix: [u8; 64] = cat(&[block.as_bytes(), number.as_bytes()]);
             for entry in h.current.scan_prefix(prefix) {
                 let (key, value) = entry?;
-                if key.len() != 96 || value.len() != 17 {
+                if key.len() != 96 || !current::is_valid(&value) {
                     return Err(StoreError::Corrupt("current"));
                 }
                 if is_mark(&value) {
                     continue;
                 }
-                let record = record_key(&key[64..96], be_u64(&value));
-                let bytes = h
-                    .sightings
-                    .get(record)?
-                    .ok_or(StoreError::Corrupt("current report without its record"))?;
-                current.push(decode_stored(&bytes)?);
+                let origin = OriginId::from_bytes(
+                    key[64..96]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("current"))?,
+                );
+                if current::is_legacy(&value) {
+                    // Not yet rewritten by the migration to schema 5.
+                    let record = record_key(origin.as_bytes(), current::seq(&value));
+                    let bytes = h
+                        .sightings
+                        .get(record)?
+                        .ok_or(StoreError::Corrupt("current report without its record"))?;
+                    current.push(decode_stored(&bytes)?);
+                } else {
+                    current.push(current::decode(network, *block, *number, origin, &value)?);
+                }
             }
             let mut active = std::collections::HashSet::new();
             let mut scanned = 0;
@@ -1167,7 +1228,7 @@ impl Store {
                 }
                 scanned += 1;
                 let (key, value) = entry?;
-                if key.len() != 96 || value.len() != 17 {
+                if key.len() != 96 || !current::is_valid(&value) {
                     return Err(StoreError::Corrupt("current"));
                 }
                 let origin = OriginId::from_bytes(
@@ -1787,7 +1848,7 @@ fn insert_tx(
     // good, so that catch-up does not fetch it again.
     let current_key = current_key(s);
     let replaced = match current.get(current_key)? {
-        Some(v) if v.len() != 17 => return Err(abort(StoreError::Corrupt("current"))),
+        Some(v) if !current::is_valid(&v) => return Err(abort(StoreError::Corrupt("current"))),
         Some(v) if be_u64(&v) > s.seq => {
             settle_tx(trees, &s.origin, s.seq)?;
             return Ok(InsertOutcome::Superseded);
@@ -1968,7 +2029,7 @@ fn unstore_tx(
     let origin = s.origin.as_bytes();
     let ck = current_key(&s);
     if let Some(v) = current.get(ck)? {
-        if v.len() == 17 && be_u64(&v) == s.seq {
+        if current::is_valid(&v) && !is_mark(&v) && current::seq(&v) == s.seq {
             current.remove(ck.as_slice())?;
         }
     }
@@ -1992,7 +2053,7 @@ fn leave_mark(
     seq: u64,
     purge_at: u64,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let value: [u8; 17] = cat(&[&seq.to_be_bytes(), &purge_at.to_be_bytes(), &[MARK]]);
+    let value = current::mark(seq, purge_at);
     trees
         .current
         .insert(current_key.as_slice(), value.as_slice())?;
@@ -2041,13 +2102,9 @@ fn unstore_seq(
     Ok(unstore_tx(trees, &entry)?.is_some())
 }
 
-/// A held report's `current` value: seq ‖ `last_seen` ‖ verdict code.
-fn current_value(s: &Sighting) -> [u8; 17] {
-    cat(&[
-        &s.seq.to_be_bytes(),
-        &s.last_seen.to_be_bytes(),
-        &[s.verdict.code()],
-    ])
+/// A held report's `current` value (`store/current.rs`).
+fn current_value(s: &Sighting) -> Vec<u8> {
+    current::encode(s)
 }
 
 /// Evicts the record of `origin` with `seq` (in hour bucket `hour`).
@@ -2156,6 +2213,10 @@ fn decode_stored(bytes: &[u8]) -> Result<Sighting, StoreError> {
 mod tests {
     use super::*;
     use sightline_protocol::{Channel, Kind, LineType, NetworkId, SigningKey};
+
+    fn net() -> NetworkId {
+        NetworkId::new("test-net").unwrap()
+    }
 
     pub(crate) fn record(
         key: &SigningKey,
@@ -2303,6 +2364,74 @@ mod tests {
         assert!(p.iter().all(|p| p.contiguous == p.max_seq), "{p:?}");
     }
 
+    #[test]
+    fn a_schema_4_store_gains_compact_reports_in_place_and_survives_a_crash() {
+        let key = SigningKey::from_seed(&[1; 32]);
+        let peer = SigningKey::from_seed(&[2; 32]);
+        let mut records = vec![
+            record(&key, 1, 5, Verdict::Malicious, 1000),
+            record(&key, 2, 6, Verdict::Withdrawn, 1001),
+            record(&peer, 1, 5, Verdict::FalsePositive, 1001),
+        ];
+        records.extend((0..8).map(|i| {
+            record(
+                &peer,
+                2 + i,
+                40 + u8::try_from(i).unwrap(),
+                Verdict::Malicious,
+                900,
+            )
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let store = Store::open(dir.path()).unwrap();
+            for r in &records {
+                store.insert(r, 9000).unwrap();
+            }
+            // A mark stays as it is.
+            store
+                .insert(&record(&key, 3, 7, Verdict::Malicious, 1000), 9000)
+                .unwrap();
+            store
+                .with(|h| {
+                    let o = Overlays::new(h);
+                    let ck: [u8; 96] = cat(&[&[0; 32], &[7; 32], key.origin().as_bytes()]);
+                    leave_mark(&o, &ck, 3, 9000).map_err(settled)?;
+                    o.commit(h)
+                })
+                .unwrap();
+            let expected = store.snapshot();
+            // Back to schema 4's values: seq ‖ last_seen ‖ verdict.
+            let h = store.handles().unwrap();
+            let mut legacy = 0;
+            for entry in &h.current {
+                let (k, v) = entry.unwrap();
+                if !is_mark(&v) {
+                    h.current.insert(k, &v[..17]).unwrap();
+                    legacy += 1;
+                }
+            }
+            assert_eq!(legacy, 11);
+            h.meta.remove(META_CURRENT_EXPANDED).unwrap();
+            h.meta.insert(META_SCHEMA, &4u32.to_be_bytes()).unwrap();
+            h.db.flush().unwrap();
+            // Lookups read either form while the migration has not run.
+            assert_eq!(current_of(&store, 5).len(), 2);
+            expected
+        };
+        CRASH_AFTER_BATCH.with(|c| c.set(true));
+        let crashed = Store::open(dir.path());
+        CRASH_AFTER_BATCH.with(|c| c.set(false));
+        assert!(crashed.is_err());
+        drop(crashed);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot(), expected);
+        let reports = current_of(&store, 5);
+        assert_eq!(reports.len(), 2);
+        let r = reports.iter().find(|s| s.origin == peer.origin()).unwrap();
+        assert_eq!(r, records[2].sighting());
+    }
+
     /// Records stored, by the origins' progress (what `status` reports).
     fn stored(store: &Store) -> u64 {
         store.progress().unwrap().iter().map(|p| p.count).sum()
@@ -2321,6 +2450,7 @@ mod tests {
     fn current_of(store: &Store, n: u8) -> Vec<Sighting> {
         store
             .reports(
+                &net(),
                 &NumberHash::from_bytes([n; 32]),
                 &BlockHash::from_bytes([n / 10; 32]),
                 0,
@@ -3186,6 +3316,14 @@ mod tests {
             .meta
             .insert(META_SCHEMA, &1u32.to_be_bytes())
             .unwrap();
+        // Schema 1 had no compact forms (the other markers are for
+        // migrations a schema-1 store runs either way).
+        store
+            .handles()
+            .unwrap()
+            .meta
+            .remove(META_CURRENT_EXPANDED)
+            .unwrap();
         store.flush().unwrap();
     }
 
@@ -3287,7 +3425,7 @@ mod tests {
                 .unwrap();
         }
         let found = store
-            .reports(&NumberHash::from_bytes([30; 32]), &block, 0, |o| {
+            .reports(&net(), &NumberHash::from_bytes([30; 32]), &block, 0, |o| {
                 *o == honest.origin()
             })
             .unwrap();
@@ -3298,7 +3436,9 @@ mod tests {
         assert_eq!(found.block_activity, 0);
         // Counting everyone, the scan still stops at a block's 100 numbers.
         let all = store
-            .reports(&NumberHash::from_bytes([30; 32]), &block, 0, |_| true)
+            .reports(&net(), &NumberHash::from_bytes([30; 32]), &block, 0, |_| {
+                true
+            })
             .unwrap();
         assert_eq!(all.block_activity, 100);
         assert!(all.scanned <= 102);
@@ -3329,6 +3469,7 @@ mod tests {
         assert_eq!(
             store
                 .reports(
+                    &net(),
                     &NumberHash::from_bytes([30; 32]),
                     &BlockHash::from_bytes([3; 32]),
                     500,

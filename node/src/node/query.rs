@@ -18,6 +18,9 @@ impl NodeHandle {
     ///
     /// # Errors
     /// [`LookupError`].
+    // Async like the rest of the handle's queries, so that callers do not
+    // depend on where a lookup runs; today it does not wait (below).
+    #[allow(clippy::unused_async)]
     pub async fn lookup_with(
         &self,
         number: &str,
@@ -29,9 +32,14 @@ impl NodeHandle {
                 input: number.to_owned(),
                 error,
             })?;
-        let now = self.inner.clock.now();
-        let inner = self.inner.clone();
-        blocking(move || inner.lookup_parsed(&parsed, now)).await
+        // On the calling task, not the blocking pool: one lookup is two
+        // bounded prefix scans of `current` (at most one entry per origin,
+        // then at most ACTIVITY_SCAN_LIMIT entries of the block), which sled
+        // serves from its page cache in microseconds, and decodes no record
+        // (`store/current.rs`). The hand-off to a pool thread and back cost
+        // more than the read itself (BENCHMARKS.md, lookup row). Bulk
+        // lookups, up to MAX_BATCH numbers, stay on the pool.
+        self.inner.lookup_parsed(&parsed, self.inner.clock.now())
     }
 
     /// Looks up many numbers (at most [`MAX_BATCH`]); one result per input.

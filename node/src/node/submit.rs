@@ -450,8 +450,10 @@ impl NodeHandle {
             let (hash, block) = (key.number_hash(&parsed.e164), key.block_hash(&parsed.e164));
             let store = self.inner.store.clone();
             let own = self.inner.signing.origin();
+            let network = self.inner.config.network.id.clone();
             let reports =
-                blocking(move || store.reports(&hash, &block, u64::MAX, |_| false)).await?;
+                blocking(move || store.reports(&network, &hash, &block, u64::MAX, |_| false))
+                    .await?;
             if let Some(mine) = reports.current.iter().find(|s| s.origin == own) {
                 item.kind = mine.kind;
                 item.channel = mine.channel;
