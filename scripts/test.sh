@@ -98,6 +98,9 @@ cargo bench -p sightline-protocol --bench protocol --locked -- --quick
 step "node benchmark harness (quick: 20,000 records; figures are not judged here)"
 cargo bench -p sightline-tests --bench node --locked -- --quick | tail -n 12
 
+step "scale benchmark harness (quick: 20,000 current reports with re-reports and withdrawals; a node that missed 5,000 catches up)"
+cargo bench -p sightline-tests --bench node --locked -- --scale --quick | tail -n 10
+
 step "set reconciliation benchmark (quick: 20,000 reports; checks the differences it finds)"
 cargo bench -p sightline-tests --bench reconcile --locked -- --quick
 

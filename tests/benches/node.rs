@@ -5,6 +5,8 @@
 //! ```sh
 //! cargo bench -p sightline-tests --bench node            # full: 1M records, writes BENCHMARKS.md
 //! cargo bench -p sightline-tests --bench node -- --quick # small, for CI (figures not judged)
+//! cargo bench -p sightline-tests --bench node -- --scale # 10M current reports (SIGHTLINE_BENCH_SCALE)
+//! cargo bench -p sightline-tests --bench node -- --scale --quick # its 20,000-report check, for CI
 //! ```
 //!
 //! Load is real signed sightings from several member origins, generated in
@@ -184,8 +186,35 @@ fn number_pool(n: usize, key: &HashKey) -> Vec<Number> {
     pool
 }
 
+/// What an origin reports under a seq: a number per seq, distinct within
+/// the origin (a second report of a number would replace the first, SPEC
+/// §12.1); origins overlap, as members report the same numbers.
+fn distinct(origin: usize, seq: u64) -> (usize, Option<Verdict>) {
+    (origin * 7919 + seq as usize, None)
+}
+
+/// The `--scale` load: in every 13 seqs of an origin, 10 report new
+/// numbers and 3 report again numbers the origin reported earlier (so 30%
+/// of its first reports end superseded), one re-report in 6 a withdrawal
+/// (5% of the current reports are withdrawn).
+fn superseding(origin: usize, seq: u64) -> (usize, Option<Verdict>) {
+    let (block, slot) = ((seq - 1) / 13, (seq - 1) % 13);
+    if slot < 10 {
+        (origin * 7919 + (10 * block + slot) as usize, None)
+    } else {
+        let first = 3 * block + (slot - 10);
+        let verdict = if first % 6 == 0 {
+            Verdict::Withdrawn
+        } else {
+            Verdict::Malicious
+        };
+        (origin * 7919 + first as usize, Some(verdict))
+    }
+}
+
 /// Signs `count` records per origin for seqs `first..first+count`, numbers
-/// drawn from the pool; interleaved by origin as gossip would deliver them.
+/// drawn from the pool by [`distinct`]; interleaved by origin as gossip
+/// would deliver them.
 fn generate(
     origins: &[SigningKey],
     network: &NetworkId,
@@ -193,17 +222,29 @@ fn generate(
     first: u64,
     count: u64,
 ) -> Vec<Vec<u8>> {
+    generate_with(origins, network, pool, first, count, distinct)
+}
+
+/// [`generate`], with the pool index (and a re-report's verdict) of each
+/// origin's seq from `pattern`.
+fn generate_with(
+    origins: &[SigningKey],
+    network: &NetworkId,
+    pool: &[Number],
+    first: u64,
+    count: u64,
+    pattern: fn(usize, u64) -> (usize, Option<Verdict>),
+) -> Vec<Vec<u8>> {
     let now = now_secs();
     let kinds = [Kind::Smishing, Kind::Vishing, Kind::Callback, Kind::Bec];
     let per_origin = |(o, key): (usize, &SigningKey)| -> Vec<Vec<u8>> {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((o as u64 + 1) << 32) ^ first);
         (first..first + count)
             .map(|seq| {
-                // A number per seq, distinct within the origin (a second
-                // report of a number would replace the first, SPEC §12.1);
-                // origins overlap, as members report the same numbers.
-                let number = &pool[(o * 7919 + seq as usize) % pool.len()];
-                let age = rng.below(30 * 86_400) as u64;
+                let (index, again) = pattern(o, seq);
+                let number = &pool[index % pool.len()];
+                // A re-report is newer than what it replaces.
+                let age = rng.below(30 * 86_400) as u64 / if again.is_some() { 4 } else { 1 };
                 let sighting = Sighting {
                     network: network.clone(),
                     origin: key.origin(),
@@ -213,11 +254,11 @@ fn generate(
                     cc: number.cc,
                     line: number.line,
                     kind: kinds[rng.below(kinds.len())],
-                    verdict: if rng.below(20) == 0 {
+                    verdict: again.unwrap_or(if rng.below(20) == 0 {
                         Verdict::FalsePositive
                     } else {
                         Verdict::Malicious
-                    },
+                    }),
                     channel: Channel::Sms,
                     brand: (rng.below(3) == 0).then(|| "Example Parcel".to_owned()),
                     confidence: 50 + rng.below(51) as u8,
@@ -461,6 +502,96 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// `/healthz`, then single lookups, from `scale.clients` keep-alive clients
+/// for `scale.http_secs` each, then bulk lookups of 1,000 from two clients.
+/// Returns (healthz /s, lookups /s, sorted lookup latencies in µs, bulk
+/// numbers /s, bulk answers with reports).
+fn http_load(
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    base: &str,
+    numbers: &Arc<Vec<String>>,
+    scale: &Scale,
+) -> (f64, f64, Vec<u64>, f64, usize) {
+    let (http, base) = (http.clone(), base.to_owned());
+    runtime.block_on(async {
+        // Warm the connections and the server's caches alike for both loads.
+        let healthz = {
+            let (http, base) = (http.clone(), base.clone());
+            move |_c: usize, _i: u64| {
+                let (http, base) = (http.clone(), base.clone());
+                async move {
+                    let r = http
+                        .get(format!("{base}/healthz"))
+                        .send()
+                        .await
+                        .expect("healthz");
+                    assert!(r.status().is_success());
+                    let _ = r.bytes().await;
+                }
+            }
+        };
+        let lookup = {
+            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+            move |c: usize, i: u64| {
+                let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+                async move {
+                    let n = &numbers[(c * 7919 + i as usize * 104_729) % numbers.len()];
+                    let r = http
+                        .get(format!("{base}/api/v1/lookup/{n}"))
+                        .bearer_auth(READ_TOKEN)
+                        .send()
+                        .await
+                        .expect("lookup");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let _ = r.bytes().await;
+                }
+            }
+        };
+        let _ = load(scale.clients, 0.5, healthz.clone()).await;
+        let (health_rate, _) = load(scale.clients, scale.http_secs, healthz).await;
+        let _ = load(scale.clients, 0.5, lookup.clone()).await;
+        let (lookup_rate, lookup_lat) = load(scale.clients, scale.http_secs, lookup).await;
+
+        // Bulk: batches of 1,000 numbers, two clients (one per core).
+        let start = Instant::now();
+        let mut hits = 0usize;
+        let per_client = scale.bulk_batches.div_ceil(2);
+        let mut tasks = Vec::new();
+        for c in 0..2 {
+            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut hits = 0;
+                for b in 0..per_client {
+                    let batch: Vec<&String> = (0..1000)
+                        .map(|k| &numbers[(c * 500_009 + b * 1000 + k) * 7 % numbers.len()])
+                        .collect();
+                    let r = http
+                        .post(format!("{base}/api/v1/lookup"))
+                        .bearer_auth(READ_TOKEN)
+                        .json(&serde_json::json!({ "numbers": batch }))
+                        .send()
+                        .await
+                        .expect("bulk");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    // Count answers without building a JSON tree: the client
+                    // shares the machine with the server it measures.
+                    let body = r.bytes().await.expect("body");
+                    let text = std::str::from_utf8(&body).expect("utf-8");
+                    assert_eq!(text.matches("\"block_activity\":").count(), 1000);
+                    hits += 1000 - text.matches("\"orgs\":0,").count();
+                }
+                hits
+            }));
+        }
+        for t in tasks {
+            hits += t.await.expect("bulk client");
+        }
+        let bulk_rate = (per_client * 2 * 1000) as f64 / start.elapsed().as_secs_f64();
+        (health_rate, lookup_rate, lookup_lat, bulk_rate, hits)
+    })
+}
+
 /// Waits until `node` holds `count` records.
 async fn wait_for_records(node: &NodeHandle, count: usize, timeout: Duration) {
     let mut changes = node.changes();
@@ -496,6 +627,10 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--scale") {
+        scale_run(quick);
+        return;
+    }
     let mut scale = Scale::new(quick);
     // For experiments and profiling: another store size.
     if let Some(n) = std::env::var("SIGHTLINE_BENCH_RECORDS")
@@ -734,82 +869,8 @@ fn main() {
         .build()
         .expect("client");
     let numbers: Arc<Vec<String>> = Arc::new(pool.iter().map(|n| n.e164.clone()).collect());
-    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) = runtime.block_on(async {
-        // Warm the connections and the server's caches alike for both loads.
-        let healthz = {
-            let (http, base) = (http.clone(), base.clone());
-            move |_c: usize, _i: u64| {
-                let (http, base) = (http.clone(), base.clone());
-                async move {
-                    let r = http
-                        .get(format!("{base}/healthz"))
-                        .send()
-                        .await
-                        .expect("healthz");
-                    assert!(r.status().is_success());
-                    let _ = r.bytes().await;
-                }
-            }
-        };
-        let lookup = {
-            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
-            move |c: usize, i: u64| {
-                let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
-                async move {
-                    let n = &numbers[(c * 7919 + i as usize * 104_729) % numbers.len()];
-                    let r = http
-                        .get(format!("{base}/api/v1/lookup/{n}"))
-                        .bearer_auth(READ_TOKEN)
-                        .send()
-                        .await
-                        .expect("lookup");
-                    assert!(r.status().is_success(), "{}", r.status());
-                    let _ = r.bytes().await;
-                }
-            }
-        };
-        let _ = load(scale.clients, 0.5, healthz.clone()).await;
-        let (health_rate, _) = load(scale.clients, scale.http_secs, healthz).await;
-        let _ = load(scale.clients, 0.5, lookup.clone()).await;
-        let (lookup_rate, lookup_lat) = load(scale.clients, scale.http_secs, lookup).await;
-
-        // Bulk: batches of 1,000 numbers, two clients (one per core).
-        let start = Instant::now();
-        let mut hits = 0usize;
-        let per_client = scale.bulk_batches.div_ceil(2);
-        let mut tasks = Vec::new();
-        for c in 0..2 {
-            let (http, base, numbers) = (http.clone(), base.clone(), numbers.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut hits = 0;
-                for b in 0..per_client {
-                    let batch: Vec<&String> = (0..1000)
-                        .map(|k| &numbers[(c * 500_009 + b * 1000 + k) * 7 % numbers.len()])
-                        .collect();
-                    let r = http
-                        .post(format!("{base}/api/v1/lookup"))
-                        .bearer_auth(READ_TOKEN)
-                        .json(&serde_json::json!({ "numbers": batch }))
-                        .send()
-                        .await
-                        .expect("bulk");
-                    assert!(r.status().is_success(), "{}", r.status());
-                    // Count answers without building a JSON tree: the client
-                    // shares the machine with the server it measures.
-                    let body = r.bytes().await.expect("body");
-                    let text = std::str::from_utf8(&body).expect("utf-8");
-                    assert_eq!(text.matches("\"block_activity\":").count(), 1000);
-                    hits += 1000 - text.matches("\"orgs\":0,").count();
-                }
-                hits
-            }));
-        }
-        for t in tasks {
-            hits += t.await.expect("bulk client");
-        }
-        let bulk_rate = (per_client * 2 * 1000) as f64 / start.elapsed().as_secs_f64();
-        (health_rate, lookup_rate, lookup_lat, bulk_rate, hits)
-    });
+    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) =
+        http_load(&runtime, &http, &base, &numbers, &scale);
     let p50 = percentile(&lookup_lat, 0.50);
     let p99 = percentile(&lookup_lat, 0.99);
     println!(
@@ -1072,15 +1133,328 @@ fn render(rows: &[Row], scale: &Scale, elapsed: f64) -> String {
 
 /// Replaces the generated section of BENCHMARKS.md.
 fn write_benchmarks_md(table: &str) {
-    const BEGIN: &str = "<!-- node-bench:begin -->";
-    const END: &str = "<!-- node-bench:end -->";
+    write_section(
+        table,
+        "<!-- node-bench:begin -->",
+        "<!-- node-bench:end -->",
+    );
+}
+
+/// Replaces the section of BENCHMARKS.md between `BEGIN` and `END`.
+fn write_section(table: &str, begin: &str, end: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let text = std::fs::read_to_string(&path).expect("BENCHMARKS.md");
-    let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END)) else {
-        println!("BENCHMARKS.md has no {BEGIN} … {END} section; not written");
+    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+        println!("BENCHMARKS.md has no {begin} … {end} section; not written");
         return;
     };
-    let updated = format!("{}{BEGIN}\n{table}{}", &text[..a], &text[b..]);
+    let updated = format!("{}{begin}\n{table}{}", &text[..a], &text[b..]);
     std::fs::write(&path, updated).expect("write BENCHMARKS.md");
     println!("wrote the table into {}", path.display());
+}
+
+/// Member origins of the `--scale` load.
+const SCALE_ORIGINS: usize = 20;
+
+/// `--scale`: one node holding `SIGHTLINE_BENCH_SCALE` current reports
+/// (default 10,000,000) from 20 origins, 30% of the origins' first reports
+/// superseded by re-reports and 5% withdrawn ([`superseding`]); ingest
+/// rate at that size, lookups against a server process, disk and RSS, and
+/// the catch-up of a node that missed the last `SIGHTLINE_BENCH_MISSED`
+/// records (default 1,000,000). Writes its own table into BENCHMARKS.md,
+/// unless `quick` (20,000 reports, 5,000 missed: for CI).
+fn scale_run(quick: bool) {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (current, missed) = if quick {
+        (20_000, 5_000)
+    } else {
+        (
+            env("SIGHTLINE_BENCH_SCALE", 10_000_000),
+            env("SIGHTLINE_BENCH_MISSED", 1_000_000),
+        )
+    };
+    let total = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut scale = Scale::new(quick);
+    scale.store = current;
+    let mut orgs: Vec<(String, f64)> = (0..2).map(|i| (format!("Node {i}"), 0.8)).collect();
+    orgs.extend((0..SCALE_ORIGINS).map(|i| (format!("Origin {i}"), 0.5 + 0.02 * i as f64)));
+    let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
+    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
+    std::fs::create_dir_all(&bench_dir).expect("bench dir");
+    let mut cluster = Cluster::build_in(
+        &bench_dir,
+        &org_refs,
+        &Options {
+            sync_interval: Duration::from_secs(3600),
+            api_rate: 1_000_000,
+            limits: sightline_node::store::Limits::unlimited(),
+            ..Options::default()
+        },
+    );
+    let origins: Vec<SigningKey> = cluster.members[2..]
+        .iter()
+        .map(|m| SigningKey::from_seed(&m.seed))
+        .collect();
+    let config0 = cluster.config(0);
+    let network = config0.network.id.clone();
+    // Each origin reports `current / 20` distinct numbers; a pool of a
+    // quarter of the reports makes each number reported by about 5 origins.
+    let per_origin = current / SCALE_ORIGINS;
+    let pool = number_pool((current / 4).max(per_origin), &config0.network.hash_key);
+    // Seqs per origin: 13 for every 10 current reports.
+    let seqs = (per_origin as u64).div_ceil(10) * 13;
+    let records = seqs as usize * SCALE_ORIGINS;
+    let missed_seqs = (missed / SCALE_ORIGINS) as u64;
+    println!(
+        "sightline scale benchmark: {} current reports ({} records signed) from {SCALE_ORIGINS} origins, {} numbers; node 1 misses the last {}",
+        fmt_rate(current as f64),
+        fmt_rate(records as f64),
+        fmt_rate(pool.len() as f64),
+        fmt_rate((missed_seqs as usize * SCALE_ORIGINS) as f64)
+    );
+    let verify_limit = raw_verify_rate(scale.limit_secs);
+    let parse_limit = raw_parse_rate(scale.limit_secs, &pool);
+    println!(
+        "limits: raw verify_strict {} /s, raw parse+validate {} /s",
+        fmt_rate(verify_limit),
+        fmt_rate(parse_limit)
+    );
+
+    // Fill node 0, copying its store to node 1 when it holds all but the
+    // last `missed` records (generation is not timed).
+    let dir0 = config0.data_dir.join("store");
+    let dir1 = cluster.config(1).data_dir.join("store");
+    let chunk = (200_000 / SCALE_ORIGINS) as u64;
+    let mut ingestor = Ingestor::open(&config0, Arc::new(SystemClock)).expect("ingestor");
+    let (mut fill_time, mut stored, mut seq) = (Duration::ZERO, 0usize, 1u64);
+    let cut = seqs.saturating_sub(missed_seqs);
+    let mut copied = false;
+    let mut held_at_cut = 0;
+    let count_held = |store: &sightline_node::store::Store| -> u64 {
+        store
+            .progress()
+            .expect("progress")
+            .iter()
+            .map(|p| p.count)
+            .sum()
+    };
+    while seq <= seqs {
+        if seq > cut && !copied {
+            ingestor.store().flush().expect("flush");
+            held_at_cut = count_held(ingestor.store());
+            drop(ingestor);
+            let _ = std::fs::remove_dir_all(&dir1);
+            std::fs::create_dir_all(dir1.parent().expect("data dir")).expect("mkdir");
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(&dir0)
+                .arg(&dir1)
+                .status()
+                .expect("cp");
+            assert!(status.success(), "store copied");
+            copied = true;
+            ingestor = Ingestor::open(&config0, Arc::new(SystemClock)).expect("ingestor");
+        }
+        let end = if copied { seqs } else { cut };
+        let count = chunk.min(end + 1 - seq);
+        let batch = generate_with(&origins, &network, &pool, seq, count, superseding);
+        seq += count;
+        let (took, ok) = ingest(&runtime, &ingestor, &batch);
+        assert_eq!(ok, batch.len(), "every record is stored");
+        fill_time += took;
+        stored += ok;
+        if stored % 1_000_000 < batch.len() {
+            println!(
+                "  {} records in, {} records/s so far",
+                fmt_rate(stored as f64),
+                fmt_rate(stored as f64 / fill_time.as_secs_f64())
+            );
+        }
+    }
+    ingestor.store().flush().expect("flush");
+    drop(ingestor);
+    let ingest_rate = stored as f64 / fill_time.as_secs_f64();
+    println!(
+        "ingest: {} records/s over {stored} records",
+        fmt_rate(ingest_rate)
+    );
+
+    // Lookups, RSS and disk against a server process on node 0.
+    let server = Server::start(&cluster.members[0].config_path);
+    let rss_open = rss_kib(server.child.id(), "VmRSS:");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let numbers: Arc<Vec<String>> = Arc::new(pool.iter().map(|n| n.e164.clone()).collect());
+    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) =
+        http_load(&runtime, &http, &server.addr, &numbers, &scale);
+    let (p50, p99) = (percentile(&lookup_lat, 0.50), percentile(&lookup_lat, 0.99));
+    let pid = server.child.id();
+    let (rss, hwm) = (rss_kib(pid, "VmRSS:"), rss_kib(pid, "VmHWM:"));
+    server.stop();
+    let disk = dir_bytes(&dir0);
+    let status = runtime.block_on(async {
+        let node = cluster.start(0).await;
+        let s = node.status().await.expect("status");
+        cluster.shutdown().await;
+        s
+    });
+    let held = status.records;
+    println!(
+        "lookup: {} /s (p50 {p50:.2} ms, p99 {p99:.2} ms); healthz {} /s; bulk {} numbers/s ({hits} with reports)",
+        fmt_rate(lookup_rate),
+        fmt_rate(health_rate),
+        fmt_rate(bulk_rate)
+    );
+    println!(
+        "footprint: {held} current reports, RSS {} MiB once open, {} MiB (peak {} MiB) after the lookups, {} bytes on disk = {:.0} B/report",
+        rss_open / 1024,
+        rss / 1024,
+        hwm / 1024,
+        fmt_rate(disk as f64),
+        disk as f64 / held as f64
+    );
+
+    // Catch-up: node 1 (all but the last records) joins node 0.
+    {
+        let ingestor = Ingestor::open(&cluster.config(1), Arc::new(SystemClock)).expect("ingestor");
+        assert_eq!(
+            count_held(ingestor.store()),
+            held_at_cut,
+            "node 1 holds the copy"
+        );
+        println!("node 1 holds {held_at_cut} reports before catching up");
+    }
+    let (sync_secs, sync_bytes, sync_rounds, sync_received) = runtime.block_on(async {
+        let a = cluster.start(0).await;
+        let start = Instant::now();
+        let b = cluster.start(1).await;
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        loop {
+            let (da, db) = (a.set_digest().await, b.set_digest().await);
+            if da.is_ok() && da.ok() == db.ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node 1 did not catch up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let took = start.elapsed().as_secs_f64();
+        let s = b.status().await.expect("status");
+        cluster.shutdown().await;
+        (took, s.sync_bytes, s.sync_rounds, s.sync_records)
+    });
+    let missed_records = (seqs - cut) as usize * SCALE_ORIGINS;
+    // What catch-up moves follows the difference, not the history.
+    assert!(
+        sync_received as usize <= missed_records + missed_records / 10,
+        "node 1 received {sync_received} records for {missed_records} missed"
+    );
+    println!(
+        "catch-up: {missed_records} records missed, identical after {sync_secs:.1} s, {sync_received} received, {sync_bytes} B, {sync_rounds} rounds"
+    );
+
+    let rows = [
+        Row {
+            name: "ingest at scale",
+            measured: format!(
+                "{} records/s ({} records, {} of them re-reports, into one store, batches of {INGEST_BATCH})",
+                fmt_rate(ingest_rate),
+                fmt_rate(stored as f64),
+                fmt_rate((stored - held as usize) as f64),
+            ),
+            limit: format!("raw verify_strict, 1 core: {} /s", fmt_rate(verify_limit)),
+            ratio: Some(ingest_rate / verify_limit),
+            target: "≥ 1.0",
+            met: Some(ingest_rate / verify_limit >= 1.0),
+        },
+        Row {
+            name: "catch-up after missing records",
+            measured: format!(
+                "{} records missed of {}: identical after {sync_secs:.1} s ({} records/s), {} received, {:.1} MiB of answers, {sync_rounds} rounds",
+                fmt_rate(missed_records as f64),
+                fmt_rate(stored as f64),
+                fmt_rate(missed_records as f64 / sync_secs),
+                fmt_rate(sync_received as f64),
+                sync_bytes as f64 / 1_048_576.0
+            ),
+            limit: format!("ingest at scale: {} records/s", fmt_rate(ingest_rate)),
+            ratio: Some(missed_records as f64 / sync_secs / ingest_rate),
+            target: "≥ 0.5, received ≤ 1.1× missed",
+            met: Some(
+                missed_records as f64 / sync_secs / ingest_rate >= 0.5
+                    && sync_received as usize <= missed_records + missed_records / 10,
+            ),
+        },
+        Row {
+            name: "lookup at scale",
+            measured: format!(
+                "{} lookups/s from {} clients, p50 {p50:.2} ms, p99 {p99:.2} ms",
+                fmt_rate(lookup_rate),
+                scale.clients
+            ),
+            limit: format!(
+                "`/healthz` on the same server and load: {} /s",
+                fmt_rate(health_rate)
+            ),
+            ratio: Some(lookup_rate / health_rate),
+            target: "≥ 0.5, p99 < 5 ms",
+            met: Some(lookup_rate / health_rate >= 0.5 && p99 < 5.0),
+        },
+        Row {
+            name: "bulk lookup at scale",
+            measured: format!(
+                "{} numbers/s in batches of 1,000 (2 clients)",
+                fmt_rate(bulk_rate)
+            ),
+            limit: format!(
+                "raw phonenumber parse + validate, 1 core: {} /s",
+                fmt_rate(parse_limit)
+            ),
+            ratio: Some(bulk_rate / parse_limit),
+            target: "≥ 0.4",
+            met: Some(bulk_rate / parse_limit >= 0.4),
+        },
+        Row {
+            name: "footprint at scale",
+            measured: format!(
+                "{} current reports: RSS {} MiB once open, {} MiB (peak {} MiB) after the lookup loads; {:.0} MiB on disk = {:.0} B/report",
+                fmt_rate(held as f64),
+                rss_open / 1024,
+                rss / 1024,
+                hwm / 1024,
+                disk as f64 / 1_048_576.0,
+                disk as f64 / held as f64
+            ),
+            limit: "—".into(),
+            ratio: None,
+            target: "10M: RSS ≤ 1 GiB; 1M: ≤ 1,000 B/report, ≤ 300 MiB",
+            met: None,
+        },
+    ];
+    let elapsed = total.elapsed().as_secs_f64();
+    let table = render(&rows, &scale, elapsed);
+    // The command line that reproduces it, in place of the node rows' one.
+    let (_, rest) = table.split_once('\n').expect("a header line");
+    let table = format!(
+        "Command: `SIGHTLINE_BENCH_SCALE={current} SIGHTLINE_BENCH_MISSED={missed} cargo bench -p sightline-tests --bench node -- --scale{}`  \n{rest}",
+        if quick { " --quick" } else { "" }
+    );
+    println!("\n{table}");
+    let _ = std::fs::remove_dir_all(&bench_dir);
+    if quick {
+        println!("(quick run: figures are not judged and BENCHMARKS.md is left alone)");
+    } else {
+        write_section(
+            &table,
+            "<!-- scale-bench:begin -->",
+            "<!-- scale-bench:end -->",
+        );
+    }
 }
