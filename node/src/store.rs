@@ -248,6 +248,22 @@ fn evidence_entries(
         .filter(|entry| entry.as_ref().map_or(true, |(k, _)| k.len() == 40))
 }
 
+/// A migration's next [`MIGRATION_BATCH`] entries of `tree` in key order,
+/// from `from`, which moves past them; empty once the tree is done.
+fn next_batch(
+    tree: &sled::Tree,
+    from: &mut Vec<u8>,
+) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    let batch: Vec<(sled::IVec, sled::IVec)> = tree
+        .range(from.as_slice()..)
+        .take(MIGRATION_BATCH)
+        .collect::<Result<_, _>>()?;
+    if let Some((last, _)) = batch.last() {
+        *from = [last.as_ref(), &[0]].concat();
+    }
+    Ok(batch)
+}
+
 /// `sightings` key (also `evidence`'s): origin ‖ seq(BE).
 fn record_key(origin: &[u8], seq: u64) -> [u8; 40] {
     cat(&[origin, &seq.to_be_bytes()])
@@ -561,15 +577,10 @@ impl Handles {
         let mut dropped = 0u64;
         let mut from: Vec<u8> = Vec::new();
         loop {
-            let batch: Vec<(sled::IVec, sled::IVec)> = self
-                .sightings
-                .range(from.as_slice()..)
-                .take(MIGRATION_BATCH)
-                .collect::<Result<_, _>>()?;
-            let Some((last, _)) = batch.last() else {
+            let batch = next_batch(&self.sightings, &mut from)?;
+            if batch.is_empty() {
                 break;
-            };
-            from = [last.as_ref(), &[0]].concat();
+            }
             let o = Overlays::new(self);
             for (_, bytes) in &batch {
                 let s = decode_stored(bytes)?;
@@ -623,15 +634,10 @@ impl Handles {
         let mut expanded = 0u64;
         let mut from: Vec<u8> = Vec::new();
         loop {
-            let batch: Vec<(sled::IVec, sled::IVec)> = self
-                .current
-                .range(from.as_slice()..)
-                .take(MIGRATION_BATCH)
-                .collect::<Result<_, _>>()?;
-            let Some((last, _)) = batch.last() else {
+            let batch = next_batch(&self.current, &mut from)?;
+            if batch.is_empty() {
                 break;
-            };
-            from = [last.as_ref(), &[0]].concat();
+            }
             let mut rewrite = sled::Batch::default();
             for (key, value) in &batch {
                 if key.len() != 96 || !current::is_legacy(value) {

@@ -592,6 +592,37 @@ fn http_load(
     })
 }
 
+/// The benchmark directory, a cluster of `nodes` nodes ("Node i") plus
+/// `origins` members that run no node and sign the load ("Origin i",
+/// trusts from 0.5 up), and those origins' keys.
+fn data_cluster(nodes: usize, origins: usize) -> (PathBuf, Cluster, Vec<SigningKey>) {
+    let mut orgs: Vec<(String, f64)> = (0..nodes).map(|i| (format!("Node {i}"), 0.8)).collect();
+    orgs.extend(
+        (0..origins).map(|i| (format!("Origin {i}"), 0.5 + 0.4 * i as f64 / origins as f64)),
+    );
+    let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
+    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
+    std::fs::create_dir_all(&bench_dir).expect("bench dir");
+    let cluster = Cluster::build_in(
+        &bench_dir,
+        &org_refs,
+        &Options {
+            sync_interval: Duration::from_secs(3600),
+            // The per-token limit protects a node from one client, and the
+            // per-origin limits the network from one member; here the load
+            // is the point (the limits' index is still kept and measured).
+            api_rate: 1_000_000,
+            limits: sightline_node::store::Limits::unlimited(),
+            ..Options::default()
+        },
+    );
+    let keys = cluster.members[nodes..]
+        .iter()
+        .map(|m| SigningKey::from_seed(&m.seed))
+        .collect();
+    (bench_dir, cluster, keys)
+}
+
 /// Waits until `node` holds `count` records.
 async fn wait_for_records(node: &NodeHandle, count: usize, timeout: Duration) {
     let mut changes = node.changes();
@@ -650,28 +681,7 @@ fn main() {
     let mut rows = Vec::new();
 
     // The data cluster: three nodes plus the origins that sign the load.
-    let mut orgs: Vec<(String, f64)> = (0..NODES).map(|i| (format!("Node {i}"), 0.8)).collect();
-    orgs.extend((0..ORIGINS).map(|i| (format!("Origin {i}"), 0.5 + 0.05 * i as f64)));
-    let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
-    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
-    std::fs::create_dir_all(&bench_dir).expect("bench dir");
-    let mut cluster = Cluster::build_in(
-        &bench_dir,
-        &org_refs,
-        &Options {
-            sync_interval: Duration::from_secs(3600),
-            // The per-token limit protects a node from one client, and the
-            // per-origin limits the network from one member; here the load
-            // is the point (the limits' index is still kept and measured).
-            api_rate: 1_000_000,
-            limits: sightline_node::store::Limits::unlimited(),
-            ..Options::default()
-        },
-    );
-    let origins: Vec<SigningKey> = cluster.members[NODES..]
-        .iter()
-        .map(|m| SigningKey::from_seed(&m.seed))
-        .collect();
+    let (bench_dir, mut cluster, origins) = data_cluster(NODES, ORIGINS);
     let config0 = cluster.config(0);
     let network = config0.network.id.clone();
     let hash_key = config0.network.hash_key.clone();
@@ -1182,25 +1192,7 @@ fn scale_run(quick: bool) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut scale = Scale::new(quick);
     scale.store = current;
-    let mut orgs: Vec<(String, f64)> = (0..2).map(|i| (format!("Node {i}"), 0.8)).collect();
-    orgs.extend((0..SCALE_ORIGINS).map(|i| (format!("Origin {i}"), 0.5 + 0.02 * i as f64)));
-    let org_refs: Vec<(&str, f64)> = orgs.iter().map(|(o, t)| (o.as_str(), *t)).collect();
-    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
-    std::fs::create_dir_all(&bench_dir).expect("bench dir");
-    let mut cluster = Cluster::build_in(
-        &bench_dir,
-        &org_refs,
-        &Options {
-            sync_interval: Duration::from_secs(3600),
-            api_rate: 1_000_000,
-            limits: sightline_node::store::Limits::unlimited(),
-            ..Options::default()
-        },
-    );
-    let origins: Vec<SigningKey> = cluster.members[2..]
-        .iter()
-        .map(|m| SigningKey::from_seed(&m.seed))
-        .collect();
+    let (bench_dir, mut cluster, origins) = data_cluster(2, SCALE_ORIGINS);
     let config0 = cluster.config(0);
     let network = config0.network.id.clone();
     // Each origin reports `current / 20` distinct numbers; a pool of a
