@@ -248,6 +248,17 @@ fn evidence_entries(
         .filter(|entry| entry.as_ref().map_or(true, |(k, _)| k.len() == 40))
 }
 
+/// Where a migration stops after its first batch in the tests that crash
+/// it (`CRASH_AFTER_BATCH` in the tests); nothing elsewhere.
+#[allow(clippy::unnecessary_wraps)]
+fn crash_point() -> Result<(), StoreError> {
+    #[cfg(test)]
+    if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
+        return Err(StoreError::Corrupt("crash (test)"));
+    }
+    Ok(())
+}
+
 /// A migration's next [`MIGRATION_BATCH`] entries of `tree` in key order,
 /// from `from`, which moves past them; empty once the tree is done.
 fn next_batch(
@@ -557,10 +568,7 @@ impl Handles {
             }
         }
         apply(&mut pending)?;
-        self.meta.insert(META_QUOTA_INDEXED, &[1])?;
-        self.meta
-            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        self.db.flush()?;
+        self.migrated(META_QUOTA_INDEXED)?;
         tracing::info!(records = indexed, "records indexed for per-origin limits");
         Ok(indexed)
     }
@@ -610,17 +618,21 @@ impl Handles {
                 }
             }
             o.commit(self)?;
-            #[cfg(test)]
-            if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
-                return Err(StoreError::Corrupt("crash (test)"));
-            }
+            crash_point()?;
         }
-        self.meta.insert(META_SUPERSEDED_DROPPED, &[1])?;
+        self.migrated(META_SUPERSEDED_DROPPED)?;
+        tracing::info!(records = dropped, "superseded reports deleted");
+        Ok(dropped)
+    }
+
+    /// Marks a migration done (`marker` in `meta`) and the store at this
+    /// schema, durably.
+    fn migrated(&self, marker: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(marker, &[1])?;
         self.meta
             .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
         self.db.flush()?;
-        tracing::info!(records = dropped, "superseded reports deleted");
-        Ok(dropped)
+        Ok(())
     }
 
     /// Gives every held report's `current` value of schema 4 (seq ‖
@@ -653,15 +665,9 @@ impl Handles {
                 expanded += 1;
             }
             self.current.apply_batch(rewrite)?;
-            #[cfg(test)]
-            if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
-                return Err(StoreError::Corrupt("crash (test)"));
-            }
+            crash_point()?;
         }
-        self.meta.insert(META_CURRENT_EXPANDED, &[1])?;
-        self.meta
-            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        self.db.flush()?;
+        self.migrated(META_CURRENT_EXPANDED)?;
         tracing::info!(reports = expanded, "compact forms stored");
         Ok(expanded)
     }

@@ -502,17 +502,86 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// What the lookup server answered ([`http_load`]).
+struct Served {
+    /// `/healthz` per second: the limit of single lookups.
+    health: f64,
+    /// Single lookups per second.
+    lookups: f64,
+    p50: f64,
+    p99: f64,
+    /// Numbers per second in bulk lookups.
+    bulk: f64,
+    /// Bulk answers with reports.
+    hits: usize,
+}
+
+impl Served {
+    fn print(&self) {
+        println!(
+            "lookup: {} /s (p50 {:.2} ms, p99 {:.2} ms); healthz {} /s; bulk {} numbers/s ({} with reports)",
+            fmt_rate(self.lookups),
+            self.p50,
+            self.p99,
+            fmt_rate(self.health),
+            fmt_rate(self.bulk),
+            self.hits
+        );
+    }
+
+    /// The lookup and bulk rows, named `names`; `stored` says what the
+    /// server held.
+    fn rows(
+        &self,
+        names: [&'static str; 2],
+        stored: &str,
+        clients: usize,
+        parse_limit: f64,
+    ) -> [Row; 2] {
+        [
+            Row {
+                name: names[0],
+                measured: format!(
+                    "{} lookups/s from {clients} clients, p50 {:.2} ms, p99 {:.2} ms ({stored})",
+                    fmt_rate(self.lookups),
+                    self.p50,
+                    self.p99
+                ),
+                limit: format!(
+                    "`/healthz` on the same server and load: {} /s",
+                    fmt_rate(self.health)
+                ),
+                ratio: Some(self.lookups / self.health),
+                target: "≥ 0.5, p99 < 5 ms",
+                met: Some(self.lookups / self.health >= 0.5 && self.p99 < 5.0),
+            },
+            Row {
+                name: names[1],
+                measured: format!(
+                    "{} numbers/s in batches of 1,000 (2 clients)",
+                    fmt_rate(self.bulk)
+                ),
+                limit: format!(
+                    "raw phonenumber parse + validate, 1 core: {} /s",
+                    fmt_rate(parse_limit)
+                ),
+                ratio: Some(self.bulk / parse_limit),
+                target: "≥ 0.4",
+                met: Some(self.bulk / parse_limit >= 0.4),
+            },
+        ]
+    }
+}
+
 /// `/healthz`, then single lookups, from `scale.clients` keep-alive clients
 /// for `scale.http_secs` each, then bulk lookups of 1,000 from two clients.
-/// Returns (healthz /s, lookups /s, sorted lookup latencies in µs, bulk
-/// numbers /s, bulk answers with reports).
 fn http_load(
     runtime: &tokio::runtime::Runtime,
     http: &reqwest::Client,
     base: &str,
     numbers: &Arc<Vec<String>>,
     scale: &Scale,
-) -> (f64, f64, Vec<u64>, f64, usize) {
+) -> Served {
     let (http, base) = (http.clone(), base.to_owned());
     runtime.block_on(async {
         // Warm the connections and the server's caches alike for both loads.
@@ -587,8 +656,14 @@ fn http_load(
         for t in tasks {
             hits += t.await.expect("bulk client");
         }
-        let bulk_rate = (per_client * 2 * 1000) as f64 / start.elapsed().as_secs_f64();
-        (health_rate, lookup_rate, lookup_lat, bulk_rate, hits)
+        Served {
+            health: health_rate,
+            lookups: lookup_rate,
+            p50: percentile(&lookup_lat, 0.50),
+            p99: percentile(&lookup_lat, 0.99),
+            bulk: (per_client * 2 * 1000) as f64 / start.elapsed().as_secs_f64(),
+            hits,
+        }
     })
 }
 
@@ -621,6 +696,21 @@ fn data_cluster(nodes: usize, origins: usize) -> (PathBuf, Cluster, Vec<SigningK
         .map(|m| SigningKey::from_seed(&m.seed))
         .collect();
     (bench_dir, cluster, keys)
+}
+
+/// Waits until `a` and `b` hold identical sets (a report of a number an
+/// origin already reported replaces it, so counts alone do not say it);
+/// panics with `failure` after `timeout`.
+async fn until_identical(a: &NodeHandle, b: &NodeHandle, timeout: Duration, failure: &str) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (da, db) = (a.set_digest().await, b.set_digest().await);
+        if da.is_ok() && da.ok() == db.ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{failure}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until `node` holds `count` records.
@@ -790,17 +880,13 @@ fn main() {
         let start = Instant::now();
         let a = cluster.start(1).await;
         let b = cluster.start(2).await;
-        // Identical sets (a report of a number an origin already reported
-        // replaces it, so counts alone do not say it).
-        let deadline = Instant::now() + Duration::from_secs(900);
-        loop {
-            let (da, db) = (a.set_digest().await, b.set_digest().await);
-            if da.is_ok() && da.ok() == db.ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the partition did not heal");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_identical(
+            &a,
+            &b,
+            Duration::from_secs(900),
+            "the partition did not heal",
+        )
+        .await;
         let secs = start.elapsed().as_secs_f64();
         let (sa, sb) = (
             a.status().await.expect("status"),
@@ -879,46 +965,14 @@ fn main() {
         .build()
         .expect("client");
     let numbers: Arc<Vec<String>> = Arc::new(pool.iter().map(|n| n.e164.clone()).collect());
-    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) =
-        http_load(&runtime, &http, &base, &numbers, &scale);
-    let p50 = percentile(&lookup_lat, 0.50);
-    let p99 = percentile(&lookup_lat, 0.99);
-    println!(
-        "lookup: {} /s (p50 {p50:.2} ms, p99 {p99:.2} ms); healthz {} /s; bulk {} numbers/s ({hits} with reports)",
-        fmt_rate(lookup_rate),
-        fmt_rate(health_rate),
-        fmt_rate(bulk_rate)
-    );
-    rows.push(Row {
-        name: "lookup",
-        measured: format!(
-            "{} lookups/s from {} clients, p50 {p50:.2} ms, p99 {p99:.2} ms ({} records stored)",
-            fmt_rate(lookup_rate),
-            scale.clients,
-            fmt_rate(filled as f64)
-        ),
-        limit: format!(
-            "`/healthz` on the same server and load: {} /s",
-            fmt_rate(health_rate)
-        ),
-        ratio: Some(lookup_rate / health_rate),
-        target: "≥ 0.7, p99 < 5 ms",
-        met: Some(lookup_rate / health_rate >= 0.7 && p99 < 5.0),
-    });
-    rows.push(Row {
-        name: "bulk lookup",
-        measured: format!(
-            "{} numbers/s in batches of 1,000 (2 clients)",
-            fmt_rate(bulk_rate)
-        ),
-        limit: format!(
-            "raw phonenumber parse + validate, 1 core: {} /s",
-            fmt_rate(parse_limit)
-        ),
-        ratio: Some(bulk_rate / parse_limit),
-        target: "≥ 0.5",
-        met: Some(bulk_rate / parse_limit >= 0.5),
-    });
+    let answers = http_load(&runtime, &http, &base, &numbers, &scale);
+    answers.print();
+    rows.extend(answers.rows(
+        ["lookup", "bulk lookup"],
+        &format!("{} records stored", fmt_rate(filled as f64)),
+        scale.clients,
+        parse_limit,
+    ));
 
     // Footprint after the lookup load.
     let pid = server.child.id();
@@ -1285,9 +1339,7 @@ fn scale_run(quick: bool) {
         .build()
         .expect("client");
     let numbers: Arc<Vec<String>> = Arc::new(pool.iter().map(|n| n.e164.clone()).collect());
-    let (health_rate, lookup_rate, lookup_lat, bulk_rate, hits) =
-        http_load(&runtime, &http, &server.addr, &numbers, &scale);
-    let (p50, p99) = (percentile(&lookup_lat, 0.50), percentile(&lookup_lat, 0.99));
+    let answers = http_load(&runtime, &http, &server.addr, &numbers, &scale);
     let pid = server.child.id();
     let (rss, hwm) = (rss_kib(pid, "VmRSS:"), rss_kib(pid, "VmHWM:"));
     server.stop();
@@ -1299,12 +1351,7 @@ fn scale_run(quick: bool) {
         s
     });
     let held = status.records;
-    println!(
-        "lookup: {} /s (p50 {p50:.2} ms, p99 {p99:.2} ms); healthz {} /s; bulk {} numbers/s ({hits} with reports)",
-        fmt_rate(lookup_rate),
-        fmt_rate(health_rate),
-        fmt_rate(bulk_rate)
-    );
+    answers.print();
     println!(
         "footprint: {held} current reports, RSS {} MiB once open, {} MiB (peak {} MiB) after the lookups, {} bytes on disk = {:.0} B/report",
         rss_open / 1024,
@@ -1328,15 +1375,7 @@ fn scale_run(quick: bool) {
         let a = cluster.start(0).await;
         let start = Instant::now();
         let b = cluster.start(1).await;
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        loop {
-            let (da, db) = (a.set_digest().await, b.set_digest().await);
-            if da.is_ok() && da.ok() == db.ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "node 1 did not catch up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_identical(&a, &b, Duration::from_secs(3600), "node 1 did not catch up").await;
         let took = start.elapsed().as_secs_f64();
         let s = b.status().await.expect("status");
         cluster.shutdown().await;
@@ -1352,6 +1391,12 @@ fn scale_run(quick: bool) {
         "catch-up: {missed_records} records missed, identical after {sync_secs:.1} s, {sync_received} received, {sync_bytes} B, {sync_rounds} rounds"
     );
 
+    let [lookup_row, bulk_row] = answers.rows(
+        ["lookup at scale", "bulk lookup at scale"],
+        &format!("{} current reports", fmt_rate(held as f64)),
+        scale.clients,
+        parse_limit,
+    );
     let rows = [
         Row {
             name: "ingest at scale",
@@ -1384,35 +1429,8 @@ fn scale_run(quick: bool) {
                     && sync_received as usize <= missed_records + missed_records / 10,
             ),
         },
-        Row {
-            name: "lookup at scale",
-            measured: format!(
-                "{} lookups/s from {} clients, p50 {p50:.2} ms, p99 {p99:.2} ms",
-                fmt_rate(lookup_rate),
-                scale.clients
-            ),
-            limit: format!(
-                "`/healthz` on the same server and load: {} /s",
-                fmt_rate(health_rate)
-            ),
-            ratio: Some(lookup_rate / health_rate),
-            target: "≥ 0.5, p99 < 5 ms",
-            met: Some(lookup_rate / health_rate >= 0.5 && p99 < 5.0),
-        },
-        Row {
-            name: "bulk lookup at scale",
-            measured: format!(
-                "{} numbers/s in batches of 1,000 (2 clients)",
-                fmt_rate(bulk_rate)
-            ),
-            limit: format!(
-                "raw phonenumber parse + validate, 1 core: {} /s",
-                fmt_rate(parse_limit)
-            ),
-            ratio: Some(bulk_rate / parse_limit),
-            target: "≥ 0.4",
-            met: Some(bulk_rate / parse_limit >= 0.4),
-        },
+        lookup_row,
+        bulk_row,
         Row {
             name: "footprint at scale",
             measured: format!(
