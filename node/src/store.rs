@@ -248,31 +248,29 @@ fn evidence_entries(
         .filter(|entry| entry.as_ref().map_or(true, |(k, _)| k.len() == 40))
 }
 
-/// Where a migration stops after its first batch in the tests that crash
-/// it (`CRASH_AFTER_BATCH` in the tests); nothing elsewhere.
-#[allow(clippy::unnecessary_wraps)]
-fn crash_point() -> Result<(), StoreError> {
-    #[cfg(test)]
-    if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
-        return Err(StoreError::Corrupt("crash (test)"));
-    }
-    Ok(())
-}
-
-/// A migration's next [`MIGRATION_BATCH`] entries of `tree` in key order,
-/// from `from`, which moves past them; empty once the tree is done.
-fn next_batch(
+/// Runs a migration's `step` over `tree` in key order, [`MIGRATION_BATCH`]
+/// entries at a time. In the tests that crash a migration
+/// (`CRASH_AFTER_BATCH`), it stops with an error after the first batch.
+fn each_batch(
     tree: &sled::Tree,
-    from: &mut Vec<u8>,
-) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
-    let batch: Vec<(sled::IVec, sled::IVec)> = tree
-        .range(from.as_slice()..)
-        .take(MIGRATION_BATCH)
-        .collect::<Result<_, _>>()?;
-    if let Some((last, _)) = batch.last() {
-        *from = [last.as_ref(), &[0]].concat();
+    mut step: impl FnMut(&[(sled::IVec, sled::IVec)]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let batch: Vec<(sled::IVec, sled::IVec)> = tree
+            .range(from.as_slice()..)
+            .take(MIGRATION_BATCH)
+            .collect::<Result<_, _>>()?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        from = [last.as_ref(), &[0]].concat();
+        step(&batch)?;
+        #[cfg(test)]
+        if tests::CRASH_AFTER_BATCH.with(std::cell::Cell::get) {
+            return Err(StoreError::Corrupt("crash (test)"));
+        }
     }
-    Ok(batch)
 }
 
 /// `sightings` key (also `evidence`'s): origin ‖ seq(BE).
@@ -583,14 +581,9 @@ impl Handles {
     fn drop_superseded(&self) -> Result<u64, StoreError> {
         tracing::info!("deleting superseded reports (schema {SCHEMA_VERSION})");
         let mut dropped = 0u64;
-        let mut from: Vec<u8> = Vec::new();
-        loop {
-            let batch = next_batch(&self.sightings, &mut from)?;
-            if batch.is_empty() {
-                break;
-            }
+        each_batch(&self.sightings, |batch| {
             let o = Overlays::new(self);
-            for (_, bytes) in &batch {
+            for (_, bytes) in batch {
                 let s = decode_stored(bytes)?;
                 let ck = current_key(&s);
                 let current = o.current.get(ck).map_err(|e| settled(e.into()))?;
@@ -613,13 +606,12 @@ impl Handles {
                 }
                 if replace {
                     o.current
-                        .insert(ck.as_slice(), current_value(&s).as_slice())
+                        .insert(ck.as_slice(), current::encode(&s).as_slice())
                         .map_err(|e| settled(e.into()))?;
                 }
             }
-            o.commit(self)?;
-            crash_point()?;
-        }
+            o.commit(self)
+        })?;
         self.migrated(META_SUPERSEDED_DROPPED)?;
         tracing::info!(records = dropped, "superseded reports deleted");
         Ok(dropped)
@@ -638,20 +630,16 @@ impl Handles {
     /// Gives every held report's `current` value of schema 4 (seq ‖
     /// `last_seen` ‖ verdict) its compact form (schema 5), from the record,
     /// so that lookups decode no record. A thousand values per sled batch;
-    /// each rewrite stands alone (readers take either form), so a crash
-    /// part-way leaves a valid store and the rerun skips what is done. The
+    /// each rewrite stands alone, so a crash part-way leaves values of both
+    /// forms, which only this migration reads (it runs before the store is
+    /// handed out), and the rerun skips what is done. The
     /// marker is written once all is done. Returns how many were rewritten.
     fn expand_current(&self) -> Result<u64, StoreError> {
         tracing::info!("storing reports' compact form for lookups (schema {SCHEMA_VERSION})");
         let mut expanded = 0u64;
-        let mut from: Vec<u8> = Vec::new();
-        loop {
-            let batch = next_batch(&self.current, &mut from)?;
-            if batch.is_empty() {
-                break;
-            }
+        each_batch(&self.current, |batch| {
             let mut rewrite = sled::Batch::default();
-            for (key, value) in &batch {
+            for (key, value) in batch {
                 if key.len() != 96 || !current::is_legacy(value) {
                     continue;
                 }
@@ -661,12 +649,11 @@ impl Handles {
                 else {
                     continue;
                 };
-                rewrite.insert(key.as_ref(), current_value(&decode_stored(&bytes)?));
+                rewrite.insert(key.as_ref(), current::encode(&decode_stored(&bytes)?));
                 expanded += 1;
             }
-            self.current.apply_batch(rewrite)?;
-            crash_point()?;
-        }
+            Ok(self.current.apply_batch(rewrite)?)
+        })?;
         self.migrated(META_CURRENT_EXPANDED)?;
         tracing::info!(reports = expanded, "compact forms stored");
         Ok(expanded)
@@ -1220,17 +1207,7 @@ impl Store {
                         .try_into()
                         .map_err(|_| StoreError::Corrupt("current"))?,
                 );
-                if current::is_legacy(&value) {
-                    // Not yet rewritten by the migration to schema 5.
-                    let record = record_key(origin.as_bytes(), current::seq(&value));
-                    let bytes = h
-                        .sightings
-                        .get(record)?
-                        .ok_or(StoreError::Corrupt("current report without its record"))?;
-                    current.push(decode_stored(&bytes)?);
-                } else {
-                    current.push(current::decode(network, *block, *number, origin, &value)?);
-                }
+                current.push(current::decode(network, *block, *number, origin, &value)?);
             }
             let mut active = std::collections::HashSet::new();
             let mut scanned = 0;
@@ -1909,7 +1886,7 @@ fn insert_tx(
     arrivals.insert(arrival.as_slice(), key.as_slice())?;
     purges.insert(purge_key.as_slice(), arrival.as_slice())?;
 
-    current.insert(current_key.as_slice(), current_value(s).as_slice())?;
+    current.insert(current_key.as_slice(), current::encode(s).as_slice())?;
 
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
@@ -2114,11 +2091,6 @@ fn unstore_seq(
     Ok(unstore_tx(trees, &entry)?.is_some())
 }
 
-/// A held report's `current` value (`store/current.rs`).
-fn current_value(s: &Sighting) -> Vec<u8> {
-    current::encode(s)
-}
-
 /// Evicts the record of `origin` with `seq` (in hour bucket `hour`).
 fn evict_tx(
     o: &Overlays<'_>,
@@ -2281,7 +2253,7 @@ mod tests {
         if trees.current.get(ck)?.is_none_or(|v| be_u64(&v) < s.seq) {
             trees
                 .current
-                .insert(ck.as_slice(), current_value(s).as_slice())?;
+                .insert(ck.as_slice(), current::encode(s).as_slice())?;
         }
         let mut p = load_progress(&trees.progress, &s.origin)?;
         p.count += 1;
@@ -2427,8 +2399,6 @@ mod tests {
             h.meta.remove(META_CURRENT_EXPANDED).unwrap();
             h.meta.insert(META_SCHEMA, &4u32.to_be_bytes()).unwrap();
             h.db.flush().unwrap();
-            // Lookups read either form while the migration has not run.
-            assert_eq!(current_of(&store, 5).len(), 2);
             expected
         };
         CRASH_AFTER_BATCH.with(|c| c.set(true));
