@@ -232,6 +232,7 @@ mod tests {
             first_seen: last_seen,
             last_seen,
             expires,
+            links: None,
         }
         .sign(&key())
         .unwrap()

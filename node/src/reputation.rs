@@ -310,6 +310,7 @@ mod tests {
                 first_seen: last_seen,
                 last_seen,
                 expires: None,
+                links: None,
             },
         }
     }

@@ -2226,6 +2226,7 @@ mod tests {
             first_seen: last_seen,
             last_seen,
             expires: None,
+            links: None,
         }
         .sign(key)
         .unwrap()
@@ -3394,6 +3395,7 @@ mod tests {
                     first_seen: 1000,
                     last_seen: 1000,
                     expires: None,
+                    links: None,
                 }
                 .sign(&mallory)
                 .unwrap()

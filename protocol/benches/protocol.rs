@@ -78,6 +78,7 @@ fn record(key: &SigningKey, hash_key: &HashKey, seq: u64, input: &str) -> Signed
         first_seen: 1_763_700_000,
         last_seen: 1_763_703_600,
         expires: None,
+        links: None,
     }
     .sign(key)
     .expect("valid record")

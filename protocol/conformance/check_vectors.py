@@ -11,7 +11,12 @@ metadata is implemented here from the spec text and the RFCs it cites:
   * §5  canonical CBOR encoder (hand-written);
   * §6  hostile-input CBOR decoder with the error codes of the §6 table;
   * §7  Ed25519 signing and strict verification (pure Python, RFC 8032);
-  * §8  record id (SHA-256).
+  * §8  record id (SHA-256);
+  * §13 record version 2: link tokens (normalization of senders, campaign
+        tags and lure text, keyed SimHash, the 1,000-block) and key 18.
+        The registrable domain of a URL needs the Public Suffix List, which
+        is not reimplemented here: the vectors' normalized domains are
+        hashed and checked against the URL's host instead.
 
 Usage:  python3 check_vectors.py [path/to/sightings.json]
 Prints one line per vector, then "N passed, M failed"; exits 1 on failure.
@@ -205,7 +210,7 @@ def block_hash(hash_key: bytes, e164: str) -> bytes:
 
 K_V, K_NETWORK, K_ORIGIN, K_SEQ, K_NUMBER, K_BLOCK, K_CC, K_LINE = range(8)
 K_KIND, K_VERDICT, K_CHANNEL, K_BRAND, K_CONFIDENCE, K_COUNT = range(8, 14)
-K_FIRST_SEEN, K_LAST_SEEN, K_EXPIRES, K_SIG = range(14, 18)
+K_FIRST_SEEN, K_LAST_SEEN, K_EXPIRES, K_SIG, K_LINKS = range(14, 19)
 
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 U64_MAX = 2**64 - 1
@@ -224,6 +229,7 @@ FIELD_TYPE = {
     K_KIND: "uint", K_VERDICT: "uint", K_CHANNEL: "uint", K_BRAND: "tstr",
     K_CONFIDENCE: "uint", K_COUNT: "uint", K_FIRST_SEEN: "uint",
     K_LAST_SEEN: "uint", K_EXPIRES: "uint", K_SIG: "bstr",
+    K_LINKS: "links",  # §13.2: array of link entries (bstr)
 }
 OPTIONAL_KEYS = {K_BRAND, K_EXPIRES}
 
@@ -297,6 +303,8 @@ def _encode_value(kind: str, value) -> bytes:
     if kind == "tstr":
         data = value.encode("utf-8") if isinstance(value, str) else value
         return _head(3, len(data)) + data
+    if kind == "links":  # §13.2: definite array of bstr entries, as given
+        return _head(4, len(value)) + b"".join(_head(2, len(e)) + e for e in value)
     raise ValueError(kind)
 
 
@@ -478,25 +486,28 @@ def decode_record(data: bytes) -> dict:
         if k[0] != "uint":
             raise DecodeError("not_a_map", f"key of type {k[0]}")
 
-    # Step 5: no key 0-17 twice.
+    # Step 5: no key 0-18 twice (§13.2).
     raw: dict[int, tuple] = {}
     for (_, key), value in top[1]:
-        if key <= K_SIG and key in raw:
+        if key <= K_LINKS and key in raw:
             raise DecodeError("duplicate_key", str(key))
         raw.setdefault(key, value)
 
-    # Step 6: version (before unknown keys, so v2 is a version mismatch).
+    # Step 6: version 1 or 2 (before unknown keys, so a future version is a
+    # version mismatch).
     v = raw.get(K_V)
-    if v is None or v[0] != "uint" or v[1] != 1:
+    if v is None or v[0] != "uint" or v[1] not in (1, 2):
         raise DecodeError("unsupported_version", repr(v))
+    version = v[1]
 
-    # Step 7: no key above 17.
+    # Step 7: no key above 17 (version 1) or 18 (version 2).
+    last = K_SIG if version == 1 else K_LINKS
     for key in raw:
-        if key > K_SIG:
+        if key > last:
             raise DecodeError("unknown_key", str(key))
 
     # Steps 8-9: in key order, for each key: presence, type, range.
-    fields: dict[int, object] = {K_V: 1}
+    fields: dict[int, object] = {K_V: version}
     for key in range(K_NETWORK, K_SIG + 1):
         item = raw.get(key)
         if item is None:
@@ -515,6 +526,9 @@ def decode_record(data: bytes) -> dict:
         raise DecodeError("invalid_field", "expires <= last_seen")
     if fields[K_SEQ] < 1:
         raise DecodeError("invalid_field", "seq 0")
+    # §13.2: key 18 of version 2.
+    if K_LINKS in raw:
+        fields[K_LINKS] = _links_field(raw[K_LINKS])
 
     # Step 10: canonical re-encoding must reproduce the input exactly.
     if encode_record(fields) != data:
@@ -529,6 +543,192 @@ def decode_record(data: bytes) -> dict:
     if not verify_strict(fields[K_ORIGIN], SIG_TAG + body, fields[K_SIG]):
         raise DecodeError("bad_signature")
     return fields
+
+
+LINK_LENGTHS = {0: 33, 1: 33, 2: 9, 3: 33, 4: 33}  # §13.2, by kind code
+
+
+def _links_field(item) -> list[bytes]:
+    """§13.2 key 18: 1-8 bstr link entries of known kinds and lengths, at
+    most one block1000, distinct. Returned in bytewise order: an array in
+    another order then fails step 10."""
+    if item[0] != "array" or not 1 <= len(item[1]) <= 8:
+        raise DecodeError("invalid_field", "key 18: not an array of 1-8 entries")
+    entries = []
+    for entry in item[1]:
+        if entry[0] != "bstr":
+            raise DecodeError("invalid_field", "key 18: entry not a bstr")
+        data = entry[1]
+        if not data or LINK_LENGTHS.get(data[0]) != len(data):
+            raise DecodeError("invalid_field", "key 18: unknown kind or length")
+        entries.append(data)
+    entries.sort()
+    if any(a == b for a, b in zip(entries, entries[1:])):
+        raise DecodeError("invalid_field", "key 18: repeated entry")
+    if sum(1 for e in entries if e[0] == 4) > 1:
+        raise DecodeError("invalid_field", "key 18: two block1000 entries")
+    return entries
+
+
+# ---------------------------------------------------------------------------
+# §13.1 Link tokens
+# ---------------------------------------------------------------------------
+
+URL_DOMAIN_TAG = b"sightline/url-domain/v1"
+SENDER_TAG = b"sightline/sender/v1"
+CAMPAIGN_TAG = b"sightline/campaign/v1"
+BLOCK1000_TAG = b"sightline/block1000/v1"
+SCRIPT_TAG = b"sightline/script/v1"
+LINK_CODES = {"url_domain": 0, "sender": 1, "script": 2, "campaign": 3, "block1000": 4}
+
+
+def _mac(hash_key: bytes, tag: bytes, text: str) -> bytes:
+    return hmac.new(hash_key, tag + text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _is_control(c: str) -> bool:
+    return unicodedata.category(c) == "Cc" and c not in _WHITE_SPACE
+
+
+def _collapse(text: str) -> str:
+    """Runs of White_Space become one space (the text is already trimmed)."""
+    out, gap = [], False
+    for c in text:
+        if c in _WHITE_SPACE:
+            gap = True
+            continue
+        if gap and out:
+            out.append(" ")
+        gap = False
+        out.append(c)
+    return "".join(out)
+
+
+def normalize_sender(text: str) -> str:
+    """§13.1 sender. Email domains here are ASCII (UTS #46 is not
+    reimplemented): lower-cased as its ASCII case mapping does."""
+    text = _trim(text)
+    if not text or any(_is_control(c) for c in text):
+        raise ValueError("sender")
+    if "@" in text:
+        local, domain = text.rsplit("@", 1)
+        if not local or not domain.isascii() or not domain:
+            raise ValueError("email")
+        return local.lower() + "@" + domain.lower()
+    compact = "".join(c for c in text if c not in " -.()")
+    digits = compact[1:] if compact.startswith("+") else compact
+    if digits and all("0" <= c <= "9" for c in digits):
+        return compact
+    return _collapse(text.lower())
+
+
+def normalize_campaign(text: str) -> str:
+    """§13.1 tag."""
+    text = _trim(text)
+    if not text or any(_is_control(c) for c in text):
+        raise ValueError("campaign")
+    tag = _collapse(text.lower())
+    if len(tag.encode("utf-8")) > 64:
+        raise ValueError("campaign too long")
+    return tag
+
+
+def script_words(text: str) -> list[str]:
+    """§13.1 script, steps 1-4."""
+    words: list[str] = []
+    chunk_list, current = [], []
+    for c in text:  # step 1: split at White_Space
+        if c in _WHITE_SPACE:
+            if current:
+                chunk_list.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    if current:
+        chunk_list.append("".join(current))
+    for chunk in chunk_list:
+        lower = chunk.lower()  # step 2
+        if "://" in lower or lower.startswith("www."):
+            words.append("url")
+            continue
+        word: list[str] = []
+        for c in lower + " ":  # step 3: split at ASCII non-alphanumerics
+            if c.isascii() and not (c.isascii() and c.isalnum()):
+                if word:
+                    words.append(_zero_digit_runs("".join(word)))
+                word = []
+            else:
+                word.append(c)
+    return words
+
+
+def _zero_digit_runs(word: str) -> str:
+    """§13.1 script step 4."""
+    out, in_digits = [], False
+    for c in word:
+        if "0" <= c <= "9":
+            if not in_digits:
+                out.append("0")
+            in_digits = True
+        else:
+            out.append(c)
+            in_digits = False
+    return "".join(out)
+
+
+def script_fingerprint(hash_key: bytes, text: str) -> int:
+    words = script_words(text)
+    if not words:
+        raise ValueError("no words")
+    if len(words) < 3:
+        shingles = {" ".join(words)}
+    else:
+        shingles = {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
+    votes = [0] * 64
+    for shingle in shingles:
+        h = int.from_bytes(_mac(hash_key, SCRIPT_TAG, shingle)[:8], "big")
+        for bit in range(64):
+            votes[bit] += 1 if h >> bit & 1 else -1
+    return sum(1 << bit for bit in range(64) if votes[bit] > 0)
+
+
+def _host_of(url: str) -> str:
+    """The lower-cased host of an ASCII URL (enough for the vectors)."""
+    url = _trim(url)
+    if "://" not in url:
+        url = "http://" + url
+    host = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0]
+    return host.lower().rstrip(".")
+
+
+def expected_links(hash_key: bytes, e164: str, given: dict, notes: list[str]) -> list[dict]:
+    """§13.1: every link entry the user's input gives, as
+    {kind, input, entry}, in record order (bytewise by entry)."""
+    out = []
+    for url, domain in given.get("_domains", []):
+        host = _host_of(url)
+        if not (host == domain or host.endswith("." + domain)):
+            raise Mismatch(f"url_domain {domain!r} is not a domain of {url!r}")
+        out.append(("url_domain", domain, _mac(hash_key, URL_DOMAIN_TAG, domain)))
+    if given.get("sender") is not None:
+        sender = normalize_sender(given["sender"])
+        out.append(("sender", sender, _mac(hash_key, SENDER_TAG, sender)))
+    if given.get("campaign") is not None:
+        tag = normalize_campaign(given["campaign"])
+        out.append(("campaign", tag, _mac(hash_key, CAMPAIGN_TAG, tag)))
+    if given.get("message") is not None:
+        fp = script_fingerprint(hash_key, given["message"])
+        out.append(("script", script_words(given["message"]), fp.to_bytes(8, "big")))
+    if given.get("block1000"):
+        prefix = e164[:-3]
+        out.append(("block1000", prefix, _mac(hash_key, BLOCK1000_TAG, prefix)))
+    entries = {}
+    for kind, text, token in out:
+        entries[bytes([LINK_CODES[kind]]) + token] = (kind, text)
+    if given.get("_domains"):
+        notes.append("registrable domains taken from the vector (no Public Suffix List here)")
+    return [{"kind": k, "input": t, "entry": e.hex()} for e, (k, t) in sorted(entries.items())]
 
 
 # ---------------------------------------------------------------------------
@@ -743,6 +943,24 @@ def check_valid(vec: dict, notes: list[str]) -> None:
         fields[K_BRAND] = sighting["brand"]
     if sighting.get("expires") is not None:
         fields[K_EXPIRES] = sighting["expires"]
+    # §13: version 2 when the input carries links.
+    if sighting.get("links") is not None:
+        fields[K_V] = 2
+        given = dict(sighting["links"])
+        domains = [l["input"] for l in exp["links"] if l["kind"] == "url_domain"]
+        hosts = given["urls"]
+        # Pair each URL with the vector's domain of it (same host suffix).
+        given["_domains"] = [
+            (url, next(d for d in domains if _host_of(url) == d or _host_of(url).endswith("." + d)))
+            for url in hosts
+        ]
+        links = expected_links(hash_key, e164, given, notes)
+        # Two URLs of one domain give one link.
+        _expect("links", links, exp["links"])
+        if links:
+            fields[K_LINKS] = [bytes.fromhex(l["entry"]) for l in links]
+    elif exp.get("links") is not None:
+        raise Mismatch("links expected from an input without links")
     body = encode_record(fields, with_sig=False)
     _expect("body", body, bytes.fromhex(exp["body"]))
 

@@ -68,6 +68,9 @@ pub enum FieldError {
         /// Last observation.
         last_seen: u64,
     },
+    /// The links of a version-2 record break a rule of SPEC.md §13.2.
+    #[error("links {0}")]
+    Links(&'static str),
     /// `expires` is not after `last_seen`.
     #[error("expires {expires} is not after last_seen {last_seen}")]
     Expiry {

@@ -46,6 +46,12 @@ impl HashKey {
         BlockHash(self.mac(BLOCK_DOMAIN, number.block_prefix().as_bytes()))
     }
 
+    /// A link token's HMAC (SPEC.md §13.1): the same construction as a
+    /// number's, under the link kind's own domain tag.
+    pub(crate) fn link_mac(&self, domain: &[u8], text: &str) -> [u8; 32] {
+        self.mac(domain, text.as_bytes())
+    }
+
     fn mac(&self, domain: &[u8], text: &[u8]) -> [u8; 32] {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length");

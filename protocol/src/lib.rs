@@ -10,6 +10,8 @@
 //! - [`phone`]: what people paste → validated [`E164`], country code and line type.
 //! - [`hash`]: [`HashKey`] → [`NumberHash`] and [`BlockHash`] (HMAC-SHA256,
 //!   domain-separated). The raw number stops here.
+//! - [`links`]: record version 2's link tokens (URL domain, sender, script
+//!   fingerprint, campaign tag, 1,000-block), normalized and keyed like numbers.
 //! - [`sighting`]: the [`Sighting`] record, its enumerations and range rules.
 //! - [`record`]: canonical CBOR, ed25519 signing ([`SigningKey`]), strict and
 //!   batch verification, [`SightingId`]. The only place that turns untrusted
@@ -21,11 +23,13 @@ pub mod catchup;
 pub mod fields;
 pub mod hash;
 pub mod import;
+pub mod links;
 pub mod phone;
 pub mod record;
 pub mod sighting;
 
 pub use hash::{BlockHash, HashKey, NumberHash};
+pub use links::{Link, LinkError, LinkInput, LinkKind};
 pub use phone::{parse_number, parse_number_with, Letters, NumberError, ParsedNumber, E164};
 pub use record::{
     verify_batch, RecordError, SightingId, SignError, SignedSighting, SigningKey,

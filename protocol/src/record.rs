@@ -14,9 +14,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::hash::{BlockHash, NumberHash};
+use crate::links::Link;
 use crate::sighting::{
     validate_brand, Channel, FieldError, Kind, LineType, NetworkId, OriginId, Sighting, Verdict,
-    VERSION,
+    VERSION, VERSION_2,
 };
 
 /// Largest encoded record accepted, in bytes. The largest valid record is
@@ -47,7 +48,10 @@ mod key {
     pub(super) const LAST_SEEN: u64 = 15;
     pub(super) const EXPIRES: u64 = 16;
     pub(super) const SIG: u64 = 17;
-    pub(super) const LAST: u64 = SIG;
+    pub(super) const LINKS: u64 = 18;
+    /// The highest key of version 1, and of version 2.
+    pub(super) const LAST_V1: u64 = SIG;
+    pub(super) const LAST: u64 = LINKS;
 }
 
 /// Why bytes are not a valid signed sighting. [`RecordError::code`] gives a
@@ -73,7 +77,9 @@ pub enum RecordError {
     #[error("unknown key {0}")]
     UnknownKey(u64),
     /// Key 0 is missing or not a version this crate reads.
-    #[error("unsupported record version {0:?} (this node reads version {VERSION})")]
+    #[error(
+        "unsupported record version {0:?} (this node reads versions {VERSION} and {VERSION_2})"
+    )]
     UnsupportedVersion(Option<u64>),
     /// A required field is absent.
     #[error("missing field {0}")]
@@ -218,7 +224,7 @@ impl Sighting {
         })
     }
 
-    /// The canonical CBOR of the body (keys 0–16, without the signature).
+    /// The canonical CBOR of the body (every key but 17, the signature).
     pub fn encode_body(&self) -> Vec<u8> {
         encode(self, None)
     }
@@ -563,7 +569,7 @@ fn signing_message(sighting: &Sighting) -> Vec<u8> {
 fn encode(s: &Sighting, signature: Option<&[u8; 64]>) -> Vec<u8> {
     let uint = |n: u64| Value::Integer(Integer::from(n));
     let mut entries: Vec<(u64, Value)> = vec![
-        (key::VERSION, uint(VERSION)),
+        (key::VERSION, uint(s.version())),
         (key::NETWORK, Value::Text(s.network.as_str().to_owned())),
         (key::ORIGIN, Value::Bytes(s.origin.as_bytes().to_vec())),
         (key::SEQ, uint(s.seq)),
@@ -590,6 +596,10 @@ fn encode(s: &Sighting, signature: Option<&[u8; 64]>) -> Vec<u8> {
     if let Some(signature) = signature {
         entries.push((key::SIG, Value::Bytes(signature.to_vec())));
     }
+    if let Some(links) = s.links.as_ref().filter(|l| !l.is_empty()) {
+        let entries_of = links.iter().map(|l| Value::Bytes(l.encode())).collect();
+        entries.push((key::LINKS, Value::Array(entries_of)));
+    }
     let map = Value::Map(entries.into_iter().map(|(k, v)| (uint(k), v)).collect());
     let mut out = Vec::with_capacity(448);
     ciborium::into_writer(&map, &mut out).expect("writing CBOR to a Vec cannot fail");
@@ -609,15 +619,22 @@ fn describe_cbor_error<T: fmt::Debug>(error: &ciborium::de::Error<T>) -> String 
 }
 
 /// The decoded map, indexed by key, before field validation.
-struct Fields(Vec<Option<Value>>);
+struct Fields {
+    slots: Vec<Option<Value>>,
+    /// Version 2 (key 18 may be present).
+    v2: bool,
+}
+
+fn index(key: u64) -> usize {
+    usize::try_from(key).expect("small")
+}
 
 impl Fields {
     fn from_value(value: Value) -> Result<Self, RecordError> {
         let Value::Map(entries) = value else {
             return Err(RecordError::NotAMap);
         };
-        let mut slots: Vec<Option<Value>> =
-            vec![None; usize::try_from(key::LAST + 1).expect("small")];
+        let mut slots: Vec<Option<Value>> = vec![None; index(key::LAST + 1)];
         let mut unknown = None;
         let mut version = None;
         for (k, v) in entries {
@@ -638,17 +655,25 @@ impl Fields {
         let version = version
             .and_then(|v| v.as_integer())
             .and_then(|i| u64::try_from(i).ok());
-        if version != Some(VERSION) {
-            return Err(RecordError::UnsupportedVersion(version));
-        }
-        if let Some(k) = unknown {
+        let last = match version {
+            Some(VERSION) => key::LAST_V1,
+            Some(VERSION_2) => key::LAST,
+            _ => return Err(RecordError::UnsupportedVersion(version)),
+        };
+        // Keys past the version's last are unknown to it (key 18 in a
+        // version-1 record); the lowest such key is reported.
+        let beyond = (last + 1..=key::LAST).find(|&k| slots[index(k)].is_some());
+        if let Some(k) = beyond.or(unknown) {
             return Err(RecordError::UnknownKey(k));
         }
-        Ok(Fields(slots))
+        Ok(Fields {
+            slots,
+            v2: version == Some(VERSION_2),
+        })
     }
 
     fn take(&mut self, key: u64) -> Option<Value> {
-        self.0[usize::try_from(key).expect("small")].take()
+        self.slots[index(key)].take()
     }
 
     fn required(&mut self, key: u64, field: &'static str) -> Result<Value, RecordError> {
@@ -712,6 +737,14 @@ impl Fields {
                 .map_err(|_| wrong_type("sig", "a 64-byte byte string"))?,
             _ => return Err(wrong_type("sig", "a 64-byte byte string")),
         };
+        let links = if self.v2 {
+            Some(match self.take(key::LINKS) {
+                None => Vec::new(),
+                Some(value) => links_of(value)?,
+            })
+        } else {
+            None
+        };
         let sighting = Sighting {
             network,
             origin,
@@ -729,10 +762,35 @@ impl Fields {
             first_seen,
             last_seen,
             expires,
+            links,
         };
         sighting.validate()?;
         Ok((sighting, signature))
     }
+}
+
+/// Key 18: an array of 1–8 byte strings, each a link entry (SPEC.md §13.2).
+/// Returned sorted, so that an unsorted array fails as `non_canonical`
+/// and a repeated entry as `invalid_field`.
+fn links_of(value: Value) -> Result<Vec<Link>, RecordError> {
+    let expected = "an array of link entries";
+    let Value::Array(items) = value else {
+        return Err(wrong_type("links", expected));
+    };
+    if items.is_empty() || items.len() > crate::links::MAX_LINKS {
+        return Err(FieldError::Links("must hold 1-8 links").into());
+    }
+    let mut links = items
+        .into_iter()
+        .map(|item| match item {
+            Value::Bytes(entry) => Link::decode(&entry).map_err(|_| {
+                FieldError::Links("hold an entry of an unknown kind or length").into()
+            }),
+            _ => Err(wrong_type("links", expected)),
+        })
+        .collect::<Result<Vec<_>, RecordError>>()?;
+    links.sort_unstable();
+    Ok(links)
 }
 
 fn as_uint(value: &Value, field: &'static str) -> Result<u64, RecordError> {

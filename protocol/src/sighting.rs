@@ -5,14 +5,17 @@
 use std::fmt;
 
 use crate::hash::{BlockHash, NumberHash};
+use crate::links::Link;
 
 pub use crate::fields::{
     Channel, FieldError, Kind, LineType, UnknownName, Verdict, MAX_BRAND_BYTES,
     MAX_NETWORK_ID_BYTES, MAX_TIMESTAMP,
 };
 
-/// The only record version this crate reads and writes (CBOR key 0).
+/// Record version 1 (CBOR key 0): no links.
 pub const VERSION: u64 = 1;
+/// Record version 2 (SPEC.md §13): version 1 plus optional link tokens.
+pub const VERSION_2: u64 = 2;
 /// A record's relation to the clock of the node that receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
@@ -142,9 +145,23 @@ pub struct Sighting {
     pub last_seen: u64,
     /// When receivers should drop the report, unix seconds.
     pub expires: Option<u64>,
+    /// `None`: a version-1 record. `Some`: a version-2 record with these
+    /// link tokens (sorted, distinct, at most [`crate::links::MAX_LINKS`];
+    /// an empty list is encoded without key 18).
+    pub links: Option<Vec<Link>>,
 }
 
 impl Sighting {
+    /// The record version these fields encode as: 2 with links (even an
+    /// empty list), else 1.
+    pub const fn version(&self) -> u64 {
+        if self.links.is_some() {
+            VERSION_2
+        } else {
+            VERSION
+        }
+    }
+
     /// Checks every field's range (SPEC.md §4). Decoding and signing both call it.
     ///
     /// # Errors
@@ -191,7 +208,10 @@ impl Sighting {
                 });
             }
         }
-        Ok(())
+        match self.links.as_deref() {
+            None | Some([]) => Ok(()),
+            Some(links) => crate::links::check(links).map_err(FieldError::Links),
+        }
     }
 
     /// Checks the record against the receiver's clock: nothing may lie more
@@ -252,6 +272,7 @@ pub(crate) mod tests {
             first_seen: 1_700_000_000,
             last_seen: 1_700_003_600,
             expires: Some(1_702_000_000),
+            links: None,
         }
     }
 

@@ -10,9 +10,12 @@ use ciborium::value::Value;
 use ed25519_dalek::Signer;
 use serde_json::{json, Value as Json};
 use sha2::Digest as _;
+use sightline_protocol::links::{
+    block1000_input, normalize_campaign, normalize_sender, script_words, url_domain,
+};
 use sightline_protocol::{
-    parse_number, parse_number_with, Channel, HashKey, Kind, Letters, NetworkId, Sighting,
-    SignedSighting, SigningKey, Verdict,
+    parse_number, parse_number_with, Channel, HashKey, Kind, Letters, Link, LinkInput, LinkKind,
+    NetworkId, Sighting, SignedSighting, SigningKey, Verdict,
 };
 
 const HASH_KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -29,6 +32,16 @@ struct Input {
     hash_key: &'static str,
     seed: &'static str,
     sighting: Json,
+}
+
+/// The lure a version-2 vector links (SPEC.md §13), as a user gives it.
+const LURE: &str = "Example Bank: your card is ON HOLD. Verify within 24h at https://secure-login.example-bank.co.uk/verify?id=88 or call 415-555-0177 to avoid a £250 fee.";
+
+/// A vector of record version 2: `links` as a user gives them
+/// (`block1000: false` leaves the number's 1,000-block out).
+fn linked(mut input: Input, links: Json) -> Input {
+    input.sighting["links"] = links;
+    input
 }
 
 /// The JSON form of the sighting fields a vector's input carries.
@@ -296,6 +309,58 @@ fn inputs() -> Vec<Input> {
                 ..DEFAULT
             },
         ),
+        linked(
+            input(
+                "v2-us-linked-bank-lure",
+                "+1 415-555-0177",
+                None,
+                a_bank,
+                &Fields {
+                    seq: 7,
+                    brand: Some("Example Bank"),
+                    confidence: 85,
+                    count: 2,
+                    last_seen: T + 600,
+                    ..DEFAULT
+                },
+            ),
+            json!({
+                "block1000": true,
+                "urls": ["https://secure-login.example-bank.co.uk/verify?id=88", "HTTP://WWW.Parcel-Fee.EXAMPLE.com./pay"],
+                "sender": "  Alerts@Example-Bank.COM ",
+                "campaign": " Card  Hold\tWave ",
+                "message": LURE,
+            }),
+        ),
+        linked(
+            input(
+                "v2-gb-sender-id-only",
+                "07911 123456",
+                Some("GB"),
+                a_carrier,
+                &Fields {
+                    kind: "smishing",
+                    channel: "sms",
+                    confidence: 60,
+                    ..DEFAULT
+                },
+            ),
+            json!({ "block1000": false, "urls": [], "sender": "EXAMPLE  Post", "campaign": null, "message": "Hi" }),
+        ),
+        linked(
+            input(
+                "v2-without-links",
+                "+49 30 901820",
+                None,
+                a_cert,
+                &Fields {
+                    kind: "vishing",
+                    channel: "voice",
+                    ..DEFAULT
+                },
+            ),
+            json!({ "block1000": false, "urls": [], "sender": null, "campaign": null, "message": null }),
+        ),
     ]
 }
 
@@ -308,6 +373,7 @@ fn valid_vector(input: &Input) -> Json {
     let key = HashKey::from_bytes(hex32(input.hash_key));
     let signer = SigningKey::from_seed(&hex32(input.seed));
     let j = &input.sighting;
+    let (links, links_json) = vector_links(j, &key, &parsed.e164);
     let sighting = Sighting {
         network: NetworkId::new(j["network"].as_str().unwrap()).unwrap(),
         origin: signer.origin(),
@@ -325,6 +391,7 @@ fn valid_vector(input: &Input) -> Json {
         first_seen: j["first_seen"].as_u64().unwrap(),
         last_seen: j["last_seen"].as_u64().unwrap(),
         expires: j["expires"].as_u64(),
+        links,
     };
     let body = sighting.encode_body();
     let record = sighting.clone().sign(&signer).unwrap();
@@ -349,8 +416,100 @@ fn valid_vector(input: &Input) -> Json {
             "body": hex::encode(body),
             "signed": hex::encode(record.as_bytes()),
             "id": record.id().to_hex(),
+            "links": links_json,
         },
     })
+}
+
+/// A vector's links: tokens from the user's input (`None` for version 1),
+/// and for the file each link's kind, normalized input and wire entry.
+fn vector_links(
+    j: &Json,
+    key: &HashKey,
+    e164: &sightline_protocol::E164,
+) -> (Option<Vec<Link>>, Json) {
+    let Some(given) = j.get("links") else {
+        return (None, Json::Null);
+    };
+    let text = |field: &str| given[field].as_str().map(str::to_owned);
+    let input = LinkInput {
+        urls: given["urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect(),
+        sender: text("sender"),
+        campaign: text("campaign"),
+        message: text("message"),
+    };
+    let mut links = input.tokens(key, e164).unwrap();
+    if given["block1000"] == json!(false) {
+        links.retain(|l| l.kind() != LinkKind::Block1000);
+    }
+    // Which input each token came from, for the file.
+    let mut inputs: Vec<(Link, Json)> = Vec::new();
+    for url in &input.urls {
+        let domain = url_domain(url).unwrap();
+        let one = LinkInput {
+            urls: vec![url.clone()],
+            ..LinkInput::default()
+        };
+        let link = one.tokens(key, e164).unwrap()[0];
+        inputs.push((link, json!(domain)));
+    }
+    if let Some(sender) = &input.sender {
+        let link = LinkInput {
+            sender: Some(sender.clone()),
+            ..LinkInput::default()
+        }
+        .tokens(key, e164)
+        .unwrap()
+        .into_iter()
+        .find(|l| l.kind() == LinkKind::Sender)
+        .unwrap();
+        inputs.push((link, json!(normalize_sender(sender).unwrap())));
+    }
+    if let Some(tag) = &input.campaign {
+        let link = LinkInput {
+            campaign: Some(tag.clone()),
+            ..LinkInput::default()
+        }
+        .tokens(key, e164)
+        .unwrap()
+        .into_iter()
+        .find(|l| l.kind() == LinkKind::Campaign)
+        .unwrap();
+        inputs.push((link, json!(normalize_campaign(tag).unwrap())));
+    }
+    if let Some(message) = &input.message {
+        let link = LinkInput {
+            message: Some(message.clone()),
+            ..LinkInput::default()
+        }
+        .tokens(key, e164)
+        .unwrap()
+        .into_iter()
+        .find(|l| l.kind() == LinkKind::Script)
+        .unwrap();
+        inputs.push((link, json!(script_words(message))));
+    }
+    let described = links
+        .iter()
+        .map(|link| {
+            let normalized = if link.kind() == LinkKind::Block1000 {
+                json!(block1000_input(e164))
+            } else {
+                inputs.iter().find(|(l, _)| l == link).unwrap().1.clone()
+            };
+            json!({
+                "kind": link.kind().name(),
+                "input": normalized,
+                "entry": hex::encode(link.encode()),
+            })
+        })
+        .collect();
+    (Some(links), Json::Array(described))
 }
 
 /// Raw CBOR tools for building invalid records that `sign` would refuse.
@@ -534,9 +693,9 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
 
     push(
         "unknown-version",
-        resign(set(e(), 0, uint(2))),
+        resign(set(e(), 0, uint(3))),
         "unsupported_version",
-        "version 2",
+        "version 3",
     );
     push(
         "confidence-101",
@@ -617,11 +776,114 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         "the array [1, 2]",
     );
 
+    let v2 = valid
+        .iter()
+        .find(|v| v["name"] == "v2-us-linked-bank-lure")
+        .unwrap();
+    out.extend(invalid_v2(v2));
     out.into_iter()
         .map(|(name, bytes, error, note)| {
             json!({"name": name, "bytes": hex::encode(bytes), "error": error, "note": note})
         })
         .collect()
+}
+
+/// Invalid version-2 records (SPEC.md §13.2), derived from `v2`: each has
+/// one flaw in the version, key 18 or its entries; all are re-signed
+/// except the unsorted one, which keeps the canonical body's signature.
+fn invalid_v2(v2: &Json) -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
+    let base = hex::decode(v2["expected"]["signed"].as_str().unwrap()).unwrap();
+    let e = || entries_of(&base);
+    let resign = |entries| signed_raw(entries, SEED_BANK);
+    let links = || match e().into_iter().find(|(k, _)| *k == 18).unwrap().1 {
+        Value::Array(items) => items,
+        _ => panic!("key 18 is an array"),
+    };
+    let with_links = |items: Vec<Value>| resign(set(e(), 18, Value::Array(items)));
+    let mut out = vec![(
+        "v2-links-in-version-1",
+        resign(set(e(), 0, uint(1))),
+        "unknown_key",
+        "version 1 with key 18: version 1 defines keys 0-17 only",
+    )];
+    out.push((
+        "v2-key-19",
+        resign(set(e(), 19, uint(0))),
+        "unknown_key",
+        "key 19 in a version-2 record",
+    ));
+    out.push((
+        "v2-links-empty",
+        with_links(Vec::new()),
+        "invalid_field",
+        "key 18 is an empty array (no links: key 18 is omitted)",
+    ));
+    out.push((
+        "v2-links-not-an-array",
+        resign(set(e(), 18, Value::Bytes(vec![0; 33]))),
+        "invalid_field",
+        "key 18 is a byte string",
+    ));
+    let mut unknown_kind = links();
+    unknown_kind.push(Value::Bytes([vec![5], vec![0; 32]].concat()));
+    out.push((
+        "v2-link-unknown-kind",
+        with_links(unknown_kind),
+        "invalid_field",
+        "an entry of kind 5",
+    ));
+    let mut short = links();
+    short[0] = Value::Bytes(vec![0; 32]);
+    out.push((
+        "v2-link-short-entry",
+        with_links(short),
+        "invalid_field",
+        "a url_domain entry of 31 token bytes",
+    ));
+    let mut text_entry = links();
+    text_entry[0] = Value::Text("example.com".into());
+    out.push((
+        "v2-link-text-entry",
+        with_links(text_entry),
+        "invalid_field",
+        "an entry that is a text string",
+    ));
+    let mut repeated = links();
+    repeated.insert(0, repeated[0].clone());
+    out.push((
+        "v2-link-repeated",
+        with_links(repeated),
+        "invalid_field",
+        "the first entry twice",
+    ));
+    let mut nine = links();
+    for i in 0..4u8 {
+        nine.push(Value::Bytes([vec![3], vec![i; 32]].concat()));
+    }
+    nine.sort_by(|a, b| a.as_bytes().unwrap().cmp(b.as_bytes().unwrap()));
+    out.push((
+        "v2-nine-links",
+        with_links(nine),
+        "invalid_field",
+        "nine entries, sorted and distinct",
+    ));
+    let mut two_blocks = links();
+    two_blocks.push(Value::Bytes([vec![4], vec![0xff; 32]].concat()));
+    out.push((
+        "v2-two-block1000-links",
+        with_links(two_blocks),
+        "invalid_field",
+        "two block1000 entries",
+    ));
+    let mut reversed = links();
+    reversed.reverse();
+    out.push((
+        "v2-links-not-sorted",
+        to_cbor(&set(e(), 18, Value::Array(reversed))),
+        "non_canonical",
+        "the entries in descending order; the signature of the canonical record kept",
+    ));
+    out
 }
 
 /// Number-normalization cases (§2) beyond the valid vectors' inputs: how
@@ -708,7 +970,7 @@ fn generate() -> Json {
     let valid: Vec<Json> = inputs().iter().map(valid_vector).collect();
     let invalid = invalid_vectors(&valid);
     json!({
-        "description": "Sightline sighting test vectors, record version 1. See protocol/SPEC.md section 9.",
+        "description": "Sightline sighting test vectors, record versions 1 and 2. See protocol/SPEC.md sections 9 and 13.",
         "vectors": valid,
         "invalid": invalid,
         "numbers": number_vectors(),

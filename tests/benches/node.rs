@@ -266,6 +266,7 @@ fn generate_with(
                     first_seen: now - age - 3600,
                     last_seen: now - age,
                     expires: None,
+                    links: None,
                 };
                 sighting.sign(key).expect("valid").as_bytes().to_vec()
             })

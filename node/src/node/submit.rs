@@ -260,6 +260,7 @@ impl NodeHandle {
                 first_seen,
                 last_seen,
                 expires: item.expires,
+                links: None,
             };
             if let Err(e) = sighting.validate() {
                 errors.push(fail("invalid_field", e.to_string()));

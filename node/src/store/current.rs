@@ -123,6 +123,9 @@ pub(super) fn decode(
         first_seen: u64_at(27),
         last_seen: u64_at(8),
         expires: (expires != 0).then_some(expires),
+        // Link tokens are not part of the compact value: a lookup never
+        // needs them, and the record's wire bytes keep them.
+        links: None,
     };
     s.validate().map_err(|_| BAD)?;
     Ok(s)
@@ -151,6 +154,7 @@ mod tests {
             first_seen: 1_700_000_000,
             last_seen: 1_700_000_500,
             expires,
+            links: None,
         }
     }
 

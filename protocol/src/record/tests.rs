@@ -10,13 +10,7 @@ fn key() -> SigningKey {
 }
 
 fn signed() -> SignedSighting {
-    let key = key();
-    Sighting {
-        origin: key.origin(),
-        ..example()
-    }
-    .sign(&key)
-    .unwrap()
+    sighting().sign(&key()).unwrap()
 }
 
 fn cbor(value: &Value) -> Vec<u8> {
@@ -31,12 +25,7 @@ fn uint(n: u64) -> Value {
 
 /// The wire map of a valid record as (key, value) pairs, for mutation.
 fn entries() -> Vec<(u64, Value)> {
-    let Value::Map(map) = ciborium::from_reader::<Value, _>(signed().as_bytes()).unwrap() else {
-        unreachable!()
-    };
-    map.into_iter()
-        .map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v))
-        .collect()
+    entries_of(signed().as_bytes())
 }
 
 /// Encodes entries as a map in the given order, re-signing the body so that
@@ -171,8 +160,8 @@ fn rejects_non_maps_and_bad_keys() {
 #[test]
 fn rejects_unknown_versions() {
     assert_eq!(
-        decode_err(&with(0, uint(2))),
-        RecordError::UnsupportedVersion(Some(2))
+        decode_err(&with(0, uint(3))),
+        RecordError::UnsupportedVersion(Some(3))
     );
     assert_eq!(
         decode_err(&without(0)),
@@ -184,12 +173,86 @@ fn rejects_unknown_versions() {
     );
     // A future version may add keys: the version error wins over the unknown key.
     let mut future = entries();
-    future[0].1 = uint(2);
+    future[0].1 = uint(3);
     future.push((30, uint(1)));
     assert_eq!(
         decode_err(&resigned(future)),
-        RecordError::UnsupportedVersion(Some(2))
+        RecordError::UnsupportedVersion(Some(3))
     );
+}
+
+fn sighting() -> Sighting {
+    Sighting {
+        origin: key().origin(),
+        ..example()
+    }
+}
+
+fn entries_of(bytes: &[u8]) -> Vec<(u64, Value)> {
+    let Value::Map(map) = ciborium::from_reader::<Value, _>(bytes).unwrap() else {
+        unreachable!()
+    };
+    map.into_iter()
+        .map(|(k, v)| (u64::try_from(k.as_integer().unwrap()).unwrap(), v))
+        .collect()
+}
+
+/// A version-2 record with one link of each kind, signed.
+fn linked() -> SignedSighting {
+    let mut s = sighting();
+    s.links = Some(vec![
+        Link::UrlDomain([1; 32]),
+        Link::Sender([2; 32]),
+        Link::Script(0x00ff_00ff_00ff_00ff),
+        Link::Campaign([3; 32]),
+        Link::Block1000([4; 32]),
+    ]);
+    s.sign(&key()).unwrap()
+}
+
+#[test]
+fn version_2_records_round_trip_with_their_links_after_the_signature() {
+    let record = linked();
+    assert_eq!(record.as_bytes()[1..3], [0x00, 0x02]);
+    let back = SignedSighting::from_bytes(record.as_bytes()).unwrap();
+    assert_eq!(back, record);
+    // Key 18 follows key 17 on the wire; the body has no key 17.
+    let entries = entries_of(record.as_bytes());
+    assert_eq!(entries.last().unwrap().0, 18);
+    assert!(!entries_of(&record.sighting().encode_body())
+        .iter()
+        .any(|(k, _)| *k == 17));
+    // No links: version 2 without key 18, a different record from version 1.
+    let mut bare = sighting();
+    bare.links = Some(Vec::new());
+    let bare = bare.sign(&key()).unwrap();
+    assert!(!entries_of(bare.as_bytes()).iter().any(|(k, _)| *k == 18));
+    assert_eq!(SignedSighting::from_bytes(bare.as_bytes()).unwrap(), bare);
+    assert_ne!(bare.id(), signed().id());
+    // Signing refuses what decoding refuses.
+    let mut unsorted = sighting();
+    unsorted.links = Some(vec![Link::Sender([2; 32]), Link::UrlDomain([1; 32])]);
+    assert!(matches!(
+        unsorted.sign(&key()),
+        Err(SignError::Field(FieldError::Links(_)))
+    ));
+}
+
+#[test]
+fn the_largest_version_2_record_fits_the_limit() {
+    let mut s = sighting();
+    s.network = NetworkId::new(&"n".repeat(32)).unwrap();
+    s.brand = Some("b".repeat(64));
+    s.seq = u64::MAX;
+    s.cc = 999;
+    s.count = u32::MAX;
+    s.first_seen = crate::sighting::MAX_TIMESTAMP - 1;
+    s.last_seen = crate::sighting::MAX_TIMESTAMP - 1;
+    s.expires = Some(crate::sighting::MAX_TIMESTAMP);
+    s.links = Some((0..8u8).map(|i| Link::Campaign([i; 32])).collect());
+    let record = s.sign(&key()).unwrap();
+    assert_eq!(record.as_bytes().len(), 338 + 2 + 8 * 35);
+    assert!(record.as_bytes().len() <= MAX_RECORD_BYTES);
 }
 
 #[test]
@@ -673,6 +736,7 @@ fn arb_sighting() -> impl Strategy<Value = Sighting> {
                     expires: ttl
                         .map(|t| (last + t).min(crate::sighting::MAX_TIMESTAMP))
                         .filter(|e| *e > last),
+                    links: None,
                 }
             },
         )
