@@ -59,6 +59,8 @@ pub struct Options {
     pub anonymous_read: bool,
     /// Per-origin limits in network.toml.
     pub limits: sightline_node::store::Limits,
+    /// `record_version` in network.toml (1, as a network before SPEC §13.4).
+    pub record_version: u64,
 }
 
 /// Token with the read scope on every cluster node.
@@ -79,6 +81,7 @@ impl Default for Options {
             api_rate: 1000,
             anonymous_read: true,
             limits: sightline_node::store::Limits::default(),
+            record_version: 1,
         }
     }
 }
@@ -199,6 +202,7 @@ impl Cluster {
                 })
                 .collect(),
             limits: options.limits,
+            record_version: options.record_version,
         };
         let network_path = dir.path().join("network.toml");
         std::fs::write(&network_path, toml::to_string(&network).expect("toml")).expect("write");

@@ -71,6 +71,8 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                 bootstrap: Vec::new(),
                 members: Vec::new(),
                 limits: sightline_node::store::Limits::default(),
+                // A new network: every member reads version 2 from the start.
+                record_version: 2,
             };
             NetworkConfig::from_file(&out, file.clone()).map_err(Failure::input)?;
             let text = format!(

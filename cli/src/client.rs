@@ -299,11 +299,39 @@ pub(crate) struct SubmitArgs {
     /// without it a number with letters is refused.
     #[arg(long)]
     vanity: bool,
+    /// A link in the lure (repeatable): its registrable domain links the
+    /// numbers of one operation (the network must sign record version 2).
+    #[arg(long = "url", value_name = "URL")]
+    urls: Vec<String>,
+    /// The email address, SMS sender id or short code the lure came from.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Your name for the operation: members who use the same tag link on it.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// The lure's text, or @FILE to read it from a file: fingerprinted
+    /// locally (a keyed similarity hash), never stored or sent.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    message: Option<String>,
     /// Print the receipt as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     conn: Connection,
+}
+
+/// The text of `--message`: as given, or the contents of `@FILE`.
+fn message_text(arg: Option<&str>) -> Result<Option<String>, Failure> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    let Some(path) = arg.strip_prefix('@') else {
+        return Ok(Some(arg.to_owned()));
+    };
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading the message from {path}"))
+        .map(Some)
+        .map_err(Failure::input)
 }
 
 /// `sightline submit`.
@@ -317,6 +345,10 @@ pub(crate) async fn submit(args: &SubmitArgs) -> Result<ExitCode, Failure> {
     sighting.confidence = args.confidence;
     sighting.count = args.count;
     sighting.vanity = args.vanity;
+    sighting.urls.clone_from(&args.urls);
+    sighting.sender.clone_from(&args.sender);
+    sighting.campaign.clone_from(&args.campaign);
+    sighting.message = message_text(args.message.as_deref())?;
     let answer: Receipts = api
         .post("/api/v1/sightings", &SubmitRequest::One(Box::new(sighting)))
         .await?;
@@ -501,7 +533,81 @@ fn print_lookup_table(results: &[Answer]) {
                 reporters.join("; ")
             },
         );
+        if let Some(c) = &l.campaign {
+            println!(
+                "  {}; linked by {} (sightline campaign {})",
+                campaign_line(c),
+                c.links.join(", "),
+                c.id
+            );
+        }
+        if let Some(n) = &l.neighbours {
+            println!("  neighbours: {}", n.warning);
+        }
     }
+}
+
+/// `sightline campaign`.
+#[derive(Debug, Args)]
+pub(crate) struct CampaignArgs {
+    /// The campaign id (`campaign.id` of a lookup).
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline campaign`.
+pub(crate) async fn campaign(args: &CampaignArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let c: sightline_node::node::CampaignDetail =
+        api.get(&format!("/api/v1/campaigns/{}", args.id)).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", campaign_line(&c.summary));
+    println!("  id {}", c.summary.id);
+    println!(
+        "{:<66} {:<24} {:<10} {:<10} {:<20} {:<20} LINKED BY",
+        "NUMBER", "ORGANIZATION", "KIND", "CHANNEL", "BRAND", "LAST SEEN"
+    );
+    for r in &c.reports {
+        println!(
+            "{:<66} {:<24} {:<10} {:<10} {:<20} {:<20} {}",
+            r.number.as_deref().unwrap_or(&r.number_hash),
+            r.org,
+            r.kind.as_str(),
+            r.channel.as_str(),
+            r.brand.as_deref().unwrap_or("—"),
+            sightline_web::pages::utc(r.last_seen),
+            r.links.join(","),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line about a campaign, for people.
+fn campaign_line(c: &sightline_node::node::CampaignSummary) -> String {
+    let brands: Vec<&str> = c.brands.iter().map(String::as_str).collect();
+    format!(
+        "campaign: {}{} numbers in {} block(s), {} org(s), {:?}, {} to {}{}",
+        if c.complete { "" } else { "at least " },
+        c.numbers,
+        c.blocks,
+        c.orgs.len(),
+        c.state,
+        sightline_web::pages::utc(c.first_seen),
+        sightline_web::pages::utc(c.last_seen),
+        if brands.is_empty() {
+            String::new()
+        } else {
+            format!(", brands {}", brands.join(", "))
+        }
+    )
+    .to_lowercase()
 }
 
 /// `sightline peers`.
@@ -616,6 +722,10 @@ fn row_submission(row: &ImportRow, region: Option<&str>) -> Submission {
     }
     s.first_seen = row.first_seen;
     s.last_seen = row.last_seen;
+    s.urls.clone_from(&row.links.urls);
+    s.sender.clone_from(&row.links.sender);
+    s.campaign.clone_from(&row.links.campaign);
+    s.message.clone_from(&row.links.message);
     s
 }
 

@@ -97,6 +97,8 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
         bootstrap: Vec::new(),
         members: Vec::new(),
         limits: sightline_node::store::Limits::default(),
+        // A new network: every member reads version 2 from the start.
+        record_version: 2,
     };
     let mut nodes = Vec::new();
     for (key, org, trust) in ORGS {

@@ -62,6 +62,9 @@ enum Command {
     Import(client::ImportArgs),
     /// Look numbers up.
     Lookup(client::LookupArgs),
+    /// Show a campaign (its id is in a lookup's answer): the numbers linked
+    /// into one operation, and every report of them.
+    Campaign(client::CampaignArgs),
     /// Withdraw this organization's report of a number.
     Withdraw(client::WithdrawArgs),
     /// List member nodes, connected or not.
@@ -123,6 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Submit(args) => client::submit(&args).await,
             Command::Import(args) => client::import(&args).await,
             Command::Lookup(args) => client::lookup(&args).await,
+            Command::Campaign(args) => client::campaign(&args).await,
             Command::Withdraw(args) => client::withdraw(&args).await,
             Command::Peers(args) => client::peers(&args).await,
             Command::Status(args) => client::status(&args).await,

@@ -118,6 +118,19 @@ pub struct NetworkFile {
     /// Must be identical on every node, like the rest of this file.
     #[serde(default)]
     pub limits: crate::store::Limits,
+    /// The record version nodes sign (SPEC.md §13.4): 1 until every member
+    /// runs a node that reads version 2, then 2 (link tokens). Absent: 1.
+    #[serde(default = "record_version_1", skip_serializing_if = "is_version_1")]
+    pub record_version: u64,
+}
+
+fn record_version_1() -> u64 {
+    sightline_protocol::sighting::VERSION
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_version_1(v: &u64) -> bool {
+    *v == sightline_protocol::sighting::VERSION
 }
 
 /// One `[[member]]` of `network.toml`.
@@ -167,6 +180,8 @@ pub struct NetworkConfig {
     pub members: Vec<Member>,
     /// Per-origin limits.
     pub limits: crate::store::Limits,
+    /// The record version this node signs (1 or 2).
+    pub record_version: u64,
 }
 
 impl std::fmt::Debug for NetworkConfig {
@@ -179,6 +194,7 @@ impl std::fmt::Debug for NetworkConfig {
             .field("bootstrap", &self.bootstrap)
             .field("members", &self.members)
             .field("limits", &self.limits)
+            .field("record_version", &self.record_version)
             .finish()
     }
 }
@@ -263,6 +279,18 @@ impl NetworkConfig {
                 "must be at least 1",
             ));
         }
+        if ![
+            sightline_protocol::sighting::VERSION,
+            sightline_protocol::sighting::VERSION_2,
+        ]
+        .contains(&raw.record_version)
+        {
+            return Err(invalid(
+                file,
+                "record_version",
+                "must be 1 or 2 (SPEC.md §13.4)",
+            ));
+        }
         Ok(NetworkConfig {
             name: raw.name,
             id,
@@ -271,6 +299,7 @@ impl NetworkConfig {
             bootstrap,
             members,
             limits: raw.limits,
+            record_version: raw.record_version,
         })
     }
 

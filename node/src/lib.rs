@@ -9,6 +9,8 @@
 //! - [`store`]: sled store: each origin's current report per number
 //!   (superseded records are deleted), per-origin progress, own seq counter.
 //! - [`reputation`]: pure scoring with an injected clock.
+//! - [`campaign`]: numbers linked into operations by shared link tokens and
+//!   100-block activity (pure, over the store's link index).
 //! - [`ingest`]: the checks every received record passes (pure), and counters.
 //! - [`pipeline`]: the ingest stage ([`pipeline::Ingestor`]): checks, batch
 //!   verification, storage of received records.
@@ -36,6 +38,7 @@ macro_rules! internal_modules {
 }
 
 pub mod backup;
+pub mod campaign;
 pub mod clock;
 pub mod config;
 pub(crate) mod files;

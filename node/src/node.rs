@@ -39,11 +39,13 @@ use crate::pipeline::{IngestPipeline, Ingestor, INGEST_BATCH};
 use crate::reputation::{self, Report, Score};
 use crate::store::{OriginProgress, Store, StoreError, StoreHealth};
 
+mod campaigns;
 mod core;
 mod ingest_task;
 mod query;
 mod submit;
 
+pub use self::campaigns::{CampaignDetail, CampaignReport, CampaignSummary, Neighbours};
 use self::core::{core_task, store_task, CoreTask, RetryPulls};
 use self::ingest_task::{ingest_task, IngestItem, IngestTask, Source};
 
@@ -120,6 +122,22 @@ pub struct Submission {
     /// number with letters is refused (`has_letters`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vanity: bool,
+    /// Links in the lure: each becomes its registrable domain's token
+    /// (record version 2, SPEC.md §13; at most 8 links per record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// The email address, SMS sender id or short code the lure came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The analyst's name for the operation (hashed: only members holding
+    /// the same tag link on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
+    pub campaign: Option<String>,
+    /// The lure's text: fingerprinted on this node (a keyed `SimHash`),
+    /// never stored or sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What letters in a number mean: [`Letters::Vanity`] when `vanity` is set.
@@ -160,6 +178,20 @@ impl Submission {
             last_seen: None,
             expires: None,
             vanity: false,
+            urls: Vec::new(),
+            sender: None,
+            campaign: None,
+            message: None,
+        }
+    }
+
+    /// The links the item gives, as protocol input.
+    pub fn link_input(&self) -> sightline_protocol::LinkInput {
+        sightline_protocol::LinkInput {
+            urls: self.urls.clone(),
+            sender: self.sender.clone(),
+            campaign: self.campaign.clone(),
+            message: self.message.clone(),
         }
     }
 }
@@ -167,6 +199,10 @@ impl Submission {
 /// Item error code of a withdrawal of a number this organization has no
 /// current report of.
 pub const NOTHING_TO_WITHDRAW: &str = "nothing_to_withdraw";
+
+/// Item error code of an item with links while the network signs record
+/// version 1 (SPEC.md §13.4).
+pub const LINKS_NEED_VERSION_2: &str = "links_need_record_version_2";
 
 /// Why one item of a batch is invalid.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -267,6 +303,13 @@ pub struct Lookup {
     pub score: Score,
     /// Distinct numbers reported malicious in the same 100-block over 30 days.
     pub block_activity: usize,
+    /// The operation this number belongs to: other numbers its trusted
+    /// reports are linked to (shared link tokens, a run of activity in its
+    /// 100-block). `null` when nothing links it.
+    pub campaign: Option<CampaignSummary>,
+    /// For a number no trusted organization reports: recent activity in its
+    /// 100- and 1,000-blocks. `null` otherwise, or when there is none.
+    pub neighbours: Option<Neighbours>,
 }
 
 /// A stored sighting for the "recent" list.
@@ -379,6 +422,8 @@ struct Inner {
     /// Origins whose trust here is above 0: the only ones block activity
     /// counts (trust is fixed while the node runs).
     trusted: std::collections::HashSet<OriginId>,
+    /// The same organizations with their trust, for campaigns.
+    trust: Vec<(OriginId, f64)>,
     /// Whether this node may sign: see [`Store::own_seq_confirmed`].
     own_seq_known: Arc<watch::Sender<bool>>,
     config: NodeConfig,
@@ -474,15 +519,17 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     let changes = Arc::new(watch::channel(0u64).0);
     let confirmed = own_seq_confirmed_at_start(&store, &config).await?;
     let own_seq_known = Arc::new(watch::channel(confirmed).0);
-    let trusted = config
+    let trust: Vec<(OriginId, f64)> = config
         .network
         .members
         .iter()
-        .filter(|m| config.trust_of(m, &peer_id) > 0.0)
-        .map(|m| m.origin)
+        .map(|m| (m.origin, config.trust_of(m, &peer_id)))
+        .filter(|(_, t)| *t > 0.0)
         .collect();
+    let trusted = trust.iter().map(|(o, _)| *o).collect();
     let inner = Arc::new(Inner {
         trusted,
+        trust,
         own_seq_known: own_seq_known.clone(),
         peer_id,
         org,
@@ -736,6 +783,18 @@ impl Inner {
                 sighting: s,
             })
             .collect();
+        let number = key.number_hash(&parsed.e164);
+        let block = key.block_hash(&parsed.e164);
+        let current: Vec<Sighting> = reports.iter().map(|r| r.sighting.clone()).collect();
+        let campaign = self.campaign_of(&number, &block, &current, now)?;
+        let reported = current
+            .iter()
+            .any(|s| s.verdict == Verdict::Malicious && self.trusted.contains(&s.origin));
+        let neighbours = if reported {
+            None
+        } else {
+            self.neighbours(&parsed.e164, found.block_activity, now)?
+        };
         let score = reputation::score(&reports, now, self.config.half_life_secs);
         Ok(Lookup {
             number: parsed.e164.as_str().to_owned(),
@@ -744,6 +803,8 @@ impl Inner {
             line_type: parsed.line,
             score,
             block_activity: found.block_activity,
+            campaign,
+            neighbours,
         })
     }
 }

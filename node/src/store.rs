@@ -34,8 +34,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 mod current;
+mod links;
 mod quota;
 use current::{is_mark, MARK};
+pub use links::{Linked, Sharing, SCRIPT_DISTANCE};
 pub use quota::{Limits, Room, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
 
 /// Bumped when the on-disk layout changes incompatibly.
@@ -386,6 +388,8 @@ struct Handles {
     quota: sled::Tree,
     /// Its bucket counters.
     counts: quota::Counts,
+    /// Link tokens of held version-2 reports (see `store/links.rs`).
+    links: sled::Tree,
 }
 
 impl Handles {
@@ -405,6 +409,7 @@ impl Handles {
             meta: tree("meta")?,
             quota: tree("quota")?,
             counts: quota::Counts::default(),
+            links: tree("links")?,
             db,
         };
         if let Some(v) = store.meta.get(META_SCHEMA)? {
@@ -686,6 +691,7 @@ impl Handles {
             ("own_numbers", &self.own_numbers),
             ("meta", &self.meta),
             ("quota", &self.quota),
+            ("links", &self.links),
         ]
     }
 }
@@ -1192,23 +1198,7 @@ impl Store {
         counted: impl Fn(&OriginId) -> bool,
     ) -> Result<NumberReports, StoreError> {
         self.with(|h| {
-            let mut current = Vec::new();
-            let prefix: [u8; 64] = cat(&[block.as_bytes(), number.as_bytes()]);
-            for entry in h.current.scan_prefix(prefix) {
-                let (key, value) = entry?;
-                if key.len() != 96 || !current::is_valid(&value) {
-                    return Err(StoreError::Corrupt("current"));
-                }
-                if is_mark(&value) {
-                    continue;
-                }
-                let origin = OriginId::from_bytes(
-                    key[64..96]
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("current"))?,
-                );
-                current.push(current::decode(network, *block, *number, origin, &value)?);
-            }
+            let current = current_of(h, network, number, block)?;
             let mut active = std::collections::HashSet::new();
             let mut scanned = 0;
             for entry in h.current.scan_prefix(block.as_bytes()) {
@@ -1238,6 +1228,21 @@ impl Store {
                 scanned,
             })
         })
+    }
+
+    /// A number's current reports (every origin's latest, from their
+    /// compact values: no link tokens), without [`Store::reports`]'s scan
+    /// of the block.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn current_reports(
+        &self,
+        network: &NetworkId,
+        number: &NumberHash,
+        block: &BlockHash,
+    ) -> Result<Vec<Sighting>, StoreError> {
+        self.with(|h| current_of(h, network, number, block))
     }
 
     /// The most recently stored records, newest first.
@@ -1725,6 +1730,7 @@ struct Overlays<'a> {
     evidence: quota::Ov<'a>,
     quota: quota::Q<'a>,
     own_numbers: quota::Ov<'a>,
+    links: quota::Ov<'a>,
 }
 
 impl<'a> Overlays<'a> {
@@ -1738,6 +1744,7 @@ impl<'a> Overlays<'a> {
             evidence: quota::Ov::new(&h.evidence),
             quota: quota::Q::new(&h.quota, &h.counts),
             own_numbers: quota::Ov::new(&h.own_numbers),
+            links: quota::Ov::new(&h.links),
         }
     }
 
@@ -1751,6 +1758,7 @@ impl<'a> Overlays<'a> {
             &self.purges,
             &self.evidence,
             &self.own_numbers,
+            &self.links,
         ];
         if trees.iter().all(|o| o.is_clean()) && self.quota.is_clean() {
             return Ok(());
@@ -1763,10 +1771,11 @@ impl<'a> Overlays<'a> {
             &h.purges,
             &h.evidence,
             &h.own_numbers,
+            &h.links,
             &h.quota,
         )
-            .transaction(|(a, b, c, d, e, f, g, quota)| {
-                for (o, t) in trees.iter().zip([a, b, c, d, e, f, g]) {
+            .transaction(|(a, b, c, d, e, f, g, l, quota)| {
+                for (o, t) in trees.iter().zip([a, b, c, d, e, f, g, l]) {
                     o.apply(t)?;
                 }
                 self.quota.apply(quota)?;
@@ -1775,6 +1784,33 @@ impl<'a> Overlays<'a> {
         self.quota.committed();
         Ok(())
     }
+}
+
+/// The held reports of a number: one prefix scan of `current`.
+fn current_of(
+    h: &Handles,
+    network: &NetworkId,
+    number: &NumberHash,
+    block: &BlockHash,
+) -> Result<Vec<Sighting>, StoreError> {
+    let mut current = Vec::new();
+    let prefix: [u8; 64] = cat(&[block.as_bytes(), number.as_bytes()]);
+    for entry in h.current.scan_prefix(prefix) {
+        let (key, value) = entry?;
+        if key.len() != 96 || !current::is_valid(&value) {
+            return Err(StoreError::Corrupt("current"));
+        }
+        if is_mark(&value) {
+            continue;
+        }
+        let origin = OriginId::from_bytes(
+            key[64..96]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("current"))?,
+        );
+        current.push(current::decode(network, *block, *number, origin, &value)?);
+    }
+    Ok(current)
 }
 
 /// The error of work done on overlays, outside any transaction.
@@ -1887,6 +1923,7 @@ fn insert_tx(
     purges.insert(purge_key.as_slice(), arrival.as_slice())?;
 
     current.insert(current_key.as_slice(), current::encode(s).as_slice())?;
+    links::index(&trees.links, s)?;
 
     p.count += 1;
     p.max_seq = p.max_seq.max(s.seq);
@@ -2015,6 +2052,7 @@ fn unstore_tx(
         return Ok(None);
     };
     let s = decode_stored(&bytes).map_err(abort)?;
+    links::unindex(&trees.links, &s)?;
     let origin = s.origin.as_bytes();
     let ck = current_key(&s);
     if let Some(v) = current.get(ck)? {

@@ -1,15 +1,18 @@
 //! The bulk import format: CSV with a header naming the columns
-//! `number,kind[,channel,brand,confidence,first_seen,last_seen,count]`.
+//! `number,kind[,channel,brand,confidence,first_seen,last_seen,count,url,sender,campaign,message]`
+//! (the last four are record version 2's links, SPEC.md §13; `url` may
+//! hold several URLs separated by white space).
 //! Pure: rows become typed, validated reports or a reason with a line
 //! number, so bad rows never stop the good ones.
 
 use std::io::Read;
 
+use crate::links::{normalize_campaign, normalize_sender, script_words, url_domain, LinkInput};
 use crate::phone::parse_number;
 use crate::sighting::{validate_brand, Channel, Kind};
 
 /// The columns a header may name (lower-case; order free).
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 12] = [
     "number",
     "kind",
     "channel",
@@ -18,6 +21,10 @@ pub const COLUMNS: [&str; 8] = [
     "first_seen",
     "last_seen",
     "count",
+    "url",
+    "sender",
+    "campaign",
+    "message",
 ];
 
 /// One valid row.
@@ -41,6 +48,8 @@ pub struct ImportRow {
     pub first_seen: Option<u64>,
     /// Unix seconds, if given.
     pub last_seen: Option<u64>,
+    /// Links, if given (each checked as the node will normalize it).
+    pub links: LinkInput,
 }
 
 /// One row that cannot be imported.
@@ -61,7 +70,7 @@ pub enum HeaderError {
     #[error("cannot read the CSV header: {0}")]
     Unreadable(String),
     /// A column this format does not define.
-    #[error("unknown column {0:?}; expected some of: number, kind, channel, brand, confidence, first_seen, last_seen, count")]
+    #[error("unknown column {0:?}; expected some of: number, kind, channel, brand, confidence, first_seen, last_seen, count, url, sender, campaign, message")]
     UnknownColumn(String),
     /// `number` or `kind` is missing.
     #[error("the header must name the column {0}")]
@@ -147,6 +156,7 @@ fn parse_row(
         count: None,
         first_seen: None,
         last_seen: None,
+        links: LinkInput::default(),
     };
     let mut kind = None;
     for (name, value) in headers.iter().zip(record.iter()) {
@@ -198,6 +208,26 @@ fn parse_row(
                         .map_err(|_| format!("last_seen {value:?} is not unix seconds"))?,
                 );
             }
+            "url" => {
+                for url in value.split_whitespace() {
+                    url_domain(url).map_err(|e| e.to_string())?;
+                    row.links.urls.push(url.to_owned());
+                }
+            }
+            "sender" => {
+                normalize_sender(value).map_err(|e| e.to_string())?;
+                row.links.sender = Some(value.to_owned());
+            }
+            "campaign" => {
+                normalize_campaign(value).map_err(|e| e.to_string())?;
+                row.links.campaign = Some(value.to_owned());
+            }
+            "message" => {
+                if script_words(value).is_empty() {
+                    return Err("message holds no words to fingerprint".into());
+                }
+                row.links.message = Some(value.to_owned());
+            }
             _ => {}
         }
     }
@@ -211,6 +241,33 @@ fn parse_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_columns_are_checked_per_row() {
+        let csv = "number,kind,url,sender,campaign,message\n\
+                   +1 415 555 0101,smishing,https://a.example.com/x http://b.example.org,72723,Parcel wave,Your parcel is held\n\
+                   +1 415 555 0102,smishing,http://localhost/,,,\n\
+                   +1 415 555 0103,smishing,,,,\" ,; \"\n\
+                   +1 415 555 0104,smishing,,,,\n";
+        let import = parse_csv(csv.as_bytes(), None).unwrap();
+        assert_eq!(import.rows.len(), 2, "{:?}", import.errors);
+        let links = &import.rows[0].links;
+        assert_eq!(
+            links.urls,
+            ["https://a.example.com/x", "http://b.example.org"]
+        );
+        assert_eq!(links.sender.as_deref(), Some("72723"));
+        assert_eq!(links.campaign.as_deref(), Some("Parcel wave"));
+        assert_eq!(links.message.as_deref(), Some("Your parcel is held"));
+        assert!(import.rows[1].links.is_empty());
+        let bad: Vec<u64> = import.errors.iter().map(|e| e.line).collect();
+        assert_eq!(bad, vec![3, 4]);
+        assert!(
+            import.errors[0].reason.contains("registrable domain"),
+            "{}",
+            import.errors[0].reason
+        );
+    }
 
     #[test]
     fn good_and_bad_rows_with_line_numbers() {

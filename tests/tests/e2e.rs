@@ -23,6 +23,8 @@ mod api;
 mod backup;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/campaigns.rs"]
+mod campaigns;
 #[path = "e2e/deploy.rs"]
 mod deploy;
 #[path = "e2e/disk_full.rs"]

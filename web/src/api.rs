@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(submit))
         .routes(routes!(withdraw))
         .routes(routes!(recent))
+        .routes(routes!(campaign))
         .routes(routes!(peers))
         .routes(routes!(status))
         .routes(routes!(backup))
@@ -304,6 +305,43 @@ pub async fn recent(
     caller.charge_items(&state, limit)?;
     let sightings = recent_for(&state, &caller.caller, limit).await?;
     Ok(Json(RecentSightings { sightings }))
+}
+
+/// `GET /api/v1/campaigns/{id}`: a campaign and its reports. Never
+/// anonymous: it can return this organization's raw numbers.
+///
+/// # Errors
+/// 404 for an id that names no campaign here; auth errors.
+#[utoipa::path(
+    get,
+    path = "/campaigns/{id}",
+    summary = "A campaign: numbers linked into one operation, with every report that counts",
+    params(("id" = String, Path, description = "A campaign id from a lookup answer (`campaign.id`)")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The campaign; reports newest first, numbers as hashes except this node's own submissions (shown only to tokens with the submit or admin scope)", body = sightline_node::node::CampaignDetail),
+        (status = 404, description = "No campaign has this id here (error `unknown_campaign`)", body = ErrorBody),
+    ),
+)]
+pub async fn campaign(
+    State(state): State<AppState>,
+    caller: Authorized<ReadSignedIn>,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<sightline_node::node::CampaignDetail>, ApiError> {
+    let found = state.node().campaign(&id).await?;
+    let Some(mut found) = found else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownCampaign,
+            format!("no campaign {id:?} here: its numbers may have been withdrawn or purged, or it is not linked on this node"),
+        ));
+    };
+    caller.charge_items(&state, found.reports.len().max(1))?;
+    if !caller.caller.sees_own_numbers() {
+        for r in &mut found.reports {
+            r.number = None;
+        }
+    }
+    Ok(Json(found))
 }
 
 /// `GET /api/v1/peers`.

@@ -24,6 +24,7 @@ use crate::{ApiError, AppState};
 
 mod view;
 
+pub use view::utc;
 use view::{Answer, Basis, Checked, Filled};
 
 const CSS: &str = include_str!("style.css");

@@ -4,7 +4,7 @@
 use super::{
     blocking, ingest, letters, parse_number_with, Channel, ItemError, Kind, Letters, Metrics,
     NodeHandle, Receipt, Sighting, SignedSighting, StoreError, Submission, SubmitError, Verdict,
-    MAX_BATCH, NOTHING_TO_WITHDRAW, OWN_SEQ_WAIT,
+    LINKS_NEED_VERSION_2, MAX_BATCH, NOTHING_TO_WITHDRAW, OWN_SEQ_WAIT,
 };
 
 /// What one item of a batch becomes.
@@ -20,22 +20,26 @@ pub(super) enum Planned {
 }
 
 /// What makes two reports of a number the same report for idempotent
-/// resubmission: kind, verdict, channel and brand.
+/// resubmission: kind, verdict, channel, brand and links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Facts {
     pub(super) kind: Kind,
     pub(super) verdict: Verdict,
     pub(super) channel: Channel,
     pub(super) brand: Option<String>,
+    pub(super) links: Vec<sightline_protocol::Link>,
 }
 
 impl Facts {
-    fn of(s: &Sighting) -> Self {
+    /// The facts of a report; `links` from its record (the store's compact
+    /// reports do not carry them).
+    fn of(s: &Sighting, links: Option<&[sightline_protocol::Link]>) -> Self {
         Facts {
             kind: s.kind,
             verdict: s.verdict,
             channel: s.channel,
             brand: s.brand.clone(),
+            links: links.unwrap_or_default().to_vec(),
         }
     }
 }
@@ -212,7 +216,6 @@ impl NodeHandle {
     fn prepare(&self, batch: &[Submission], now: u64) -> Result<Vec<Planned>, SubmitError> {
         let mut errors = Vec::new();
         let mut prepared = Vec::with_capacity(batch.len());
-        let key = &self.inner.config.network.hash_key;
         // Numbers this batch itself reports before a withdrawal of them.
         let mut reported_here = std::collections::HashSet::new();
         // Per number: the batch's last item of it and what it said.
@@ -227,40 +230,12 @@ impl NodeHandle {
                 code: code.to_owned(),
                 reason,
             };
-            let parsed =
-                match parse_number_with(&item.number, item.region.as_deref(), letters(item.vanity))
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        errors.push(fail(e.code(), e.to_string()));
-                        continue;
-                    }
-                };
-            let (first_seen, last_seen) = match self.seen_times(item, now) {
-                Ok(times) => times,
+            let (sighting, parsed) = match self.draft(item, now) {
+                Ok(drafted) => drafted,
                 Err((code, reason)) => {
                     errors.push(fail(code, reason));
                     continue;
                 }
-            };
-            let sighting = Sighting {
-                network: self.inner.config.network.id.clone(),
-                origin: self.inner.signing.origin(),
-                seq: 1,
-                number: key.number_hash(&parsed.e164),
-                block: key.block_hash(&parsed.e164),
-                cc: parsed.country_code,
-                line: parsed.line,
-                kind: item.kind,
-                verdict: item.verdict,
-                channel: item.channel,
-                brand: item.brand.clone().filter(|b| !b.trim().is_empty()),
-                confidence: item.confidence,
-                count: item.count,
-                first_seen,
-                last_seen,
-                expires: item.expires,
-                links: None,
             };
             if let Err(e) = sighting.validate() {
                 errors.push(fail("invalid_field", e.to_string()));
@@ -270,7 +245,7 @@ impl NodeHandle {
                 errors.push(fail("bad_time", e.to_string()));
                 continue;
             }
-            let facts = Facts::of(&sighting);
+            let facts = Facts::of(&sighting, sighting.links.as_deref());
             let first = !last_here.contains_key(&sighting.number);
             let repeat = self.repeat_in_batch(&sighting, &facts, &last_here);
             last_here.insert(sighting.number, (index, facts));
@@ -312,6 +287,64 @@ impl NodeHandle {
         } else {
             Err(SubmitError::Invalid(errors))
         }
+    }
+
+    /// An item as an unsigned record (seq 1 until signing) with its
+    /// parsed number, or the item error code and reason.
+    fn draft(
+        &self,
+        item: &Submission,
+        now: u64,
+    ) -> Result<(Sighting, sightline_protocol::ParsedNumber), (&'static str, String)> {
+        let key = &self.inner.config.network.hash_key;
+        let parsed = parse_number_with(&item.number, item.region.as_deref(), letters(item.vanity))
+            .map_err(|e| (e.code(), e.to_string()))?;
+        let (first_seen, last_seen) = self.seen_times(item, now)?;
+        let links = self.links_of(item, &parsed.e164)?;
+        let sighting = Sighting {
+            network: self.inner.config.network.id.clone(),
+            origin: self.inner.signing.origin(),
+            seq: 1,
+            number: key.number_hash(&parsed.e164),
+            block: key.block_hash(&parsed.e164),
+            cc: parsed.country_code,
+            line: parsed.line,
+            kind: item.kind,
+            verdict: item.verdict,
+            channel: item.channel,
+            brand: item.brand.clone().filter(|b| !b.trim().is_empty()),
+            confidence: item.confidence,
+            count: item.count,
+            first_seen,
+            last_seen,
+            expires: item.expires,
+            links,
+        };
+        Ok((sighting, parsed))
+    }
+
+    /// The record's links: `None` (version 1) while the network signs
+    /// version 1, which refuses an item with links rather than drop them;
+    /// under version 2, the number's 1,000-block and the item's tokens.
+    fn links_of(
+        &self,
+        item: &Submission,
+        e164: &sightline_protocol::E164,
+    ) -> Result<Option<Vec<sightline_protocol::Link>>, (&'static str, String)> {
+        let input = item.link_input();
+        if self.inner.config.network.record_version < sightline_protocol::sighting::VERSION_2 {
+            if input.is_empty() {
+                return Ok(None);
+            }
+            return Err((
+                LINKS_NEED_VERSION_2,
+                "links (url, sender, campaign, message) need record version 2: this network signs version 1 until its network.toml says record_version = 2 (SPEC.md §13.4)".to_owned(),
+            ));
+        }
+        input
+            .tokens(&self.inner.config.network.hash_key, e164)
+            .map(Some)
+            .map_err(|e| ("invalid_link", e.to_string()))
     }
 
     /// An item's (`first_seen`, `last_seen`), or the item error code and
@@ -389,14 +422,16 @@ impl NodeHandle {
             let recent = now < report.last_seen.saturating_add(window);
             let same_times =
                 (report.first_seen, report.last_seen) == (sighting.first_seen, sighting.last_seen);
-            (live && Facts::of(&report) == Facts::of(sighting) && (recent || same_times)).then(
-                || Receipt {
+            (live
+                && Facts::of(&report, report.links.as_deref())
+                    == Facts::of(sighting, sighting.links.as_deref())
+                && (recent || same_times))
+                .then(|| Receipt {
                     id: id.to_hex(),
                     seq: report.seq,
                     number: e164.to_owned(),
                     existing: true,
-                },
-            )
+                })
         }))
     }
 

@@ -18,25 +18,25 @@ use tower::ServiceExt;
 use super::WAIT;
 
 /// The address the in-process routers are told they serve.
-const LOOPBACK: &str = "127.0.0.1:7300";
+pub(super) const LOOPBACK: &str = "127.0.0.1:7300";
 
-struct Reply {
-    status: StatusCode,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
     headers: axum::http::HeaderMap,
     text: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
-    fn error(&self) -> String {
+    pub(super) fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or("").to_owned()
     }
 }
 
-async fn call(
+pub(super) async fn call(
     state: &AppState,
     method: Method,
     uri: &str,

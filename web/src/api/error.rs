@@ -91,6 +91,8 @@ error_codes! {
     OwnSeqUnconfirmed = "own_seq_unconfirmed", SERVICE_UNAVAILABLE;
     /// The node is shutting down.
     Stopping = "stopping", SERVICE_UNAVAILABLE;
+    /// No campaign has this id on this node.
+    UnknownCampaign = "unknown_campaign", NOT_FOUND;
     /// No such API route.
     NotFound = "not_found", NOT_FOUND;
     /// A fault of the node (logged there, never detailed here).

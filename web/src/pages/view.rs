@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::auth::{Caller, Via};
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
-pub(crate) fn utc(ts: u64) -> String {
+pub fn utc(ts: u64) -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     i64::try_from(ts)
         .ok()

@@ -1,0 +1,182 @@
+//! Campaigns end to end: record version 2's link tokens travel between
+//! real nodes, and a node that reported nothing shows the operation.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use sightline_node::{NodeHandle, Submission, SubmitError};
+use sightline_protocol::Kind;
+use sightline_tests::{eventually, Cluster, Options, READ_TOKEN};
+use sightline_web::AppState;
+
+use super::api::{call, LOOPBACK};
+use super::WAIT;
+
+const LURE: &str = "Royal Parcel: your parcel 7731 is held for a fee of 1.99 GBP. Pay at https://parcel-fee.example.com/p/7731 within 24 hours or it is returned.";
+/// The same script with another reference, fee, link and deadline.
+const LURE_AGAIN: &str = "Royal Parcel: your parcel 9120 is held for a fee of 2.49 GBP. Pay at http://pay-now.example.org/q within 48 hours or it is returned.";
+
+fn item(number: &str, brand: &str) -> Submission {
+    let mut s = Submission::new(number, Kind::Smishing);
+    s.brand = Some(brand.to_owned());
+    s
+}
+
+async fn held(node: &NodeHandle, number: &str) -> bool {
+    node.lookup(number, None)
+        .await
+        .is_ok_and(|l| !l.score.reports.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_orgs_link_one_operation_and_a_fourth_node_shows_all_of_it() {
+    let mut cluster = Cluster::build(
+        &[
+            ("Bank", 0.9),
+            ("Carrier", 0.8),
+            ("CERT", 0.7),
+            ("Telco", 0.8),
+        ],
+        &Options {
+            record_version: 2,
+            sync_interval: Duration::from_secs(1),
+            ..Options::default()
+        },
+    );
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    let (bank, carrier, cert, telco) = (
+        cluster.node(0).clone(),
+        cluster.node(1).clone(),
+        cluster.node(2).clone(),
+        cluster.node(3).clone(),
+    );
+    // Three organizations, three numbers, each tied in by one shared link:
+    // the bank's and the carrier's by the link's domain, the bank's and the
+    // CERT's by the lure's script.
+    let mut first = item("+1 212 555 0143", "Royal Parcel");
+    first.urls = vec!["https://parcel-fee.example.com/p/7731".into()];
+    first.message = Some(LURE.into());
+    bank.submit(vec![first, item("+1 312 555 0110", "Other")])
+        .await
+        .unwrap();
+    let mut second = item("+44 7911 123456", "Royal Parcel");
+    second.urls = vec!["http://www.parcel-fee.example.com/track".into()];
+    carrier.submit(vec![second]).await.unwrap();
+    let mut third = item("+1 646 555 0199", "Royal Parcel");
+    third.message = Some(LURE_AGAIN.into());
+    third.sender = Some("72723".into());
+    cert.submit(vec![third]).await.unwrap();
+
+    let numbers = ["+1 212 555 0143", "+44 7911 123456", "+1 646 555 0199"];
+    eventually(
+        "the fourth node holds every report",
+        WAIT,
+        &telco,
+        || async {
+            for n in numbers.iter().chain(&["+1 312 555 0110"]) {
+                if !held(&telco, n).await {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+
+    let mut ids = Vec::new();
+    for (number, links) in numbers.iter().zip([
+        &["url_domain", "script"][..],
+        &["url_domain"][..],
+        &["script"][..],
+    ]) {
+        let l = telco.lookup(number, None).await.unwrap();
+        let c = l
+            .campaign
+            .unwrap_or_else(|| panic!("{number} has no campaign"));
+        assert_eq!((c.numbers, c.blocks), (3, 3), "{c:?}");
+        assert_eq!(
+            c.orgs.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["Bank", "CERT", "Carrier"]
+        );
+        assert_eq!(c.brands.iter().collect::<Vec<_>>(), ["Royal Parcel"]);
+        assert_eq!(c.links, links, "{number}");
+        assert!(c.complete);
+        assert_eq!(c.state, sightline_node::campaign::State::Rising);
+        assert!(l.neighbours.is_none());
+        ids.push(c.id);
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    // The unrelated number is in no campaign; an unreported neighbour of
+    // the first number is warned about.
+    let other = telco.lookup("+1 312 555 0110", None).await.unwrap();
+    assert!(other.campaign.is_none());
+    let next_door = telco.lookup("+1 212 555 0150", None).await.unwrap();
+    let n = next_door.neighbours.expect("neighbours of an active block");
+    assert_eq!((n.block, n.block1000), (1, 1), "{n:?}");
+    assert!(next_door.campaign.is_none());
+
+    // The campaign's page, through the API: three reports, as hashes to
+    // the telco (it submitted none); the bank names its own number.
+    let state = AppState::new(telco.clone(), LOOPBACK.parse().unwrap());
+    let uri = format!("/api/v1/campaigns/{}", ids[0]);
+    let page = call(&state, Method::GET, &uri, Some(READ_TOKEN), None, "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = page.json();
+    let reports = body["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 3);
+    assert!(reports.iter().all(|r| r["number"].is_null()));
+    let unknown = call(
+        &state,
+        Method::GET,
+        &format!("/api/v1/campaigns/t01{}", "00".repeat(32)),
+        Some(READ_TOKEN),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (unknown.status, unknown.error()),
+        (StatusCode::NOT_FOUND, "unknown_campaign".into())
+    );
+    let own = bank.campaign(&ids[0]).await.unwrap().unwrap();
+    let named: Vec<_> = own
+        .reports
+        .iter()
+        .filter_map(|r| r.number.clone())
+        .collect();
+    assert_eq!(named, ["+12125550143"]);
+
+    // The carrier withdraws: its number leaves the campaign everywhere.
+    carrier.withdraw("+44 7911 123456", None).await.unwrap();
+    eventually(
+        "the withdrawal reaches the fourth node",
+        WAIT,
+        &telco,
+        || async {
+            telco
+                .lookup("+1 212 555 0143", None)
+                .await
+                .is_ok_and(|l| l.campaign.is_some_and(|c| c.numbers == 2))
+        },
+    )
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_on_record_version_1_refuses_links_rather_than_drop_them() {
+    let mut cluster = Cluster::new(&[("Bank", 0.9)]);
+    let bank = cluster.start(0).await;
+    let mut linked = item("+1 212 555 0143", "Royal Parcel");
+    linked.campaign = Some("parcel fee wave".into());
+    let Err(SubmitError::Invalid(items)) = bank.submit(vec![linked]).await else {
+        panic!("a link was accepted on a version-1 network");
+    };
+    assert_eq!(items[0].code, "links_need_record_version_2");
+    // Without links the same item is signed as version 1.
+    bank.submit(vec![item("+1 212 555 0143", "Royal Parcel")])
+        .await
+        .unwrap();
+    cluster.shutdown().await;
+}
