@@ -5,7 +5,8 @@
 // (so the caller can check that no token or number travelled in one).
 // Then pastes MESSAGE (an SMS) into "Check a message" with default region
 // REGION and reports the numbers found and their bands, and measures the
-// peers page in a 1280-pixel window. Saves screenshots.
+// peers page in a 1280-pixel window. Then looks the number up again and
+// follows its campaign link to the campaign page. Saves screenshots.
 //
 // usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png MESSAGE REGION
 import { chromium } from "playwright-core";
@@ -79,6 +80,28 @@ try {
     trust: await page.locator("table.peers tbody tr td:nth-child(2)").allTextContents(),
   };
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-peers.png"), fullPage: true });
+  // The number's campaign, from its lookup.
+  await page.goto(base, { waitUntil: "load" });
+  await page.getByLabel("Phone number").fill(number);
+  await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Look up" }).click()]);
+  await page.locator("#campaign").waitFor({ timeout: 10000 });
+  result.campaign = {
+    numbers: (await page.locator("#campaign #campaign-numbers").textContent()).trim(),
+    state: await page.locator("#campaign").getAttribute("data-state"),
+  };
+  await Promise.all([
+    page.waitForURL((url) => url.pathname.startsWith("/campaigns/")),
+    page.locator("#campaign-link").click(),
+  ]);
+  result.campaign.page = {
+    url: page.url(),
+    heading: (await page.locator("h1").textContent()).trim(),
+    numbers: (await page.locator("#campaign-numbers").textContent()).trim(),
+    linked: await page.locator("#campaign-links tbody tr").count(),
+    reports: await page.locator("#campaign-timeline tbody tr").count(),
+    overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+  };
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-campaign.png"), fullPage: true });
   // Sign out: back to the sign-in page, and the lookup page is closed again.
   await Promise.all([
     page.waitForURL((url) => url.pathname.startsWith("/login")),

@@ -450,6 +450,51 @@ pub async fn recent(State(state): State<AppState>, caller: Result<Caller, ApiErr
     page("Recent", Some(&caller), &view::recent(list.as_deref())).into_response()
 }
 
+/// `GET /campaigns/{id}`. Never anonymous; raw numbers only for callers
+/// that may see this organization's own submissions.
+pub async fn campaign(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let here = format!("/campaigns/{id}");
+    let caller = match reader(&state, caller, &here) {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    if let Err(e) = caller.require_signed_in() {
+        return denied(&e, &here);
+    }
+    match state.node().campaign(&id).await {
+        Ok(mut found) => {
+            if !caller.sees_own_numbers() {
+                for r in found.iter_mut().flat_map(|c| c.reports.iter_mut()) {
+                    r.number = None;
+                }
+            }
+            let status = if found.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            (
+                status,
+                page("Campaign", Some(&caller), &view::campaign(found.as_ref())),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "campaign failed");
+            let body = view::alert(None, "Could not read the store; see the node's log.");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                page("Campaign", Some(&caller), &body),
+            )
+                .into_response()
+        }
+    }
+}
+
 /// `GET /peers`.
 pub async fn peers(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Response {
     let caller = match reader(&state, caller, "/peers") {

@@ -31,6 +31,7 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
     // The product's defaults: no token-less reads.
     let options = Options {
         anonymous_read: false,
+        record_version: 2,
         ..Options::default()
     };
     let mut cluster = Cluster::build(&[("Bank", 0.8), ("Carrier", 0.7), ("Cert", 0.9)], &options);
@@ -41,13 +42,18 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         s.channel = Channel::Sms;
         s.brand = Some(brand.into());
         s.confidence = 95;
+        s.urls = vec![format!("https://card-unlock.example.com/{i}")];
         cluster.node(i).submit(vec![s]).await.unwrap();
     }
+    // Another number of the same operation (the same link's domain).
+    let mut other = Submission::new("+1 646 555 0111", Kind::Smishing);
+    other.urls = vec!["http://www.card-unlock.example.com/pay".into()];
+    cluster.node(1).submit(vec![other]).await.unwrap();
     let cert = cluster.node(2).clone();
-    eventually("both reports at the cert", WAIT, &cert, || async {
+    eventually("the reports at the cert", WAIT, &cert, || async {
         cert.lookup("+1 415 555 0101", None)
             .await
-            .is_ok_and(|l| l.score.orgs == 2)
+            .is_ok_and(|l| l.score.orgs == 2 && l.campaign.is_some_and(|c| c.numbers == 2))
     })
     .await;
     let web = sightline_tests::Web::start(&cert).await;
@@ -153,6 +159,24 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         serde_json::json!(["0.80", "0.70"]),
         "{result}"
     );
+    // From the lookup to its campaign: both numbers, each tied in by the
+    // link's domain, three reports, and nothing wider than the window.
+    let campaign = &result["campaign"];
+    assert_eq!(campaign["numbers"], "2", "{result}");
+    assert_eq!(campaign["state"], "rising", "{result}");
+    let page = &campaign["page"];
+    assert!(
+        page["url"].as_str().unwrap().contains("/campaigns/t00"),
+        "{result}"
+    );
+    assert_eq!(page["heading"], "Campaign");
+    assert_eq!(page["numbers"], "2");
+    assert_eq!(
+        (page["linked"].as_u64(), page["reports"].as_u64()),
+        (Some(2), Some(3)),
+        "{result}"
+    );
+    assert_eq!(page["overflow"], 0, "{result}");
     let png = std::fs::read(artifacts.join("lookup-page.png")).unwrap();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,

@@ -4,8 +4,9 @@
 //! fetch, these render.
 
 use maud::{html, Markup, DOCTYPE};
+use sightline_node::campaign::State;
 use sightline_node::network::PeerInfo;
-use sightline_node::node::{RecentSighting, Status};
+use sightline_node::node::{CampaignDetail, CampaignSummary, RecentSighting, Status};
 use sightline_node::reputation::{BAND_HIGH, BAND_LOW, BAND_MEDIUM};
 use sightline_node::Lookup;
 use sightline_protocol::Verdict;
@@ -241,13 +242,19 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
                 " · reported malicious by " strong { (s.orgs) } " trusted organization(s)"
                 " · " strong #observations { (observations) } " observation(s)"
             }
-            @if !malicious && l.block_activity > 0 {
+            @if !malicious && (l.block_activity > 0 || l.neighbours.as_ref().is_some_and(|n| n.block1000 > 0)) {
                 p.warning role="alert" #block-warning {
                     "No member reports this number as malicious, but "
-                    strong { (l.block_activity) } " other number(s) in its 100-block (the same digits but the last two) "
-                    "were reported malicious in the last 30 days. Scam operations rotate through consecutive "
+                    strong { (l.block_activity) } " other number(s) in its 100-block (the same digits but the last two)"
+                    @if let Some(n) = &l.neighbours {
+                        " and " strong #block1000-activity { (n.block1000) } " in its 1,000-block (all but the last three)"
+                    }
+                    " were reported malicious in the last 30 days. Scam operations rotate through consecutive "
                     "numbers: treat this one with suspicion."
                 }
+            }
+            @if let Some(c) = &l.campaign {
+                (campaign_box(c))
             }
             dl.facts {
                 dt { "Line type" } dd { (l.line_type) }
@@ -290,6 +297,138 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
                 }
             }
             (explanation(basis))
+        }
+    }
+}
+
+/// The campaign a looked-up number belongs to.
+fn campaign_box(c: &CampaignSummary) -> Markup {
+    let href = format!("/campaigns/{}", c.id);
+    html! {
+        aside.campaign #campaign data-state=(state_name(c.state)) {
+            h3 { "Part of a campaign" }
+            p {
+                "Linked to " strong #campaign-numbers { (c.numbers) } " number(s)"
+                @if !c.complete { " (at least: the operation is larger than one lookup explores)" }
+                " in " (c.blocks) " block(s), reported by " (c.orgs.iter().cloned().collect::<Vec<_>>().join(", "))
+                ", from " (utc(c.first_seen)) " to " (utc(c.last_seen)) ". State: "
+                strong { (state_name(c.state)) } ". Tied in by "
+                (c.links.iter().map(|l| link_name(l)).collect::<Vec<_>>().join(", ")) "."
+            }
+            p { a #campaign-link href=(href) { "Open the campaign" } }
+        }
+    }
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Rising => "rising",
+        State::Active => "active",
+        State::Cooling => "cooling",
+        State::Dormant => "dormant",
+    }
+}
+
+/// A link kind as people say it.
+fn link_name(kind: &str) -> &str {
+    match kind {
+        "url_domain" => "a link's domain",
+        "sender" => "the sender",
+        "script" => "the message text",
+        "campaign" => "an analyst's campaign tag",
+        "block" => "activity in its 100-block",
+        other => other,
+    }
+}
+
+/// A campaign's page: what it is, when it ran, and which links join which numbers.
+pub(crate) fn campaign(c: Option<&CampaignDetail>) -> Markup {
+    let Some(c) = c else {
+        return html! {
+            h1 { "Campaign" }
+            (alert(Some("no-campaign"), "No campaign has this id on this node: its reports may have been withdrawn or purged."))
+        };
+    };
+    let s = &c.summary;
+    let kinds = ["url_domain", "sender", "script", "campaign", "block"];
+    let mut numbers: Vec<(&str, Option<&str>, &[String])> = Vec::new();
+    for r in &c.reports {
+        if !numbers.iter().any(|(h, _, _)| *h == r.number_hash) {
+            numbers.push((&r.number_hash, r.number.as_deref(), &r.links));
+        }
+    }
+    let mut blocks: Vec<(&str, usize)> = Vec::new();
+    for r in &c.reports {
+        match blocks.iter_mut().find(|(b, _)| *b == r.block) {
+            Some(slot) => slot.1 += 1,
+            None => blocks.push((&r.block, 1)),
+        }
+    }
+    html! {
+        h1 { "Campaign" }
+        p.verdict data-state=(state_name(s.state)) {
+            strong #campaign-numbers { (s.numbers) } " number(s)"
+            @if !s.complete { " (at least)" }
+            " · " (s.blocks) " block(s) · " (s.orgs.len()) " organization(s) · "
+            strong #campaign-state { (state_name(s.state)) }
+        }
+        dl.facts {
+            dt { "First report" } dd { (utc(s.first_seen)) }
+            dt { "Last report" } dd { (utc(s.last_seen)) }
+            dt { "Organizations" } dd { (or_dash(&s.orgs.iter().cloned().collect::<Vec<_>>())) }
+            dt { "Brands" } dd { (or_dash(&s.brands.iter().cloned().collect::<Vec<_>>())) }
+            dt { "Kinds" } dd { (or_dash(&s.kinds.iter().map(ToString::to_string).collect::<Vec<_>>())) }
+            dt { "Channels" } dd { (or_dash(&s.channels.iter().map(ToString::to_string).collect::<Vec<_>>())) }
+            dt { "Id" } dd.hash { (s.id) }
+        }
+        table #campaign-links {
+            caption { "Which links join which numbers (the values never leave the reporting node: only their keyed hashes are shared)" }
+            thead { tr { th { "Number" } @for k in kinds { th { (link_name(k)) } } } }
+            tbody {
+                @for (hash, shown, links) in &numbers {
+                    tr data-number=(hash) {
+                        td { @match shown {
+                            Some(n) => (n),
+                            None => span.hash title="privacy hash" { (hash.get(..12).unwrap_or(hash)) "…" },
+                        } }
+                        @for k in kinds { td { @if links.iter().any(|l| l == k) { "●" } } }
+                    }
+                }
+            }
+        }
+        table #campaign-timeline {
+            caption { "Reports, newest first" }
+            thead { tr {
+                th { "Last seen" } th { "First seen" } th { "Number" } th { "Organization" } th { "Kind" }
+                th { "Channel" } th { "Brand" }
+            } }
+            tbody {
+                @for r in &c.reports {
+                    tr {
+                        td { (utc(r.last_seen)) } td { (utc(r.first_seen)) }
+                        td { @match &r.number {
+                            Some(n) => (n),
+                            None => span.hash title="privacy hash" { (r.number_hash.get(..12).unwrap_or(&r.number_hash)) "…" },
+                        } }
+                        td { (r.org) } td { (r.kind) } td { (r.channel) } td { (r.brand.as_deref().unwrap_or("—")) }
+                    }
+                }
+            }
+        }
+        table #campaign-blocks {
+            caption { "Blocks of 100 numbers (by privacy hash)" }
+            thead { tr { th { "Block" } th { "Reports" } } }
+            tbody {
+                @for (block, n) in &blocks {
+                    tr { td.hash { (block.get(..12).unwrap_or(block)) "…" } td { (n) } }
+                }
+            }
+        }
+        p.note {
+            "A campaign is the numbers linked by what their trusted reports share: a link's domain, the sender, "
+            "the message text (a keyed fingerprint), an analyst's tag, or a run of activity in one 100-block. "
+            "Every node holding the same reports names it with the same id. Numbers reported by other "
+            "organizations are shown by privacy hash."
         }
     }
 }
