@@ -589,6 +589,54 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sightline campaigns`.
+#[derive(Debug, Args)]
+pub(crate) struct CampaignsArgs {
+    /// Only campaigns in this state: rising, active, cooling, dormant.
+    #[arg(long)]
+    state: Option<String>,
+    /// How many (at most 200).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline campaigns`.
+pub(crate) async fn campaigns(args: &CampaignsArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let mut path = format!("/api/v1/campaigns?limit={}", args.limit);
+    if let Some(state) = &args.state {
+        if !["rising", "active", "cooling", "dormant"].contains(&state.as_str()) {
+            return Err(Failure::input(anyhow!(
+                "--state {state:?}: expected rising, active, cooling or dormant"
+            )));
+        }
+        path.push_str("&state=");
+        path.push_str(state);
+    }
+    let answer: sightline_web::api::model::Campaigns = api.get(&path).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer.campaigns)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if answer.campaigns.is_empty() {
+        println!("no campaigns among the latest reports");
+    }
+    for c in &answer.campaigns {
+        println!(
+            "{}
+  sightline campaign {}",
+            campaign_line(c),
+            c.id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One line about a campaign, for people.
 fn campaign_line(c: &sightline_node::node::CampaignSummary) -> String {
     let brands: Vec<&str> = c.brands.iter().map(String::as_str).collect();

@@ -54,8 +54,9 @@ fn sample_rows(now: u64) -> anyhow::Result<Vec<Row>> {
     lines.next().context("sample has no header")?;
     for (index, line) in lines {
         let f: Vec<&str> = line.split(',').collect();
-        let [org, number, kind, verdict, channel, brand, confidence, count] = f[..] else {
-            bail!("sample line {}: expected 8 fields", index + 1);
+        let [org, number, kind, verdict, channel, brand, confidence, count, url, message] = f[..]
+        else {
+            bail!("sample line {}: expected 10 fields", index + 1);
         };
         let mut s = Submission::new(number, kind.parse()?);
         s.verdict = verdict.parse()?;
@@ -63,6 +64,10 @@ fn sample_rows(now: u64) -> anyhow::Result<Vec<Row>> {
         s.brand = (!brand.is_empty()).then(|| brand.to_owned());
         s.confidence = confidence.parse()?;
         s.count = count.parse()?;
+        if !url.is_empty() {
+            s.urls = vec![url.to_owned()];
+        }
+        s.message = (!message.is_empty()).then(|| message.to_owned());
         // Spread the sightings over the last two weeks.
         let age = u64::try_from(index).unwrap_or(0) * 20_000;
         s.first_seen = Some(now - age - 3_600);
@@ -217,6 +222,16 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
         lookup.score.kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         lookup.score.brands.iter().cloned().collect::<Vec<_>>().join(", "),
     );
+    if let Some(c) = &lookup.campaign {
+        println!(
+            "It is part of a campaign of {} numbers ({}), tied in by {}: http://{}/campaigns/{}",
+            c.numbers,
+            c.brands.iter().cloned().collect::<Vec<_>>().join(", "),
+            c.links.join(", "),
+            cert.web,
+            c.id
+        );
+    }
     let (_, token) = &files[2];
     // The binary's real path: after `cargo run` no `sightline` is on the PATH.
     let exe = std::env::current_exe()

@@ -65,6 +65,8 @@ enum Command {
     /// Show a campaign (its id is in a lookup's answer): the numbers linked
     /// into one operation, and every report of them.
     Campaign(client::CampaignArgs),
+    /// List the campaigns of the latest reports, largest first.
+    Campaigns(client::CampaignsArgs),
     /// Withdraw this organization's report of a number.
     Withdraw(client::WithdrawArgs),
     /// List member nodes, connected or not.
@@ -127,6 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Import(args) => client::import(&args).await,
             Command::Lookup(args) => client::lookup(&args).await,
             Command::Campaign(args) => client::campaign(&args).await,
+            Command::Campaigns(args) => client::campaigns(&args).await,
             Command::Withdraw(args) => client::withdraw(&args).await,
             Command::Peers(args) => client::peers(&args).await,
             Command::Status(args) => client::status(&args).await,

@@ -697,8 +697,14 @@ fn demo_check_converges_and_exits_zero() {
     assert!(text.contains("band HIGH"), "{text}");
     assert_eq!(
         text.matches("http://127.0.0.1:").count(),
-        4,
-        "three web URLs and the example: {text}"
+        5,
+        "three web URLs, the example's campaign and the example command: {text}"
+    );
+    // The example number's operation: linked by a shared link domain and
+    // the same script (the sample's second operation).
+    assert!(
+        text.contains("It is part of a campaign of 3 numbers") && text.contains("/campaigns/t00"),
+        "{text}"
     );
     // The example command names the binary that ran, which works without
     // `sightline` on the PATH.

@@ -785,11 +785,10 @@ impl Inner {
             .collect();
         let number = key.number_hash(&parsed.e164);
         let block = key.block_hash(&parsed.e164);
-        let current: Vec<Sighting> = reports.iter().map(|r| r.sighting.clone()).collect();
-        let campaign = self.campaign_of(&number, &block, &current, now)?;
-        let reported = current
-            .iter()
-            .any(|s| s.verdict == Verdict::Malicious && self.trusted.contains(&s.origin));
+        let reported = reports.iter().any(|r| {
+            r.sighting.verdict == Verdict::Malicious && self.trusted.contains(&r.sighting.origin)
+        });
+        let campaign = self.campaign_of(&number, &block, (reported, found.neighboured), now)?;
         let neighbours = if reported {
             None
         } else {

@@ -229,6 +229,9 @@ impl OriginProgress {
 pub struct NumberReports {
     /// Every origin's latest report of the number.
     pub current: Vec<Sighting>,
+    /// Whether another number of the block has a malicious current report
+    /// from a counted origin, of any age (among the entries scanned).
+    pub neighboured: bool,
     /// Distinct numbers of the 100-block with a recent malicious current
     /// report from a counted origin.
     pub block_activity: usize,
@@ -1200,6 +1203,7 @@ impl Store {
         self.with(|h| {
             let current = current_of(h, network, number, block)?;
             let mut active = std::collections::HashSet::new();
+            let mut neighboured = false;
             let mut scanned = 0;
             for entry in h.current.scan_prefix(block.as_bytes()) {
                 if active.len() >= 100 || scanned >= ACTIVITY_SCAN_LIMIT {
@@ -1215,15 +1219,16 @@ impl Store {
                         .try_into()
                         .map_err(|_| StoreError::Corrupt("current"))?,
                 );
-                if value[16] == Verdict::Malicious.code()
-                    && be_u64(&value[8..16]) >= since
-                    && counted(&origin)
-                {
-                    active.insert(key.subslice(32, 32));
+                if value[16] == Verdict::Malicious.code() && counted(&origin) {
+                    neighboured |= key[32..64] != *number.as_bytes();
+                    if be_u64(&value[8..16]) >= since {
+                        active.insert(key.subslice(32, 32));
+                    }
                 }
             }
             Ok(NumberReports {
                 current,
+                neighboured,
                 block_activity: active.len(),
                 scanned,
             })

@@ -46,7 +46,11 @@ fn e164(i: usize) -> E164 {
         format!("+1212{:03}{:02}17", exchanges[i / 100], i % 100)
     } else {
         let j = i - 70_000;
-        format!("+1646{:03}{:04}", exchanges[j / 10_000 % exchanges.len()], j % 10_000)
+        format!(
+            "+1646{:03}{:04}",
+            exchanges[j / 10_000 % exchanges.len()],
+            j % 10_000
+        )
     };
     parse_number(&text, None).expect("valid").e164
 }
@@ -91,7 +95,7 @@ impl Signer<'_> {
     }
 }
 
-fn token(hash: &HashKey, number: &E164, input: LinkInput) -> Link {
+fn token(hash: &HashKey, number: &E164, input: &LinkInput) -> Link {
     *input
         .tokens(hash, number)
         .expect("token")
@@ -115,7 +119,10 @@ async fn lookups(node: &NodeHandle, numbers: &[String]) -> (Duration, Duration) 
     let mut took = Vec::with_capacity(SAMPLES);
     for i in 0..SAMPLES {
         let start = Instant::now();
-        let l = node.lookup(&numbers[i % numbers.len()], None).await.expect("lookup");
+        let l = node
+            .lookup(&numbers[i % numbers.len()], None)
+            .await
+            .expect("lookup");
         took.push(start.elapsed());
         std::hint::black_box(l);
     }
@@ -142,7 +149,13 @@ async fn campaigns(node: &NodeHandle, a: &[String], b: &[String], planted: &[Str
         seen.sizes.push(c.numbers);
     }
     for n in planted.iter().take(50) {
-        if node.lookup(n, None).await.expect("lookup").campaign.is_some() {
+        if node
+            .lookup(n, None)
+            .await
+            .expect("lookup")
+            .campaign
+            .is_some()
+        {
             seen.planted_campaigns += 1;
         }
     }
@@ -165,7 +178,13 @@ fn main() {
     std::fs::create_dir_all(&bench_dir).expect("bench dir");
     let mut cluster = Cluster::build_in(
         &bench_dir,
-        &[("Node", 1.0), ("Bank", 0.9), ("Carrier", 0.8), ("CERT", 0.7), ("Mallory", 0.5)],
+        &[
+            ("Node", 1.0),
+            ("Bank", 0.9),
+            ("Carrier", 0.8),
+            ("CERT", 0.7),
+            ("Mallory", 0.5),
+        ],
         &Options {
             record_version: 2,
             sync_interval: Duration::from_secs(3600),
@@ -200,7 +219,7 @@ fn main() {
     let domain = token(
         &hash,
         &a_numbers[0],
-        LinkInput {
+        &LinkInput {
             urls: vec!["https://parcel-fee.example.com/p".into()],
             ..LinkInput::default()
         },
@@ -208,7 +227,7 @@ fn main() {
     let sender = token(
         &hash,
         &b_numbers[0],
-        LinkInput {
+        &LinkInput {
             sender: Some("72723".into()),
             ..LinkInput::default()
         },
@@ -257,7 +276,12 @@ fn main() {
             )
         })
         .collect();
-    for (j, n) in a_numbers.iter().take(5).chain(b_numbers.iter().take(5)).enumerate() {
+    for (j, n) in a_numbers
+        .iter()
+        .take(5)
+        .chain(b_numbers.iter().take(5))
+        .enumerate()
+    {
         flood.push(mallory.record((planted + j) as u64 + 1, n, vec![domain, sender, tag]));
     }
     let links: usize = flood
@@ -282,7 +306,11 @@ fn main() {
         (timed, planted_timed, seen)
     });
     // Not merged, not grown, not renamed; the member links nothing.
-    assert_eq!(seen_after.sizes, [OPERATION, OPERATION], "operations stayed apart");
+    assert_eq!(
+        seen_after.sizes,
+        [OPERATION, OPERATION],
+        "operations stayed apart"
+    );
     assert_ne!(seen_after.ids[0], seen_after.ids[1]);
     assert_eq!(seen_after.ids, seen_before.ids, "same names");
     assert_eq!(seen_after.planted_campaigns, 0);
@@ -318,14 +346,20 @@ fn main() {
 }
 
 fn write_section(table: &str) {
-    let (begin, end) = ("<!-- campaign-bench:begin -->", "<!-- campaign-bench:end -->");
+    let (begin, end) = (
+        "<!-- campaign-bench:begin -->",
+        "<!-- campaign-bench:end -->",
+    );
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let text = std::fs::read_to_string(&path).expect("BENCHMARKS.md");
     let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
         println!("BENCHMARKS.md has no {begin} … {end} section; not written");
         return;
     };
-    std::fs::write(&path, format!("{}{begin}\n{table}{}", &text[..a], &text[b..]))
-        .expect("write BENCHMARKS.md");
+    std::fs::write(
+        &path,
+        format!("{}{begin}\n{table}{}", &text[..a], &text[b..]),
+    )
+    .expect("write BENCHMARKS.md");
     println!("wrote the table into {}", path.display());
 }

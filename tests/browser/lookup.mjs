@@ -102,6 +102,15 @@ try {
     overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
   };
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-campaign.png"), fullPage: true });
+  await Promise.all([
+    page.waitForURL((url) => url.pathname === "/campaigns"),
+    page.getByRole("link", { name: "Campaigns" }).click(),
+  ]);
+  result.campaigns = {
+    rows: await page.locator("#campaigns tbody tr").count(),
+    states: await page.locator("#campaigns tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-state"))),
+    overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+  };
   // Sign out: back to the sign-in page, and the lookup page is closed again.
   await Promise.all([
     page.waitForURL((url) => url.pathname.startsWith("/login")),

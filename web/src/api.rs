@@ -23,8 +23,9 @@ pub(crate) use error::STORE_RETRY_SECS;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 use extract::{Admin, Authorized, Body, Params, PathParam, Read, ReadSignedIn, Submit};
 use model::{
-    BackupRequest, InvalidItem, LookupParams, LookupRequest, LookupResult, LookupResults, Peers,
-    Receipts, RecentParams, RecentSightings, SubmitRequest, WithdrawRequest,
+    BackupRequest, Campaigns, CampaignsParams, InvalidItem, LookupParams, LookupRequest,
+    LookupResult, LookupResults, Peers, Receipts, RecentParams, RecentSightings, SubmitRequest,
+    WithdrawRequest,
 };
 
 use crate::auth::Caller;
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(submit))
         .routes(routes!(withdraw))
         .routes(routes!(recent))
+        .routes(routes!(campaigns))
         .routes(routes!(campaign))
         .routes(routes!(peers))
         .routes(routes!(status))
@@ -305,6 +307,37 @@ pub async fn recent(
     caller.charge_items(&state, limit)?;
     let sightings = recent_for(&state, &caller.caller, limit).await?;
     Ok(Json(RecentSightings { sightings }))
+}
+
+/// `GET /api/v1/campaigns?state=active&limit=N`: the campaigns of the
+/// latest stored reports.
+///
+/// # Errors
+/// Auth errors; a malformed query.
+#[utoipa::path(
+    get,
+    path = "/campaigns",
+    summary = "Campaigns among the latest 2,000 stored reports, largest first, then the most recently active",
+    params(CampaignsParams),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Campaigns, each as a lookup summarizes it (numbers as counts: no number appears)", body = Campaigns),
+        (status = 400, description = "A malformed query (`invalid_query`)", body = ErrorBody),
+    ),
+)]
+pub async fn campaigns(
+    State(state): State<AppState>,
+    caller: Authorized<Read>,
+    Params(q): Params<CampaignsParams>,
+) -> Result<Json<Campaigns>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    caller.charge_items(&state, limit)?;
+    let campaigns = state
+        .node()
+        .campaigns(q.state, limit)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    Ok(Json(Campaigns { campaigns }))
 }
 
 /// `GET /api/v1/campaigns/{id}`: a campaign and its reports. Never

@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/recent", get(pages::recent))
+        .route("/campaigns", get(pages::campaigns))
         .route("/campaigns/{id}", get(pages::campaign))
         .route("/peers", get(pages::peers))
         .route("/status", get(pages::status))

@@ -450,6 +450,30 @@ pub async fn recent(State(state): State<AppState>, caller: Result<Caller, ApiErr
     page("Recent", Some(&caller), &view::recent(list.as_deref())).into_response()
 }
 
+/// `GET /campaigns`: the campaigns of the latest reports.
+pub async fn campaigns(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    let caller = match reader(&state, caller, "/campaigns") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    let list = match state.node().campaigns(None, 100).await {
+        Ok(list) => Some(list),
+        Err(e) => {
+            tracing::error!(error = %e, "campaign list failed");
+            None
+        }
+    };
+    page(
+        "Campaigns",
+        Some(&caller),
+        &view::campaigns(list.as_deref()),
+    )
+    .into_response()
+}
+
 /// `GET /campaigns/{id}`. Never anonymous; raw numbers only for callers
 /// that may see this organization's own submissions.
 pub async fn campaign(

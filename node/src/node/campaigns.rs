@@ -2,11 +2,11 @@
 //! store's link index read through [`campaign::Graph`], the answer built
 //! from the members' current reports.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 use sightline_protocol::{
-    BlockHash, Channel, Kind, Link, LinkInput, NumberHash, OriginId, Sighting, Verdict, E164,
+    BlockHash, Channel, Kind, Link, LinkInput, NumberHash, OriginId, Verdict, E164,
 };
 
 use super::{blocking, Inner, LookupError, NodeHandle, StoreError, BLOCK_WINDOW_SECS};
@@ -110,20 +110,26 @@ pub struct Neighbours {
 
 /// Distinct numbers of a 1,000-block one lookup counts at most.
 const BLOCK1000_LIMIT: usize = 1000;
+/// The latest stored reports a campaign list starts from.
+const LIST_RECENT: usize = 2_000;
+/// Campaigns one list explores at most.
+const LIST_EXPLORE: usize = 200;
 
 impl Inner {
-    /// The campaign of a number whose reports are `current`, if it has one.
+    /// The campaign of a number, if it has one. `reported`: whether a
+    /// trusted organization's current report of it is malicious;
+    /// `neighboured`: whether its block holds another number's counted
+    /// report ([`crate::store::NumberReports::neighboured`]). Without a
+    /// neighbour or links nothing can tie it to another number, and the
+    /// lookup reads no more.
     pub(super) fn campaign_of(
         &self,
         number: &NumberHash,
         block: &BlockHash,
-        current: &[Sighting],
+        (reported, neighboured): (bool, bool),
         now: u64,
     ) -> Result<Option<CampaignSummary>, StoreError> {
-        let counted = current
-            .iter()
-            .any(|s| s.verdict == Verdict::Malicious && self.trusted.contains(&s.origin));
-        if !counted {
+        if !reported || (!neighboured && self.store.number_links(number)?.is_empty()) {
             return Ok(None);
         }
         let found = campaign::explore(&self.store, Start::Number(*number, *block), &self.trust)?;
@@ -261,7 +267,71 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Campaigns of the latest stored reports ([`NodeHandle::campaigns`]).
+    fn list_campaigns(
+        &self,
+        state: Option<State>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<CampaignSummary>, StoreError> {
+        let mut covered: HashSet<[u8; 32]> = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut out = Vec::new();
+        let mut explored = 0;
+        for (_, s) in self.store.recent(LIST_RECENT)? {
+            if explored >= LIST_EXPLORE {
+                break;
+            }
+            if s.verdict != Verdict::Malicious
+                || !self.trusted.contains(&s.origin)
+                || covered.contains(s.number.as_bytes())
+            {
+                continue;
+            }
+            explored += 1;
+            let Some(found) =
+                campaign::explore(&self.store, Start::Number(s.number, s.block), &self.trust)?
+            else {
+                continue;
+            };
+            covered.extend(found.members.iter().map(|m| *m.number.as_bytes()));
+            if !ids.insert(found.id.clone()) {
+                continue;
+            }
+            let (summary, _) = self.describe(&found, now, false)?;
+            if state.is_none_or(|wanted| wanted == summary.state) {
+                out.push(summary);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.numbers
+                .cmp(&a.numbers)
+                .then(b.last_seen.cmp(&a.last_seen))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
 impl NodeHandle {
+    /// The campaigns of the latest [`LIST_RECENT`] stored reports (those a
+    /// trusted organization reports malicious), in `state` if given,
+    /// largest first, then most recently active; at most `limit`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn campaigns(
+        &self,
+        state: Option<State>,
+        limit: usize,
+    ) -> Result<Vec<CampaignSummary>, StoreError> {
+        let inner = self.inner.clone();
+        let now = inner.clock.now();
+        blocking(move || inner.list_campaigns(state, limit, now)).await
+    }
+
     /// A campaign by its id, with its reports; `None` for a malformed id
     /// or one that links no two numbers. A campaign that has since gained a
     /// token that now names it is returned under its new id.

@@ -177,6 +177,11 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         "{result}"
     );
     assert_eq!(page["overflow"], 0, "{result}");
+    // The list of campaigns, from the navigation: this one.
+    let list = &result["campaigns"];
+    assert_eq!(list["rows"], 1, "{result}");
+    assert_eq!(list["states"], serde_json::json!(["rising"]), "{result}");
+    assert_eq!(list["overflow"], 0, "{result}");
     let png = std::fs::read(artifacts.join("lookup-page.png")).unwrap();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,

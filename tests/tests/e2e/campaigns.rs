@@ -139,6 +139,34 @@ async fn three_orgs_link_one_operation_and_a_fourth_node_shows_all_of_it() {
         (unknown.status, unknown.error()),
         (StatusCode::NOT_FOUND, "unknown_campaign".into())
     );
+    // The list of campaigns: this one, rising; none dormant.
+    let list = telco.campaigns(None, 10).await.unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0].id.as_str(), list[0].numbers), (ids[0].as_str(), 3));
+    let rising = call(
+        &state,
+        Method::GET,
+        "/api/v1/campaigns?state=rising",
+        Some(READ_TOKEN),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(rising.status, StatusCode::OK);
+    assert_eq!(rising.json()["campaigns"][0]["id"], ids[0].as_str());
+    let dormant = call(
+        &state,
+        Method::GET,
+        "/api/v1/campaigns?state=dormant",
+        Some(READ_TOKEN),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        dormant.json()["campaigns"].as_array().map(Vec::len),
+        Some(0)
+    );
     let own = bank.campaign(&ids[0]).await.unwrap().unwrap();
     let named: Vec<_> = own
         .reports

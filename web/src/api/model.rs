@@ -120,6 +120,25 @@ pub struct RecentParams {
     pub limit: Option<usize>,
 }
 
+/// Query of `GET /campaigns`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignsParams {
+    /// Only campaigns in this state.
+    pub state: Option<sightline_node::campaign::State>,
+    /// How many, largest first (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    pub limit: Option<usize>,
+}
+
+/// Answer of `GET /campaigns`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Campaigns {
+    /// Largest first, then the most recently active. Each summary's
+    /// `links` is empty (it describes one number's ties in a lookup).
+    pub campaigns: Vec<sightline_node::node::CampaignSummary>,
+}
+
 /// Answer of `GET /sightings/recent`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecentSightings {

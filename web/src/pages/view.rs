@@ -52,6 +52,7 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: &Markup) -> Mar
                         nav {
                             a href="/" { "Lookup" }
                             a href="/recent" { "Recent" }
+                            a href="/campaigns" { "Campaigns" }
                             a href="/peers" { "Peers" }
                             a href="/status" { "Status" }
                         }
@@ -338,6 +339,41 @@ fn link_name(kind: &str) -> &str {
         "campaign" => "an analyst's campaign tag",
         "block" => "activity in its 100-block",
         other => other,
+    }
+}
+
+/// The campaigns of the latest reports; `None` if the store could not be read.
+pub(crate) fn campaigns(list: Option<&[CampaignSummary]>) -> Markup {
+    html! {
+        h1 { "Campaigns" }
+        @match list {
+            None => (alert(None, "Could not read the store; see the node's log.")),
+            Some([]) => p #no-campaigns { "No campaign among the latest reports: no two reported numbers are linked yet." },
+            Some(list) => {
+                table #campaigns {
+                    thead { tr {
+                        th { "Numbers" } th { "Blocks" } th { "State" } th { "Organizations" } th { "Brands" }
+                        th { "Kinds" } th { "First report" } th { "Last report" }
+                    } }
+                    tbody {
+                        @for c in list {
+                            tr data-state=(state_name(c.state)) {
+                                td { a href=(format!("/campaigns/{}", c.id)) { (c.numbers) @if !c.complete { "+" } } }
+                                td { (c.blocks) } td { (state_name(c.state)) }
+                                td { (or_dash(&c.orgs.iter().cloned().collect::<Vec<_>>())) }
+                                td { (or_dash(&c.brands.iter().cloned().collect::<Vec<_>>())) }
+                                td { (or_dash(&c.kinds.iter().map(ToString::to_string).collect::<Vec<_>>())) }
+                                td { (utc(c.first_seen)) } td { (utc(c.last_seen)) }
+                            }
+                        }
+                    }
+                }
+                p.note {
+                    "Campaigns among the latest 2,000 stored reports, largest first. A campaign is the numbers "
+                    "linked by what their trusted reports share; open one to see its numbers and links."
+                }
+            }
+        }
     }
 }
 
