@@ -203,6 +203,7 @@ impl Cluster {
                 .collect(),
             limits: options.limits,
             record_version: options.record_version,
+            half_life_days: std::collections::BTreeMap::new(),
         };
         let network_path = dir.path().join("network.toml");
         std::fs::write(&network_path, toml::to_string(&network).expect("toml")).expect("write");

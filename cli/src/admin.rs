@@ -73,6 +73,7 @@ pub(crate) fn network(command: NetworkCommand) -> Result<ExitCode, Failure> {
                 limits: sightline_node::store::Limits::default(),
                 // A new network: every member reads version 2 from the start.
                 record_version: 2,
+                half_life_days: std::collections::BTreeMap::new(),
             };
             NetworkConfig::from_file(&out, file.clone()).map_err(Failure::input)?;
             let text = format!(

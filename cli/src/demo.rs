@@ -104,6 +104,7 @@ fn write_files(dir: &std::path::Path) -> anyhow::Result<Vec<(std::path::PathBuf,
         limits: sightline_node::store::Limits::default(),
         // A new network: every member reads version 2 from the start.
         record_version: 2,
+        half_life_days: std::collections::BTreeMap::new(),
     };
     let mut nodes = Vec::new();
     for (key, org, trust) in ORGS {

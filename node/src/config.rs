@@ -122,6 +122,11 @@ pub struct NetworkFile {
     /// runs a node that reads version 2, then 2 (link tokens). Absent: 1.
     #[serde(default = "record_version_1", skip_serializing_if = "is_version_1")]
     pub record_version: u64,
+    /// Half-life of a report's weight by kind, in days (`[half_life_days]`,
+    /// e.g. `callback = 45`); kinds not named keep their defaults
+    /// ([`crate::reputation::HalfLives::DEFAULT_DAYS`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub half_life_days: BTreeMap<sightline_protocol::Kind, f64>,
 }
 
 fn record_version_1() -> u64 {
@@ -182,6 +187,8 @@ pub struct NetworkConfig {
     pub limits: crate::store::Limits,
     /// The record version this node signs (1 or 2).
     pub record_version: u64,
+    /// Half-lives by kind.
+    pub half_lives: crate::reputation::HalfLives,
 }
 
 impl std::fmt::Debug for NetworkConfig {
@@ -195,6 +202,7 @@ impl std::fmt::Debug for NetworkConfig {
             .field("members", &self.members)
             .field("limits", &self.limits)
             .field("record_version", &self.record_version)
+            .field("half_lives", &self.half_lives)
             .finish()
     }
 }
@@ -291,6 +299,15 @@ impl NetworkConfig {
                 "must be 1 or 2 (SPEC.md §13.4)",
             ));
         }
+        for (kind, days) in &raw.half_life_days {
+            if !(*days > 0.0 && *days <= 3650.0) {
+                return Err(invalid(
+                    file,
+                    format!("half_life_days.{kind}"),
+                    "must be more than 0 and at most 3650",
+                ));
+            }
+        }
         Ok(NetworkConfig {
             name: raw.name,
             id,
@@ -300,6 +317,7 @@ impl NetworkConfig {
             members,
             limits: raw.limits,
             record_version: raw.record_version,
+            half_lives: crate::reputation::HalfLives::from_days(&raw.half_life_days),
         })
     }
 
@@ -364,9 +382,11 @@ pub struct NodeFile {
     /// Trust per organization name, overriding network.toml for this node.
     #[serde(default)]
     pub trust: BTreeMap<String, f64>,
-    /// Half-life of a report's weight, in days (median scam-number lifespan: 14).
-    #[serde(default = "default_half_life_days")]
-    pub half_life_days: f64,
+    /// Half-life of a report's weight, in days, for every kind: overrides
+    /// the network's half-lives by kind (`network.toml` `[half_life_days]`)
+    /// on this node. Absent: the network's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life_days: Option<f64>,
     /// Records whose `last_seen` is older than this are purged.
     #[serde(default = "default_retention_days")]
     pub retention_days: u64,
@@ -434,9 +454,6 @@ fn default_listen() -> Vec<String> {
 fn default_web_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7300))
 }
-fn default_half_life_days() -> f64 {
-    14.0
-}
 fn default_resubmit_window_secs() -> u64 {
     3600
 }
@@ -471,7 +488,7 @@ impl NodeFile {
             listen: default_listen(),
             web_bind: default_web_bind(),
             trust: BTreeMap::new(),
-            half_life_days: default_half_life_days(),
+            half_life_days: None,
             retention_days: default_retention_days(),
             max_clock_skew_secs: default_max_clock_skew_secs(),
             resubmit_window_secs: default_resubmit_window_secs(),
@@ -523,8 +540,8 @@ pub struct NodeConfig {
     pub web_bind: SocketAddr,
     /// Local trust overrides by org.
     pub trust: BTreeMap<String, f64>,
-    /// Decay half-life, seconds.
-    pub half_life_secs: u64,
+    /// Decay half-lives by kind: the network's, or this node's override.
+    pub half_lives: crate::reputation::HalfLives,
     /// Retention, seconds.
     pub retention_secs: u64,
     /// Allowed clock skew, seconds.
@@ -606,7 +623,10 @@ impl NodeConfig {
                 ));
             }
         }
-        if !(raw.half_life_days > 0.0 && raw.half_life_days <= 3650.0) {
+        if raw
+            .half_life_days
+            .is_some_and(|d| !(d > 0.0 && d <= 3650.0))
+        {
             return Err(invalid(
                 file,
                 "half_life_days",
@@ -629,7 +649,9 @@ impl NodeConfig {
         }
         let web_hosts = validate_web(file, &raw)?;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let half_life_secs = (raw.half_life_days * 86_400.0) as u64;
+        let half_lives = raw.half_life_days.map_or(network.half_lives, |d| {
+            crate::reputation::HalfLives::uniform((d * 86_400.0) as u64)
+        });
         Ok(NodeConfig {
             network,
             data_dir,
@@ -637,7 +659,7 @@ impl NodeConfig {
             listen,
             web_bind: raw.web_bind,
             trust: raw.trust,
-            half_life_secs,
+            half_lives,
             retention_secs: raw.retention_days * 86_400,
             max_clock_skew_secs: raw.max_clock_skew_secs,
             resubmit_window_secs: raw.resubmit_window_secs,
@@ -804,13 +826,59 @@ mod tests {
     }
 
     #[test]
+    fn half_lives_come_by_kind_from_the_network_unless_the_node_sets_one() {
+        use crate::reputation::HalfLives;
+        use sightline_protocol::Kind;
+        let dir = tempfile::tempdir().unwrap();
+        let text = network_text(&peer().to_string());
+        let network = write(
+            dir.path(),
+            "network.toml",
+            &format!("{text}\n[half_life_days]\ncallback = 60\n\"sim-swap\" = 10\n"),
+        );
+        let config = NetworkConfig::load(&network).unwrap();
+        assert_eq!(config.half_lives.of(Kind::Callback), 60 * 86_400);
+        assert_eq!(config.half_lives.of(Kind::SimSwap), 10 * 86_400);
+        assert_eq!(
+            config.half_lives.of(Kind::Smishing),
+            HalfLives::default().of(Kind::Smishing)
+        );
+        let node = write(dir.path(), "sightline.toml", "network = \"network.toml\"\n");
+        assert_eq!(
+            NodeConfig::load(&node).unwrap().half_lives,
+            config.half_lives
+        );
+        let uniform = write(
+            dir.path(),
+            "uniform.toml",
+            "network = \"network.toml\"\nhalf_life_days = 7\n",
+        );
+        assert_eq!(
+            NodeConfig::load(&uniform).unwrap().half_lives,
+            HalfLives::uniform(7 * 86_400)
+        );
+        for (bad, field) in [
+            ("smishing = 0", "half_life_days.smishing"),
+            ("phishing = 3", "phishing"),
+        ] {
+            let file = write(
+                dir.path(),
+                "bad.toml",
+                &format!("{text}\n[half_life_days]\n{bad}\n"),
+            );
+            let err = NetworkConfig::load(&file).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
     fn loads_a_valid_pair_with_defaults() {
         let dir = tempfile::tempdir().unwrap();
         write_network(dir.path());
         let file = write(dir.path(), "sightline.toml", "network = \"network.toml\"\n");
         let config = NodeConfig::load(&file).unwrap();
         assert_eq!(config.network.id.as_str(), "test-net");
-        assert_eq!(config.half_life_secs, 14 * 86_400);
+        assert_eq!(config.half_lives, crate::reputation::HalfLives::default());
         assert_eq!(config.key_file, dir.path().join("data/node.key"));
         assert_eq!(
             config.network.members[0].origin,

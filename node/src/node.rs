@@ -794,7 +794,7 @@ impl Inner {
         } else {
             self.neighbours(&parsed.e164, found.block_activity, now)?
         };
-        let score = reputation::score(&reports, now, self.config.half_life_secs);
+        let score = reputation::score(&reports, now, &self.config.half_lives);
         Ok(Lookup {
             number: parsed.e164.as_str().to_owned(),
             country: parsed.region.clone(),

@@ -3,7 +3,11 @@
 //! Rules (design.md "Reputation"):
 //! - each origin's latest report (highest seq) counts once;
 //! - a malicious report contributes `c = trust × confidence/100 × decay(age)`,
-//!   with `decay(age) = 0.5^(age / half_life)` and age measured from `last_seen`;
+//!   with `decay(age) = 0.5^(age / half_life)`, the half-life of the report's
+//!   kind ([`HalfLives`]), and age measured from the report's `first_seen`:
+//!   the organization re-reporting a number does not reset its clock (its
+//!   node carries `first_seen` over), another organization's report counts
+//!   from its own first sighting;
 //! - malicious contributions combine as `p = 1 − Π(1 − cᵢ)`: bounded in
 //!   [0, 1], rising with every independent trusted organization, never past 1;
 //! - false-positive reports combine the same way into `q`, and pull the score
@@ -185,6 +189,57 @@ pub struct Score {
     pub reports: Vec<Contribution>,
 }
 
+/// Half-lives of a report's weight by kind, in seconds. Scam numbers of
+/// different kinds live differently: callback (TOAD) and BEC numbers are
+/// staffed and kept for weeks, smishing senders and robocall caller ids
+/// rotate within days (Cisco Talos: median number lifespan 14 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HalfLives {
+    /// By kind code.
+    secs: [u64; 7],
+}
+
+impl HalfLives {
+    /// Days by kind when `network.toml` names none.
+    pub const DEFAULT_DAYS: [(Kind, f64); 7] = [
+        (Kind::Smishing, 14.0),
+        (Kind::Vishing, 30.0),
+        (Kind::Callback, 45.0),
+        (Kind::Bec, 45.0),
+        (Kind::Robocall, 14.0),
+        (Kind::SimSwap, 30.0),
+        (Kind::Other, 14.0),
+    ];
+
+    /// The same half-life for every kind.
+    pub const fn uniform(secs: u64) -> Self {
+        HalfLives { secs: [secs; 7] }
+    }
+
+    /// From days by kind (kinds not given keep their default).
+    pub fn from_days(days: &BTreeMap<Kind, f64>) -> Self {
+        let mut secs = [0u64; 7];
+        for (kind, default) in Self::DEFAULT_DAYS {
+            let d = days.get(&kind).copied().unwrap_or(default);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let s = (d * 86_400.0) as u64;
+            secs[usize::from(kind.code())] = s.max(1);
+        }
+        HalfLives { secs }
+    }
+
+    /// The half-life of `kind`, seconds.
+    pub fn of(&self, kind: Kind) -> u64 {
+        self.secs[usize::from(kind.code())]
+    }
+}
+
+impl Default for HalfLives {
+    fn default() -> Self {
+        Self::from_days(&BTreeMap::new())
+    }
+}
+
 /// `0.5^(age / half_life)`; a report from the future counts as fresh.
 pub fn decay(now: u64, last_seen: u64, half_life_secs: u64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
@@ -195,7 +250,7 @@ pub fn decay(now: u64, last_seen: u64, half_life_secs: u64) -> f64 {
 }
 
 /// Scores a number from its reports at time `now`.
-pub fn score(reports: &[Report], now: u64, half_life_secs: u64) -> Score {
+pub fn score(reports: &[Report], now: u64, half_lives: &HalfLives) -> Score {
     // Latest report per origin counts once.
     let mut latest: BTreeMap<OriginId, &Report> = BTreeMap::new();
     for r in reports {
@@ -221,7 +276,7 @@ pub fn score(reports: &[Report], now: u64, half_life_secs: u64) -> Score {
     for r in latest.values() {
         let s = &r.sighting;
         let trust = r.trust.clamp(0.0, 1.0);
-        let d = decay(now, s.last_seen, half_life_secs);
+        let d = decay(now, s.first_seen, half_lives.of(s.kind));
         let strength = trust * f64::from(s.confidence.min(100)) / 100.0 * d;
         let weight = match s.verdict {
             Verdict::Malicious => {
@@ -321,7 +376,7 @@ mod tests {
 
     #[test]
     fn no_reports_scores_zero() {
-        let s = score(&[], NOW, HALF);
+        let s = score(&[], NOW, &HalfLives::uniform(HALF));
         assert!(close(s.score, 0.0));
         assert_eq!((s.band, s.orgs), (Band::None, 0));
     }
@@ -334,7 +389,7 @@ mod tests {
                 report(2, "mallory", 0.0, 1, Verdict::Malicious, 100, NOW),
             ],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert_eq!(s.orgs, 1);
         assert!(close(s.score, 0.72));
@@ -346,7 +401,7 @@ mod tests {
         let s = score(
             &[report(1, "bank", 0.8, 1, Verdict::Malicious, 90, NOW)],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(s.score, 0.72));
         assert_eq!((s.band, s.orgs), (Band::Medium, 1));
@@ -358,7 +413,7 @@ mod tests {
         let one = score(
             &[report(1, "a", 0.8, 1, Verdict::Malicious, 90, NOW)],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         let two = score(
             &[
@@ -366,7 +421,7 @@ mod tests {
                 report(2, "b", 0.8, 1, Verdict::Malicious, 90, NOW),
             ],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(two.score, 1.0 - 0.28 * 0.28));
         assert!(two.score > one.score);
@@ -374,7 +429,7 @@ mod tests {
         let many: Vec<_> = (0..50)
             .map(|i| report(i, &format!("o{i}"), 1.0, 1, Verdict::Malicious, 100, NOW))
             .collect();
-        assert!(score(&many, NOW, HALF).score <= 1.0);
+        assert!(score(&many, NOW, &HalfLives::uniform(HALF)).score <= 1.0);
     }
 
     #[test]
@@ -386,7 +441,7 @@ mod tests {
                 report(1, "a", 0.8, 3, Verdict::Malicious, 50, NOW),
             ],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(repeated.score, 0.4));
         assert_eq!(repeated.reports.len(), 1);
@@ -394,16 +449,47 @@ mod tests {
     }
 
     #[test]
+    fn re_reporting_does_not_reset_the_clock_but_another_organization_does() {
+        // One organization first saw the number two half-lives ago and has
+        // re-reported it today: its report still weighs a quarter.
+        let mut again = report(1, "a", 1.0, 2, Verdict::Malicious, 100, NOW);
+        again.sighting.first_seen = NOW - 2 * HALF;
+        let halves = HalfLives::uniform(HALF);
+        let s = score(std::slice::from_ref(&again), NOW, &halves);
+        assert!(close(s.score, 0.25), "{}", s.score);
+        // Another organization reporting it today counts fresh.
+        let other = report(2, "b", 1.0, 1, Verdict::Malicious, 100, NOW);
+        assert!(close(score(&[again, other], NOW, &halves).score, 1.0));
+    }
+
+    #[test]
+    fn each_kind_decays_at_its_own_half_life() {
+        let halves = HalfLives::from_days(&[(Kind::Vishing, 60.0)].into_iter().collect());
+        assert_eq!(halves.of(Kind::Vishing), 60 * DAY);
+        assert_eq!(halves.of(Kind::Callback), 45 * DAY, "default kept");
+        assert_eq!(halves.of(Kind::Smishing), 14 * DAY);
+        let mut vishing = report(1, "a", 1.0, 1, Verdict::Malicious, 100, NOW - 60 * DAY);
+        vishing.sighting.kind = Kind::Vishing;
+        let smishing = report(2, "b", 1.0, 1, Verdict::Malicious, 100, NOW - 14 * DAY);
+        assert!(close(score(&[vishing], NOW, &halves).score, 0.5));
+        assert!(close(score(&[smishing], NOW, &halves).score, 0.5));
+        // Callback and BEC numbers outlive smishing senders by default.
+        let d = HalfLives::default();
+        assert!(d.of(Kind::Callback) > d.of(Kind::Smishing));
+        assert!(d.of(Kind::Vishing) > d.of(Kind::Smishing));
+    }
+
+    #[test]
     fn decay_halves_every_half_life() {
         let fresh = score(
             &[report(1, "a", 1.0, 1, Verdict::Malicious, 100, NOW)],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         let old = score(
             &[report(1, "a", 1.0, 1, Verdict::Malicious, 100, NOW - HALF)],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         let older = score(
             &[report(
@@ -416,7 +502,7 @@ mod tests {
                 NOW - 2 * HALF,
             )],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(fresh.score, 1.0));
         assert!(close(old.score, 0.5));
@@ -429,12 +515,12 @@ mod tests {
     fn trusted_false_positive_pulls_the_score_down() {
         let malicious = report(1, "a", 0.8, 1, Verdict::Malicious, 90, NOW);
         let fp = report(2, "b", 0.9, 1, Verdict::FalsePositive, 100, NOW);
-        let s = score(&[malicious.clone(), fp], NOW, HALF);
+        let s = score(&[malicious.clone(), fp], NOW, &HalfLives::uniform(HALF));
         assert!(close(s.score, 0.72 * 0.1));
         assert_eq!(s.band, Band::None);
         assert!(s.reports.iter().any(|c| c.weight < 0.0));
         let untrusted_fp = report(3, "c", 0.1, 1, Verdict::FalsePositive, 100, NOW);
-        assert!(score(&[malicious, untrusted_fp], NOW, HALF).score > 0.6);
+        assert!(score(&[malicious, untrusted_fp], NOW, &HalfLives::uniform(HALF)).score > 0.6);
     }
 
     #[test]
@@ -445,7 +531,7 @@ mod tests {
                 report(1, "a", 0.8, 2, Verdict::Withdrawn, 0, NOW),
             ],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(s.score, 0.0));
         assert_eq!((s.orgs, s.first_seen), (0, None));
@@ -457,7 +543,7 @@ mod tests {
         let s = score(
             &[report(1, "a", 0.0, 1, Verdict::Malicious, 100, NOW)],
             NOW,
-            HALF,
+            &HalfLives::uniform(HALF),
         );
         assert!(close(s.score, 0.0));
     }
@@ -469,7 +555,7 @@ mod tests {
         let mut b = report(2, "b", 0.8, 1, Verdict::Malicious, 90, NOW);
         b.sighting.kind = Kind::Vishing;
         b.sighting.channel = Channel::Voice;
-        let s = score(&[a, b], NOW, HALF);
+        let s = score(&[a, b], NOW, &HalfLives::uniform(HALF));
         assert_eq!(s.first_seen, Some(NOW - 100));
         assert_eq!(s.last_seen, Some(NOW));
         assert_eq!(s.kinds.len(), 2);
@@ -496,10 +582,10 @@ mod tests {
             let reports: Vec<_> = base.iter().enumerate().map(|(i, (t, c, age))| {
                 report(u8::try_from(i).unwrap(), &format!("o{i}"), *t, 1, Verdict::Malicious, *c, NOW - age)
             }).collect();
-            let before = score(&reports, NOW, HALF).score;
+            let before = score(&reports, NOW, &HalfLives::uniform(HALF)).score;
             let mut more = reports.clone();
             more.push(report(200, "new", extra.0, 1, Verdict::Malicious, extra.1, NOW - extra.2));
-            let after = score(&more, NOW, HALF).score;
+            let after = score(&more, NOW, &HalfLives::uniform(HALF)).score;
             prop_assert!((0.0..=1.0).contains(&before));
             prop_assert!((0.0..=1.0).contains(&after));
             prop_assert!(after >= before - 1e-12);

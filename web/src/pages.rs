@@ -183,7 +183,10 @@ pub struct MessageForm {
 fn basis(state: &AppState) -> Basis<'_> {
     let config = state.node().config();
     #[allow(clippy::cast_precision_loss)]
-    let half_life_days = config.half_life_secs as f64 / 86_400.0;
+    let half_life_days = sightline_node::reputation::HalfLives::DEFAULT_DAYS
+        .iter()
+        .map(|(kind, _)| (*kind, config.half_lives.of(*kind) as f64 / 86_400.0))
+        .collect();
     Basis {
         org: state.node().org(),
         half_life_days,

@@ -230,13 +230,16 @@ impl NodeHandle {
                 code: code.to_owned(),
                 reason,
             };
-            let (sighting, parsed) = match self.draft(item, now) {
+            let (mut sighting, parsed) = match self.draft(item, now) {
                 Ok(drafted) => drafted,
                 Err((code, reason)) => {
                     errors.push(fail(code, reason));
                     continue;
                 }
             };
+            if item.first_seen.is_none() {
+                sighting.first_seen = self.first_sighting(&sighting, now)?;
+            }
             if let Err(e) = sighting.validate() {
                 errors.push(fail("invalid_field", e.to_string()));
                 continue;
@@ -321,6 +324,28 @@ impl NodeHandle {
             links,
         };
         Ok((sighting, parsed))
+    }
+
+    /// When this organization first saw the number, for a report that
+    /// does not say: the first sighting of its current, unexpired malicious
+    /// report when this one is malicious too, so that re-reporting a number
+    /// does not reset its clock (reputation.rs); else the report's own.
+    fn first_sighting(&self, s: &Sighting, now: u64) -> Result<u64, StoreError> {
+        if s.verdict != Verdict::Malicious {
+            return Ok(s.first_seen);
+        }
+        let earlier = self
+            .inner
+            .store
+            .current_report(&s.origin, &s.number, &s.block)?;
+        Ok(match earlier {
+            Some((_, e))
+                if e.verdict == Verdict::Malicious && e.expires.is_none_or(|t| t > now) =>
+            {
+                e.first_seen.min(s.first_seen)
+            }
+            _ => s.first_seen,
+        })
     }
 
     /// The record's links: `None` (version 1) while the network signs

@@ -208,3 +208,44 @@ async fn a_network_on_record_version_1_refuses_links_rather_than_drop_them() {
         .unwrap();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_reporting_keeps_the_clock_and_vishing_outlives_smishing() {
+    let mut cluster = Cluster::build(&[("Bank", 0.9)], &Options::default());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = std::sync::Arc::new(sightline_node::ManualClock::new(now));
+    let node = sightline_node::start(cluster.config(0), clock.clone())
+        .await
+        .unwrap();
+    let mut smishing = item("+1 212 555 0143", "Royal Parcel");
+    smishing.confidence = 100;
+    let mut vishing = Submission::new("+1 212 555 0144", Kind::Vishing);
+    vishing.confidence = 100;
+    node.submit(vec![smishing.clone(), vishing]).await.unwrap();
+    // 14 days on (the default half-life of smishing, under vishing's 30),
+    // the bank sees the smishing number again and re-reports it.
+    clock.advance(14 * 86_400);
+    smishing.brand = Some("Royal Parcel Ltd".into());
+    node.submit(vec![smishing]).await.unwrap();
+    let again = node.lookup("+1 212 555 0143", None).await.unwrap();
+    assert_eq!(
+        again.score.reports[0].first_seen, now,
+        "first sighting kept"
+    );
+    assert!(
+        (again.score.score - 0.5).abs() < 0.01,
+        "its clock ran on: {}",
+        again.score.score
+    );
+    let vishing = node.lookup("+1 212 555 0144", None).await.unwrap();
+    assert!(
+        (vishing.score.score - 0.5_f64.powf(14.0 / 30.0)).abs() < 0.01,
+        "vishing decays slower: {}",
+        vishing.score.score
+    );
+    node.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -112,8 +112,8 @@ pub(crate) struct Filled<'a> {
 pub(crate) struct Basis<'a> {
     /// This node's organization.
     pub(crate) org: &'a str,
-    /// Decay half-life, days.
-    pub(crate) half_life_days: f64,
+    /// Decay half-lives by kind, days.
+    pub(crate) half_life_days: Vec<(sightline_protocol::Kind, f64)>,
 }
 
 /// One line of a bulk or message lookup: the text as written and what it gave.
@@ -201,8 +201,10 @@ fn explanation(basis: &Basis<'_>) -> Markup {
             summary { "How this score is computed" }
             p {
                 "Each organization's latest report counts once, with the strength "
-                em { "trust × confidence × decay" } ". Decay halves every "
-                (format!("{:.0}", basis.half_life_days)) " days since the report's last sighting. "
+                em { "trust × confidence × decay" } ". Decay halves every half-life of the report's kind ("
+                (basis.half_life_days.iter().map(|(k, d)| format!("{k} {d:.0} days")).collect::<Vec<_>>().join(", "))
+                ") since the organization first saw the number: re-reporting it does not refresh its weight, "
+                "another organization's report counts from its own first sighting. "
                 "Malicious reports combine as " em { "p = 1 − Π(1 − strength)" }
                 ", so every independent trusted organization raises the score and it never passes 1; "
                 "false-positive reports combine the same way into " em { "q" }
