@@ -447,52 +447,48 @@ fn vector_links(
     if given["block1000"] == json!(false) {
         links.retain(|l| l.kind() != LinkKind::Block1000);
     }
-    // Which input each token came from, for the file.
+    // Which input each token came from, for the file: each input alone
+    // gives its token (beside the 1,000-block).
+    let alone = |one: LinkInput, kind: LinkKind| -> Link {
+        one.tokens(key, e164)
+            .unwrap()
+            .into_iter()
+            .find(|l| l.kind() == kind)
+            .unwrap()
+    };
     let mut inputs: Vec<(Link, Json)> = Vec::new();
     for url in &input.urls {
-        let domain = url_domain(url).unwrap();
         let one = LinkInput {
             urls: vec![url.clone()],
             ..LinkInput::default()
         };
-        let link = one.tokens(key, e164).unwrap()[0];
-        inputs.push((link, json!(domain)));
+        inputs.push((
+            alone(one, LinkKind::UrlDomain),
+            json!(url_domain(url).unwrap()),
+        ));
     }
     if let Some(sender) = &input.sender {
-        let link = LinkInput {
+        let one = LinkInput {
             sender: Some(sender.clone()),
             ..LinkInput::default()
-        }
-        .tokens(key, e164)
-        .unwrap()
-        .into_iter()
-        .find(|l| l.kind() == LinkKind::Sender)
-        .unwrap();
-        inputs.push((link, json!(normalize_sender(sender).unwrap())));
+        };
+        let normalized = json!(normalize_sender(sender).unwrap());
+        inputs.push((alone(one, LinkKind::Sender), normalized));
     }
     if let Some(tag) = &input.campaign {
-        let link = LinkInput {
+        let one = LinkInput {
             campaign: Some(tag.clone()),
             ..LinkInput::default()
-        }
-        .tokens(key, e164)
-        .unwrap()
-        .into_iter()
-        .find(|l| l.kind() == LinkKind::Campaign)
-        .unwrap();
-        inputs.push((link, json!(normalize_campaign(tag).unwrap())));
+        };
+        let normalized = json!(normalize_campaign(tag).unwrap());
+        inputs.push((alone(one, LinkKind::Campaign), normalized));
     }
     if let Some(message) = &input.message {
-        let link = LinkInput {
+        let one = LinkInput {
             message: Some(message.clone()),
             ..LinkInput::default()
-        }
-        .tokens(key, e164)
-        .unwrap()
-        .into_iter()
-        .find(|l| l.kind() == LinkKind::Script)
-        .unwrap();
-        inputs.push((link, json!(script_words(message))));
+        };
+        inputs.push((alone(one, LinkKind::Script), json!(script_words(message))));
     }
     let described = links
         .iter()
