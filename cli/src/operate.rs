@@ -55,11 +55,18 @@ pub(crate) enum TokenCommand {
 /// A fresh API secret: 32 random bytes, URL-safe.
 pub(crate) fn new_secret() -> String {
     use base64::Engine as _;
-    let mut key = [0u8; 32];
-    OsRng.fill_bytes(&mut key);
-    // URL-safe, unpadded: always 43 characters, 256 bits, nothing a shell
-    // or a TOML string needs quoted.
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+    loop {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        // URL-safe, unpadded: always 43 characters, nothing a shell or a
+        // TOML string needs quoted; never a leading '-', which a command
+        // line reads as an option (`--token -T…`: one secret in 64 was
+        // refused that way). Redrawing costs under a bit of the 256.
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        if !secret.starts_with('-') {
+            return secret;
+        }
+    }
 }
 
 /// Runs a `token` subcommand.
