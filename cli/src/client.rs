@@ -450,11 +450,9 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
         .iter()
         .filter(|r| matches!(r, Answer::Unreadable(_)))
         .count();
-    let hit = args.fail_on.is_some_and(|threshold| {
-        results.iter().any(
-            |r| matches!(r, Answer::Known(LookupResult::Found(l)) if l.score.band >= threshold),
-        )
-    });
+    let hit = args
+        .fail_on
+        .is_some_and(|threshold| matched(&results, threshold));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -476,6 +474,15 @@ pub(crate) async fn lookup(args: &LookupArgs) -> Result<ExitCode, Failure> {
         ExitCode::from(EXIT_INPUT)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Whether an answer reaches `threshold`. A number a trusted member
+/// operates never does: its reports are of spoofing (SPEC §13.5).
+fn matched(results: &[Answer], threshold: Band) -> bool {
+    results.iter().any(|r| {
+        matches!(r, Answer::Known(LookupResult::Found(l))
+            if l.score.band >= threshold && l.score.protected_by.is_empty())
     })
 }
 
@@ -544,6 +551,12 @@ fn print_lookup_table(results: &[Answer]) {
         if let Some(n) = &l.neighbours {
             println!("  neighbours: {}", n.warning);
         }
+        for p in &l.score.protected_by {
+            println!(
+                "  protected: {} operates this number ({}): reports of it are spoofing; never blocked by --fail-on",
+                p.org, p.role
+            );
+        }
     }
 }
 
@@ -586,6 +599,44 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<ExitCode, Failure> {
             r.links.join(","),
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sightline protect`.
+#[derive(Debug, Args)]
+pub(crate) struct ProtectArgs {
+    /// A number this organization operates.
+    number: String,
+    /// inbound-only (it never calls or messages anyone) or outbound.
+    #[arg(long)]
+    role: sightline_protocol::Role,
+    /// Default region for a national number.
+    #[arg(long)]
+    region: Option<String>,
+    /// The brand the number belongs to.
+    #[arg(long)]
+    brand: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `sightline protect`.
+pub(crate) async fn protect(args: &ProtectArgs) -> Result<ExitCode, Failure> {
+    let api = Api::new(&args.conn, Scope::Submit)?;
+    let mut item = Submission::protect(args.number.clone(), args.role);
+    item.region.clone_from(&args.region);
+    item.brand.clone_from(&args.brand);
+    let answer: Receipts = api
+        .post("/api/v1/sightings", &SubmitRequest::One(Box::new(item)))
+        .await?;
+    let receipt = answer
+        .receipts
+        .first()
+        .ok_or_else(|| anyhow!("the node answered without a receipt"))?;
+    println!(
+        "protected {} ({}; seq {}): members' lookups show reports of it as spoofing; `sightline withdraw` ends it",
+        receipt.number, args.role, receipt.seq
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1041,6 +1092,23 @@ mod tests {
             Answer::Known(LookupResult::Invalid(i)) if i.input == "hello"
         ));
         assert!(matches!(&answers.results[1], Answer::Unreadable(_)));
+    }
+
+    #[test]
+    fn fail_on_never_fires_on_a_protected_number() {
+        let answer = |protected: &str| -> Vec<Answer> {
+            let text = format!(
+                r#"{{"results": [{{"number": "+12125550100", "country": "US", "cc": 1,
+                "line_type": "fixed-or-mobile", "score": 0.9, "band": "high", "orgs": 1,
+                "first_seen": 1, "last_seen": 2, "kinds": ["vishing"], "channels": ["voice"],
+                "brands": [], "reports": [], "block_activity": 1, "campaign": null,
+                "neighbours": null{protected}}}]}}"#
+            );
+            serde_json::from_str::<Answers>(&text).unwrap().results
+        };
+        assert!(matched(&answer(""), Band::High));
+        let protected = r#", "protected_by": [{"org": "Bank", "role": "inbound-only"}]"#;
+        assert!(!matched(&answer(protected), Band::Low));
     }
 
     #[test]

@@ -67,6 +67,9 @@ enum Command {
     Campaign(client::CampaignArgs),
     /// List the campaigns of the latest reports, largest first.
     Campaigns(client::CampaignsArgs),
+    /// Attest that this organization operates a number: reports of it are
+    /// then shown as spoofing, and lookups never block on it.
+    Protect(client::ProtectArgs),
     /// Withdraw this organization's report of a number.
     Withdraw(client::WithdrawArgs),
     /// List member nodes, connected or not.
@@ -130,6 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Lookup(args) => client::lookup(&args).await,
             Command::Campaign(args) => client::campaign(&args).await,
             Command::Campaigns(args) => client::campaigns(&args).await,
+            Command::Protect(args) => client::protect(&args).await,
             Command::Withdraw(args) => client::withdraw(&args).await,
             Command::Peers(args) => client::peers(&args).await,
             Command::Status(args) => client::status(&args).await,

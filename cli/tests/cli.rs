@@ -388,6 +388,21 @@ fn client_commands_against_a_running_node() {
         ])),
         0
     );
+    // This network signs record version 1: protecting a number needs 2.
+    let out = sightline(&[
+        "protect",
+        "+1 212 555 0100",
+        "--role",
+        "inbound-only",
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("record version 2"),
+        "{}",
+        stderr(&out)
+    );
     let out = sightline(&["lookup", "not-a-number", "--api", &node.api]);
     assert_eq!(code(&out), 2);
     assert!(stdout(&out).contains("invalid"), "{}", stdout(&out));

@@ -233,6 +233,7 @@ mod tests {
             last_seen,
             expires,
             links: None,
+            role: None,
         }
         .sign(&key())
         .unwrap()

@@ -138,6 +138,10 @@ pub struct Submission {
     /// never stored or sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// With verdict `protected`: how this organization uses the number it
+    /// operates (`inbound-only` or `outbound`, SPEC.md §13.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<sightline_protocol::Role>,
 }
 
 /// What letters in a number mean: [`Letters::Vanity`] when `vanity` is set.
@@ -182,7 +186,18 @@ impl Submission {
             sender: None,
             campaign: None,
             message: None,
+            role: None,
         }
+    }
+
+    /// This organization's attestation that it operates `number`.
+    pub fn protect(number: impl Into<String>, role: sightline_protocol::Role) -> Self {
+        let mut s = Submission::new(number, Kind::Other);
+        s.verdict = Verdict::Protected;
+        s.channel = Channel::Voice;
+        s.confidence = 100;
+        s.role = Some(role);
+        s
     }
 
     /// The links the item gives, as protocol input.

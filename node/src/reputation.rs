@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use sightline_protocol::{Channel, Kind, OriginId, Sighting, Verdict};
+use sightline_protocol::{Channel, Kind, OriginId, Role, Sighting, Verdict};
 
 /// Lower bounds of the bands.
 pub const BAND_LOW: f64 = 0.1;
@@ -165,6 +165,21 @@ pub struct Contribution {
     pub weight: f64,
 }
 
+/// Trust an organization needs here for its attestation that it operates a
+/// number to count (the same bar as linking numbers on its own word,
+/// `campaign::LINK_TRUST`): a protected number is never blocked on, so a
+/// member trusted less cannot shield scam numbers by "protecting" them.
+pub const PROTECT_TRUST: f64 = 0.6;
+
+/// A trusted organization's attestation that it operates the number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Protection {
+    /// The organization.
+    pub org: String,
+    /// How it uses the number.
+    pub role: Role,
+}
+
 /// The scored answer for one number.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Score {
@@ -187,6 +202,12 @@ pub struct Score {
     pub brands: BTreeSet<String>,
     /// Every counted report, strongest first.
     pub reports: Vec<Contribution>,
+    /// Organizations this node trusts (at [`PROTECT_TRUST`] or more) that
+    /// attest they operate the number (SPEC §13.5): reports of abuse from
+    /// it are spoofing. A gateway must not block such a number whatever
+    /// its band.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_by: Vec<Protection>,
 }
 
 /// Half-lives of a report's weight by kind, in seconds. Scam numbers of
@@ -271,6 +292,7 @@ pub fn score(reports: &[Report], now: u64, half_lives: &HalfLives) -> Score {
         channels: BTreeSet::new(),
         brands: BTreeSet::new(),
         reports: Vec::new(),
+        protected_by: Vec::new(),
     };
     let mut malicious_orgs = BTreeSet::new();
     for r in latest.values() {
@@ -292,8 +314,20 @@ pub fn score(reports: &[Report], now: u64, half_lives: &HalfLives) -> Score {
                 -strength
             }
             Verdict::Withdrawn => 0.0,
+            Verdict::Protected => {
+                // An attestation, not a claim of abuse (SPEC §13.5); it
+                // stops blocking, so only an organization trusted to speak
+                // for itself makes it.
+                if trust >= PROTECT_TRUST {
+                    out.protected_by.push(Protection {
+                        org: r.org.clone(),
+                        role: s.role.unwrap_or(Role::Outbound),
+                    });
+                }
+                0.0
+            }
         };
-        if s.verdict != Verdict::Withdrawn {
+        if matches!(s.verdict, Verdict::Malicious | Verdict::FalsePositive) {
             out.first_seen = Some(out.first_seen.map_or(s.first_seen, |f| f.min(s.first_seen)));
             out.last_seen = Some(out.last_seen.map_or(s.last_seen, |l| l.max(s.last_seen)));
             out.kinds.insert(s.kind);
@@ -366,6 +400,7 @@ mod tests {
                 last_seen,
                 expires: None,
                 links: None,
+                role: None,
             },
         }
     }

@@ -41,7 +41,7 @@ pub use links::{Linked, Sharing, SCRIPT_DISTANCE};
 pub use quota::{Limits, Room, OVER_NUMBERS_PER_DAY, OVER_RECORDS_PER_HOUR};
 
 /// Bumped when the on-disk layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's trees that schema 2 replaced ([`Store::migrate_from_v1`]).
@@ -73,6 +73,10 @@ const META_SUPERSEDED_DROPPED: &[u8] = b"superseded_dropped";
 /// Set once every held report's `current` value has its compact form
 /// (schema 5, `store/current.rs`).
 const META_CURRENT_EXPANDED: &[u8] = b"current_expanded";
+/// Set once the `links` tree indexes every held report's link tokens
+/// (schema 6, `store/links.rs`). A store of an earlier schema holds no
+/// record of version 2 (its release refused them), so its index is empty.
+const META_LINKS_INDEXED: &[u8] = b"links_indexed";
 /// Records one transaction of a migration works through.
 #[cfg(not(test))]
 const MIGRATION_BATCH: usize = 1000;
@@ -422,7 +426,7 @@ impl Handles {
                     .map_err(|_| StoreError::Corrupt("schema version"))?,
             );
             match found {
-                SCHEMA_VERSION | 2 | 3 | 4 => {
+                SCHEMA_VERSION | 2 | 3 | 4 | 5 => {
                     // A migration that stopped after raising the version
                     // leaves schema 1's trees behind.
                     for name in V1_TREES {
@@ -443,6 +447,7 @@ impl Handles {
             store.meta.insert(META_QUOTA_INDEXED, &[1])?;
             store.meta.insert(META_SUPERSEDED_DROPPED, &[1])?;
             store.meta.insert(META_CURRENT_EXPANDED, &[1])?;
+            store.meta.insert(META_LINKS_INDEXED, &[1])?;
             store
                 .meta
                 .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
@@ -457,6 +462,9 @@ impl Handles {
         }
         if !store.meta.contains_key(META_CURRENT_EXPANDED)? {
             store.expand_current()?;
+        }
+        if !store.meta.contains_key(META_LINKS_INDEXED)? {
+            store.migrated(META_LINKS_INDEXED)?;
         }
         Ok(store)
     }
@@ -2270,6 +2278,7 @@ mod tests {
             last_seen,
             expires: None,
             links: None,
+            role: None,
         }
         .sign(key)
         .unwrap()
@@ -3439,6 +3448,7 @@ mod tests {
                     last_seen: 1000,
                     expires: None,
                     links: None,
+                    role: None,
                 }
                 .sign(&mallory)
                 .unwrap()

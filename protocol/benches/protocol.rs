@@ -79,6 +79,7 @@ fn record(key: &SigningKey, hash_key: &HashKey, seq: u64, input: &str) -> Signed
         last_seen: 1_763_703_600,
         expires: None,
         links: None,
+        role: None,
     }
     .sign(key)
     .expect("valid record")

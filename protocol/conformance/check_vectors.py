@@ -210,7 +210,7 @@ def block_hash(hash_key: bytes, e164: str) -> bytes:
 
 K_V, K_NETWORK, K_ORIGIN, K_SEQ, K_NUMBER, K_BLOCK, K_CC, K_LINE = range(8)
 K_KIND, K_VERDICT, K_CHANNEL, K_BRAND, K_CONFIDENCE, K_COUNT = range(8, 14)
-K_FIRST_SEEN, K_LAST_SEEN, K_EXPIRES, K_SIG, K_LINKS = range(14, 19)
+K_FIRST_SEEN, K_LAST_SEEN, K_EXPIRES, K_SIG, K_LINKS, K_ROLE = range(14, 20)
 
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 U64_MAX = 2**64 - 1
@@ -219,7 +219,8 @@ U32_MAX = 2**32 - 1
 # §4.1 enumerations (text form -> code)
 KIND_CODES = {"smishing": 0, "vishing": 1, "callback": 2, "bec": 3,
               "robocall": 4, "sim-swap": 5, "other": 6}
-VERDICT_CODES = {"malicious": 0, "false-positive": 1, "withdrawn": 2}
+VERDICT_CODES = {"malicious": 0, "false-positive": 1, "withdrawn": 2, "protected": 3}
+ROLE_CODES = {"inbound-only": 0, "outbound": 1}  # §13.5, key 19
 CHANNEL_CODES = {"sms": 0, "voice": 1, "email": 2, "chat": 3, "other": 4}
 
 # CBOR value kinds used in a record (§4): key -> "uint" | "bstr" | "tstr"
@@ -230,6 +231,7 @@ FIELD_TYPE = {
     K_CONFIDENCE: "uint", K_COUNT: "uint", K_FIRST_SEEN: "uint",
     K_LAST_SEEN: "uint", K_EXPIRES: "uint", K_SIG: "bstr",
     K_LINKS: "links",  # §13.2: array of link entries (bstr)
+    K_ROLE: "uint",  # §13.5
 }
 OPTIONAL_KEYS = {K_BRAND, K_EXPIRES}
 
@@ -263,7 +265,7 @@ FIELD_RANGE = {
     K_CC: lambda n: 1 <= n <= 999,
     K_LINE: lambda n: n <= 10,
     K_KIND: lambda n: n <= 6,
-    K_VERDICT: lambda n: n <= 2,
+    K_VERDICT: lambda n: n <= 3,  # 3 (protected) only in version 2, checked after the pass
     K_CHANNEL: lambda n: n <= 4,
     K_BRAND: _brand_ok,
     K_CONFIDENCE: lambda n: n <= 100,
@@ -486,10 +488,10 @@ def decode_record(data: bytes) -> dict:
         if k[0] != "uint":
             raise DecodeError("not_a_map", f"key of type {k[0]}")
 
-    # Step 5: no key 0-18 twice (§13.2).
+    # Step 5: no key 0-19 twice (§13.2).
     raw: dict[int, tuple] = {}
     for (_, key), value in top[1]:
-        if key <= K_LINKS and key in raw:
+        if key <= K_ROLE and key in raw:
             raise DecodeError("duplicate_key", str(key))
         raw.setdefault(key, value)
 
@@ -500,8 +502,8 @@ def decode_record(data: bytes) -> dict:
         raise DecodeError("unsupported_version", repr(v))
     version = v[1]
 
-    # Step 7: no key above 17 (version 1) or 18 (version 2).
-    last = K_SIG if version == 1 else K_LINKS
+    # Step 7: no key above 17 (version 1) or 19 (version 2).
+    last = K_SIG if version == 1 else K_ROLE
     for key in raw:
         if key > last:
             raise DecodeError("unknown_key", str(key))
@@ -529,6 +531,14 @@ def decode_record(data: bytes) -> dict:
     # §13.2: key 18 of version 2.
     if K_LINKS in raw:
         fields[K_LINKS] = _links_field(raw[K_LINKS])
+    # §13.5: key 19, the role of a protected number, exactly with verdict 3.
+    if K_ROLE in raw:
+        role = raw[K_ROLE]
+        if role[0] != "uint" or role[1] > 1:
+            raise DecodeError("invalid_field", "key 19: not 0 or 1")
+        fields[K_ROLE] = role[1]
+    if (fields[K_VERDICT] == 3) != (K_ROLE in fields):
+        raise DecodeError("invalid_field", "verdict protected and role go together")
 
     # Step 10: canonical re-encoding must reproduce the input exactly.
     if encode_record(fields) != data:
@@ -943,6 +953,8 @@ def check_valid(vec: dict, notes: list[str]) -> None:
         fields[K_BRAND] = sighting["brand"]
     if sighting.get("expires") is not None:
         fields[K_EXPIRES] = sighting["expires"]
+    if sighting.get("role") is not None:
+        fields[K_ROLE] = ROLE_CODES[sighting["role"]]
     # §13: version 2 when the input carries links.
     if sighting.get("links") is not None:
         fields[K_V] = 2

@@ -71,6 +71,10 @@ pub enum FieldError {
     /// The links of a version-2 record break a rule of SPEC.md §13.2.
     #[error("links {0}")]
     Links(&'static str),
+    /// A `protected` verdict without a role, a role without it, or it in
+    /// a version-1 record (SPEC.md §13.5).
+    #[error("verdict protected needs record version 2 and a role, and only it has a role")]
+    Protection,
     /// `expires` is not after `last_seen`.
     #[error("expires {expires} is not after last_seen {last_seen}")]
     Expiry {
@@ -181,6 +185,22 @@ wire_enum!(
         FalsePositive = 1, "false-positive";
         /// The origin takes back its earlier report of this number.
         Withdrawn = 2, "withdrawn";
+        /// The origin operates this number (record version 2 only, with a
+        /// `role`, SPEC.md §13.5): reports of abuse from it are spoofing.
+        Protected = 3, "protected";
+    }
+);
+
+wire_enum!(
+    /// How the operator of a protected number uses it (SPEC.md §13.5).
+    Role, "role" {
+        /// The number only receives calls and messages (a bank's fraud
+        /// line): any call or message from it is spoofed, as on the UK and
+        /// US Do-Not-Originate lists.
+        InboundOnly = 0, "inbound-only";
+        /// The operator also calls or messages from it: a report of it may
+        /// be spoofing, or a mistaken report of a legitimate caller.
+        Outbound = 1, "outbound";
     }
 );
 

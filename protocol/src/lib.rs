@@ -36,8 +36,8 @@ pub use record::{
     UnverifiedSighting, MAX_RECORD_BYTES,
 };
 pub use sighting::{
-    Channel, FieldError, Kind, LineType, NetworkId, OriginId, Sighting, TimeError, UnknownName,
-    Verdict,
+    Channel, FieldError, Kind, LineType, NetworkId, OriginId, Role, Sighting, TimeError,
+    UnknownName, Verdict,
 };
 
 /// Lower-case hex of a byte string (no dependency for one loop).

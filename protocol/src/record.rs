@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 use crate::hash::{BlockHash, NumberHash};
 use crate::links::Link;
 use crate::sighting::{
-    validate_brand, Channel, FieldError, Kind, LineType, NetworkId, OriginId, Sighting, Verdict,
-    VERSION, VERSION_2,
+    validate_brand, Channel, FieldError, Kind, LineType, NetworkId, OriginId, Role, Sighting,
+    Verdict, VERSION, VERSION_2,
 };
 
 /// Largest encoded record accepted, in bytes. The largest valid record is
@@ -49,9 +49,10 @@ mod key {
     pub(super) const EXPIRES: u64 = 16;
     pub(super) const SIG: u64 = 17;
     pub(super) const LINKS: u64 = 18;
+    pub(super) const ROLE: u64 = 19;
     /// The highest key of version 1, and of version 2.
     pub(super) const LAST_V1: u64 = SIG;
-    pub(super) const LAST: u64 = LINKS;
+    pub(super) const LAST: u64 = ROLE;
 }
 
 /// Why bytes are not a valid signed sighting. [`RecordError::code`] gives a
@@ -600,6 +601,9 @@ fn encode(s: &Sighting, signature: Option<&[u8; 64]>) -> Vec<u8> {
         let entries_of = links.iter().map(|l| Value::Bytes(l.encode())).collect();
         entries.push((key::LINKS, Value::Array(entries_of)));
     }
+    if let Some(role) = s.role {
+        entries.push((key::ROLE, uint(role.code().into())));
+    }
     let map = Value::Map(entries.into_iter().map(|(k, v)| (uint(k), v)).collect());
     let mut out = Vec::with_capacity(448);
     ciborium::into_writer(&map, &mut out).expect("writing CBOR to a Vec cannot fail");
@@ -745,6 +749,10 @@ impl Fields {
         } else {
             None
         };
+        let role = match self.take(key::ROLE) {
+            None => None,
+            Some(value) => Some(Role::from_code(as_uint(&value, "role")?)?),
+        };
         let sighting = Sighting {
             network,
             origin,
@@ -763,6 +771,7 @@ impl Fields {
             last_seen,
             expires,
             links,
+            role,
         };
         sighting.validate()?;
         Ok((sighting, signature))

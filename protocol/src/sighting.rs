@@ -8,7 +8,7 @@ use crate::hash::{BlockHash, NumberHash};
 use crate::links::Link;
 
 pub use crate::fields::{
-    Channel, FieldError, Kind, LineType, UnknownName, Verdict, MAX_BRAND_BYTES,
+    Channel, FieldError, Kind, LineType, Role, UnknownName, Verdict, MAX_BRAND_BYTES,
     MAX_NETWORK_ID_BYTES, MAX_TIMESTAMP,
 };
 
@@ -149,6 +149,9 @@ pub struct Sighting {
     /// link tokens (sorted, distinct, at most [`crate::links::MAX_LINKS`];
     /// an empty list is encoded without key 18).
     pub links: Option<Vec<Link>>,
+    /// How the origin uses a number it protects: present exactly when the
+    /// verdict is `protected` (version 2, SPEC.md §13.5).
+    pub role: Option<Role>,
 }
 
 impl Sighting {
@@ -207,6 +210,11 @@ impl Sighting {
                     expires,
                 });
             }
+        }
+        if (self.verdict == Verdict::Protected) != self.role.is_some()
+            || (self.role.is_some() && self.links.is_none())
+        {
+            return Err(FieldError::Protection);
         }
         match self.links.as_deref() {
             None | Some([]) => Ok(()),
@@ -273,6 +281,7 @@ pub(crate) mod tests {
             last_seen: 1_700_003_600,
             expires: Some(1_702_000_000),
             links: None,
+            role: None,
         }
     }
 
@@ -387,11 +396,15 @@ pub(crate) mod tests {
         let err = "phishing".parse::<Kind>().unwrap_err();
         assert!(err.to_string().contains("smishing, vishing"), "{err}");
         assert_eq!(
-            Verdict::from_code(3),
+            Verdict::from_code(4),
             Err(FieldError::UnknownEnum {
                 field: "verdict",
-                value: 3
+                value: 4
             })
         );
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), *r);
+            assert_eq!(Role::from_code(r.code().into()).unwrap(), *r);
+        }
     }
 }

@@ -44,6 +44,16 @@ fn linked(mut input: Input, links: Json) -> Input {
     input
 }
 
+/// A version-2 vector of a protected number (SPEC.md §13.5).
+fn protected(input: Input, role: &str) -> Input {
+    let mut input = linked(
+        input,
+        json!({ "block1000": true, "urls": [], "sender": null, "campaign": null, "message": null }),
+    );
+    input.sighting["role"] = json!(role);
+    input
+}
+
 /// The JSON form of the sighting fields a vector's input carries.
 struct Fields {
     network: &'static str,
@@ -361,6 +371,24 @@ fn inputs() -> Vec<Input> {
             ),
             json!({ "block1000": false, "urls": [], "sender": null, "campaign": null, "message": null }),
         ),
+        protected(
+            input(
+                "v2-protected-inbound-only",
+                "+1 212 555 0100",
+                None,
+                a_bank,
+                &Fields {
+                    seq: 8,
+                    kind: "other",
+                    verdict: "protected",
+                    channel: "voice",
+                    brand: Some("Example Bank"),
+                    confidence: 100,
+                    ..DEFAULT
+                },
+            ),
+            "inbound-only",
+        ),
     ]
 }
 
@@ -392,6 +420,10 @@ fn valid_vector(input: &Input) -> Json {
         last_seen: j["last_seen"].as_u64().unwrap(),
         expires: j["expires"].as_u64(),
         links,
+        role: j
+            .get("role")
+            .and_then(Json::as_str)
+            .map(|r| r.parse().unwrap()),
     };
     let body = sighting.encode_body();
     let record = sighting.clone().sign(&signer).unwrap();
@@ -535,7 +567,16 @@ fn signed_raw(mut entries: Vec<(u64, Value)>, seed: &str) -> Vec<u8> {
     let mut message = b"sightline/sighting/v1".to_vec();
     message.extend_from_slice(&to_cbor(&entries));
     let key = ed25519_dalek::SigningKey::from_bytes(&hex32(seed));
-    entries.push((17, Value::Bytes(key.sign(&message).to_bytes().to_vec())));
+    // Key 17 goes before the keys above it (version 2's 18 and 19), as
+    // in a canonical record; the other keys keep the order they came in.
+    let at = entries
+        .iter()
+        .position(|(k, _)| *k > 17)
+        .unwrap_or(entries.len());
+    entries.insert(
+        at,
+        (17, Value::Bytes(key.sign(&message).to_bytes().to_vec())),
+    );
     to_cbor(&entries)
 }
 
@@ -777,6 +818,11 @@ fn invalid_vectors(valid: &[Json]) -> Vec<Json> {
         .find(|v| v["name"] == "v2-us-linked-bank-lure")
         .unwrap();
     out.extend(invalid_v2(v2));
+    let protected = valid
+        .iter()
+        .find(|v| v["name"] == "v2-protected-inbound-only")
+        .unwrap();
+    out.extend(invalid_protected(protected, &base));
     out.into_iter()
         .map(|(name, bytes, error, note)| {
             json!({"name": name, "bytes": hex::encode(bytes), "error": error, "note": note})
@@ -803,10 +849,16 @@ fn invalid_v2(v2: &Json) -> Vec<(&'static str, Vec<u8>, &'static str, &'static s
         "version 1 with key 18: version 1 defines keys 0-17 only",
     )];
     out.push((
-        "v2-key-19",
-        resign(set(e(), 19, uint(0))),
+        "v2-key-20",
+        resign(set(e(), 20, uint(0))),
         "unknown_key",
-        "key 19 in a version-2 record",
+        "key 20 in a version-2 record",
+    ));
+    out.push((
+        "v2-role-without-protected",
+        resign(set(e(), 19, uint(0))),
+        "invalid_field",
+        "key 19 (role) in a malicious report",
     ));
     out.push((
         "v2-links-empty",
@@ -880,6 +932,44 @@ fn invalid_v2(v2: &Json) -> Vec<(&'static str, Vec<u8>, &'static str, &'static s
         "the entries in descending order; the signature of the canonical record kept",
     ));
     out
+}
+
+/// Invalid protected-number records (SPEC.md §13.5): one flaw each in the
+/// verdict or the role, re-signed.
+fn invalid_protected(
+    protected: &Json,
+    v1: &[u8],
+) -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
+    let bytes = hex::decode(protected["expected"]["signed"].as_str().unwrap()).unwrap();
+    let e = || entries_of(&bytes);
+    let resign = |entries| signed_raw(entries, SEED_BANK);
+    let without_role: Vec<(u64, Value)> = e().into_iter().filter(|(k, _)| *k != 19).collect();
+    vec![
+        (
+            "v2-protected-without-role",
+            resign(without_role),
+            "invalid_field",
+            "verdict 3 (protected) without key 19",
+        ),
+        (
+            "v2-role-out-of-range",
+            resign(set(e(), 19, uint(2))),
+            "invalid_field",
+            "role 2",
+        ),
+        (
+            "v1-protected",
+            signed_raw(set(entries_of(v1), 9, uint(3)), SEED_BANK),
+            "invalid_field",
+            "verdict 3 (protected) in a version-1 record",
+        ),
+        (
+            "v1-role",
+            signed_raw(set(entries_of(v1), 19, uint(0)), SEED_BANK),
+            "unknown_key",
+            "key 19 in a version-1 record",
+        ),
+    ]
 }
 
 /// Number-normalization cases (§2) beyond the valid vectors' inputs: how

@@ -89,6 +89,7 @@ impl Signer<'_> {
             last_seen: self.now - 60,
             expires: None,
             links: Some(all),
+            role: None,
         }
         .sign(self.key)
         .expect("valid")

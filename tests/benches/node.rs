@@ -267,6 +267,7 @@ fn generate_with(
                     last_seen: now - age,
                     expires: None,
                     links: None,
+                    role: None,
                 };
                 sighting.sign(key).expect("valid").as_bytes().to_vec()
             })

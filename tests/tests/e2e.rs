@@ -235,6 +235,7 @@ fn signed_at(key: &SigningKey, origin_key: &SigningKey, e164: &str, seq: u64, no
         last_seen: now,
         expires: None,
         links: None,
+        role: None,
     };
     let mut bytes = sighting.clone().sign(key).unwrap().as_bytes().to_vec();
     if key.origin() != origin_key.origin() {

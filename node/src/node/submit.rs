@@ -322,6 +322,7 @@ impl NodeHandle {
             last_seen,
             expires: item.expires,
             links,
+            role: item.role,
         };
         Ok((sighting, parsed))
     }
@@ -358,8 +359,14 @@ impl NodeHandle {
     ) -> Result<Option<Vec<sightline_protocol::Link>>, (&'static str, String)> {
         let input = item.link_input();
         if self.inner.config.network.record_version < sightline_protocol::sighting::VERSION_2 {
-            if input.is_empty() {
+            if input.is_empty() && item.verdict != Verdict::Protected && item.role.is_none() {
                 return Ok(None);
+            }
+            if input.is_empty() {
+                return Err((
+                    LINKS_NEED_VERSION_2,
+                    "protecting a number needs record version 2: this network signs version 1 until its network.toml says record_version = 2 (SPEC.md §13.4)".to_owned(),
+                ));
             }
             return Err((
                 LINKS_NEED_VERSION_2,

@@ -6,7 +6,8 @@
 //! supersede checks, the block-activity scan and purges read the same
 //! 17 bytes whatever follows:
 //!
-//! - a held report: the code is its verdict, followed by the rest of the
+//! - a held report: the code is its verdict (a protected number's also
+//!   carries its role, [`code_of`]), followed by the rest of the
 //!   report (kind, channel, line type, cc, confidence, count,
 //!   `first_seen`, expires, brand; see [`encode`]), [`HELD_MIN`] bytes
 //!   and the brand;
@@ -18,7 +19,7 @@
 //! Pure: no sled here.
 
 use sightline_protocol::{
-    BlockHash, Channel, Kind, LineType, NetworkId, NumberHash, OriginId, Sighting, Verdict,
+    BlockHash, Channel, Kind, LineType, NetworkId, NumberHash, OriginId, Role, Sighting, Verdict,
 };
 
 use super::StoreError;
@@ -52,13 +53,20 @@ pub(super) fn seq(v: &[u8]) -> u64 {
     u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))
 }
 
+/// The code byte of a held report: its verdict's code, and for a
+/// protected number its role's code in the high nibble (the compact form
+/// keeps no other version-2 field).
+fn code_of(s: &Sighting) -> u8 {
+    s.verdict.code() | s.role.map_or(0, |r| r.code() << 4)
+}
+
 /// A held report's value.
 pub(super) fn encode(s: &Sighting) -> Vec<u8> {
     let brand = s.brand.as_deref().unwrap_or_default().as_bytes();
     let mut v = Vec::with_capacity(HELD_MIN + brand.len());
     v.extend_from_slice(&s.seq.to_be_bytes());
     v.extend_from_slice(&s.last_seen.to_be_bytes());
-    v.push(s.verdict.code());
+    v.push(code_of(s));
     v.push(s.kind.code());
     v.push(s.channel.code());
     v.push(s.line.code());
@@ -106,6 +114,12 @@ pub(super) fn decode(
         b => Some(String::from_utf8(b.to_vec()).map_err(|_| BAD)?),
     };
     let expires = u64_at(HELD_MIN - 8);
+    let verdict = Verdict::from_code((v[16] & 0x0f).into()).map_err(|_| BAD)?;
+    let role = match (verdict, v[16] >> 4) {
+        (Verdict::Protected, role) => Some(Role::from_code(role.into()).map_err(|_| BAD)?),
+        (_, 0) => None,
+        _ => return Err(BAD),
+    };
     let s = Sighting {
         network: network.clone(),
         origin,
@@ -115,7 +129,7 @@ pub(super) fn decode(
         cc: u16::from_be_bytes([v[20], v[21]]),
         line: LineType::from_code(v[19].into()).map_err(|_| BAD)?,
         kind: Kind::from_code(v[17].into()).map_err(|_| BAD)?,
-        verdict: Verdict::from_code(v[16].into()).map_err(|_| BAD)?,
+        verdict,
         channel: Channel::from_code(v[18].into()).map_err(|_| BAD)?,
         brand,
         confidence: v[22],
@@ -124,8 +138,10 @@ pub(super) fn decode(
         last_seen: u64_at(8),
         expires: (expires != 0).then_some(expires),
         // Link tokens are not part of the compact value: a lookup never
-        // needs them, and the record's wire bytes keep them.
-        links: None,
+        // needs them, and the record's wire bytes keep them. A protected
+        // number's report is of version 2 (an empty list says so).
+        links: role.map(|_| Vec::new()),
+        role,
     };
     s.validate().map_err(|_| BAD)?;
     Ok(s)
@@ -155,6 +171,7 @@ mod tests {
             last_seen: 1_700_000_500,
             expires,
             links: None,
+            role: None,
         }
     }
 
@@ -163,6 +180,18 @@ mod tests {
         for s in [
             example(Some("Example Bank plc — fraud"), Some(1_800_000_000)),
             example(None, None),
+            Sighting {
+                verdict: Verdict::Protected,
+                role: Some(Role::InboundOnly),
+                links: Some(Vec::new()),
+                ..example(Some("Example Bank"), None)
+            },
+            Sighting {
+                verdict: Verdict::Protected,
+                role: Some(Role::Outbound),
+                links: Some(Vec::new()),
+                ..example(None, None)
+            },
         ] {
             let v = encode(&s);
             assert!(is_valid(&v) && !is_mark(&v) && !is_legacy(&v));
@@ -183,6 +212,12 @@ mod tests {
         assert!(decode(&m).is_err(), "a mark is not a report");
         assert!(decode(&v[..HELD_MIN - 1]).is_err());
         assert!(!is_valid(&v[..HELD_MIN - 1]));
+        let mut bad = v.clone();
+        bad[16] |= 0x10;
+        assert!(
+            decode(&bad).is_err(),
+            "a role on a report that protects nothing"
+        );
         let mut bad = v.clone();
         bad[17] = 0xee;
         assert!(decode(&bad).is_err(), "unknown kind code");

@@ -239,6 +239,33 @@ fn version_2_records_round_trip_with_their_links_after_the_signature() {
 }
 
 #[test]
+fn protected_goes_with_a_role_and_version_2_only() {
+    let mut s = sighting();
+    s.verdict = Verdict::Protected;
+    assert_eq!(
+        s.clone().sign(&key()).unwrap_err(),
+        SignError::Field(FieldError::Protection)
+    );
+    s.role = Some(Role::InboundOnly);
+    assert_eq!(
+        s.clone().sign(&key()).unwrap_err(),
+        SignError::Field(FieldError::Protection)
+    );
+    s.links = Some(Vec::new());
+    let record = s.clone().sign(&key()).unwrap();
+    assert_eq!(
+        SignedSighting::from_bytes(record.as_bytes()).unwrap(),
+        record
+    );
+    assert_eq!(entries_of(record.as_bytes()).last().unwrap().0, 19);
+    s.verdict = Verdict::Malicious;
+    assert_eq!(
+        s.sign(&key()).unwrap_err(),
+        SignError::Field(FieldError::Protection)
+    );
+}
+
+#[test]
 fn the_largest_version_2_record_fits_the_limit() {
     let mut s = sighting();
     s.network = NetworkId::new(&"n".repeat(32)).unwrap();
@@ -250,8 +277,10 @@ fn the_largest_version_2_record_fits_the_limit() {
     s.last_seen = crate::sighting::MAX_TIMESTAMP - 1;
     s.expires = Some(crate::sighting::MAX_TIMESTAMP);
     s.links = Some((0..8u8).map(|i| Link::Campaign([i; 32])).collect());
+    s.verdict = Verdict::Protected;
+    s.role = Some(Role::Outbound);
     let record = s.sign(&key()).unwrap();
-    assert_eq!(record.as_bytes().len(), 338 + 2 + 8 * 35);
+    assert_eq!(record.as_bytes().len(), 338 + 2 + 8 * 35 + 2);
     assert!(record.as_bytes().len() <= MAX_RECORD_BYTES);
 }
 
@@ -358,9 +387,14 @@ fn rejects_out_of_range_fields() {
     );
     assert_eq!(
         field(9, uint(3)),
+        FieldError::Protection,
+        "protected is version 2's"
+    );
+    assert_eq!(
+        field(9, uint(4)),
         FieldError::UnknownEnum {
             field: "verdict",
-            value: 3
+            value: 4
         }
     );
     assert_eq!(
@@ -737,6 +771,7 @@ fn arb_sighting() -> impl Strategy<Value = Sighting> {
                         .map(|t| (last + t).min(crate::sighting::MAX_TIMESTAMP))
                         .filter(|e| *e > last),
                     links: None,
+                    role: None,
                 }
             },
         )

@@ -247,3 +247,64 @@ async fn re_reporting_keeps_the_clock_and_vishing_outlives_smishing() {
     node.shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_number_is_shown_as_spoofed_until_its_operator_withdraws() {
+    let mut cluster = Cluster::build(
+        &[("Bank", 0.9), ("Carrier", 0.8)],
+        &Options {
+            record_version: 2,
+            ..Options::default()
+        },
+    );
+    cluster.start_all().await;
+    cluster.wait_connected().await;
+    let (bank, carrier) = (cluster.node(0).clone(), cluster.node(1).clone());
+    let fraud_line = "+1 212 555 0100";
+    let mut protect = Submission::protect(fraud_line, sightline_protocol::Role::InboundOnly);
+    protect.brand = Some("Example Bank".into());
+    bank.submit(vec![protect]).await.unwrap();
+    // Scammers spoof the bank's fraud line; the carrier's customers report it.
+    let mut spoofed = item(fraud_line, "Example Bank");
+    spoofed.kind = Kind::Vishing;
+    carrier.submit(vec![spoofed]).await.unwrap();
+    eventually("both reports at the carrier", WAIT, &carrier, || async {
+        carrier
+            .lookup(fraud_line, None)
+            .await
+            .is_ok_and(|l| l.score.reports.len() == 2)
+    })
+    .await;
+    let l = carrier.lookup(fraud_line, None).await.unwrap();
+    assert_eq!(l.score.protected_by.len(), 1, "{:?}", l.score);
+    assert_eq!(l.score.protected_by[0].org, "Bank");
+    assert_eq!(
+        l.score.protected_by[0].role,
+        sightline_protocol::Role::InboundOnly
+    );
+    // The attestation adds nothing to the score: the carrier's report alone.
+    assert_eq!(l.score.orgs, 1);
+    assert!(l.score.kinds.iter().all(|k| *k == Kind::Vishing));
+    // Through the API: the same, under `protected_by`.
+    let state = AppState::new(carrier.clone(), LOOPBACK.parse().unwrap());
+    let answer = call(
+        &state,
+        Method::GET,
+        "/api/v1/lookup/%2B12125550100",
+        Some(READ_TOKEN),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(answer.json()["protected_by"][0]["role"], "inbound-only");
+    // The bank withdraws the attestation: the number is reported, unprotected.
+    bank.withdraw(fraud_line, None).await.unwrap();
+    eventually("the withdrawal at the carrier", WAIT, &carrier, || async {
+        carrier
+            .lookup(fraud_line, None)
+            .await
+            .is_ok_and(|l| l.score.protected_by.is_empty())
+    })
+    .await;
+    cluster.shutdown().await;
+}

@@ -256,6 +256,18 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
                     "numbers: treat this one with suspicion."
                 }
             }
+            @for p in &s.protected_by {
+                p.warning.protected role="alert" #protected {
+                    "Protected number: " strong { (p.org) } " operates it ("
+                    (p.role) "). "
+                    @if p.role == sightline_protocol::Role::InboundOnly {
+                        "It never calls or messages anyone: calls and messages from it are spoofed. "
+                    } @else {
+                        "Reports of it may be spoofing of a legitimate caller. "
+                    }
+                    "Do not block it; warn about the impersonation."
+                }
+            }
             @if let Some(c) = &l.campaign {
                 (campaign_box(c))
             }
@@ -476,6 +488,7 @@ fn verdict_class(verdict: Verdict) -> &'static str {
         Verdict::Malicious => "malicious",
         Verdict::FalsePositive => "false-positive",
         Verdict::Withdrawn => "withdrawn",
+        Verdict::Protected => "protected",
     }
 }
 
