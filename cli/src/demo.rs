@@ -60,6 +60,10 @@ fn sample_rows(now: u64) -> anyhow::Result<Vec<Row>> {
         };
         let mut s = Submission::new(number, kind.parse()?);
         s.verdict = verdict.parse()?;
+        if s.verdict == sightline_protocol::Verdict::Protected {
+            // The sample's protected number is a fraud line: it never calls.
+            s.role = Some(sightline_protocol::Role::InboundOnly);
+        }
         s.channel = channel.parse()?;
         s.brand = (!brand.is_empty()).then(|| brand.to_owned());
         s.confidence = confidence.parse()?;
@@ -231,6 +235,20 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
             c.links.join(", "),
             cert.web,
             c.id
+        );
+    }
+    let spoofed = "+44 20 7946 0123";
+    let spoof = cert
+        .node
+        .lookup(spoofed, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(p) = spoof.score.protected_by.first() {
+        println!(
+            "Spoofed: {spoofed} is reported as {}, but {} operates it ({}): its reports are of spoofing, and lookup --fail-on never fires on it.",
+            spoof.score.kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            p.org,
+            p.role
         );
     }
     let (_, token) = &files[2];

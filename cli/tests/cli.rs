@@ -706,7 +706,7 @@ fn demo_check_converges_and_exits_zero() {
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("three organizations, 14 sightings shared and verified on every node"),
+        text.contains("three organizations, 15 sightings shared and verified on every node"),
         "{text}"
     );
     assert!(text.contains("band HIGH"), "{text}");
@@ -719,6 +719,10 @@ fn demo_check_converges_and_exits_zero() {
     // the same script (the sample's second operation).
     assert!(
         text.contains("It is part of a campaign of 3 numbers") && text.contains("/campaigns/t00"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Spoofed: +44 20 7946 0123 is reported as vishing, but Example Bank operates it (inbound-only)"),
         "{text}"
     );
     // The example command names the binary that ran, which works without
