@@ -478,6 +478,38 @@ pub fn script_fingerprint(key: &HashKey, text: &str) -> Result<u64, LinkError> {
         .fold(0u64, |f, (bit, _)| f | 1 << bit))
 }
 
+/// The links written in a message, as written, in order, each once: the
+/// white-space separated chunks holding `://` or starting with `www.`,
+/// without the punctuation around them.
+pub fn urls_in(text: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for chunk in text.split(char::is_whitespace) {
+        let url = chunk
+            .trim_start_matches(['(', '<', '[', '"', '\''])
+            .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '>', ']', '"', '\'']);
+        let lower = url.to_ascii_lowercase();
+        if (lower.contains("://") || lower.starts_with("www.")) && !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    out
+}
+
+/// The sender of a pasted email: the address of its first `From:` line
+/// (the part in `<…>` when there is one). SMS bodies carry no sender.
+pub fn sender_in(text: &str) -> Option<&str> {
+    let line = text
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("from:")))?;
+    let value = line[5..].trim();
+    let address = match (value.rfind('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value,
+    };
+    (!address.trim().is_empty()).then(|| address.trim())
+}
+
 /// Bits in which two script fingerprints differ.
 pub const fn hamming(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
@@ -537,6 +569,24 @@ mod tests {
         assert!(normalize_sender("@example.com").is_err());
         assert!(normalize_sender("a@exa mple.com").is_err());
         assert!(normalize_sender("x\u{7}y").is_err());
+    }
+
+    #[test]
+    fn links_and_the_sender_are_found_in_a_pasted_message() {
+        let email = "From: \"Example Bank\" <alerts@example-bank.com>\nSubject: locked\n\n\
+                     Your card is locked (see https://secure.example-bank.co.uk/x?id=1). \
+                     Or www.unlock-card.example.com, or https://secure.example-bank.co.uk/x?id=1.";
+        assert_eq!(
+            urls_in(email),
+            [
+                "https://secure.example-bank.co.uk/x?id=1",
+                "www.unlock-card.example.com"
+            ]
+        );
+        assert_eq!(sender_in(email), Some("alerts@example-bank.com"));
+        assert_eq!(sender_in("from: 72723\nhi"), Some("72723"));
+        assert_eq!(sender_in("Your parcel is held"), None);
+        assert!(urls_in("no links here: 1.99 GBP").is_empty());
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::lookup_form).post(pages::lookup))
         .route("/bulk", post(pages::bulk))
         .route("/message", post(pages::message))
+        .route("/report", post(pages::report))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/recent", get(pages::recent))

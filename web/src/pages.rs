@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sightline_node::config::Scope;
 use sightline_node::node::letters;
 use sightline_node::{Lookup, LookupError};
+use sightline_protocol::links::{sender_in, urls_in};
 use sightline_protocol::parse_number;
 use sightline_protocol::phone::candidates_in;
 
@@ -25,7 +26,7 @@ use crate::{ApiError, AppState};
 mod view;
 
 pub use view::utc;
-use view::{Answer, Basis, Checked, Filled};
+use view::{Answer, Basis, Checked, Filled, ReportOffer, Reported};
 
 const CSS: &str = include_str!("style.css");
 
@@ -323,6 +324,7 @@ async fn check_many(
     heading: &str,
     inputs: Vec<String>,
     skipped: Vec<&str>,
+    offer: Option<ReportOffer<'_>>,
 ) -> Response {
     if let Err(e) = state.auth().charge(caller, inputs.len()) {
         return denied(&e, "/");
@@ -354,6 +356,7 @@ async fn check_many(
         rows,
         basis: &basis,
         skipped,
+        offer,
     };
     lookup_page(StatusCode::OK, caller, filled, &answer)
 }
@@ -400,7 +403,7 @@ pub async fn bulk(
         return lookup_page(StatusCode::BAD_REQUEST, &caller, &filled, &answer);
     }
     let heading = format!("{} number(s) checked", inputs.len());
-    check_many(&state, &caller, &filled, &heading, inputs, Vec::new()).await
+    check_many(&state, &caller, &filled, &heading, inputs, Vec::new(), None).await
 }
 
 /// `POST /message`: every phone number in a pasted message.
@@ -436,7 +439,131 @@ pub async fn message(
         }
     }
     let heading = format!("{} number(s) found in the message", numbers.len());
-    check_many(&state, &caller, &filled, &heading, numbers, skipped).await
+    // A caller that may submit is offered to report the message's numbers
+    // as one campaign, with its links, sender and fingerprint.
+    let offer = caller.has(Scope::Submit).then(|| ReportOffer {
+        numbers: seen.iter().map(|e| e.as_str().to_owned()).collect(),
+        urls: urls_in(&form.message)
+            .into_iter()
+            .take(MAX_OFFERED_URLS)
+            .collect(),
+        sender: sender_in(&form.message),
+        message: &form.message,
+        region: filled.region,
+    });
+    check_many(&state, &caller, &filled, &heading, numbers, skipped, offer).await
+}
+
+/// Links a pasted message's report carries at most: with the 1,000-block,
+/// the sender, a campaign name and the fingerprint, a record's eight.
+const MAX_OFFERED_URLS: usize = 4;
+
+/// The form of `POST /report`.
+#[derive(Debug, Deserialize)]
+pub struct ReportForm {
+    numbers: String,
+    #[serde(default)]
+    urls: String,
+    region: Option<String>,
+    message: Option<String>,
+    kind: String,
+    channel: String,
+    brand: Option<String>,
+    sender: Option<String>,
+    campaign: Option<String>,
+}
+
+fn non_empty(text: Option<&str>) -> Option<String> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// `POST /report`: a pasted message's numbers, reported as one campaign
+/// (links, sender, campaign name, the message's fingerprint). Needs the
+/// submit scope.
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    form: Result<Form<ReportForm>, FormRejection>,
+) -> Response {
+    let caller = match reader(&state, caller, "/") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    let Ok(Form(form)) = form else {
+        let body = view::reported(&Reported::Refused(vec!["the form was incomplete".into()]));
+        return (
+            StatusCode::BAD_REQUEST,
+            page("Report", Some(&caller), &body),
+        )
+            .into_response();
+    };
+    let numbers: Vec<&str> = form
+        .numbers
+        .lines()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Err(e) = state
+        .auth()
+        .admit(&caller, Scope::Submit, numbers.len().max(1))
+    {
+        return denied(&e, "/");
+    }
+    let (Ok(kind), Ok(channel)) = (form.kind.parse(), form.channel.parse()) else {
+        let body = view::reported(&Reported::Refused(vec!["unknown kind or channel".into()]));
+        return (
+            StatusCode::BAD_REQUEST,
+            page("Report", Some(&caller), &body),
+        )
+            .into_response();
+    };
+    let urls: Vec<String> = form
+        .urls
+        .lines()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let batch: Vec<sightline_node::Submission> = numbers
+        .iter()
+        .map(|n| {
+            let mut s = sightline_node::Submission::new(*n, kind);
+            s.channel = channel;
+            s.region = non_empty(form.region.as_deref());
+            s.brand = non_empty(form.brand.as_deref());
+            s.urls.clone_from(&urls);
+            s.sender = non_empty(form.sender.as_deref());
+            s.campaign = non_empty(form.campaign.as_deref());
+            s.message = non_empty(form.message.as_deref());
+            s
+        })
+        .collect();
+    let (status, outcome) = match state.node().submit(batch).await {
+        Ok(receipts) => (
+            StatusCode::OK,
+            Reported::Done(receipts.into_iter().map(|r| (r.number, r.seq)).collect()),
+        ),
+        Err(sightline_node::SubmitError::Invalid(items)) => (
+            StatusCode::BAD_REQUEST,
+            Reported::Refused(
+                items
+                    .into_iter()
+                    .map(|i| format!("{}: {}", i.number, i.reason))
+                    .collect(),
+            ),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Reported::Refused(vec![e.to_string()]),
+        ),
+    };
+    (
+        status,
+        page("Report", Some(&caller), &view::reported(&outcome)),
+    )
+        .into_response()
 }
 
 /// `GET /recent`. Never anonymous; raw numbers only for callers that may

@@ -23,7 +23,7 @@ pub(super) const LOOPBACK: &str = "127.0.0.1:7300";
 pub(super) struct Reply {
     pub(super) status: StatusCode,
     headers: axum::http::HeaderMap,
-    text: String,
+    pub(super) text: String,
 }
 
 impl Reply {

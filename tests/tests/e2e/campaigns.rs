@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use sightline_node::{NodeHandle, Submission, SubmitError};
 use sightline_protocol::Kind;
-use sightline_tests::{eventually, Cluster, Options, READ_TOKEN};
+use sightline_tests::{eventually, Cluster, Options, READ_TOKEN, WRITE_TOKEN};
 use sightline_web::AppState;
 
 use super::api::{call, LOOPBACK};
@@ -306,5 +306,106 @@ async fn a_protected_number_is_shown_as_spoofed_until_its_operator_withdraws() {
             .is_ok_and(|l| l.score.protected_by.is_empty())
     })
     .await;
+    cluster.shutdown().await;
+}
+
+/// `application/x-www-form-urlencoded`, every byte but letters and digits
+/// percent-encoded.
+fn form(pairs: &[(&str, &str)]) -> axum::body::Body {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    axum::body::Body::from(body.join("&"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_message_is_reported_from_the_web_page_as_one_campaign() {
+    let mut cluster = Cluster::build(
+        &[("Bank", 0.9)],
+        &Options {
+            record_version: 2,
+            ..Options::default()
+        },
+    );
+    let bank = cluster.start(0).await;
+    let state = AppState::new(bank.clone(), LOOPBACK.parse().unwrap());
+    let message = "From: Parcel Express <noreply@parcel-express.example.com>\n\nYour parcel is held. Pay the fee at https://parcel-fee.example.com/p or call +1 212 555 0143 or +1 646 555 0199.";
+    let urlencoded = "application/x-www-form-urlencoded";
+    let check = |token: &'static str| {
+        let state = state.clone();
+        async move {
+            call(
+                &state,
+                Method::POST,
+                "/message",
+                Some(token),
+                Some(form(&[("message", message), ("region", "")])),
+                urlencoded,
+            )
+            .await
+        }
+    };
+    // An analyst's read-only token checks the message; no offer to report.
+    let read = check(READ_TOKEN).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(!read.text.contains("report-offer"));
+    // The automation token may submit: the page offers both numbers, the
+    // link and the sender.
+    let page = check(WRITE_TOKEN).await;
+    let html = &page.text;
+    assert!(html.contains("id=\"report-offer\""), "{html}");
+    assert!(html.contains("+12125550143, +16465550199"), "{html}");
+    assert!(
+        html.contains("noreply@parcel-express.example.com"),
+        "{html}"
+    );
+    let fields = [
+        ("numbers", "+12125550143\n+16465550199"),
+        ("urls", "https://parcel-fee.example.com/p"),
+        ("region", ""),
+        ("message", message),
+        ("kind", "smishing"),
+        ("channel", "sms"),
+        ("brand", "Parcel Express"),
+        ("sender", "noreply@parcel-express.example.com"),
+        ("campaign", ""),
+    ];
+    let refused = call(
+        &state,
+        Method::POST,
+        "/report",
+        Some(READ_TOKEN),
+        Some(form(&fields)),
+        urlencoded,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let done = call(
+        &state,
+        Method::POST,
+        "/report",
+        Some(WRITE_TOKEN),
+        Some(form(&fields)),
+        urlencoded,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("id=\"reported\""));
+    let l = bank.lookup("+1 212 555 0143", None).await.unwrap();
+    let c = l.campaign.expect("the two numbers are one campaign");
+    assert_eq!(c.numbers, 2);
+    assert_eq!(c.links, ["url_domain", "sender", "script"]);
     cluster.shutdown().await;
 }

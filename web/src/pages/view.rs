@@ -137,7 +137,32 @@ pub(crate) enum Answer<'a> {
         basis: &'a Basis<'a>,
         /// Digit runs of a message that were not valid numbers.
         skipped: Vec<&'a str>,
+        /// For a pasted message and a caller that may submit: the offer to
+        /// report its numbers as one campaign.
+        offer: Option<ReportOffer<'a>>,
     },
+}
+
+/// What a pasted message gives to report as one campaign.
+pub(crate) struct ReportOffer<'a> {
+    /// Its valid numbers, E.164.
+    pub(crate) numbers: Vec<String>,
+    /// Its links, as written.
+    pub(crate) urls: Vec<&'a str>,
+    /// The sender of a pasted email, if it names one.
+    pub(crate) sender: Option<&'a str>,
+    /// The message, to fingerprint.
+    pub(crate) message: &'a str,
+    /// The default region the numbers were read with.
+    pub(crate) region: &'a str,
+}
+
+/// What reporting a pasted message did.
+pub(crate) enum Reported {
+    /// Signed and shared: each number with its seq.
+    Done(Vec<(String, u64)>),
+    /// Refused, with why (per item or as a whole).
+    Refused(Vec<String>),
 }
 
 fn region_field(id: &str, value: &str) -> Markup {
@@ -164,7 +189,7 @@ pub(crate) fn lookup(filled: &Filled<'_>, answer: &Answer<'_>) -> Markup {
             Answer::Nothing => {},
             Answer::Error(markup) => (markup),
             Answer::One(l, basis) => (one(l, basis)),
-            Answer::Many { heading, rows, basis, skipped } => (many(heading, rows, basis, skipped)),
+            Answer::Many { heading, rows, basis, skipped, offer } => (many(heading, rows, basis, skipped, offer.as_ref())),
         }
         details.more open[!filled.message.is_empty()] {
             summary { "Check a message" }
@@ -492,7 +517,13 @@ fn verdict_class(verdict: Verdict) -> &'static str {
     }
 }
 
-fn many(heading: &str, rows: &[Checked<'_>], basis: &Basis<'_>, skipped: &[&str]) -> Markup {
+fn many(
+    heading: &str,
+    rows: &[Checked<'_>],
+    basis: &Basis<'_>,
+    skipped: &[&str],
+    offer: Option<&ReportOffer<'_>>,
+) -> Markup {
     html! {
         section.result #many aria-live="polite" {
             h2 { (heading) }
@@ -534,7 +565,69 @@ fn many(heading: &str, rows: &[Checked<'_>], basis: &Basis<'_>, skipped: &[&str]
                     "Digit runs that are not phone numbers, left out: " (skipped.join(", "))
                 }
             }
+            @if let Some(offer) = offer.filter(|o| !o.numbers.is_empty()) {
+                (report_offer(offer))
+            }
             (explanation(basis))
+        }
+    }
+}
+
+/// The form that reports a pasted message's numbers as one campaign.
+fn report_offer(offer: &ReportOffer<'_>) -> Markup {
+    html! {
+        section.report #report-offer {
+            h3 { "Report them as one campaign" }
+            p {
+                "Report " strong { (offer.numbers.len()) } " number(s) ("
+                (offer.numbers.join(", ")) ") for this organization, linked by "
+                @if offer.urls.is_empty() { "the message text" } @else {
+                    "the message text and " (offer.urls.len()) " link(s) (" (offer.urls.join(", ")) ")"
+                }
+                ". Members receive only keyed hashes: the numbers, links and sender never leave this node, "
+                "and the message is only fingerprinted."
+            }
+            form.lookup.wide method="post" action="/report" {
+                input type="hidden" name="numbers" value=(offer.numbers.join("\n"));
+                input type="hidden" name="urls" value=(offer.urls.join("\n"));
+                input type="hidden" name="region" value=(offer.region);
+                textarea name="message" hidden { (offer.message) }
+                label for="report-kind" { "Kind" }
+                select #report-kind name="kind" {
+                    @for k in sightline_protocol::Kind::ALL { option value=(k.as_str()) selected[*k == sightline_protocol::Kind::Smishing] { (k.as_str()) } }
+                }
+                label for="report-channel" { "Channel" }
+                select #report-channel name="channel" {
+                    @for c in sightline_protocol::Channel::ALL { option value=(c.as_str()) selected[*c == sightline_protocol::Channel::Sms] { (c.as_str()) } }
+                }
+                label for="report-brand" { "Impersonated brand " small { "(optional)" } }
+                input #report-brand name="brand" type="text" maxlength="64";
+                label for="report-sender" { "Sender " small { "(address, sender id or short code, if known)" } }
+                input #report-sender name="sender" type="text" maxlength="256" value=(offer.sender.unwrap_or(""));
+                label for="report-campaign" { "Campaign name " small { "(optional: members using the same name link on it)" } }
+                input #report-campaign name="campaign" type="text" maxlength="64";
+                button type="submit" { "Report as one campaign" }
+            }
+        }
+    }
+}
+
+/// The outcome of reporting a pasted message.
+pub(crate) fn reported(outcome: &Reported) -> Markup {
+    html! {
+        h1 { "Report a message" }
+        @match outcome {
+            Reported::Done(receipts) => {
+                p.verdict #reported {
+                    "Reported " strong { (receipts.len()) } " number(s) as one campaign; members receive them now."
+                }
+                ul { @for (number, seq) in receipts { li { (number) " (seq " (seq) ")" } } }
+                p { "Look one of them up to see the campaign." }
+            },
+            Reported::Refused(reasons) => {
+                (alert(Some("report-error"), "Nothing was reported:"))
+                ul { @for r in reasons { li { (r) } } }
+            },
         }
     }
 }
