@@ -439,6 +439,8 @@ struct Inner {
     trusted: std::collections::HashSet<OriginId>,
     /// The same organizations with their trust, for campaigns.
     trust: Vec<(OriginId, f64)>,
+    /// Reported numbers lookups named, for campaign pages.
+    asked: self::campaigns::Asked,
     /// Whether this node may sign: see [`Store::own_seq_confirmed`].
     own_seq_known: Arc<watch::Sender<bool>>,
     config: NodeConfig,
@@ -545,6 +547,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
     let inner = Arc::new(Inner {
         trusted,
         trust,
+        asked: self::campaigns::Asked::default(),
         own_seq_known: own_seq_known.clone(),
         peer_id,
         org,
@@ -800,6 +803,9 @@ impl Inner {
             .collect();
         let number = key.number_hash(&parsed.e164);
         let block = key.block_hash(&parsed.e164);
+        if !reports.is_empty() {
+            self.asked.note(&number, parsed.e164.as_str());
+        }
         let reported = reports.iter().any(|r| {
             r.sighting.verdict == Verdict::Malicious && self.trusted.contains(&r.sighting.origin)
         });

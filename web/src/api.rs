@@ -352,7 +352,7 @@ pub async fn campaigns(
     params(("id" = String, Path, description = "A campaign id from a lookup answer (`campaign.id`)")),
     security(("bearer" = ["read"])),
     responses(
-        (status = 200, description = "The campaign; reports newest first, numbers as hashes except this node's own submissions (shown only to tokens with the submit or admin scope)", body = sightline_node::node::CampaignDetail),
+        (status = 200, description = "The campaign; reports newest first, numbers as hashes except those this node can name, its own submissions and numbers looked up on it since it started (shown only to tokens with the submit or admin scope)", body = sightline_node::node::CampaignDetail),
         (status = 404, description = "No campaign has this id here (error `unknown_campaign`)", body = ErrorBody),
     ),
 )]

@@ -64,7 +64,8 @@ pub struct CampaignSummary {
 /// One report of a campaign, for its page.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CampaignReport {
-    /// The number, only where this node can name it (its own submissions).
+    /// The number, only where this node can name it: its own submissions,
+    /// and reported numbers a lookup on this node named since it started.
     pub number: Option<String>,
     /// Number hash, hex.
     pub number_hash: String,
@@ -106,6 +107,49 @@ pub struct Neighbours {
     pub block1000: usize,
     /// What this means, for a person.
     pub warning: String,
+}
+
+/// Names by hash, and the hashes in the order they came.
+type Names = (
+    std::collections::HashMap<[u8; 32], String>,
+    std::collections::VecDeque<[u8; 32]>,
+);
+
+/// Reported numbers this node was asked about since it started, by hash,
+/// so that a campaign page can name them as well as this organization's
+/// own submissions. Held in memory only (never stored or sent), at most
+/// [`ASKED_MAX`], the oldest forgotten first.
+#[derive(Debug, Default)]
+pub(super) struct Asked(std::sync::Mutex<Names>);
+
+/// Numbers [`Asked`] remembers at most.
+const ASKED_MAX: usize = 65_536;
+
+impl Asked {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers that a lookup named `number` (whose hash is `hash`).
+    pub(super) fn note(&self, hash: &NumberHash, number: &str) {
+        let mut guard = self.lock();
+        let (names, order) = &mut *guard;
+        if names.insert(*hash.as_bytes(), number.to_owned()).is_none() {
+            order.push_back(*hash.as_bytes());
+            if order.len() > ASKED_MAX {
+                if let Some(old) = order.pop_front() {
+                    names.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The number a lookup named for `hash`, if one did.
+    pub(super) fn name(&self, hash: &NumberHash) -> Option<String> {
+        self.lock().0.get(hash.as_bytes()).cloned()
+    }
 }
 
 /// Distinct numbers of a 1,000-block one lookup counts at most.
@@ -195,7 +239,8 @@ impl Inner {
                             self.store.own_number(&s.number)?
                         } else {
                             None
-                        },
+                        }
+                        .or_else(|| self.asked.name(&s.number)),
                         number_hash: s.number.to_hex(),
                         block: s.block.to_hex(),
                         org: self.org_of(&s.origin),

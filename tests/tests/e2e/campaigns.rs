@@ -172,6 +172,15 @@ async fn three_orgs_link_one_operation_and_a_fourth_node_shows_all_of_it() {
         .filter_map(|r| r.number.clone())
         .collect();
     assert_eq!(named, ["+12125550143"]);
+    // The telco looked each number up: it can name them all (in memory).
+    let asked = telco.campaign(&ids[0]).await.unwrap().unwrap();
+    let mut named: Vec<_> = asked
+        .reports
+        .iter()
+        .filter_map(|r| r.number.clone())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["+12125550143", "+16465550199", "+447911123456"]);
 
     // The carrier withdraws: its number leaves the campaign everywhere.
     carrier.withdraw("+44 7911 123456", None).await.unwrap();
