@@ -127,8 +127,6 @@ pub struct Campaign {
     pub complete: bool,
     /// Link tokens left out as too common.
     pub too_common: usize,
-    /// Index entries read.
-    pub read: usize,
 }
 
 impl Campaign {
@@ -169,7 +167,7 @@ struct Walk<'a, G> {
     tokens: BTreeSet<Link>,
     /// Per block: its runs of activity, each the numbers in it.
     runs: BTreeMap<[u8; 32], Vec<Vec<(NumberHash, BlockHash)>>>,
-    linking_tokens: BTreeSet<Vec<u8>>,
+    linking_tokens: BTreeSet<Link>,
     linking_blocks: BTreeSet<[u8; 32]>,
     complete: bool,
     too_common: usize,
@@ -293,7 +291,7 @@ impl<G: Graph> Walk<'_, G> {
             }
         }
         for (link, reports) in carriers {
-            if !self.tied(&reports).is_empty() && self.tokens.insert(link) {
+            if !self.tokens.contains(&link) && !self.tied(&reports).is_empty() {
                 self.token(&link, Some(number))?;
             }
         }
@@ -333,7 +331,7 @@ impl<G: Graph> Walk<'_, G> {
         if numbers.len() < 2 || from.is_some_and(|f| !numbers.iter().any(|(n, _, _)| n == f)) {
             return Ok(());
         }
-        self.linking_tokens.insert(link.encode());
+        self.linking_tokens.insert(*link);
         for (n, b, _) in numbers {
             self.add(n, b, Some(Via::Link(link.kind())));
         }
@@ -362,9 +360,11 @@ impl<G: Graph> Walk<'_, G> {
         if self.members.len() < 2 {
             return None;
         }
+        // Links order as their wire entries do, so the first is the
+        // smallest entry: kind code, then token.
         let id = match (self.linking_tokens.first(), self.linking_blocks.first()) {
-            (Some(entry), _) => format!("t{}", hex(entry)),
-            (None, Some(block)) => format!("b{}", hex(block)),
+            (Some(link), _) => format!("t{:02x}{}", link.kind().code(), link.token_hex()),
+            (None, Some(block)) => format!("b{}", BlockHash::from_bytes(*block).to_hex()),
             (None, None) => return None,
         };
         Some(Campaign {
@@ -372,7 +372,6 @@ impl<G: Graph> Walk<'_, G> {
             members: self.members.into_values().collect(),
             complete: self.complete,
             too_common: self.too_common,
-            read: self.read,
         })
     }
 }
@@ -440,14 +439,6 @@ pub fn state(first_seen: &[u64], last_seen: u64, now: u64) -> State {
     } else {
         State::Active
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]

@@ -263,9 +263,7 @@ impl LinkInput {
     /// more than [`MAX_LINKS`] distinct links.
     pub fn tokens(&self, key: &HashKey, number: &E164) -> Result<Vec<Link>, LinkError> {
         let mut links = BTreeSet::new();
-        links.insert(Link::Block1000(
-            key.link_mac(BLOCK1000_DOMAIN, block1000_input(number)),
-        ));
+        links.insert(block1000(key, number));
         for url in &self.urls {
             links.insert(Link::UrlDomain(
                 key.link_mac(URL_DOMAIN_DOMAIN, &url_domain(url)?),
@@ -289,6 +287,11 @@ impl LinkInput {
         }
         Ok(links.into_iter().collect())
     }
+}
+
+/// The 1,000-block link of `number`.
+pub fn block1000(key: &HashKey, number: &E164) -> Link {
+    Link::Block1000(key.link_mac(BLOCK1000_DOMAIN, block1000_input(number)))
 }
 
 /// The 1,000-block token's input: the E.164 text without its last three
@@ -610,17 +613,20 @@ mod tests {
     }
 
     #[test]
-    fn near_identical_lures_have_near_fingerprints_and_others_do_not() {
+    fn lures_of_one_template_share_a_fingerprint_and_rewording_moves_it() {
         let lure = "Your parcel could not be delivered. Pay the redelivery fee of 1.99 at https://a.example/x within 24 hours or it will be returned to the sender.";
-        let variant = "Your parcel could not be delivered. Pay the redelivery fee of 2.49 at https://other.example/y within 48 hours or it will be returned to sender.";
+        // The same template with other amounts, links and deadlines: the
+        // words that differ are normalized away, so the fingerprints agree.
+        let same = "Your parcel could not be delivered. Pay the redelivery fee of 2.49 at http://other.example/y within 48 hours or it will be returned to the sender.";
+        // One word dropped changes three shingles of twenty-two: 8 bits
+        // here, beyond the 3 that link numbers (node/src/store/links.rs).
+        let reworded = "Your parcel could not be delivered. Pay the redelivery fee of 2.49 at https://other.example/y within 48 hours or it will be returned to sender.";
         let other = "Hi mum, I dropped my phone in the toilet, this is my new number, can you text me back when you get this please";
-        let (a, b, c) = (
-            script_fingerprint(&key(), lure).unwrap(),
-            script_fingerprint(&key(), variant).unwrap(),
-            script_fingerprint(&key(), other).unwrap(),
-        );
-        assert!(hamming(a, b) <= 12, "{}", hamming(a, b));
-        assert!(hamming(a, c) > 16, "{}", hamming(a, c));
+        let fp = |text: &str| script_fingerprint(&key(), text).unwrap();
+        let a = fp(lure);
+        assert_eq!(fp(same), a);
+        assert_eq!(hamming(a, fp(reworded)), 8);
+        assert!(hamming(a, fp(other)) > 16, "{}", hamming(a, fp(other)));
         // Keyed: another network's key gives an unrelated fingerprint.
         let elsewhere = script_fingerprint(&HashKey::from_bytes([8; 32]), lure).unwrap();
         assert!(hamming(a, elsewhere) > 16);

@@ -5,9 +5,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
-use sightline_protocol::{
-    BlockHash, Channel, Kind, Link, LinkInput, NumberHash, OriginId, Verdict, E164,
-};
+use sightline_protocol::{BlockHash, Channel, Kind, Link, NumberHash, OriginId, Verdict, E164};
 
 use super::{blocking, Inner, LookupError, NodeHandle, StoreError, BLOCK_WINDOW_SECS};
 use crate::campaign::{self, Campaign, Start, State};
@@ -136,12 +134,15 @@ impl Asked {
     pub(super) fn note(&self, hash: &NumberHash, number: &str) {
         let mut guard = self.lock();
         let (names, order) = &mut *guard;
-        if names.insert(*hash.as_bytes(), number.to_owned()).is_none() {
-            order.push_back(*hash.as_bytes());
-            if order.len() > ASKED_MAX {
-                if let Some(old) = order.pop_front() {
-                    names.remove(&old);
-                }
+        // Most lookups repeat a number already noted: no allocation then.
+        if names.contains_key(hash.as_bytes()) {
+            return;
+        }
+        names.insert(*hash.as_bytes(), number.to_owned());
+        order.push_back(*hash.as_bytes());
+        if order.len() > ASKED_MAX {
+            if let Some(old) = order.pop_front() {
+                names.remove(&old);
             }
         }
     }
@@ -278,23 +279,17 @@ impl Inner {
         block_activity: usize,
         now: u64,
     ) -> Result<Option<Neighbours>, StoreError> {
-        let key = &self.config.network.hash_key;
-        let block1000 = LinkInput::default()
-            .tokens(key, e164)
-            .ok()
-            .and_then(|links| links.into_iter().next());
+        let link = sightline_protocol::links::block1000(&self.config.network.hash_key, e164);
+        let since = now.saturating_sub(BLOCK_WINDOW_SECS);
         let mut numbers = BTreeSet::new();
-        if let Some(link) = block1000 {
-            let since = now.saturating_sub(BLOCK_WINDOW_SECS);
-            for (origin, _) in &self.trust {
-                let found = self.store.sharing(&link, origin, BLOCK1000_LIMIT)?;
-                for r in found
-                    .reports
-                    .iter()
-                    .filter(|r| r.malicious && r.last_seen >= since)
-                {
-                    numbers.insert(*r.number.as_bytes());
-                }
+        for (origin, _) in &self.trust {
+            let found = self.store.sharing(&link, origin, BLOCK1000_LIMIT)?;
+            for r in found
+                .reports
+                .iter()
+                .filter(|r| r.malicious && r.last_seen >= since)
+            {
+                numbers.insert(*r.number.as_bytes());
             }
         }
         if block_activity == 0 && numbers.is_empty() {

@@ -17,7 +17,7 @@
 //!   entries` (the record's link entries, concatenated).
 
 use sightline_protocol::links::hamming;
-use sightline_protocol::{BlockHash, Link, NumberHash, OriginId, Sighting, Verdict};
+use sightline_protocol::{BlockHash, Link, LinkKind, NumberHash, OriginId, Sighting, Verdict};
 
 use super::quota::Ov;
 use super::{cat, Store, StoreError};
@@ -52,17 +52,26 @@ impl Linked {
         (*self.number.as_bytes(), *self.origin.as_bytes())
     }
 
+    /// From an index key's number and origin and a value's head
+    /// (block ‖ `last_seen` ‖ verdict).
     fn read(number: &[u8], origin: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let bad = || StoreError::Corrupt("link index");
         if value.len() < HEAD {
-            return Err(bad());
+            return Err(StoreError::Corrupt("link index"));
         }
+        Self::of(number, origin, &value[..32], &value[32..HEAD])
+    }
+
+    /// From its parts: the 32-byte number, origin and block, then
+    /// `last_seen` ‖ verdict (9 bytes, as both the link index and `current`
+    /// keep them).
+    fn of(number: &[u8], origin: &[u8], block: &[u8], seen: &[u8]) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt("link index");
         Ok(Linked {
             number: NumberHash::from_bytes(number.try_into().map_err(|_| bad())?),
             origin: OriginId::from_bytes(origin.try_into().map_err(|_| bad())?),
-            block: BlockHash::from_bytes(value[..32].try_into().map_err(|_| bad())?),
-            last_seen: super::be_u64(&value[32..40]),
-            malicious: value[40] == Verdict::Malicious.code(),
+            block: BlockHash::from_bytes(block.try_into().map_err(|_| bad())?),
+            last_seen: super::be_u64(seen),
+            malicious: seen[8] == Verdict::Malicious.code(),
         })
     }
 }
@@ -231,8 +240,12 @@ impl Store {
                 if super::is_mark(&value) {
                     continue;
                 }
-                let head: Vec<u8> = [block.as_bytes(), &value[8..17]].concat();
-                out.push(Linked::read(&key[32..64], &key[64..96], &head)?);
+                out.push(Linked::of(
+                    &key[32..64],
+                    &key[64..96],
+                    block.as_bytes(),
+                    &value[8..17],
+                )?);
             }
             Ok((out, false))
         })
@@ -244,7 +257,7 @@ fn decode_entries(mut bytes: &[u8]) -> Result<Vec<Link>, StoreError> {
     let bad = || StoreError::Corrupt("link index");
     let mut out = Vec::new();
     while let Some(&code) = bytes.first() {
-        let len = if code == Link::Script(0).kind().code() {
+        let len = if code == LinkKind::Script.code() {
             9
         } else {
             33
