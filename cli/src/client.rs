@@ -38,7 +38,7 @@ pub(crate) struct Connection {
 const IMPORT_BATCH: usize = 1000;
 
 /// An API client for one node.
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
@@ -91,7 +91,7 @@ pub(crate) fn base_url(conn: &Connection) -> Result<String, Failure> {
 }
 
 impl Api {
-    fn new(conn: &Connection, scope: Scope) -> Result<Self, Failure> {
+    pub(crate) fn new(conn: &Connection, scope: Scope) -> Result<Self, Failure> {
         let (base, token) = resolve(conn, scope)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
@@ -193,6 +193,33 @@ impl Api {
             .map_err(|e| anyhow!("writing {}: {}", out.display(), e.error))?;
         std::fs::File::open(dir).and_then(|d| d.sync_all())?;
         Ok(written)
+    }
+
+    /// GETs `path`: the answer's body and the value of `header`, if any.
+    pub(crate) async fn get_raw(
+        &self,
+        path: &str,
+        header: &str,
+    ) -> Result<(Vec<u8>, Option<String>), Failure> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.map_err(|e| self.send_failure(&e))?;
+        let status = response.status();
+        let value = response
+            .headers()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.map_err(|e| Failure {
+            code: EXIT_RETRY,
+            error: anyhow!("{} cut its answer short: {e}", self.base),
+        })?;
+        if !status.is_success() {
+            return Err(api_failure(status, &bytes));
+        }
+        Ok((bytes.to_vec(), value))
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
@@ -779,9 +806,18 @@ pub(crate) async fn status(args: &JsonFlag) -> Result<ExitCode, Failure> {
 
 /// `sightline import`.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["file", "misp"]))]
 pub(crate) struct ImportArgs {
     /// CSV file with a header `number,kind[,channel,brand,confidence,first_seen,last_seen,count]`, or - for stdin.
-    file: String,
+    file: Option<String>,
+    /// A MISP event JSON file, or a MISP feed directory (`manifest.json`
+    /// and its event files): every phone-number attribute marked for
+    /// detection, with its times; kinds from the tags that name one.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub(crate) misp: Option<std::path::PathBuf>,
+    /// With --misp: the kind of numbers no tag names a kind for.
+    #[arg(long, requires = "misp", default_value = "other")]
+    pub(crate) kind: Kind,
     /// Default region for national numbers.
     #[arg(long)]
     region: Option<String>,
@@ -795,14 +831,25 @@ pub(crate) struct ImportArgs {
 }
 
 /// A row that could not be imported.
-struct BadRow {
-    line: u64,
-    number: String,
-    reason: String,
+pub(crate) struct BadRow {
+    /// Its position in the input, for ordering.
+    pub(crate) order: u64,
+    /// Where it is, for people: `line 12`, `event …, attribute …`.
+    pub(crate) place: String,
+    pub(crate) number: String,
+    pub(crate) reason: String,
 }
 
-/// A row ready to send: its line, its number as written, its submission.
-type Row = (u64, String, Submission);
+/// A row ready to send.
+pub(crate) struct Row {
+    /// Its position in the input.
+    pub(crate) order: u64,
+    /// Where it is, for people.
+    pub(crate) place: String,
+    /// Its number as written.
+    pub(crate) number: String,
+    pub(crate) submission: Submission,
+}
 
 /// The submission for a parsed import row: what the row leaves out takes
 /// the node's defaults.
@@ -831,12 +878,13 @@ fn row_submission(row: &ImportRow, region: Option<&str>) -> Submission {
 /// The file's rows as the node will get them, and the rows refused before
 /// sending (with their line numbers).
 fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
-    let reader: Box<dyn std::io::Read> = if args.file == "-" {
+    let file = args.file.as_deref().unwrap_or("-");
+    let reader: Box<dyn std::io::Read> = if file == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(
-            std::fs::File::open(&args.file)
-                .with_context(|| format!("opening {}", args.file))
+            std::fs::File::open(file)
+                .with_context(|| format!("opening {file}"))
                 .map_err(Failure::input)?,
         )
     };
@@ -845,7 +893,8 @@ fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
         .errors
         .into_iter()
         .map(|e| BadRow {
-            line: e.line,
+            order: e.line,
+            place: format!("line {}", e.line),
             number: e.number,
             reason: e.reason,
         })
@@ -853,12 +902,11 @@ fn read_rows(args: &ImportArgs) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
     let good = parsed
         .rows
         .iter()
-        .map(|r| {
-            (
-                r.line,
-                r.number.clone(),
-                row_submission(r, args.region.as_deref()),
-            )
+        .map(|r| Row {
+            order: r.line,
+            place: format!("line {}", r.line),
+            number: r.number.clone(),
+            submission: row_submission(r, args.region.as_deref()),
         })
         .collect();
     Ok((good, bad))
@@ -879,12 +927,13 @@ fn refused_rows(failure: &Failure, sent: &[&Row]) -> Option<Vec<(usize, BadRow)>
     let refused: Vec<_> = items
         .iter()
         .filter_map(|item| {
-            let (line, number, _) = sent.get(item.index)?;
+            let row = sent.get(item.index)?;
             Some((
                 item.index,
                 BadRow {
-                    line: *line,
-                    number: number.clone(),
+                    order: row.order,
+                    place: row.place.clone(),
+                    number: row.number.clone(),
                     reason: item.reason.clone(),
                 },
             ))
@@ -894,12 +943,12 @@ fn refused_rows(failure: &Failure, sent: &[&Row]) -> Option<Vec<(usize, BadRow)>
 }
 
 fn print_rejected(bad: &mut [BadRow]) {
-    bad.sort_by_key(|b| b.line);
+    bad.sort_by_key(|b| b.order);
     for b in bad.iter() {
         if b.number.is_empty() {
-            println!("  line {}: {}", b.line, b.reason);
+            println!("  {}: {}", b.place, b.reason);
         } else {
-            println!("  line {} ({}): {}", b.line, b.number, b.reason);
+            println!("  {} ({}): {}", b.place, b.number, b.reason);
         }
     }
 }
@@ -911,7 +960,10 @@ fn print_rejected(bad: &mut [BadRow]) {
 /// any were rejected).
 pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Submit)?;
-    let (good, mut bad) = read_rows(args)?;
+    let (good, mut bad) = match &args.misp {
+        Some(path) => crate::interop::read_misp(path, args.kind)?,
+        None => read_rows(args)?,
+    };
     if args.partial {
         return import_partial(&api, good, bad).await;
     }
@@ -923,7 +975,7 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
         )));
     }
     if bad.is_empty() && !good.is_empty() {
-        let body = SubmitRequest::Many(good.iter().map(|(_, _, s)| s.clone()).collect());
+        let body = SubmitRequest::Many(good.iter().map(|r| r.submission.clone()).collect());
         match api.post::<Receipts>("/api/v1/sightings", &body).await {
             Ok(answer) => {
                 println!(
@@ -962,7 +1014,7 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
 
 /// `sightline import --partial`: bad rows are reported with their line
 /// numbers and never stop the good ones.
-async fn import_partial(
+pub(crate) async fn import_partial(
     api: &Api,
     good: Vec<Row>,
     mut bad: Vec<BadRow>,
@@ -983,7 +1035,7 @@ async fn import_partial(
         // The node validates a batch whole; rows it refuses are reported and
         // the rest are sent again.
         while !pending.is_empty() {
-            let body = SubmitRequest::Many(pending.iter().map(|(_, _, s)| s.clone()).collect());
+            let body = SubmitRequest::Many(pending.iter().map(|r| r.submission.clone()).collect());
             match api.post::<Receipts>("/api/v1/sightings", &body).await {
                 Ok(answer) => {
                     imported += answer.accepted;

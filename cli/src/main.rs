@@ -21,6 +21,7 @@ mod client;
 mod demo;
 mod exit;
 mod files;
+mod interop;
 mod operate;
 mod serve;
 
@@ -58,8 +59,13 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Submit one sighting.
     Submit(client::SubmitArgs),
-    /// Import sightings from CSV (a file, or - for stdin).
+    /// Import sightings from CSV (a file, or - for stdin), or from a MISP
+    /// event or feed (--misp).
     Import(client::ImportArgs),
+    /// Export numbers and campaigns for other tools: a STIX 2.1 bundle or
+    /// a MISP event.
+    #[command(subcommand)]
+    Export(interop::ExportCommand),
     /// Look numbers up.
     Lookup(client::LookupArgs),
     /// Show a campaign (its id is in a lookup's answer): the numbers linked
@@ -130,6 +136,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Demo(args) => demo::run(&args).await,
             Command::Submit(args) => client::submit(&args).await,
             Command::Import(args) => client::import(&args).await,
+            Command::Export(command) => interop::export(&command).await,
             Command::Lookup(args) => client::lookup(&args).await,
             Command::Campaign(args) => client::campaign(&args).await,
             Command::Campaigns(args) => client::campaigns(&args).await,

@@ -832,6 +832,8 @@ fn acknowledged_submissions_survive_kill_9() {
     assert_eq!(node.stop(), 0);
 }
 
+#[path = "cli/interop.rs"]
+mod interop;
 #[path = "cli/partition.rs"]
 mod partition;
 

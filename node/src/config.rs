@@ -425,6 +425,10 @@ pub struct NodeFile {
     /// How long a browser sign-in lasts, in hours.
     #[serde(default = "default_session_hours")]
     pub web_session_hours: u32,
+    /// TLP marking of STIX and MISP exports: `clear`, `green`, `amber`
+    /// (default) or `red`.
+    #[serde(default)]
+    pub export_tlp: crate::interop::Tlp,
     /// API bearer tokens.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFile>,
@@ -498,6 +502,7 @@ impl NodeFile {
             web_anonymous_read: false,
             web_secure_cookies: false,
             web_session_hours: default_session_hours(),
+            export_tlp: crate::interop::Tlp::default(),
             tokens: Vec::new(),
         }
     }
@@ -560,6 +565,8 @@ pub struct NodeConfig {
     pub web_secure_cookies: bool,
     /// Sign-in lifetime.
     pub web_session: std::time::Duration,
+    /// TLP marking of exports.
+    pub export_tlp: crate::interop::Tlp,
     /// API tokens.
     pub tokens: Vec<ApiToken>,
 }
@@ -669,6 +676,7 @@ impl NodeConfig {
             web_anonymous_read: raw.web_anonymous_read,
             web_secure_cookies: raw.web_secure_cookies,
             web_session: std::time::Duration::from_secs(u64::from(raw.web_session_hours) * 3600),
+            export_tlp: raw.export_tlp,
             tokens,
         })
     }

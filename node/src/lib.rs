@@ -18,6 +18,7 @@
 //! - [`reconcile`]: catch-up version 2's set reconciliation (pure).
 //! - [`network`]: libp2p; one event loop owns the swarm; a bounded command channel reaches it.
 //! - [`node`]: [`start`] and [`NodeHandle`], the API web and cli use.
+//! - [`interop`]: exports to STIX 2.1 and MISP, and MISP events read in (pure).
 //! - [`backup`]: backup archives (consistent snapshot + key) and restore.
 //! - [`clock`]: the time source.
 //! - [`files`]: the data directory and its files, private whatever the umask.
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub(crate) mod files;
 pub mod identity;
+pub mod interop;
 internal_modules!(catchup, ingest, pipeline, reconcile);
 pub mod network;
 pub mod node;

@@ -41,12 +41,14 @@ use crate::store::{OriginProgress, Store, StoreError, StoreHealth};
 
 mod campaigns;
 mod core;
+mod export;
 mod ingest_task;
 mod query;
 mod submit;
 
 pub use self::campaigns::{CampaignDetail, CampaignReport, CampaignSummary, Neighbours};
 use self::core::{core_task, store_task, CoreTask, RetryPulls};
+pub use self::export::MAX_EXPORT;
 use self::ingest_task::{ingest_task, IngestItem, IngestTask, Source};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.

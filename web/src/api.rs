@@ -23,9 +23,9 @@ pub(crate) use error::STORE_RETRY_SECS;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 use extract::{Admin, Authorized, Body, Params, PathParam, Read, ReadSignedIn, Submit};
 use model::{
-    BackupRequest, Campaigns, CampaignsParams, InvalidItem, LookupParams, LookupRequest,
-    LookupResult, LookupResults, Peers, Receipts, RecentParams, RecentSightings, SubmitRequest,
-    WithdrawRequest,
+    BackupRequest, Campaigns, CampaignsParams, ExportParams, InvalidItem, LookupParams,
+    LookupRequest, LookupResult, LookupResults, Peers, Receipts, RecentParams, RecentSightings,
+    SubmitRequest, WithdrawRequest,
 };
 
 use crate::auth::Caller;
@@ -41,6 +41,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recent))
         .routes(routes!(campaigns))
         .routes(routes!(campaign))
+        .routes(routes!(export_stix))
+        .routes(routes!(export_misp))
         .routes(routes!(peers))
         .routes(routes!(status))
         .routes(routes!(backup))
@@ -375,6 +377,131 @@ pub async fn campaign(
         }
     }
     Ok(Json(found))
+}
+
+/// The media type of a STIX 2.1 bundle.
+pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
+
+/// The header naming numbers an export left out (comma-separated E.164;
+/// the export's note says why).
+pub const LEFT_OUT_HEADER: &str = "sightline-left-out";
+
+/// The picture an export request asks for. Raw numbers of a campaign only
+/// to callers that may see this organization's own numbers.
+async fn export_picture(
+    state: &AppState,
+    caller: &Authorized<ReadSignedIn>,
+    q: &ExportParams,
+) -> Result<sightline_node::interop::Picture, ApiError> {
+    let numbers = q.numbers();
+    if numbers.is_empty() && q.campaign.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "name what to export: numbers=+1…,+1… and/or campaign=ID",
+        ));
+    }
+    if numbers.len() > sightline_node::node::MAX_EXPORT {
+        return Err(ApiError::new(
+            ErrorCode::BatchSize,
+            format!(
+                "an export names at most {} numbers, got {}",
+                sightline_node::node::MAX_EXPORT,
+                numbers.len()
+            ),
+        ));
+    }
+    caller.charge_items(state, numbers.len().max(1))?;
+    let picture = state
+        .node()
+        .export(
+            numbers,
+            q.region.clone(),
+            q.campaign.as_deref(),
+            caller.caller.sees_own_numbers(),
+        )
+        .await?;
+    picture.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownCampaign,
+            format!(
+                "no campaign {:?} here: its numbers may have been withdrawn or purged, or it is not linked on this node",
+                q.campaign.as_deref().unwrap_or_default()
+            ),
+        )
+    })
+}
+
+/// An export's answer: `body` as `media_type`, with the left-out header.
+fn export_response(
+    picture: &sightline_node::interop::Picture,
+    media_type: &'static str,
+    body: &Value,
+) -> Response {
+    let left_out: Vec<&str> = picture.left_out.iter().map(|l| l.number.as_str()).collect();
+    let mut response = (
+        [(axum::http::header::CONTENT_TYPE, media_type)],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&left_out.join(",")) {
+        if !left_out.is_empty() {
+            response.headers_mut().insert(LEFT_OUT_HEADER, value);
+        }
+    }
+    response
+}
+
+/// `GET /api/v1/export/stix`: a STIX 2.1 bundle.
+///
+/// # Errors
+/// 400 for no selection or an invalid number, 404 for an unknown
+/// campaign; auth errors.
+#[utoipa::path(
+    get,
+    path = "/export/stix",
+    summary = "Numbers and campaigns as a STIX 2.1 bundle (OpenCTI, TAXII clients)",
+    params(ExportParams),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "A bundle (`application/stix+json;version=2.1`): identities, phone-number observables, indicators from band medium, a sighting or observed-data per organization's report, opinions for false positives, campaigns and relationships, a note on what stays hashed, TLP marking. Numbers a trusted member operates are left out and named in the `sightline-left-out` header", content_type = "application/stix+json;version=2.1", body = Object),
+        (status = 400, description = "Nothing named (`invalid_query`), an invalid number (`invalid_number`), over 10,000 numbers (`batch_size`)", body = ErrorBody),
+        (status = 404, description = "No campaign has this id here (`unknown_campaign`)", body = ErrorBody),
+    ),
+)]
+pub async fn export_stix(
+    State(state): State<AppState>,
+    caller: Authorized<ReadSignedIn>,
+    Params(q): Params<ExportParams>,
+) -> Result<Response, ApiError> {
+    let picture = export_picture(&state, &caller, &q).await?;
+    let bundle = sightline_node::interop::stix::bundle(&picture);
+    Ok(export_response(&picture, STIX_MEDIA_TYPE, &bundle))
+}
+
+/// `GET /api/v1/export/misp`: a MISP event.
+///
+/// # Errors
+/// As [`export_stix`].
+#[utoipa::path(
+    get,
+    path = "/export/misp",
+    summary = "Numbers and campaigns as a MISP event (PyMISP, MISP's event import)",
+    params(ExportParams),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "`{\"Event\": …}`: a phone-number object per number (`to_ids` from band medium), a sighting per organization's report, `sightline:` kind, band and campaign tags, the TLP tag, a text attribute on what stays hashed. Numbers a trusted member operates are left out and named in the `sightline-left-out` header", body = Object),
+        (status = 400, description = "Nothing named (`invalid_query`), an invalid number (`invalid_number`), over 10,000 numbers (`batch_size`)", body = ErrorBody),
+        (status = 404, description = "No campaign has this id here (`unknown_campaign`)", body = ErrorBody),
+    ),
+)]
+pub async fn export_misp(
+    State(state): State<AppState>,
+    caller: Authorized<ReadSignedIn>,
+    Params(q): Params<ExportParams>,
+) -> Result<Response, ApiError> {
+    let picture = export_picture(&state, &caller, &q).await?;
+    let event = sightline_node::interop::misp::event(&picture);
+    Ok(export_response(&picture, "application/json", &event))
 }
 
 /// `GET /api/v1/peers`.

@@ -131,6 +131,35 @@ pub struct CampaignsParams {
     pub limit: Option<usize>,
 }
 
+/// Query of `GET /export/stix` and `GET /export/misp`: numbers, a
+/// campaign, or both.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// Numbers, comma-separated (E.164 or international form; `+` written
+    /// `%2B`), at most 10,000.
+    pub numbers: Option<String>,
+    /// Default region for national numbers.
+    pub region: Option<String>,
+    /// A campaign id (`campaign.id` of a lookup): the campaign, and the
+    /// numbers of it this node can name (to submit and admin tokens).
+    pub campaign: Option<String>,
+}
+
+impl ExportParams {
+    /// The numbers asked for.
+    pub fn numbers(&self) -> Vec<String> {
+        self.numbers
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// Answer of `GET /campaigns`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Campaigns {

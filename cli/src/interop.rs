@@ -1,0 +1,153 @@
+//! `sightline export stix|misp` and `sightline import --misp`: the node's
+//! picture out to analysts' tools, and MISP's phone numbers in.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use sightline_node::config::Scope;
+use sightline_node::interop::misp;
+use sightline_protocol::Kind;
+
+use crate::client::{Api, BadRow, Connection, Row};
+use crate::exit::Failure;
+
+/// `sightline export`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// A STIX 2.1 bundle (`OpenCTI`, TAXII clients).
+    Stix(ExportArgs),
+    /// A MISP event (MISP, `PyMISP`).
+    Misp(ExportArgs),
+}
+
+/// What to export, and where.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Numbers (E.164 or international form).
+    numbers: Vec<String>,
+    /// A campaign id (from a lookup): the campaign, and its numbers this
+    /// node can name (its own reports, numbers it was asked about).
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Default region for national numbers.
+    #[arg(long)]
+    region: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// A query component, percent-encoded (`+` and `,` included).
+fn encode(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// `sightline export stix|misp`.
+pub(crate) async fn export(command: &ExportCommand) -> Result<ExitCode, Failure> {
+    let (format, args) = match command {
+        ExportCommand::Stix(args) => ("stix", args),
+        ExportCommand::Misp(args) => ("misp", args),
+    };
+    if args.numbers.is_empty() && args.campaign.is_none() {
+        return Err(Failure::input(anyhow!(
+            "name what to export: numbers, --campaign ID, or both"
+        )));
+    }
+    // A campaign's raw numbers come only with a token that may see this
+    // organization's own numbers.
+    let scope = if args.campaign.is_some() {
+        Scope::Submit
+    } else {
+        Scope::Read
+    };
+    let api = Api::new(&args.conn, scope)?;
+    let numbers: Vec<String> = args.numbers.iter().map(|n| encode(n)).collect();
+    let mut path = format!("/api/v1/export/{format}?numbers={}", numbers.join("%2C"));
+    if let Some(c) = &args.campaign {
+        path.push_str("&campaign=");
+        path.push_str(&encode(c));
+    }
+    if let Some(r) = &args.region {
+        path.push_str("&region=");
+        path.push_str(&encode(r));
+    }
+    let (body, left_out) = api
+        .get_raw(&path, sightline_web::api::LEFT_OUT_HEADER)
+        .await?;
+    if let Some(file) = &args.out {
+        std::fs::write(file, &body).with_context(|| format!("writing {}", file.display()))?;
+        eprintln!("wrote {} ({} bytes)", file.display(), body.len());
+    } else {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&body)?;
+        out.write_all(b"\n")?;
+    }
+    for number in left_out.iter().flat_map(|l| l.split(',')) {
+        eprintln!("left out {number}: a trusted member operates it (reports of it are spoofing)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, Failure> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(Failure::input)?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not JSON", path.display()))
+        .map_err(Failure::input)
+}
+
+/// The rows of a MISP event file or feed directory, ready to send; the
+/// attributes it leaves alone are printed with the reason.
+pub(crate) fn read_misp(path: &Path, kind: Kind) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
+    let mut read = misp::Read::default();
+    if path.is_dir() {
+        let manifest = read_json(&path.join("manifest.json"))?;
+        let files = misp::feed_files(&manifest)
+            .with_context(|| format!("{}", path.join("manifest.json").display()))
+            .map_err(Failure::input)?;
+        for file in files {
+            let doc = read_json(&path.join(&file))?;
+            misp::read(&doc, kind, &mut read)
+                .with_context(|| file.clone())
+                .map_err(Failure::input)?;
+        }
+    } else {
+        let doc = read_json(path)?;
+        misp::read(&doc, kind, &mut read)
+            .with_context(|| format!("{}", path.display()))
+            .map_err(Failure::input)?;
+    }
+    if !read.skipped.is_empty() {
+        println!("skipped {} phone-number attribute(s):", read.skipped.len());
+        for s in &read.skipped {
+            println!("  {} ({}): {}", s.place, s.value, s.reason);
+        }
+    }
+    let rows = read
+        .found
+        .into_iter()
+        .zip(1u64..)
+        .map(|(found, order)| Row {
+            order,
+            place: found.place,
+            number: found.submission.number.clone(),
+            submission: found.submission,
+        })
+        .collect();
+    Ok((rows, Vec::new()))
+}

@@ -1,0 +1,95 @@
+//! What an export describes ([`interop::Picture`]), read from the store:
+//! the numbers asked for, a campaign's numbers this node can name, and
+//! their campaigns. The formats are built by [`crate::interop`].
+
+use std::collections::HashSet;
+
+use super::{letters, LookupError, NodeHandle};
+use crate::interop::{CampaignPart, LeftOut, Picture};
+
+/// Numbers one export names at most (as many as a bulk lookup).
+pub const MAX_EXPORT: usize = super::MAX_BATCH;
+
+impl NodeHandle {
+    /// The picture of `numbers` and of campaign `campaign`: each number as a
+    /// lookup answers it, except numbers a trusted member operates (left out:
+    /// reports of them are spoofing, and an export feeds blocklists); with
+    /// `name_numbers`, the campaign's numbers this node can name too (its own
+    /// submissions, numbers it was asked about). `None` when `campaign` names
+    /// no campaign here. At most [`MAX_EXPORT`] numbers are read.
+    ///
+    /// # Errors
+    /// An invalid number; store errors.
+    pub async fn export(
+        &self,
+        numbers: Vec<String>,
+        region: Option<String>,
+        campaign: Option<&str>,
+        name_numbers: bool,
+    ) -> Result<Option<Picture>, LookupError> {
+        let config = &self.inner.config;
+        let mut picture = Picture {
+            network: config.network.id.to_string(),
+            network_name: config.network.name.clone(),
+            exporter: self.inner.org.clone(),
+            tlp: config.export_tlp,
+            at: self.inner.clock.now(),
+            numbers: Vec::new(),
+            campaigns: Vec::new(),
+            left_out: Vec::new(),
+        };
+        let mut wanted = numbers;
+        if let Some(id) = campaign {
+            let Some(detail) = self.campaign(id).await? else {
+                return Ok(None);
+            };
+            if name_numbers {
+                wanted.extend(detail.reports.iter().filter_map(|r| r.number.clone()));
+            }
+            picture.campaigns.push(CampaignPart {
+                summary: detail.summary,
+                named: Vec::new(),
+            });
+        }
+        wanted.truncate(MAX_EXPORT);
+        let mut seen = HashSet::new();
+        for answer in self.lookup_many(wanted, region, letters(false)).await {
+            let lookup = answer?;
+            if !seen.insert(lookup.number.clone()) {
+                continue;
+            }
+            if !lookup.score.protected_by.is_empty() {
+                let orgs: Vec<&str> = lookup
+                    .score
+                    .protected_by
+                    .iter()
+                    .map(|p| p.org.as_str())
+                    .collect();
+                picture.left_out.push(LeftOut {
+                    reason: format!(
+                        "protected: {} operate(s) it, so reports of it are spoofing; never exported to blocklists",
+                        orgs.join(", ")
+                    ),
+                    number: lookup.number,
+                });
+                continue;
+            }
+            if let Some(summary) = &lookup.campaign {
+                let at = picture
+                    .campaigns
+                    .iter()
+                    .position(|c| c.summary.id == summary.id)
+                    .unwrap_or_else(|| {
+                        picture.campaigns.push(CampaignPart {
+                            summary: summary.clone(),
+                            named: Vec::new(),
+                        });
+                        picture.campaigns.len() - 1
+                    });
+                picture.campaigns[at].named.push(lookup.number.clone());
+            }
+            picture.numbers.push(lookup);
+        }
+        Ok(Some(picture))
+    }
+}
