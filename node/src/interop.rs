@@ -126,7 +126,7 @@ impl Picture {
 
 /// Unix seconds as a STIX/ISO 8601 UTC timestamp with milliseconds
 /// (`2026-12-07T18:00:00.000Z`).
-pub(crate) fn timestamp(secs: u64) -> String {
+pub fn timestamp(secs: u64) -> String {
     let secs = i64::try_from(secs).unwrap_or(i64::MAX);
     let at =
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);

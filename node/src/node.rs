@@ -48,7 +48,7 @@ mod submit;
 
 pub use self::campaigns::{CampaignDetail, CampaignReport, CampaignSummary, Neighbours};
 use self::core::{core_task, store_task, CoreTask, RetryPulls};
-pub use self::export::MAX_EXPORT;
+pub use self::export::{OwnReport, MAX_EXPORT};
 use self::ingest_task::{ingest_task, IngestItem, IngestTask, Source};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.
@@ -609,6 +609,11 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
 }
 
 impl NodeHandle {
+    /// The node clock's time, unix seconds.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.inner.peer_id

@@ -142,6 +142,10 @@ pub(crate) fn open_store(config: &NodeConfig, own: OriginId) -> Result<Store, St
     if forgotten > 0 {
         tracing::info!(forgotten, "forgot raw numbers with no current own report");
     }
+    let indexed = store.index_own_added(&own)?;
+    if indexed > 0 {
+        tracing::info!(indexed, "indexed own reports for the TAXII collection");
+    }
     Ok(store)
 }
 

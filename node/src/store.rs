@@ -77,6 +77,9 @@ const META_CURRENT_EXPANDED: &[u8] = b"current_expanded";
 /// (schema 6, `store/links.rs`). A store of an earlier schema holds no
 /// record of version 2 (its release refused them), so its index is empty.
 const META_LINKS_INDEXED: &[u8] = b"links_indexed";
+/// Set once `own_added` indexes every own record (records signed before it
+/// existed get their `last_seen` as the time they were added).
+const META_OWN_ADDED: &[u8] = b"own_added_indexed";
 /// Records one transaction of a migration works through.
 #[cfg(not(test))]
 const MIGRATION_BATCH: usize = 1000;
@@ -190,6 +193,17 @@ pub enum InsertOutcome {
 }
 
 /// Per-origin progress, exchanged in catch-up.
+/// One own record, as [`Store::own_added`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnAdded {
+    /// When it was stored, unix milliseconds (strictly increasing).
+    pub added_ms: u64,
+    /// Its seq.
+    pub seq: u64,
+    /// Its number.
+    pub number: NumberHash,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OriginProgress {
     /// The origin.
@@ -389,6 +403,11 @@ struct Handles {
     evidence: sled::Tree,
     /// number hash → raw E.164, for this node's own submissions only. Never exported.
     own_numbers: sled::Tree,
+    /// added(ms, BE) ‖ seq(BE) → number hash: when each own record was
+    /// stored, strictly increasing, for the TAXII collection of this
+    /// organization's reports (`added_after`). Entries of records since
+    /// superseded or purged are skipped when read.
+    own_added: sled::Tree,
     /// Schema version, own sequence counter.
     meta: sled::Tree,
     /// Per-origin limit index (see `store/quota.rs`).
@@ -413,6 +432,7 @@ impl Handles {
             purges: tree("purges")?,
             evidence: tree("evidence")?,
             own_numbers: tree("own_numbers")?,
+            own_added: tree("own_added")?,
             meta: tree("meta")?,
             quota: tree("quota")?,
             counts: quota::Counts::default(),
@@ -700,6 +720,7 @@ impl Handles {
             ("purges", &self.purges),
             ("evidence", &self.evidence),
             ("own_numbers", &self.own_numbers),
+            ("own_added", &self.own_added),
             ("meta", &self.meta),
             ("quota", &self.quota),
             ("links", &self.links),
@@ -1095,15 +1116,27 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotNew`] naming the record; sled errors.
-    pub fn insert_own(&self, records: &[(SignedSighting, u64, String)]) -> Result<(), StoreError> {
+    pub fn insert_own(
+        &self,
+        records: &[(SignedSighting, u64, String)],
+        now: u64,
+    ) -> Result<(), StoreError> {
         let limits = self.limits();
         let _writer = self.writer();
         self.with(|h| {
             let arrivals = self.arrivals(records.len())?;
             let o = Overlays::new(h);
-            for ((record, purge_at, e164), arrival) in records.iter().zip(&arrivals) {
+            let first = next_added(h, now)?;
+            for (added, ((record, purge_at, e164), arrival)) in
+                (first..).zip(records.iter().zip(&arrivals))
+            {
+                let s = record.sighting();
                 o.own_numbers
-                    .insert(record.sighting().number.as_bytes(), e164.as_bytes())
+                    .insert(s.number.as_bytes(), e164.as_bytes())
+                    .map_err(|e| settled(e.into()))?;
+                let key: [u8; 16] = cat(&[&added.to_be_bytes(), &s.seq.to_be_bytes()]);
+                o.own_added
+                    .insert(&key[..], s.number.as_bytes())
                     .map_err(|e| settled(e.into()))?;
                 match insert_tx(&o, record, *purge_at, *arrival, &limits).map_err(settled)? {
                     InsertOutcome::Stored { .. } => {}
@@ -1116,6 +1149,81 @@ impl Store {
                 }
             }
             o.commit(h)
+        })
+    }
+
+    /// This node's own records stored after `after` (added ms ‖ seq,
+    /// exclusive; `(0, 0)` for all), oldest first, at most `limit`: each
+    /// with when it was added (ms) and its number, skipping records since
+    /// superseded or purged. The flag says whether more follow.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn own_added(
+        &self,
+        own: &OriginId,
+        after: (u64, u64),
+        limit: usize,
+    ) -> Result<(Vec<OwnAdded>, bool), StoreError> {
+        self.with(|h| {
+            let start: [u8; 16] = cat(&[&after.0.to_be_bytes(), &after.1.to_be_bytes()]);
+            let mut out = Vec::new();
+            for entry in h.own_added.range(start..) {
+                let (key, number) = entry?;
+                if key.as_ref() == start.as_slice() {
+                    continue;
+                }
+                if key.len() != 16 || number.len() != 32 {
+                    return Err(StoreError::Corrupt("own_added"));
+                }
+                if out.len() >= limit {
+                    return Ok((out, true));
+                }
+                let seq = be_u64(&key[8..16]);
+                if !h.sightings.contains_key(record_key(own.as_bytes(), seq))? {
+                    continue;
+                }
+                out.push(OwnAdded {
+                    added_ms: be_u64(&key[..8]),
+                    seq,
+                    number: NumberHash::from_bytes(
+                        number
+                            .as_ref()
+                            .try_into()
+                            .map_err(|_| StoreError::Corrupt("own_added"))?,
+                    ),
+                });
+            }
+            Ok((out, false))
+        })
+    }
+
+    /// Indexes own records stored before `own_added` existed (once: a
+    /// record's `last_seen` stands for when it was added). Returns how many.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn index_own_added(&self, own: &OriginId) -> Result<usize, StoreError> {
+        let _writer = self.writer();
+        self.with(|h| {
+            if h.meta.contains_key(META_OWN_ADDED)? {
+                return Ok(0);
+            }
+            let mut added = 0u64;
+            let mut indexed = 0;
+            for entry in h.sightings.scan_prefix(own.as_bytes()) {
+                let (_, bytes) = entry?;
+                let s = decode_stored(&bytes)?;
+                added = added
+                    .saturating_add(1)
+                    .max(s.last_seen.saturating_mul(1000));
+                let key: [u8; 16] = cat(&[&added.to_be_bytes(), &s.seq.to_be_bytes()]);
+                h.own_added.insert(&key[..], s.number.as_bytes())?;
+                indexed += 1;
+            }
+            h.meta.insert(META_OWN_ADDED, &[1])?;
+            h.db.flush()?;
+            Ok(indexed)
         })
     }
 
@@ -1743,6 +1851,7 @@ struct Overlays<'a> {
     evidence: quota::Ov<'a>,
     quota: quota::Q<'a>,
     own_numbers: quota::Ov<'a>,
+    own_added: quota::Ov<'a>,
     links: quota::Ov<'a>,
 }
 
@@ -1757,6 +1866,7 @@ impl<'a> Overlays<'a> {
             evidence: quota::Ov::new(&h.evidence),
             quota: quota::Q::new(&h.quota, &h.counts),
             own_numbers: quota::Ov::new(&h.own_numbers),
+            own_added: quota::Ov::new(&h.own_added),
             links: quota::Ov::new(&h.links),
         }
     }
@@ -1771,6 +1881,7 @@ impl<'a> Overlays<'a> {
             &self.purges,
             &self.evidence,
             &self.own_numbers,
+            &self.own_added,
             &self.links,
         ];
         if trees.iter().all(|o| o.is_clean()) && self.quota.is_clean() {
@@ -1784,11 +1895,12 @@ impl<'a> Overlays<'a> {
             &h.purges,
             &h.evidence,
             &h.own_numbers,
+            &h.own_added,
             &h.links,
             &h.quota,
         )
-            .transaction(|(a, b, c, d, e, f, g, l, quota)| {
-                for (o, t) in trees.iter().zip([a, b, c, d, e, f, g, l]) {
+            .transaction(|(a, b, c, d, e, f, g, ad, l, quota)| {
+                for (o, t) in trees.iter().zip([a, b, c, d, e, f, g, ad, l]) {
                     o.apply(t)?;
                 }
                 self.quota.apply(quota)?;
@@ -1824,6 +1936,14 @@ fn current_of(
         current.push(current::decode(network, *block, *number, origin, &value)?);
     }
     Ok(current)
+}
+
+/// The first `own_added` time for records stored `now` (unix seconds): in
+/// milliseconds, after every time given before (so that each own record
+/// has its own, and a reader polling with the last one it saw misses none).
+fn next_added(h: &Handles, now: u64) -> Result<u64, StoreError> {
+    let last = h.own_added.last()?.map_or(0, |(k, _)| be_u64(&k[..8]));
+    Ok(now.saturating_mul(1000).max(last + 1))
 }
 
 /// The error of work done on overlays, outside any transaction.
@@ -3200,24 +3320,42 @@ mod tests {
         // Number 5: an old report, then a newer one that outlives it.
         // Number 6: one report.
         store
-            .insert_own(&[
-                (
-                    record(&own, 1, 5, Verdict::Malicious, 1000),
-                    2000,
-                    "+15".into(),
-                ),
-                (
-                    record(&own, 2, 6, Verdict::Malicious, 1000),
-                    2000,
-                    "+16".into(),
-                ),
-                (
-                    record(&own, 3, 5, Verdict::Malicious, 3000),
-                    4000,
-                    "+15".into(),
-                ),
-            ])
+            .insert_own(
+                &[
+                    (
+                        record(&own, 1, 5, Verdict::Malicious, 1000),
+                        2000,
+                        "+15".into(),
+                    ),
+                    (
+                        record(&own, 2, 6, Verdict::Malicious, 1000),
+                        2000,
+                        "+16".into(),
+                    ),
+                    (
+                        record(&own, 3, 5, Verdict::Malicious, 3000),
+                        4000,
+                        "+15".into(),
+                    ),
+                ],
+                1000,
+            )
             .unwrap();
+        // Each own record has its own time added, strictly increasing; the
+        // superseded one is not listed.
+        let listed = |after, limit| {
+            let (list, more) = store.own_added(&own.origin(), after, limit).unwrap();
+            (
+                list.iter().map(|a| (a.added_ms, a.seq)).collect::<Vec<_>>(),
+                more,
+            )
+        };
+        assert_eq!(
+            listed((0, 0), 10),
+            (vec![(1_000_001, 2), (1_000_002, 3)], false)
+        );
+        assert_eq!(listed((0, 0), 1), (vec![(1_000_001, 2)], true));
+        assert_eq!(listed((1_000_001, 2), 10), (vec![(1_000_002, 3)], false));
         // A peer's report of number 6 purged later keeps nothing raw alive.
         store
             .insert(&record(&peer, 1, 6, Verdict::Malicious, 1000), 5000)
@@ -3240,12 +3378,17 @@ mod tests {
             .insert([7; 32], "+7".as_bytes())
             .unwrap();
         store
-            .insert_own(&[(
-                record(&own, 4, 8, Verdict::Malicious, 5000),
-                9000,
-                "+8".into(),
-            )])
+            .insert_own(
+                &[(
+                    record(&own, 4, 8, Verdict::Malicious, 5000),
+                    9000,
+                    "+8".into(),
+                )],
+                0,
+            )
             .unwrap();
+        // A clock that went back still adds after the last.
+        assert_eq!(listed((1_000_002, 3), 10), (vec![(1_000_003, 4)], false));
         let block_of = |e164: &str| -> Option<BlockHash> {
             let n: u8 = e164[1..].parse().ok()?;
             Some(BlockHash::from_bytes([n / 10; 32]))

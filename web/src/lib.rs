@@ -34,6 +34,7 @@ pub mod boundary;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod taxii;
 
 pub use api::ApiError;
 
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .nest("/api/v1", api)
+        .merge(taxii::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sightline_tests::{Cluster, Options, READ_TOKEN};
+use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
 
 use super::{code, node_with_web_port, sightline, stderr, stdout, RunningNode};
 
@@ -299,6 +299,30 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
         note.contains("4 number(s) of the campaign(s) here are known to it only that way"),
         "{note}"
     );
+    // TAXII 2.1, read with the OASIS client: the bank's own reports (the
+    // protected number left out), paged; polling after the last date added
+    // finds nothing new; the campaigns; a read-only token may not read the
+    // raw numbers.
+    let taxii = python(&["taxii", &api, WRITE_TOKEN, READ_TOKEN]);
+    assert_eq!(
+        taxii["versions"],
+        serde_json::json!(["application/taxii+json;version=2.1"])
+    );
+    assert_eq!(taxii["own_numbers"], serde_json::json!([n1, n2, n4]));
+    assert!(taxii["pages"].as_u64().unwrap() > 1, "{taxii}");
+    assert_eq!(taxii["after_last"], 0, "{taxii}");
+    assert_eq!(taxii["since_first"], 2, "{taxii}");
+    assert!(
+        taxii["campaign_types"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("campaign")),
+        "{taxii}"
+    );
+    assert_eq!(taxii["only_campaigns"], serde_json::json!(["campaign"]));
+    assert_eq!(taxii["reader_can_read_own"], false);
+    assert_eq!(taxii["reader_forbidden"], true, "{taxii}");
+
     // A campaign id that names nothing: exit 2 and the reason.
     let out = sightline(&["export", "misp", "--campaign", "t0ffff", "--config", &bank]);
     assert_eq!(code(&out), 2);

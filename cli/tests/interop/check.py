@@ -199,6 +199,70 @@ def feed(directory):
     }))
 
 
+def taxii(url, token, read_token):
+    """Reads the node's TAXII 2.1 server with the OASIS taxii2-client."""
+    import requests
+    from taxii2client.exceptions import TAXIIServiceException
+    from taxii2client.v21 import Server, as_pages
+
+    class Bearer(requests.auth.AuthBase):
+        def __init__(self, token):
+            self.token = token
+
+        def __call__(self, r):
+            r.headers["Authorization"] = f"Bearer {self.token}"
+            return r
+
+    server = Server(url + "/taxii2/", auth=Bearer(token))
+    root = server.default
+    collections = {c.alias: c for c in root.collections}
+    own = collections["own-reports"]
+    assert own.can_read and not own.can_write
+    # Page through own-reports a few objects at a time.
+    objects, pages = [], 0
+    for envelope in as_pages(own.get_objects, per_request=4):
+        pages += 1
+        objects.extend(envelope.get("objects", []))
+    numbers = sorted({o["value"] for o in objects if o["type"] == "phone-number"})
+    # The manifest gives each object's date added; polling after the last
+    # one returns nothing new.
+    manifest = own.get_manifest()
+    last = max(m["date_added"] for m in manifest["objects"])
+    after = own.get_objects(added_after=last)
+    first = min(m["date_added"] for m in manifest["objects"])
+    since_first = own.get_objects(added_after=first)
+    campaigns = collections["campaigns"].get_objects()
+    campaign_types = sorted({o["type"] for o in campaigns.get("objects", [])})
+    only_campaigns = collections["campaigns"].get_objects(type="campaign")
+    # A read-only token sees the collection but may not read own-reports.
+    reader = Server(url + "/taxii2/", auth=Bearer(read_token)).default
+    own_reader = {c.alias: c for c in reader.collections}["own-reports"]
+    # The client refuses to ask (can_read is false); the server refuses too.
+    try:
+        own_reader.get_objects()
+        refused = False
+    except TAXIIServiceException:
+        refused = True
+    status = requests.get(
+        own_reader.url + "objects/",
+        headers={"Authorization": f"Bearer {read_token}", "Accept": "application/taxii+json;version=2.1"},
+    ).status_code
+    forbidden = refused and status == 403
+    print(json.dumps({
+        "title": server.title,
+        "versions": root.versions,
+        "own_numbers": numbers,
+        "pages": pages,
+        "objects": len(objects),
+        "after_last": len(after.get("objects", [])),
+        "since_first": len({o["value"] for o in since_first.get("objects", []) if o["type"] == "phone-number"}),
+        "campaign_types": campaign_types,
+        "only_campaigns": sorted({o["type"] for o in only_campaigns.get("objects", [])}),
+        "reader_can_read_own": own_reader.can_read,
+        "reader_forbidden": forbidden,
+    }))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"stix": stix, "misp": misp, "feed": feed}[command](*args)
+    {"stix": stix, "misp": misp, "feed": feed, "taxii": taxii}[command](*args)

@@ -93,3 +93,59 @@ impl NodeHandle {
         Ok(Some(picture))
     }
 }
+
+/// One of this organization's current reports, for the TAXII collection.
+#[derive(Debug, Clone)]
+pub struct OwnReport {
+    /// When it was stored, unix milliseconds (strictly increasing).
+    pub added_ms: u64,
+    /// Its seq: with `added_ms`, where the next page starts.
+    pub seq: u64,
+    /// The number as a lookup answers it, with this organization's report
+    /// only.
+    pub lookup: crate::Lookup,
+}
+
+impl NodeHandle {
+    /// This organization's current reports stored after `after` (added ms,
+    /// seq; exclusive), oldest first, at most `limit`, and whether more
+    /// follow. Reports of numbers a trusted member operates are left out
+    /// (as from every export).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn own_reports(
+        &self,
+        after: (u64, u64),
+        limit: usize,
+    ) -> Result<(Vec<OwnReport>, bool), LookupError> {
+        let inner = self.inner.clone();
+        let now = inner.clock.now();
+        let own = inner.signing.origin();
+        super::blocking(move || -> Result<_, LookupError> {
+            let (added, more) = inner.store.own_added(&own, after, limit)?;
+            let mut out = Vec::with_capacity(added.len());
+            for a in added {
+                let Some(e164) = inner.store.own_number(&a.number)? else {
+                    continue;
+                };
+                let Ok(parsed) = sightline_protocol::parse_number(&e164, None) else {
+                    continue;
+                };
+                let mut lookup = inner.lookup_parsed(&parsed, now)?;
+                if !lookup.score.protected_by.is_empty() {
+                    continue;
+                }
+                let own_hex = own.to_hex();
+                lookup.score.reports.retain(|r| r.origin == own_hex);
+                out.push(OwnReport {
+                    added_ms: a.added_ms,
+                    seq: a.seq,
+                    lookup,
+                });
+            }
+            Ok((out, more))
+        })
+        .await
+    }
+}

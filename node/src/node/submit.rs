@@ -179,7 +179,7 @@ impl NodeHandle {
                 }
                 // One transaction: the batch and its raw numbers are stored
                 // whole or not at all.
-                inner.store.insert_own(&rows)?;
+                inner.store.insert_own(&rows, inner.clock.now())?;
                 inner.store.flush()?;
                 Ok(out)
             },
