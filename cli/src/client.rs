@@ -127,6 +127,11 @@ impl Api {
             None => request,
         };
         let response = request.send().await.map_err(|e| self.send_failure(&e))?;
+        self.answer(response).await
+    }
+
+    /// A JSON answer, or the failure an error answer means.
+    async fn answer<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
         let status = response.status();
         // The node answered: whatever cut the answer short, the request
         // may have been applied.
@@ -193,6 +198,22 @@ impl Api {
             .map_err(|e| anyhow!("writing {}: {}", out.display(), e.error))?;
         std::fs::File::open(dir).and_then(|d| d.sync_all())?;
         Ok(written)
+    }
+
+    /// GETs `path` as JSON; `None` for 304 Not Modified.
+    pub(crate) async fn get_unless_unchanged<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, Failure> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.map_err(|e| self.send_failure(&e))?;
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        self.answer(response).await.map(Some)
     }
 
     /// GETs `path`: the answer's body and the value of `header`, if any.

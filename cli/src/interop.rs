@@ -151,3 +151,142 @@ pub(crate) fn read_misp(path: &Path, kind: Kind) -> Result<(Vec<Row>, Vec<BadRow
         .collect();
     Ok((rows, Vec::new()))
 }
+
+/// `sightline feed`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeedCommand {
+    /// Bring a local compact filter up to date from the node's feed: a
+    /// full snapshot the first time (and when the node says its snapshot
+    /// is due), then only what changed. Writes FILE (the filter a gateway
+    /// loads with the sightline-gateway crate) and FILE.state (the listed
+    /// numbers' keys and the cursor), each replaced whole.
+    Pull(PullArgs),
+}
+
+/// `sightline feed pull`.
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// The filter file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The lowest band to list: high (default), medium or low.
+    #[arg(long, default_value = "high")]
+    min_band: String,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// What `feed pull` keeps beside the filter (CBOR).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PullState {
+    network: String,
+    min_band: String,
+    cursor: Option<String>,
+    keys: std::collections::BTreeSet<u64>,
+}
+
+/// Writes `bytes` to `path` whole: a private file beside it, synced, then
+/// renamed over it.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut staged = tempfile::Builder::new()
+        .prefix(".sightline-feed-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    staged.write_all(bytes)?;
+    staged.as_file().sync_all()?;
+    staged
+        .persist(path)
+        .map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+fn hash_key(hex: &str) -> Option<u64> {
+    let bytes = hex.get(..16)?;
+    u64::from_str_radix(bytes, 16).ok()
+}
+
+/// `sightline feed pull`.
+pub(crate) async fn feed(command: &FeedCommand) -> Result<ExitCode, Failure> {
+    let FeedCommand::Pull(args) = command;
+    if !["high", "medium", "low"].contains(&args.min_band.as_str()) {
+        return Err(Failure::input(anyhow!(
+            "--min-band {:?}: expected high, medium or low",
+            args.min_band
+        )));
+    }
+    let api = Api::new(&args.conn, Scope::Read)?;
+    let state_path = PathBuf::from(format!("{}.state", args.out.display()));
+    let mut state: PullState = match std::fs::read(&state_path) {
+        Ok(bytes) => ciborium::from_reader(bytes.as_slice())
+            .with_context(|| format!("{} is not a feed state file", state_path.display()))
+            .map_err(Failure::input)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PullState::default(),
+        Err(e) => return Err(anyhow!("reading {}: {e}", state_path.display()).into()),
+    };
+    if state.min_band != args.min_band {
+        // Another band: start over.
+        state = PullState {
+            min_band: args.min_band.clone(),
+            ..PullState::default()
+        };
+    }
+    let before = state.keys.clone();
+    let (mut pages, mut reset) = (0, false);
+    loop {
+        let mut path = format!("/api/v1/feed?min_band={}&limit=10000", args.min_band);
+        if let Some(c) = &state.cursor {
+            path.push_str("&since=");
+            path.push_str(&encode(c));
+        }
+        let Some(page) = api
+            .get_unless_unchanged::<sightline_web::api::model::Feed>(&path)
+            .await?
+        else {
+            break;
+        };
+        pages += 1;
+        if page.reset {
+            state.keys.clear();
+            reset = true;
+        }
+        for e in &page.entries {
+            let key = hash_key(&e.number_hash)
+                .ok_or_else(|| anyhow!("the node sent a malformed number hash"))?;
+            if e.listed {
+                state.keys.insert(key);
+            } else {
+                state.keys.remove(&key);
+            }
+        }
+        state.network = page.network;
+        state.cursor = Some(page.cursor);
+        if !page.more {
+            break;
+        }
+    }
+    let keys: Vec<u64> = state.keys.iter().copied().collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let filter = sightline_gateway::Filter::build(&state.network, &state.min_band, now, &keys)
+        .map_err(|e| anyhow!("{e}"))?;
+    replace(&args.out, &filter.to_bytes())?;
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&state, &mut bytes).map_err(|e| anyhow!("{e}"))?;
+    replace(&state_path, &bytes)?;
+    let added = state.keys.difference(&before).count();
+    let removed = before.difference(&state.keys).count();
+    println!(
+        "{}: {} number(s) at band {} or above ({}+{added} -{removed} in {pages} page(s)); false positives at 1 in 65,536",
+        args.out.display(),
+        state.keys.len(),
+        state.min_band,
+        if reset { "new snapshot, " } else { "" },
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -66,6 +66,9 @@ enum Command {
     /// a MISP event.
     #[command(subcommand)]
     Export(interop::ExportCommand),
+    /// The gateway feed: keep a local compact filter of listed numbers.
+    #[command(subcommand)]
+    Feed(interop::FeedCommand),
     /// Look numbers up.
     Lookup(client::LookupArgs),
     /// Show a campaign (its id is in a lookup's answer): the numbers linked
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Command::Submit(args) => client::submit(&args).await,
             Command::Import(args) => client::import(&args).await,
             Command::Export(command) => interop::export(&command).await,
+            Command::Feed(command) => interop::feed(&command).await,
             Command::Lookup(args) => client::lookup(&args).await,
             Command::Campaign(args) => client::campaign(&args).await,
             Command::Campaigns(args) => client::campaigns(&args).await,

@@ -42,6 +42,7 @@ use crate::store::{OriginProgress, Store, StoreError, StoreHealth};
 mod campaigns;
 mod core;
 mod export;
+pub mod feed;
 mod ingest_task;
 mod query;
 mod submit;
@@ -770,6 +771,18 @@ impl NodeHandle {
 }
 
 impl Inner {
+    /// Current reports with their organizations and trust here, to score.
+    fn reports_of(&self, current: Vec<Sighting>) -> Vec<Report> {
+        current
+            .into_iter()
+            .map(|s| Report {
+                org: self.org_of(&s.origin),
+                trust: self.trust_of(&s.origin),
+                sighting: s,
+            })
+            .collect()
+    }
+
     fn org_of(&self, origin: &OriginId) -> String {
         self.config.network.member_by_origin(origin).map_or_else(
             || format!("unknown ({})", &origin.to_hex()[..12]),
@@ -799,15 +812,7 @@ impl Inner {
             now.saturating_sub(BLOCK_WINDOW_SECS),
             |origin| self.trusted.contains(origin),
         )?;
-        let reports: Vec<Report> = found
-            .current
-            .into_iter()
-            .map(|s| Report {
-                org: self.org_of(&s.origin),
-                trust: self.trust_of(&s.origin),
-                sighting: s,
-            })
-            .collect();
+        let reports = self.reports_of(found.current);
         let number = key.number_hash(&parsed.e164);
         let block = key.block_hash(&parsed.e164);
         if !reports.is_empty() {

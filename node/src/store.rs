@@ -193,6 +193,10 @@ pub enum InsertOutcome {
 }
 
 /// Per-origin progress, exchanged in catch-up.
+/// What [`Store::arrived_after`] found: the numbers, the last arrival
+/// read, whether more follow.
+pub type Arrived = (Vec<(BlockHash, NumberHash)>, u64, bool);
+
 /// One own record, as [`Store::own_added`] lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnAdded {
@@ -1364,6 +1368,91 @@ impl Store {
         block: &BlockHash,
     ) -> Result<Vec<Sighting>, StoreError> {
         self.with(|h| current_of(h, network, number, block))
+    }
+
+    /// Distinct numbers with current reports (or marks), in key order
+    /// (block ‖ number), after `after` (exclusive), at most `limit`; and
+    /// whether the scan reached the end.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn numbers_after(
+        &self,
+        after: Option<(BlockHash, NumberHash)>,
+        limit: usize,
+    ) -> Result<(Vec<(BlockHash, NumberHash)>, bool), StoreError> {
+        self.with(|h| {
+            // The first key past every entry of `after`'s number.
+            let start = after.map_or_else(Vec::new, |(b, n)| {
+                let mut k = cat::<64>(&[b.as_bytes(), n.as_bytes()]).to_vec();
+                k.extend_from_slice(&[0xff; 33]);
+                k
+            });
+            let mut out: Vec<(BlockHash, NumberHash)> = Vec::new();
+            for entry in h.current.range(start..) {
+                let (key, _) = entry?;
+                if key.len() != 96 {
+                    return Err(StoreError::Corrupt("current"));
+                }
+                let (Ok(block), Ok(number)) = (
+                    <[u8; 32]>::try_from(&key[..32]),
+                    <[u8; 32]>::try_from(&key[32..64]),
+                ) else {
+                    return Err(StoreError::Corrupt("current"));
+                };
+                let (block, number) =
+                    (BlockHash::from_bytes(block), NumberHash::from_bytes(number));
+                if out.last().is_some_and(|(_, n)| *n == number) {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok((out, false));
+                }
+                out.push((block, number));
+            }
+            Ok((out, true))
+        })
+    }
+
+    /// The last arrival counter given (0 for an empty store): records
+    /// stored later have higher ones.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn last_arrival(&self) -> Result<u64, StoreError> {
+        self.with(|h| Ok(h.arrivals.last()?.map_or(0, |(k, _)| be_u64(&k))))
+    }
+
+    /// The numbers of records stored after arrival `after`, each once, in
+    /// arrival order, reading at most `limit` arrivals; the last arrival
+    /// read, and whether more follow.
+    ///
+    /// # Errors
+    /// sled errors or corruption.
+    pub fn arrived_after(&self, after: u64, limit: usize) -> Result<Arrived, StoreError> {
+        self.with(|h| {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            let mut last = after;
+            for (read, entry) in h
+                .arrivals
+                .range(after.saturating_add(1).to_be_bytes()..)
+                .enumerate()
+            {
+                if read >= limit {
+                    return Ok((out, last, true));
+                }
+                let (key, record) = entry?;
+                last = be_u64(&key);
+                if let Some(bytes) = h.sightings.get(record)? {
+                    let s = decode_stored(&bytes)?;
+                    if seen.insert(s.number) {
+                        out.push((s.block, s.number));
+                    }
+                }
+            }
+            Ok((out, last, false))
+        })
     }
 
     /// The most recently stored records, newest first.

@@ -30,7 +30,9 @@ pub mod sighting;
 
 pub use hash::{BlockHash, HashKey, NumberHash};
 pub use links::{Link, LinkError, LinkInput, LinkKind};
-pub use phone::{parse_number, parse_number_with, Letters, NumberError, ParsedNumber, E164};
+pub use phone::{
+    e164_as_given, parse_number, parse_number_with, Letters, NumberError, ParsedNumber, E164,
+};
 pub use record::{
     verify_batch, RecordError, SightingId, SignError, SignedSighting, SigningKey,
     UnverifiedSighting, MAX_RECORD_BYTES,

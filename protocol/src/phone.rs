@@ -250,6 +250,24 @@ pub fn parse_number_with(
     Err(unassigned(code, &national))
 }
 
+/// A number already written in E.164 form (`+`, then only digits, at most
+/// 15), when reading it would give it back unchanged: no national prefix
+/// to remove after the calling code by libphonenumber's rule. A fast path
+/// for gateways checking senders at line rate (no full parse, no
+/// validation): `None` means "use [`parse_number`]", and an invalid number
+/// given back is harmless there, as no member can have reported it.
+pub fn e164_as_given(input: &str) -> Option<E164> {
+    let digits = input.strip_prefix('+')?;
+    if !(2..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rereads = (1..=3).find_map(|len| {
+        let code: u16 = digits.get(..len)?.parse().ok()?;
+        plan::rereads(code, &digits[len..])
+    })?;
+    (!rereads).then(|| E164(input.to_owned()))
+}
+
 /// The calling code and national number as libphonenumber reads them, when
 /// the input is only ASCII digits and separators: after the `+` of an
 /// international number (the calling code is the one of 1–3 digits the

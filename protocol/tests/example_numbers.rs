@@ -131,3 +131,52 @@ fn a_number_of_a_possible_length_is_never_refused_for_its_length() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn the_e164_fast_path_gives_what_the_full_parse_gives() {
+    use sightline_protocol::e164_as_given;
+    // Every example number in E.164 form takes the fast path unchanged.
+    let mut fast = 0;
+    for e in examples() {
+        if let Some(given) = e164_as_given(e.e164) {
+            assert_eq!(given.as_str(), e.e164, "{}", e.e164);
+            fast += 1;
+        }
+    }
+    assert!(
+        fast * 10 >= examples().len() * 9,
+        "only {fast} took the fast path"
+    );
+    // Digit strings after every calling code, and the same with a national
+    // prefix written after the code (`+44 0 20…`): whenever the fast path
+    // answers and the full parse accepts, they agree; a national prefix is
+    // never kept.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut compared = 0;
+    for e in examples() {
+        let code_len = e.e164.len() - 1 - e.national.len();
+        if e.national == "-" || code_len == 0 || code_len > 3 {
+            continue;
+        }
+        let code = &e.e164[1..=code_len];
+        for prefix in ["", "0", "1", "8", "06", "80"] {
+            let mut digits: String = e.national.to_owned();
+            // Vary the last digits: other numbers of the same ranges.
+            let len = digits.len();
+            let tail = format!("{:04}", next() % 10_000);
+            digits.replace_range(len.saturating_sub(4).., &tail[4 - len.min(4)..]);
+            let input = format!("+{code}{prefix}{digits}");
+            if let (Some(given), Ok(parsed)) = (e164_as_given(&input), parse_number(&input, None)) {
+                assert_eq!(given.as_str(), parsed.e164.as_str(), "{input}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 1_000, "only {compared} compared");
+}

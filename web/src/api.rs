@@ -23,9 +23,9 @@ pub(crate) use error::STORE_RETRY_SECS;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 use extract::{Admin, Authorized, Body, Params, PathParam, Read, ReadSignedIn, Submit};
 use model::{
-    BackupRequest, Campaigns, CampaignsParams, ExportParams, InvalidItem, LookupParams,
-    LookupRequest, LookupResult, LookupResults, Peers, Receipts, RecentParams, RecentSightings,
-    SubmitRequest, WithdrawRequest,
+    BackupRequest, Campaigns, CampaignsParams, ExportParams, Feed, FeedParams, InvalidItem,
+    LookupParams, LookupRequest, LookupResult, LookupResults, Peers, Receipts, RecentParams,
+    RecentSightings, SubmitRequest, WithdrawRequest,
 };
 
 use crate::auth::Caller;
@@ -43,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(campaign))
         .routes(routes!(export_stix))
         .routes(routes!(export_misp))
+        .routes(routes!(feed))
         .routes(routes!(peers))
         .routes(routes!(status))
         .routes(routes!(backup))
@@ -502,6 +503,73 @@ pub async fn export_misp(
     let picture = export_picture(&state, &caller, &q).await?;
     let event = sightline_node::interop::misp::event(&picture);
     Ok(export_response(&picture, "application/json", &event))
+}
+
+/// `GET /api/v1/feed`: numbers at a band or above, as hashes, for
+/// gateways: a snapshot, then changes since a cursor.
+///
+/// # Errors
+/// 400 for a cursor this node did not give (or of another band); auth
+/// errors.
+#[utoipa::path(
+    get,
+    path = "/feed",
+    summary = "Numbers at a band or above as hashes, for gateways: a full snapshot in pages, then changes since a cursor (304 when none)",
+    params(FeedParams),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Entries and the next cursor. A snapshot (`full`) lists the numbers to hold, `reset` on its first page; changes give each changed number `listed` or not. A cursor older than a day gets a new snapshot (scores fall with time). Protected numbers are never listed", body = Feed),
+        (status = 304, description = "Nothing changed since `since`"),
+        (status = 400, description = "A cursor this node did not give, or one of another `min_band` (`invalid_query`)", body = ErrorBody),
+    ),
+)]
+pub async fn feed(
+    State(state): State<AppState>,
+    caller: Authorized<Read>,
+    Params(q): Params<FeedParams>,
+) -> Result<Response, ApiError> {
+    use sightline_node::node::feed::{Cursor, FeedError, FeedPage};
+    let band = q.min_band.unwrap_or(sightline_node::Band::High);
+    let since = match q.since.as_deref() {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("since {text:?} is not a cursor this node gave"),
+            )
+        })?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(10_000);
+    caller.charge_items(
+        &state,
+        limit.min(sightline_node::node::feed::MAX_FEED_PAGE) / 100,
+    )?;
+    let page = state
+        .node()
+        .feed(band, since, limit)
+        .await
+        .map_err(|e| match e {
+            FeedError::Cursor(why) => ApiError::new(ErrorCode::InvalidQuery, why),
+            FeedError::Store(e) => ApiError::store(&e),
+        })?;
+    Ok(match page {
+        FeedPage::Unchanged => StatusCode::NOT_MODIFIED.into_response(),
+        FeedPage::Entries {
+            full,
+            first,
+            entries,
+            cursor,
+            more,
+        } => Json(Feed {
+            network: state.node().config().network.id.to_string(),
+            full,
+            reset: first,
+            cursor: cursor.encode(),
+            more,
+            entries,
+        })
+        .into_response(),
+    })
 }
 
 /// `GET /api/v1/peers`.

@@ -332,6 +332,60 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
         stderr(&out)
     );
 
+    // The gateway feed: a local filter of the numbers at band high, kept
+    // up to date by `feed pull`, checked with the gateway crate as a
+    // messaging gateway would. The protected number is never listed.
+    let filter = path(dir.path(), "high.filter");
+    let pull = || {
+        run(&[
+            "feed",
+            "pull",
+            "--out",
+            filter.to_str().unwrap(),
+            "--config",
+            &bank,
+        ])
+    };
+    let out = pull();
+    assert!(out.contains("new snapshot"), "{out}");
+    let key = sightline_node::NodeConfig::load(&configs[0])
+        .unwrap()
+        .network
+        .hash_key;
+    let check = |number: &str| {
+        let bytes = std::fs::read(&filter).unwrap();
+        let gateway = sightline_gateway::Checker::new(
+            key.clone(),
+            sightline_gateway::Filter::from_bytes(&bytes).unwrap(),
+            Some("US"),
+        );
+        matches!(gateway.check(number), sightline_gateway::Check::Listed(_))
+    };
+    assert!(check(n1) && check("(415) 555-0142"), "n1 and n2 are high");
+    assert!(!check(n3) && !check(own) && !check("+14155550199"));
+    // Nothing changed: the node answers 304 and the filter stays.
+    let out = pull();
+    assert!(out.contains("+0 -0 in 0 page(s)"), "{out}");
+    // The carrier now operates n2 (a number the bank reported): the change
+    // takes it out; a new high report goes in.
+    run(&["protect", n2, "--role", "outbound", "--config", &carrier]);
+    run(&[
+        "submit",
+        "+14155550145",
+        "--kind",
+        "smishing",
+        "--confidence",
+        "95",
+        "--config",
+        &bank,
+    ]);
+    wait(&bank, n2, "protected", |a| {
+        a["protected_by"][0]["org"] == "Carrier"
+    });
+    let out = pull();
+    assert!(out.contains("+1 -1"), "{out}");
+    assert!(!check(n2) && check("+14155550145") && check(n1));
+
     // MISP: PyMISP loads the event and writes it back without loss.
     let misp = path(dir.path(), "numbers.misp.json");
     let again = path(dir.path(), "numbers.pymisp.json");

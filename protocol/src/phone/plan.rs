@@ -168,6 +168,34 @@ pub(crate) fn national_number(plan: &Metadata, digits: &str) -> String {
     rest
 }
 
+/// The main plan of each calling code (index: the code) with its national
+/// prefix pattern compiled, read once: the E.164 fast path
+/// ([`super::e164_as_given`]) looks one up per check.
+type MainPlan = (&'static Metadata, Option<Arc<Regex>>);
+static MAIN_PLANS: LazyLock<Vec<Option<MainPlan>>> = LazyLock::new(|| {
+    (0..1000u16)
+        .map(|code| {
+            let plan = *plans_for(code).first()?;
+            let prefix = plan
+                .national_prefix_for_parsing()
+                .map(|p| leading(p.as_str()));
+            Some((plan, prefix))
+        })
+        .collect()
+});
+
+/// Whether libphonenumber would read `national`, dialled after calling
+/// code `code`, as something else (a national prefix to remove); `None`
+/// for a code no plan has.
+pub(crate) fn rereads(code: u16, national: &str) -> Option<bool> {
+    let (plan, prefix) = MAIN_PLANS.get(usize::from(code))?.as_ref()?;
+    Some(match prefix {
+        None => false,
+        Some(re) if !re.is_match(national) => false,
+        Some(_) => national_number(plan, national) != national,
+    })
+}
+
 /// The plans that share a calling code, the main country first (US for
 /// +1, GB for +44), as libphonenumber lists them.
 pub(crate) fn plans_for(code: u16) -> Vec<&'static Metadata> {

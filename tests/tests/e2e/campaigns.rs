@@ -418,3 +418,105 @@ async fn a_pasted_message_is_reported_from_the_web_page_as_one_campaign() {
     assert_eq!(c.links, ["url_domain", "sender", "script"]);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_feed_gives_a_snapshot_then_changes_then_a_new_snapshot_each_day() {
+    let mut cluster = Cluster::build(&[("Bank", 0.9)], &Options::default());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = std::sync::Arc::new(sightline_node::ManualClock::new(now));
+    let node = sightline_node::start(cluster.config(0), clock.clone())
+        .await
+        .unwrap();
+    let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
+    let high = |n: &str| {
+        let mut s = Submission::new(n, Kind::Smishing);
+        s.confidence = 95;
+        s
+    };
+    let mut weak = Submission::new("+1 212 555 0103", Kind::Smishing);
+    weak.confidence = 20;
+    node.submit(vec![high("+1 212 555 0101"), high("+1 212 555 0102"), weak])
+        .await
+        .unwrap();
+    let get = |uri: String| {
+        let state = state.clone();
+        async move { call(&state, Method::GET, &uri, Some(READ_TOKEN), None, "").await }
+    };
+
+    // A snapshot in pages of one number (three numbers are stored, two
+    // are high): every page but the last says more.
+    let mut listed = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let since = cursor
+            .as_ref()
+            .map(|c| format!("&since={c}"))
+            .unwrap_or_default();
+        let reply = get(format!("/api/v1/feed?min_band=high&limit=1{since}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let page = reply.json();
+        assert_eq!(page["full"], true);
+        assert_eq!(page["reset"], pages == 0);
+        for e in page["entries"].as_array().unwrap() {
+            assert_eq!(e["band"], "high");
+            listed.insert(e["number_hash"].as_str().unwrap().to_owned());
+        }
+        cursor = Some(page["cursor"].as_str().unwrap().to_owned());
+        pages += 1;
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!((listed.len(), pages), (2, 3));
+    let cursor = cursor.unwrap();
+    // Nothing new: 304. A cursor of another band, or none of this node's: 400.
+    let reply = get(format!("/api/v1/feed?min_band=high&since={cursor}")).await;
+    assert_eq!(reply.status, StatusCode::NOT_MODIFIED);
+    let reply = get(format!("/api/v1/feed?min_band=medium&since={cursor}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    let reply = get("/api/v1/feed?since=v1.high.x".to_owned()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // A withdrawal and a new report: the changes, each with its standing.
+    node.withdraw("+1 212 555 0101", None).await.unwrap();
+    node.submit(vec![high("+1 212 555 0104")]).await.unwrap();
+    let reply = get(format!("/api/v1/feed?min_band=high&since={cursor}")).await;
+    let page = reply.json();
+    assert_eq!(
+        (page["full"].clone(), page["reset"].clone()),
+        (false.into(), false.into())
+    );
+    let standing: Vec<(String, bool)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["band"].as_str().unwrap().to_owned(),
+                e["listed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        standing,
+        [("none".to_owned(), false), ("high".to_owned(), true)]
+    );
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+
+    // A day on, scores have fallen without any new report: the reader gets
+    // a new snapshot, which replaces what it holds.
+    clock.advance(sightline_node::node::feed::FULL_REFRESH_SECS);
+    let reply = get(format!("/api/v1/feed?min_band=high&since={cursor}")).await;
+    let page = reply.json();
+    assert_eq!(
+        (page["full"].clone(), page["reset"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    node.shutdown().await;
+    cluster.shutdown().await;
+}

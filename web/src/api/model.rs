@@ -160,6 +160,38 @@ impl ExportParams {
     }
 }
 
+/// Query of `GET /feed`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// The lowest band listed (default `high`).
+    pub min_band: Option<sightline_node::Band>,
+    /// The `cursor` of the previous answer; without it, a full snapshot.
+    pub since: Option<String>,
+    /// Numbers (snapshot) or arrivals (changes) read at most (default
+    /// 10,000, at most 50,000).
+    pub limit: Option<usize>,
+}
+
+/// Answer of `GET /feed`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Feed {
+    /// The network id: the hashes are under its key.
+    pub network: String,
+    /// Entries of a full snapshot (`true`), or changes (`false`).
+    pub full: bool,
+    /// This page starts a new snapshot: drop the numbers held, then add
+    /// these and the pages that follow.
+    pub reset: bool,
+    /// Ask with `since` set to this next.
+    pub cursor: String,
+    /// More is ready now: ask again at once.
+    pub more: bool,
+    /// Listed numbers (snapshot); numbers that changed, each `listed` or
+    /// not (changes).
+    pub entries: Vec<sightline_node::node::feed::FeedEntry>,
+}
+
 /// Answer of `GET /campaigns`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Campaigns {
