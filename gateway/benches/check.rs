@@ -12,13 +12,13 @@ use std::time::Instant;
 use sightline_gateway::{Check, Checker, Filter, HashKey};
 use sightline_protocol::parse_number;
 
-/// Senders in E.164 form, valid numbers of several plans (US, GB and DE
-/// mobile, FR mobile); `i` picks one, distinct for distinct `i`.
+/// Senders in E.164 form, valid numbers of several plans (US, FR and DE
+/// mobile); `i` picks one, distinct for distinct `i`.
 fn sender(i: u64) -> String {
     let j = i / 4;
     match i % 4 {
         0 => format!("+1415{:07}", 2_000_000 + j),
-        1 => format!("+447911{j:06}"),
+        1 => format!("+1646{:07}", 2_000_000 + j),
         2 => format!("+49151{j:08}"),
         _ => format!("+3361{j:07}"),
     }

@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export_stix))
         .routes(routes!(export_misp))
         .routes(routes!(feed))
+        .routes(routes!(feed_events))
         .routes(routes!(peers))
         .routes(routes!(status))
         .routes(routes!(backup))
@@ -570,6 +571,120 @@ pub async fn feed(
         })
         .into_response(),
     })
+}
+
+/// Numbers one event stream remembers as announced at most (a number it
+/// forgets is announced again when it next changes).
+const STREAM_MEMORY: usize = 1_000_000;
+
+/// What an event stream carries between changes.
+struct Stream {
+    node: sightline_node::NodeHandle,
+    band: sightline_node::Band,
+    changes: tokio::sync::watch::Receiver<u64>,
+    mark: u64,
+    announced: std::collections::HashSet<String>,
+    ready: std::collections::VecDeque<axum::response::sse::Event>,
+}
+
+impl Stream {
+    /// The events of what changed since the last look: `listed` for a
+    /// number that reached the band, `unlisted` for an announced one that
+    /// left it.
+    async fn look(&mut self) {
+        use sightline_node::node::feed::{Cursor, FeedPage};
+        loop {
+            let cursor = Cursor {
+                band: self.band,
+                mark: self.mark,
+                // A stream has no snapshot to refresh.
+                snapshot_at: self.node.now(),
+                scan: None,
+            };
+            let Ok(FeedPage::Entries {
+                entries,
+                cursor,
+                more,
+                ..
+            }) = self.node.feed(self.band, Some(cursor), 10_000).await
+            else {
+                return;
+            };
+            self.mark = cursor.mark;
+            for e in entries {
+                let kind = if e.listed {
+                    if self.announced.len() >= STREAM_MEMORY {
+                        self.announced.clear();
+                    }
+                    self.announced
+                        .insert(e.number_hash.clone())
+                        .then_some("listed")
+                } else {
+                    self.announced.remove(&e.number_hash).then_some("unlisted")
+                };
+                if let Some(kind) = kind {
+                    if let Ok(event) = axum::response::sse::Event::default()
+                        .event(kind)
+                        .id(self.mark.to_string())
+                        .json_data(&e)
+                    {
+                        self.ready.push_back(event);
+                    }
+                }
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/feed/events`: a server-sent-events stream of numbers that
+/// reach the band (`listed`) and of those that leave it (`unlisted`), from
+/// the moment of connecting, for SOAR tools.
+///
+/// # Errors
+/// Auth errors; store errors on connecting.
+#[utoipa::path(
+    get,
+    path = "/feed/events",
+    summary = "Server-sent events: numbers that newly reach a band (`listed`) or leave it (`unlisted`), as feed entries, from the moment of connecting",
+    params(("min_band" = Option<sightline_node::Band>, Query, description = "The band (default `high`)")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "`text/event-stream`: each event's data is a feed entry (JSON), its id the arrival it reflects; a comment every 15 s keeps the connection open", content_type = "text/event-stream", body = String),
+    ),
+)]
+pub async fn feed_events(
+    State(state): State<AppState>,
+    _: Authorized<Read>,
+    Params(q): Params<FeedParams>,
+) -> Result<Response, ApiError> {
+    let node = state.node().clone();
+    let mark = node.feed_mark().await.map_err(|e| ApiError::store(&e))?;
+    let stream = Stream {
+        changes: node.changes(),
+        band: q.min_band.unwrap_or(sightline_node::Band::High),
+        node,
+        mark,
+        announced: std::collections::HashSet::new(),
+        ready: std::collections::VecDeque::new(),
+    };
+    let events = futures::stream::unfold(stream, |mut s| async move {
+        loop {
+            if let Some(event) = s.ready.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), s));
+            }
+            // Ends with the node.
+            s.changes.changed().await.ok()?;
+            s.look().await;
+        }
+    });
+    Ok(axum::response::sse::Sse::new(events)
+        .keep_alive(
+            axum::response::sse::KeepAlive::new().interval(std::time::Duration::from_secs(15)),
+        )
+        .into_response())
 }
 
 /// `GET /api/v1/peers`.

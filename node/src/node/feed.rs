@@ -275,6 +275,16 @@ impl Inner {
 }
 
 impl NodeHandle {
+    /// The arrival mark of now: a change stream started here reports what
+    /// is stored from now on.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn feed_mark(&self) -> Result<u64, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.store.last_arrival()).await
+    }
+
     /// One page of the feed of numbers at `band` or above (see the module
     /// documentation): a snapshot without `since`, else what changed.
     ///

@@ -507,6 +507,47 @@ async fn the_gateway_feed_gives_a_snapshot_then_changes_then_a_new_snapshot_each
     );
     let cursor = page["cursor"].as_str().unwrap().to_owned();
 
+    // A SOAR tool's event stream: a number reaching the band is announced
+    // once, and again as unlisted when it leaves.
+    let request = axum::http::Request::builder()
+        .uri("/api/v1/feed/events?min_band=high")
+        .header(axum::http::header::HOST, "127.0.0.1:7300")
+        .header(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {READ_TOKEN}"),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(sightline_web::router(state.clone()), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut events = String::new();
+    let mut read_until = async |what: &str, events: &mut String| {
+        while !events.contains(what) {
+            let frame = tokio::time::timeout(WAIT, http_body_util::BodyExt::frame(&mut body))
+                .await
+                .expect("an event in time")
+                .expect("the stream goes on")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                events.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    node.submit(vec![high("+1 212 555 0105")]).await.unwrap();
+    read_until("event: listed", &mut events).await;
+    assert_eq!(events.matches("event: listed").count(), 1, "{events}");
+    assert!(events.contains("\"band\":\"high\""), "{events}");
+    node.withdraw("+1 212 555 0105", None).await.unwrap();
+    read_until("event: unlisted", &mut events).await;
+    let cursor = {
+        // The withdrawal is a change for the pull reader too.
+        let reply = get(format!("/api/v1/feed?min_band=high&since={cursor}")).await;
+        reply.json()["cursor"].as_str().unwrap().to_owned()
+    };
+
     // A day on, scores have fallen without any new report: the reader gets
     // a new snapshot, which replaces what it holds.
     clock.advance(sightline_node::node::feed::FULL_REFRESH_SECS);
