@@ -161,6 +161,62 @@ pub(crate) enum FeedCommand {
     /// loads with the sightline-gateway crate) and FILE.state (the listed
     /// numbers' keys and the cursor), each replaced whole.
     Pull(PullArgs),
+    /// Check numbers against a filter file as a gateway does (with the
+    /// sightline-gateway crate): exit 1 if any is listed.
+    Check(CheckArgs),
+}
+
+/// `sightline feed check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The filter file `feed pull` wrote.
+    #[arg(long)]
+    filter: PathBuf,
+    /// The network.toml whose hash key the filter's numbers are under.
+    #[arg(long)]
+    network: PathBuf,
+    /// Default region for national numbers.
+    #[arg(long)]
+    region: Option<String>,
+    /// Senders to check.
+    #[arg(required = true)]
+    senders: Vec<String>,
+}
+
+/// `sightline feed check`.
+fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
+    let network = sightline_node::NetworkConfig::load(&args.network).map_err(Failure::input)?;
+    let bytes = std::fs::read(&args.filter)
+        .with_context(|| format!("reading {}", args.filter.display()))
+        .map_err(Failure::input)?;
+    let filter = sightline_gateway::Filter::from_bytes(&bytes).map_err(Failure::input)?;
+    if filter.network != network.id.to_string() {
+        return Err(Failure::input(anyhow!(
+            "{} holds numbers of network {:?}, {} is network {:?}",
+            args.filter.display(),
+            filter.network,
+            args.network.display(),
+            network.id.to_string()
+        )));
+    }
+    let checker =
+        sightline_gateway::Checker::new(network.hash_key.clone(), filter, args.region.as_deref());
+    let mut any = false;
+    for sender in &args.senders {
+        match checker.check(sender) {
+            sightline_gateway::Check::Listed(n) => {
+                any = true;
+                println!("{n}: listed (band {} or above)", checker.filter().min_band);
+            }
+            sightline_gateway::Check::Clear(n) => println!("{n}: clear"),
+            sightline_gateway::Check::NotANumber => println!("{sender}: not a phone number"),
+        }
+    }
+    Ok(if any {
+        ExitCode::from(crate::exit::EXIT_MATCHED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `sightline feed pull`.
@@ -212,7 +268,10 @@ fn hash_key(hex: &str) -> Option<u64> {
 
 /// `sightline feed pull`.
 pub(crate) async fn feed(command: &FeedCommand) -> Result<ExitCode, Failure> {
-    let FeedCommand::Pull(args) = command;
+    let args = match command {
+        FeedCommand::Pull(args) => args,
+        FeedCommand::Check(args) => return check(args),
+    };
     if !["high", "medium", "low"].contains(&args.min_band.as_str()) {
         return Err(Failure::input(anyhow!(
             "--min-band {:?}: expected high, medium or low",

@@ -1145,17 +1145,24 @@ fn sh_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
-#[test]
-fn operators_guide_runs_as_written() {
+/// Runs the `sh` blocks of `docs/NAME` in one shell, in order, as a reader
+/// would type them, in a fresh working directory with `sightline` on the
+/// PATH; any failing command stops it, and the nodes it starts in the
+/// background are stopped on exit. `ports` are the ones the guide uses.
+/// Returns the transcript and the directory (kept until dropped).
+fn run_guide(name: &str, ports: &[u16], min_blocks: usize) -> (String, tempfile::TempDir) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let guide = std::fs::read_to_string(root.join("docs/operators.md")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs").join(name)).unwrap();
     let blocks = sh_blocks(&guide);
-    assert!(blocks.len() >= 15, "only {} sh blocks", blocks.len());
-    // The guide's walkthrough uses these ports; say so if something holds them.
-    for port in [7301, 7302, 7401, 7402] {
+    assert!(
+        blocks.len() >= min_blocks,
+        "only {} sh blocks",
+        blocks.len()
+    );
+    for port in ports {
         assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            "port {port} is in use; the operators' guide walkthrough needs it"
+            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+            "port {port} is in use; the walkthrough of {name} needs it"
         );
     }
     let dir = tempfile::tempdir().unwrap();
@@ -1164,10 +1171,6 @@ fn operators_guide_runs_as_written() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&work).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sightline"), bin.join("sightline")).unwrap();
-
-    // One shell runs every block in order, as an operator would type them;
-    // any failing command stops it. The nodes it starts in the background
-    // are stopped on exit, whatever happens.
     let mut script =
         String::from("set -euo pipefail\ntrap 'kill -KILL $(jobs -p) 2>/dev/null || true' EXIT\n");
     for (i, block) in blocks.iter().enumerate() {
@@ -1202,7 +1205,7 @@ fn operators_guide_runs_as_written() {
                 .args(["-KILL", &format!("-{}", child.id())])
                 .status();
             panic!(
-                "the guide did not finish in 240 s:\n{}",
+                "{name} did not finish in 240 s:\n{}",
                 std::fs::read_to_string(&transcript).unwrap()
             );
         }
@@ -1218,11 +1221,18 @@ fn operators_guide_runs_as_written() {
         .unwrap_or("");
     assert!(
         status.success() && text.ends_with("### done\n"),
-        "the guide failed after {last}:\n{text}\n{errors}\n(bank log: {})",
+        "{name} failed after {last}:\n{text}\n{errors}\n(bank log: {})",
         std::fs::read_to_string(work.join("bank/node.log")).unwrap_or_default()
     );
     // Every block ran.
     assert_eq!(text.matches("### block ").count(), blocks.len());
+    (text, dir)
+}
+
+#[test]
+fn operators_guide_runs_as_written() {
+    let (text, dir) = run_guide("operators.md", &[7301, 7302, 7401, 7402], 15);
+    let work = dir.path().join("work");
 
     // What the guide promises, checked on its results.
     assert!(text.contains("old token refused, exit 2"), "{text}");
@@ -1243,6 +1253,35 @@ fn operators_guide_runs_as_written() {
     assert!(config.contains("sms-gateway-2") && !config.contains("\"sms-gateway\""));
     let archive = std::fs::metadata(work.join("bank.backup")).unwrap();
     assert_eq!(archive.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn integrations_guide_runs_as_written() {
+    let (text, _dir) = run_guide("integrations.md", &[7311, 7411], 8);
+    // What the guide shows, checked on its results.
+    assert!(text.contains("tlp:amber"), "{text}");
+    assert!(
+        text.contains("('indicator', 2)") && text.contains("('campaign', 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"api_roots\"") && text.contains("[phone-number:value = '+14155550141']"),
+        "{text}"
+    );
+    assert!(
+        text.contains("to_ids is off") && text.contains("imported 1 row(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+14155550141: listed") && text.contains("+14155550199: clear"),
+        "{text}"
+    );
+    assert!(
+        text.contains("EXAMPLEBANK: not a phone number")
+            && text.contains("a listed sender: exit 1"),
+        "{text}"
+    );
+    assert!(text.contains("+0 -0 in 0 page(s)"), "{text}");
 }
 
 #[test]
