@@ -65,7 +65,15 @@ async fn send(state: &AppState, request: Request<Body>) -> Reply {
     let response = router(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    // An event stream does not end: its head is the answer.
+    let streaming = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    let bytes = if streaming {
+        axum::body::Bytes::new()
+    } else {
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
     Reply {
         status,
         headers,
