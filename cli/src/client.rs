@@ -982,7 +982,7 @@ fn print_rejected(bad: &mut [BadRow]) {
 pub(crate) async fn import(args: &ImportArgs) -> Result<ExitCode, Failure> {
     let api = Api::new(&args.conn, Scope::Submit)?;
     let (good, mut bad) = match &args.misp {
-        Some(path) => crate::interop::read_misp(path, args.kind)?,
+        Some(path) => crate::interop::read_misp(path, args.kind, args.region.as_deref())?,
         None => read_rows(args)?,
     };
     if args.partial {

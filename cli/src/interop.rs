@@ -113,7 +113,11 @@ fn read_json(path: &Path) -> Result<serde_json::Value, Failure> {
 
 /// The rows of a MISP event file or feed directory, ready to send; the
 /// attributes it leaves alone are printed with the reason.
-pub(crate) fn read_misp(path: &Path, kind: Kind) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
+pub(crate) fn read_misp(
+    path: &Path,
+    kind: Kind,
+    region: Option<&str>,
+) -> Result<(Vec<Row>, Vec<BadRow>), Failure> {
     let mut read = misp::Read::default();
     if path.is_dir() {
         let manifest = read_json(&path.join("manifest.json"))?;
@@ -142,11 +146,14 @@ pub(crate) fn read_misp(path: &Path, kind: Kind) -> Result<(Vec<Row>, Vec<BadRow
         .found
         .into_iter()
         .zip(1u64..)
-        .map(|(found, order)| Row {
-            order,
-            place: found.place,
-            number: found.submission.number.clone(),
-            submission: found.submission,
+        .map(|(mut found, order)| {
+            found.submission.region = region.map(str::to_owned);
+            Row {
+                order,
+                place: found.place,
+                number: found.submission.number.clone(),
+                submission: found.submission,
+            }
         })
         .collect();
     Ok((rows, Vec::new()))

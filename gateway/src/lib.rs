@@ -48,13 +48,39 @@ pub enum FilterError {
 
 /// The file: CBOR of this.
 #[derive(Serialize, Deserialize)]
-struct FilterFile {
+struct FilterFile<F> {
     format: String,
     network: String,
     min_band: String,
     generated_at: u64,
     numbers: u64,
-    fuse: Option<BinaryFuse16>,
+    fuse: Option<F>,
+}
+
+/// A binary fuse filter's fields as its CBOR holds them, to check before
+/// probing: `xorf` indexes the fingerprints with the descriptor unchecked.
+#[derive(Deserialize)]
+struct FuseParts {
+    segment_length: u32,
+    segment_length_mask: u32,
+    segment_count_length: u32,
+    fingerprints: Vec<u16>,
+}
+
+impl FuseParts {
+    /// Whether every index a probe computes (below the segment count
+    /// length, plus two segments) falls inside the fingerprints.
+    fn consistent(&self) -> bool {
+        let len = self.segment_length;
+        len.is_power_of_two()
+            && self.segment_length_mask == len - 1
+            && self.segment_count_length.is_multiple_of(len)
+            && self
+                .segment_count_length
+                .checked_add(2 * len)
+                .and_then(|end| usize::try_from(end).ok())
+                .is_some_and(|end| end <= self.fingerprints.len())
+    }
 }
 
 /// The compact filter of the numbers a feed lists.
@@ -128,7 +154,7 @@ impl Filter {
     /// # Panics
     /// Never: writing CBOR to memory cannot fail.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let file = FilterFile {
+        let file = FilterFile::<BinaryFuse16> {
             format: FORMAT.to_owned(),
             network: self.network.clone(),
             min_band: self.min_band.clone(),
@@ -146,20 +172,33 @@ impl Filter {
     /// # Errors
     /// [`FilterError::Format`] for anything but a filter of [`FORMAT`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FilterError> {
-        let file: FilterFile =
-            ciborium::from_reader(bytes).map_err(|e| FilterError::Format(e.to_string()))?;
+        let bad = |e: &dyn std::fmt::Display| FilterError::Format(e.to_string());
+        let file: FilterFile<ciborium::Value> =
+            ciborium::from_reader(bytes).map_err(|e| bad(&e))?;
         if file.format != FORMAT {
             return Err(FilterError::Format(format!(
                 "format {:?}, expected {FORMAT:?}",
                 file.format
             )));
         }
+        let fuse = match file.fuse {
+            None => None,
+            Some(value) => {
+                let parts: FuseParts = value.deserialized().map_err(|e| bad(&e))?;
+                if !parts.consistent() {
+                    return Err(FilterError::Format(
+                        "the filter's segments do not fit its fingerprints".to_owned(),
+                    ));
+                }
+                Some(value.deserialized::<BinaryFuse16>().map_err(|e| bad(&e))?)
+            }
+        };
         Ok(Filter {
             network: file.network,
             min_band: file.min_band,
             generated_at: file.generated_at,
             numbers: file.numbers,
-            fuse: file.fuse,
+            fuse,
         })
     }
 }
@@ -266,6 +305,19 @@ mod tests {
         );
         assert_eq!(checker.check("ACME-BANK"), Check::NotANumber);
         assert!(Filter::from_bytes(b"junk").is_err());
+        // A damaged descriptor is refused, not probed out of bounds.
+        let mut file: FilterFile<ciborium::Value> =
+            ciborium::from_reader(filter.to_bytes().as_slice()).unwrap();
+        if let Some(ciborium::Value::Map(fields)) = &mut file.fuse {
+            for (k, v) in fields.iter_mut() {
+                if k.as_text() == Some("segment_count_length") {
+                    *v = ciborium::Value::Integer(1_000_000.into());
+                }
+            }
+        }
+        let mut damaged = Vec::new();
+        ciborium::into_writer(&file, &mut damaged).unwrap();
+        assert!(Filter::from_bytes(&damaged).is_err());
         let empty = Filter::build("test-net", "high", 0, &[]).unwrap();
         assert!(!Filter::from_bytes(&empty.to_bytes())
             .unwrap()

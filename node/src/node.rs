@@ -49,7 +49,7 @@ mod submit;
 
 pub use self::campaigns::{CampaignDetail, CampaignReport, CampaignSummary, Neighbours};
 use self::core::{core_task, store_task, CoreTask, RetryPulls};
-pub use self::export::{OwnReport, MAX_EXPORT};
+pub use self::export::{OwnReport, OwnReports, MAX_EXPORT};
 use self::ingest_task::{ingest_task, IngestItem, IngestTask, Source};
 
 /// Largest batch accepted by [`NodeHandle::submit`] and lookups.

@@ -193,8 +193,8 @@ pub enum InsertOutcome {
 }
 
 /// Per-origin progress, exchanged in catch-up.
-/// What [`Store::arrived_after`] found: the numbers, the last arrival
-/// read, whether more follow.
+/// What [`Store::arrived_since`] found: the numbers, the mark after the
+/// last arrival read, whether more follow.
 pub type Arrived = (Vec<(BlockHash, NumberHash)>, u64, bool);
 
 /// One own record, as [`Store::own_added`] lists it.
@@ -1414,36 +1414,37 @@ impl Store {
         })
     }
 
-    /// The last arrival counter given (0 for an empty store): records
-    /// stored later have higher ones.
+    /// The arrival mark of now: every record stored so far has an arrival
+    /// counter below it, every record stored later one at or above it
+    /// (counters start at 0).
     ///
     /// # Errors
     /// sled errors.
-    pub fn last_arrival(&self) -> Result<u64, StoreError> {
-        self.with(|h| Ok(h.arrivals.last()?.map_or(0, |(k, _)| be_u64(&k))))
+    pub fn arrival_mark(&self) -> Result<u64, StoreError> {
+        self.with(|h| {
+            Ok(h.arrivals
+                .last()?
+                .map_or(0, |(k, _)| be_u64(&k).saturating_add(1)))
+        })
     }
 
-    /// The numbers of records stored after arrival `after`, each once, in
-    /// arrival order, reading at most `limit` arrivals; the last arrival
-    /// read, and whether more follow.
+    /// The numbers of records stored at or after arrival mark `from`, each
+    /// once, in arrival order, reading at most `limit` arrivals; the mark
+    /// after the last arrival read, and whether more follow.
     ///
     /// # Errors
     /// sled errors or corruption.
-    pub fn arrived_after(&self, after: u64, limit: usize) -> Result<Arrived, StoreError> {
+    pub fn arrived_since(&self, from: u64, limit: usize) -> Result<Arrived, StoreError> {
         self.with(|h| {
             let mut seen = std::collections::HashSet::new();
             let mut out = Vec::new();
-            let mut last = after;
-            for (read, entry) in h
-                .arrivals
-                .range(after.saturating_add(1).to_be_bytes()..)
-                .enumerate()
-            {
+            let mut mark = from;
+            for (read, entry) in h.arrivals.range(from.to_be_bytes()..).enumerate() {
                 if read >= limit {
-                    return Ok((out, last, true));
+                    return Ok((out, mark, true));
                 }
                 let (key, record) = entry?;
-                last = be_u64(&key);
+                mark = be_u64(&key).saturating_add(1);
                 if let Some(bytes) = h.sightings.get(record)? {
                     let s = decode_stored(&bytes)?;
                     if seen.insert(s.number) {
@@ -1451,7 +1452,7 @@ impl Store {
                     }
                 }
             }
-            Ok((out, last, false))
+            Ok((out, mark, false))
         })
     }
 
@@ -3397,6 +3398,36 @@ mod tests {
         assert_eq!(store.handles().unwrap().current.len(), 1);
         assert_eq!(store.progress().unwrap()[0].count, 1);
         assert_eq!(stored(&store), 1);
+    }
+
+    #[test]
+    fn the_feed_reads_every_arrival_from_the_first_and_every_number_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let peer = SigningKey::from_seed(&[2; 32]);
+        // An empty store's mark: the first record stored is at or after it.
+        let mark = store.arrival_mark().unwrap();
+        store
+            .insert(&record(&peer, 1, 5, Verdict::Malicious, 1000), 5000)
+            .unwrap();
+        let (numbers, after, more) = store.arrived_since(mark, 10).unwrap();
+        assert_eq!((numbers.len(), more), (1, false));
+        assert_eq!(after, store.arrival_mark().unwrap());
+        assert!(store.arrived_since(after, 10).unwrap().0.is_empty());
+        // Two more numbers; the snapshot scan gives each number once.
+        for (seq, n) in [(2, 6), (3, 7)] {
+            store
+                .insert(&record(&peer, seq, n, Verdict::Malicious, 1000), 5000)
+                .unwrap();
+        }
+        let (first, done) = store.numbers_after(None, 2).unwrap();
+        assert_eq!((first.len(), done), (2, false));
+        let (rest, done) = store.numbers_after(first.last().copied(), 2).unwrap();
+        assert_eq!((rest.len(), done), (1, true));
+        assert!(!first.contains(&rest[0]));
+        let (read, mark, more) = store.arrived_since(after, 1).unwrap();
+        assert_eq!((read.len(), more), (1, true));
+        assert_eq!(store.arrived_since(mark, 10).unwrap().0.len(), 1);
     }
 
     #[test]

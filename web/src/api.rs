@@ -412,7 +412,8 @@ async fn export_picture(
             ),
         ));
     }
-    caller.charge_items(state, numbers.len().max(1))?;
+    let given = numbers.len();
+    caller.charge_items(state, given.max(1))?;
     let picture = state
         .node()
         .export(
@@ -422,6 +423,10 @@ async fn export_picture(
             caller.caller.sees_own_numbers(),
         )
         .await?;
+    // A campaign's numbers were looked up too: they cost like a bulk lookup.
+    if let Some(p) = &picture {
+        caller.charge_items(state, p.numbers.len().saturating_sub(given) + 1)?;
+    }
     picture.ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownCampaign,
@@ -575,19 +580,64 @@ pub async fn feed(
 
 /// Numbers one event stream remembers as announced at most (a number it
 /// forgets is announced again when it next changes).
-const STREAM_MEMORY: usize = 1_000_000;
+const STREAM_MEMORY: usize = 100_000;
+
+/// How often an event stream looks again at the numbers it announced:
+/// scores fall with time and purges remove reports, with no new report to
+/// say so.
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What an event stream carries between changes.
 struct Stream {
     node: sightline_node::NodeHandle,
     band: sightline_node::Band,
     changes: tokio::sync::watch::Receiver<u64>,
+    recheck: tokio::time::Interval,
     mark: u64,
-    announced: std::collections::HashSet<String>,
+    announced: std::collections::HashMap<String, sightline_node::node::feed::FeedEntry>,
     ready: std::collections::VecDeque<axum::response::sse::Event>,
 }
 
 impl Stream {
+    /// Queues the events of `entries`: `listed` for a number not
+    /// announced yet, `unlisted` for an announced one that left the band.
+    fn announce(&mut self, entries: Vec<sightline_node::node::feed::FeedEntry>) {
+        for e in entries {
+            let kind = if e.listed {
+                if self.announced.len() >= STREAM_MEMORY {
+                    self.announced.clear();
+                }
+                self.announced
+                    .insert(e.number_hash.clone(), e.clone())
+                    .is_none()
+                    .then_some("listed")
+            } else {
+                self.announced
+                    .remove(&e.number_hash)
+                    .is_some()
+                    .then_some("unlisted")
+            };
+            if let Some(kind) = kind {
+                if let Ok(event) = axum::response::sse::Event::default()
+                    .event(kind)
+                    .id(self.mark.to_string())
+                    .json_data(&e)
+                {
+                    self.ready.push_back(event);
+                }
+            }
+        }
+    }
+
+    /// Looks again at every announced number.
+    async fn recheck(&mut self) {
+        let held: Vec<_> = self.announced.values().cloned().collect();
+        if let Ok(now) = self.node.feed_again(held, self.band).await {
+            let left: Vec<_> = now.into_iter().filter(|e| !e.listed).collect();
+            self.announce(left);
+        }
+    }
+
     /// The events of what changed since the last look: `listed` for a
     /// number that reached the band, `unlisted` for an announced one that
     /// left it.
@@ -611,27 +661,7 @@ impl Stream {
                 return;
             };
             self.mark = cursor.mark;
-            for e in entries {
-                let kind = if e.listed {
-                    if self.announced.len() >= STREAM_MEMORY {
-                        self.announced.clear();
-                    }
-                    self.announced
-                        .insert(e.number_hash.clone())
-                        .then_some("listed")
-                } else {
-                    self.announced.remove(&e.number_hash).then_some("unlisted")
-                };
-                if let Some(kind) = kind {
-                    if let Ok(event) = axum::response::sse::Event::default()
-                        .event(kind)
-                        .id(self.mark.to_string())
-                        .json_data(&e)
-                    {
-                        self.ready.push_back(event);
-                    }
-                }
-            }
+            self.announce(entries);
             if !more {
                 return;
             }
@@ -666,8 +696,12 @@ pub async fn feed_events(
         changes: node.changes(),
         band: q.min_band.unwrap_or(sightline_node::Band::High),
         node,
+        recheck: tokio::time::interval_at(
+            tokio::time::Instant::now() + STREAM_RECHECK,
+            STREAM_RECHECK,
+        ),
         mark,
-        announced: std::collections::HashSet::new(),
+        announced: std::collections::HashMap::new(),
         ready: std::collections::VecDeque::new(),
     };
     let events = futures::stream::unfold(stream, |mut s| async move {
@@ -675,9 +709,14 @@ pub async fn feed_events(
             if let Some(event) = s.ready.pop_front() {
                 return Some((Ok::<_, std::convert::Infallible>(event), s));
             }
-            // Ends with the node.
-            s.changes.changed().await.ok()?;
-            s.look().await;
+            tokio::select! {
+                // Ends with the node.
+                changed = s.changes.changed() => {
+                    changed.ok()?;
+                    s.look().await;
+                }
+                _ = s.recheck.tick() => s.recheck().await,
+            }
         }
     });
     Ok(axum::response::sse::Sse::new(events)

@@ -8,7 +8,9 @@
 //!   tokens that may see the organization's own numbers (submit or admin).
 //! - `campaigns`: the campaigns of the latest reports as this node can name
 //!   them (numbers only where it can, and only to those tokens), ordered by
-//!   their last activity; rebuilt on every request.
+//!   their last activity; rebuilt on every request. A campaign's date added
+//!   is its latest report's `last_seen`, which an import of old reports can
+//!   set in the past: clients should read this collection whole.
 //!
 //! Every request needs a bearer token with the read scope (never
 //! anonymous) and an `Accept` that allows `application/taxii+json;
@@ -36,6 +38,10 @@ const MAX_PAGE: usize = 1000;
 
 /// Objects a page holds when the client names no `limit`.
 const DEFAULT_PAGE: usize = 100;
+
+/// Campaigns a `campaigns` page builds at most (the campaign list's
+/// length), and what such a page costs the caller's work budget.
+const LIST_COST: usize = 200;
 
 /// The collections, by alias.
 const OWN_REPORTS: &str = "own-reports";
@@ -194,7 +200,7 @@ fn describe(state: &AppState, alias: &str, can_read: bool) -> Value {
     } else {
         (
             "Campaigns",
-            "The campaigns of the latest reports, with the numbers this node can name; every other number stays a keyed hash, as each campaign's note says.",
+            "The campaigns of the latest reports, with the numbers this node can name; every other number stays a keyed hash, as each campaign's note says. Rebuilt on every request: a campaign's date added is the time of its latest report, so poll it whole rather than with added_after.",
         )
     };
     json!({
@@ -359,10 +365,14 @@ struct Pager {
     limit: usize,
     items: Vec<(u64, Value)>,
     next: Option<Position>,
+    /// The last entry delivered whole.
+    done: Option<(u64, u64)>,
 }
 
 impl Pager {
-    /// Adds an entry's objects; false once the page is full.
+    /// Adds an entry's objects; false once the page is full (then `next`
+    /// says where the next page starts: inside this entry, or after the
+    /// last one delivered whole).
     fn add(&mut self, ms: u64, key: u64, objects: Vec<Value>) -> bool {
         let skip = match self.start {
             Some(s) if s.ms == ms && s.key == key => s.skip,
@@ -370,11 +380,15 @@ impl Pager {
         };
         for (i, o) in objects.into_iter().enumerate().skip(skip) {
             if self.items.len() == self.limit {
-                self.next = Some(Position { ms, key, skip: i });
+                self.next = Some(match self.done {
+                    Some((ms, key)) if i == skip => Position { ms, key, skip: 0 },
+                    _ => Position { ms, key, skip: i },
+                });
                 return false;
             }
             self.items.push((ms, o));
         }
+        self.done = Some((ms, key));
         true
     }
 }
@@ -417,7 +431,22 @@ async fn page(
         limit,
         items: Vec::new(),
         next: None,
+        done: None,
     };
+    // A page reads up to `limit` reports, or every campaign of the list:
+    // it costs like a bulk lookup of as many numbers.
+    let cost = if alias == OWN_REPORTS {
+        limit
+    } else {
+        LIST_COST
+    };
+    caller.charge_items(state, cost).map_err(|_| {
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "this token's work budget is spent; retry in a few seconds",
+        )
+    })?;
     if alias == OWN_REPORTS {
         if !caller.caller.sees_own_numbers() {
             return Err(error(
@@ -456,22 +485,22 @@ async fn own_page(
         Some(p) => (p.ms, p.key),
         None => after_ms.map_or((0, 0), |ms| (ms, u64::MAX)),
     };
-    // Each report is at least one object: `limit` reports fill a page.
-    let (reports, more) = state
+    // A report is at least one object (unfiltered): `limit` reports fill
+    // a page.
+    let page = state
         .node()
         .own_reports(after, pager.limit)
         .await
         .map_err(|e| unavailable(&e))?;
-    let mut last = None;
-    for r in &reports {
-        let picture = picture(state, vec![r.lookup.clone()], Vec::new());
-        if !pager.add(r.added_ms, r.seq, stix_objects(&picture, q)) {
-            break;
+    for r in &page.reports {
+        if !pager.add(r.added_ms, r.seq, stix_objects(&own_picture(state, r), q)) {
+            return Ok(());
         }
-        last = Some((r.added_ms, r.seq));
     }
-    if pager.next.is_none() && more {
-        pager.next = last.map(|(ms, key)| Position { ms, key, skip: 0 });
+    // Every report read is delivered (some of them may have been left out:
+    // protected numbers): go on after the last one read.
+    if page.more {
+        pager.next = page.last.map(|(ms, key)| Position { ms, key, skip: 0 });
     }
     Ok(())
 }
@@ -488,7 +517,7 @@ async fn campaign_page(
 ) -> Result<(), Refusal> {
     let node = state.node();
     let mut list = node
-        .campaigns(None, 200)
+        .campaigns(None, LIST_COST)
         .await
         .map_err(|e| unavailable(&e.into()))?;
     list.sort_by_key(|c| (c.last_seen, campaign_key(&c.id)));
@@ -525,6 +554,11 @@ fn campaign_key(id: &str) -> u64 {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(id.as_bytes());
     u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// The picture of one of this organization's reports.
+fn own_picture(state: &AppState, report: &sightline_node::node::OwnReport) -> Picture {
+    picture(state, vec![report.lookup.clone()], Vec::new())
 }
 
 /// A picture of `numbers` and `campaigns` as this node exports them.

@@ -241,6 +241,12 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
     );
     assert_eq!(summary["types"]["observed-data"], 2, "{summary}");
     assert_eq!(summary["types"]["opinion"], 1, "{summary}");
+    // The false positive also revokes whatever an earlier export said in
+    // the carrier's name about n4.
+    assert_eq!(
+        summary["revoked"],
+        serde_json::json!({"observed-data": 1, "sighting": 1})
+    );
     assert_eq!(summary["campaigns"], serde_json::json!([campaign]));
     assert_eq!(summary["markings"], serde_json::json!(["TLP:AMBER"]));
     assert_eq!(summary["marked"], true);
@@ -303,6 +309,9 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
     // protected number left out), paged; polling after the last date added
     // finds nothing new; the campaigns; a read-only token may not read the
     // raw numbers.
+    // The bank withdraws n4 first: its collection then revokes what it
+    // said of n4.
+    run(&["withdraw", n4, "--config", &bank]);
     let taxii = python(&["taxii", &api, WRITE_TOKEN, READ_TOKEN]);
     assert_eq!(
         taxii["versions"],
@@ -310,6 +319,16 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
     );
     assert_eq!(taxii["own_numbers"], serde_json::json!([n1, n2, n4]));
     assert!(taxii["pages"].as_u64().unwrap() > 1, "{taxii}");
+    assert_eq!(
+        taxii["one_by_one"],
+        serde_json::json!([n1, n2, n4]),
+        "{taxii}"
+    );
+    assert_eq!(
+        taxii["revoked"],
+        serde_json::json!(["observed-data", "sighting"]),
+        "{taxii}"
+    );
     assert_eq!(taxii["after_last"], 0, "{taxii}");
     assert_eq!(taxii["since_first"], 2, "{taxii}");
     assert!(
@@ -468,12 +487,14 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
         "--misp",
         feed.to_str().unwrap(),
         "--partial",
+        "--region",
+        "US",
         "--config",
         &cert,
     ]);
     assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("imported 2 row(s), rejected 1"), "{text}");
+    assert!(text.contains("imported 3 row(s), rejected 1"), "{text}");
     assert!(
         text.contains("+1 800 555 0199") && text.contains("to_ids is off"),
         "{text}"
@@ -487,5 +508,6 @@ fn exports_pass_the_oasis_validator_and_pymisp_and_misp_feeds_import() {
         lookup(&cert, "+442079460018")["kinds"],
         serde_json::json!(["vishing"])
     );
+    assert_eq!(orgs(&lookup(&cert, "+14155550177")), ["CERT"]);
     drop(nodes);
 }

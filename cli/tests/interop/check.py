@@ -66,8 +66,12 @@ def stix(path):
     for o in bundle.objects:
         by_type.setdefault(o.type, []).append(o)
     ids = {o.id: o for o in bundle.objects}
-    # Every reference points at an object of the bundle.
+    # Every reference points at an object of the bundle (a revoked object
+    # may name one this bundle no longer holds: it withdraws what an earlier
+    # export said).
     for o in bundle.objects:
+        if o.get("revoked"):
+            continue
         for key, value in o.items():
             refs = value if key.endswith("_refs") else [value] if key.endswith("_ref") else []
             for ref in refs:
@@ -79,13 +83,20 @@ def stix(path):
     orgs = {o.id: o.name for o in by_type.get("identity", [])}
     sightings = {}
     for s in by_type.get("sighting", []):
+        if s.get("revoked"):
+            continue
         indicator = ids[s.sighting_of_ref]
         number = indicator.pattern.split("'")[1]
         sightings.setdefault(number, []).append(
             {"org": orgs[s.where_sighted_refs[0]], "count": s.count, "confidence": s.confidence}
         )
+    revoked = {}
+    for o in bundle.objects:
+        if o.get("revoked"):
+            revoked[o.type] = revoked.get(o.type, 0) + 1
     summary = {
-        "types": {t: len(v) for t, v in sorted(by_type.items())},
+        "types": {t: len([o for o in v if not o.get("revoked")]) for t, v in sorted(by_type.items())},
+        "revoked": revoked,
         "warnings": len(warnings),
         "organizations": sorted(o.name for o in by_type.get("identity", []) if o.identity_class == "organization"),
         "numbers": sorted(o.value for o in by_type.get("phone-number", [])),
@@ -176,6 +187,8 @@ def feed(directory):
     event.add_attribute("phone-number", "+1 800 555 0199", to_ids=False, comment="the brand's real support line")
     # Not a number at all.
     event.add_attribute("phone-number", "call us", to_ids=True)
+    # A national number: read in the importer's --region.
+    event.add_attribute("phone-number", "(415) 555-0177", to_ids=True)
     obj = MISPObject("phone-number")
     number = obj.add_attribute("phone-number", value="+442079460018", to_ids=True)
     number.add_tag('sightline:kind="vishing"')
@@ -224,6 +237,14 @@ def taxii(url, token, read_token):
         pages += 1
         objects.extend(envelope.get("objects", []))
     numbers = sorted({o["value"] for o in objects if o["type"] == "phone-number"})
+    revoked = sorted({o["type"] for o in objects if o.get("revoked")})
+    # One object an entry: every page boundary falls between entries, and
+    # no entry is lost to it.
+    one_by_one = [
+        o["value"]
+        for envelope in as_pages(own.get_objects, per_request=1, type="phone-number")
+        for o in envelope.get("objects", [])
+    ]
     # The manifest gives each object's date added; polling after the last
     # one returns nothing new.
     manifest = own.get_manifest()
@@ -252,6 +273,8 @@ def taxii(url, token, read_token):
         "title": server.title,
         "versions": root.versions,
         "own_numbers": numbers,
+        "revoked": revoked,
+        "one_by_one": one_by_one,
         "pages": pages,
         "objects": len(objects),
         "after_last": len(after.get("objects", [])),

@@ -8,14 +8,17 @@
 //! uses); an `indicator` with a STIX pattern when the band is medium or
 //! high; per organization's report a `sighting` of that indicator (or,
 //! below medium, an `observed-data` of the number) and, for a
-//! false-positive report, an `opinion`; the campaigns with `indicates` and
-//! `related-to` relationships; and a `note` saying what the export leaves
-//! hashed or out.
+//! false-positive report, an `opinion`; for a false-positive or withdrawn
+//! report, that organization's sighting and observed-data of the number
+//! again with `revoked: true` (a consumer that imported them drops them);
+//! the campaigns with `indicates` and `related-to` relationships; and a
+//! `note` saying what the export leaves hashed or out.
 //!
 //! Ids are `UUIDv5`, derived from the network, the number, the organization
 //! or the campaign: exporting the same picture again gives the same ids,
-//! so a consumer updates its objects instead of duplicating them (the
-//! `modified` time says which version is newer). STIX recommends `UUIDv4`
+//! so a consumer updates its objects instead of duplicating them. Every
+//! version of an object keeps the same `created` (a fixed epoch), and
+//! `modified` (the export time) says which is newer. STIX recommends `UUIDv4`
 //! for domain objects; deterministic ids are what `OpenCTI` itself uses for
 //! them, for the same reason.
 
@@ -102,20 +105,17 @@ impl Bundle<'_> {
         }
     }
 
-    /// `modified` for an object created at `created`: the export time, never
-    /// before `created`.
-    fn modified(&self, created: u64) -> String {
-        timestamp(self.picture.at.max(created))
-    }
-
-    /// The common properties of a domain or relationship object.
-    fn sdo(&self, kind: &str, id: &str, created: u64, created_by: &str) -> Value {
+    /// The common properties of a domain or relationship object. Every
+    /// version of an object has the same id and `created` (STIX 2.1 §3.6),
+    /// so `created` is [`EPOCH`] for all of them; `modified`, the export
+    /// time, orders the versions.
+    fn sdo(&self, kind: &str, id: &str, created_by: &str) -> Value {
         json!({
             "type": kind,
             "spec_version": "2.1",
             "id": id,
-            "created": timestamp(created),
-            "modified": self.modified(created),
+            "created": timestamp(EPOCH),
+            "modified": timestamp(self.picture.at.max(EPOCH)),
             "created_by_ref": created_by,
             "object_marking_refs": [self.marking],
         })
@@ -140,9 +140,9 @@ impl Bundle<'_> {
         id
     }
 
-    fn relationship(&mut self, source: &str, kind: &str, target: &str, created: u64) {
+    fn relationship(&mut self, source: &str, kind: &str, target: &str) {
         let rid = id("relationship", &format!("{source}/{kind}/{target}"));
-        let mut o = self.sdo("relationship", &rid, created, &self.exporter.clone());
+        let mut o = self.sdo("relationship", &rid, &self.exporter.clone());
         o["relationship_type"] = json!(kind);
         o["source_ref"] = json!(source);
         o["target_ref"] = json!(target);
@@ -200,7 +200,7 @@ impl Bundle<'_> {
                 "indicator",
                 &format!("{}/{}", self.picture.network, lookup.number),
             );
-            let mut o = self.sdo("indicator", &iid, first, &self.exporter.clone());
+            let mut o = self.sdo("indicator", &iid, &self.exporter.clone());
             let kinds: Vec<&str> = score.kinds.iter().map(|k| k.as_str()).collect();
             o["name"] = json!(format!("Scam phone number {}", lookup.number));
             o["description"] = json!(describe(lookup, &self.picture.network_name));
@@ -213,7 +213,7 @@ impl Bundle<'_> {
                 o["labels"] = json!(kinds);
             }
             self.push(o);
-            self.relationship(&iid, "based-on", &observable, first);
+            self.relationship(&iid, "based-on", &observable);
             iid
         });
         if let Some(iid) = &indicator {
@@ -225,9 +225,9 @@ impl Bundle<'_> {
         if let Some(campaign) = &lookup.campaign {
             let cid = self.campaign_id(&campaign.id);
             if let Some(iid) = &indicator {
-                self.relationship(iid, "indicates", &cid, first);
+                self.relationship(iid, "indicates", &cid);
             }
-            self.relationship(&observable, "related-to", &cid, first);
+            self.relationship(&observable, "related-to", &cid);
         }
         refs
     }
@@ -247,59 +247,79 @@ impl Bundle<'_> {
         );
         let claim = &report.claim;
         let what = format!(
-            "{} reported {} as {} (channel {}{}), confidence {}, {} observation(s); it weighs {:.2} here (trust {:.2}, decay {:.2}).",
+            "{} reported {} as {} (channel {}{}), confidence {}, {} observation(s).",
             report.org,
             lookup.number,
             claim.kind,
             claim.channel,
-            claim.brand.as_ref().map(|b| format!(", brand {b}")).unwrap_or_default(),
+            claim
+                .brand
+                .as_ref()
+                .map(|b| format!(", brand {b}"))
+                .unwrap_or_default(),
             claim.confidence,
             claim.count,
-            report.weight,
-            report.trust,
-            report.decay,
         );
+        let (first, last) = (report.first_seen, report.last_seen.max(report.first_seen));
+        let sighting = |b: &Self, indicator: &str| {
+            let mut o = b.sdo("sighting", &id("sighting", &name), &org);
+            o["sighting_of_ref"] = json!(indicator);
+            o["where_sighted_refs"] = json!([org]);
+            o["first_seen"] = json!(timestamp(first));
+            o["last_seen"] = json!(timestamp(last));
+            o["count"] = json!(claim.count.min(999_999_999));
+            o
+        };
+        let observed = |b: &Self| {
+            let mut o = b.sdo("observed-data", &id("observed-data", &name), &org);
+            o["first_observed"] = json!(timestamp(first));
+            o["last_observed"] = json!(timestamp(last));
+            o["number_observed"] = json!(claim.count.clamp(1, 999_999_999));
+            o["object_refs"] = json!([observable]);
+            o
+        };
         match claim.verdict {
             Verdict::Malicious => {
-                if let Some(indicator) = indicator {
-                    let sid = id("sighting", &name);
-                    let mut o = self.sdo("sighting", &sid, report.first_seen, &org);
-                    o["sighting_of_ref"] = json!(indicator);
-                    o["where_sighted_refs"] = json!([org]);
-                    o["first_seen"] = json!(timestamp(report.first_seen));
-                    o["last_seen"] = json!(timestamp(report.last_seen.max(report.first_seen)));
-                    o["count"] = json!(claim.count.min(999_999_999));
-                    o["confidence"] = json!(claim.confidence.min(100));
-                    o["description"] = json!(what);
+                let mut o = match indicator {
+                    Some(indicator) => {
+                        let mut o = sighting(self, indicator);
+                        o["description"] = json!(what);
+                        o
+                    }
+                    None => observed(self),
+                };
+                o["confidence"] = json!(claim.confidence.min(100));
+                self.push(o);
+            }
+            Verdict::FalsePositive | Verdict::Withdrawn => {
+                // The organization no longer says the number is a scam:
+                // whatever an earlier export said in its name (a sighting,
+                // or below medium an observed-data) is revoked, so that a
+                // consumer that imported it drops it.
+                let indicator_id = id(
+                    "indicator",
+                    &format!("{}/{}", self.picture.network, lookup.number),
+                );
+                for mut o in [sighting(self, &indicator_id), observed(self)] {
+                    o["revoked"] = json!(true);
                     self.push(o);
-                } else {
-                    let oid = id("observed-data", &name);
-                    let mut o = self.sdo("observed-data", &oid, report.first_seen, &org);
-                    o["first_observed"] = json!(timestamp(report.first_seen));
-                    o["last_observed"] = json!(timestamp(report.last_seen.max(report.first_seen)));
-                    o["number_observed"] = json!(claim.count.clamp(1, 999_999_999));
-                    o["object_refs"] = json!([observable]);
-                    o["confidence"] = json!(claim.confidence.min(100));
+                }
+                if claim.verdict == Verdict::FalsePositive {
+                    let mut o = self.sdo("opinion", &id("opinion", &name), &org);
+                    o["opinion"] = json!("strongly-disagree");
+                    o["explanation"] = json!(format!(
+                        "{} reports {} as a false positive: not a scam number.",
+                        report.org, lookup.number
+                    ));
+                    o["authors"] = json!([report.org]);
+                    let mut refs = vec![observable.to_owned()];
+                    refs.extend(indicator.map(str::to_owned));
+                    o["object_refs"] = json!(refs);
                     self.push(o);
                 }
             }
-            Verdict::FalsePositive => {
-                let oid = id("opinion", &name);
-                let mut o = self.sdo("opinion", &oid, report.first_seen, &org);
-                o["opinion"] = json!("strongly-disagree");
-                o["explanation"] = json!(format!(
-                    "{} reports {} as a false positive: not a scam number.",
-                    report.org, lookup.number
-                ));
-                o["authors"] = json!([report.org]);
-                let mut refs = vec![observable.to_owned()];
-                refs.extend(indicator.map(str::to_owned));
-                o["object_refs"] = json!(refs);
-                self.push(o);
-            }
-            // Withdrawn reports count for nothing; protected numbers are
-            // never exported.
-            _ => {}
+            // A protected number is never exported.
+            Verdict::Protected => {}
         }
     }
 
@@ -310,7 +330,7 @@ impl Bundle<'_> {
     fn campaign(&mut self, part: &CampaignPart) -> String {
         let c = &part.summary;
         let cid = self.campaign_id(&c.id);
-        let mut o = self.sdo("campaign", &cid, c.first_seen, &self.exporter.clone());
+        let mut o = self.sdo("campaign", &cid, &self.exporter.clone());
         let mut name = format!("Sightline {}", c.id);
         if !c.brands.is_empty() {
             let brands: Vec<&str> = c.brands.iter().map(String::as_str).collect();
@@ -394,7 +414,7 @@ pub fn bundle(picture: &Picture) -> Value {
         let mut names: Vec<&str> = refs.iter().map(String::as_str).collect();
         names.sort_unstable();
         let nid = id("note", &format!("{}/{}", picture.network, names.join(",")));
-        let mut o = b.sdo("note", &nid, picture.at, &b.exporter.clone());
+        let mut o = b.sdo("note", &nid, &b.exporter.clone());
         o["abstract"] = json!("What this export holds, and what it leaves hashed or out");
         o["content"] = json!(picture.scope_statement());
         o["object_refs"] = json!(refs);

@@ -106,11 +106,23 @@ pub struct OwnReport {
     pub lookup: crate::Lookup,
 }
 
+/// A page of this organization's reports.
+#[derive(Debug, Clone)]
+pub struct OwnReports {
+    /// The reports (fewer than were read when some were left out).
+    pub reports: Vec<OwnReport>,
+    /// Where the last report read was stored (added ms, seq): the next
+    /// page starts after it.
+    pub last: Option<(u64, u64)>,
+    /// Whether more follow.
+    pub more: bool,
+}
+
 impl NodeHandle {
     /// This organization's current reports stored after `after` (added ms,
-    /// seq; exclusive), oldest first, at most `limit`, and whether more
-    /// follow. Reports of numbers a trusted member operates are left out
-    /// (as from every export).
+    /// seq; exclusive), oldest first, reading at most `limit`. Reports of
+    /// numbers a trusted member operates are left out (as from every
+    /// export); a withdrawn report is there, to revoke what it said.
     ///
     /// # Errors
     /// Store errors.
@@ -118,12 +130,13 @@ impl NodeHandle {
         &self,
         after: (u64, u64),
         limit: usize,
-    ) -> Result<(Vec<OwnReport>, bool), LookupError> {
+    ) -> Result<OwnReports, LookupError> {
         let inner = self.inner.clone();
         let now = inner.clock.now();
         let own = inner.signing.origin();
         super::blocking(move || -> Result<_, LookupError> {
             let (added, more) = inner.store.own_added(&own, after, limit)?;
+            let last = added.last().map(|a| (a.added_ms, a.seq));
             let mut out = Vec::with_capacity(added.len());
             for a in added {
                 let Some(e164) = inner.store.own_number(&a.number)? else {
@@ -144,7 +157,11 @@ impl NodeHandle {
                     lookup,
                 });
             }
-            Ok((out, more))
+            Ok(OwnReports {
+                reports: out,
+                last,
+                more,
+            })
         })
         .await
     }

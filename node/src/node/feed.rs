@@ -49,7 +49,7 @@ pub struct FeedEntry {
 pub struct Cursor {
     /// The feed's band.
     pub band: Band,
-    /// Arrivals up to this one are reflected.
+    /// Arrivals below this mark are reflected (`Store::arrival_mark`).
     pub mark: u64,
     /// When the snapshot the reader holds was started.
     pub snapshot_at: u64,
@@ -98,21 +98,18 @@ impl Cursor {
             None
         } else {
             let hex = phase.strip_prefix('f')?;
+            if !hex.is_ascii() {
+                return None;
+            }
             if hex.is_empty() {
                 Some(None)
             } else {
                 if hex.len() != 128 {
                     return None;
                 }
-                let bytes = |h: &str| -> Option<[u8; 32]> {
-                    let v: Option<Vec<u8>> = (0..32)
-                        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
-                        .collect();
-                    v?.try_into().ok()
-                };
                 Some(Some((
-                    BlockHash::from_bytes(bytes(&hex[..64])?),
-                    NumberHash::from_bytes(bytes(&hex[64..])?),
+                    BlockHash::from_bytes(hash32(&hex[..64])?),
+                    NumberHash::from_bytes(hash32(&hex[64..])?),
                 )))
             }
         };
@@ -123,6 +120,17 @@ impl Cursor {
             scan,
         })
     }
+}
+
+/// 32 bytes from 64 hex digits.
+fn hash32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let v: Option<Vec<u8>> = (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    v?.try_into().ok()
 }
 
 /// A feed answer.
@@ -224,7 +232,7 @@ impl Inner {
             _ => (
                 Cursor {
                     band,
-                    mark: self.store.last_arrival()?,
+                    mark: self.store.arrival_mark()?,
                     snapshot_at: now,
                     scan: Some(None),
                 },
@@ -253,7 +261,7 @@ impl Inner {
                 more: !done,
             });
         }
-        let (numbers, last, more) = self.store.arrived_after(cursor.mark, limit)?;
+        let (numbers, last, more) = self.store.arrived_since(cursor.mark, limit)?;
         if numbers.is_empty() && last == cursor.mark {
             return Ok(FeedPage::Unchanged);
         }
@@ -282,7 +290,38 @@ impl NodeHandle {
     /// Store errors.
     pub async fn feed_mark(&self) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.store.last_arrival()).await
+        blocking(move || inner.store.arrival_mark()).await
+    }
+
+    /// The entries of numbers a reader was given before, as they stand now
+    /// (decay and purges change a band without a new report). Entries
+    /// whose hashes are not hex are skipped.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn feed_again(
+        &self,
+        entries: Vec<FeedEntry>,
+        band: Band,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
+        let inner = self.inner.clone();
+        let now = inner.clock.now();
+        blocking(move || {
+            let mut memo = HashMap::new();
+            entries
+                .iter()
+                .filter_map(|e| Some((hash32(&e.block)?, hash32(&e.number_hash)?)))
+                .map(|(b, n)| {
+                    inner.feed_entry(
+                        (BlockHash::from_bytes(b), NumberHash::from_bytes(n)),
+                        band,
+                        now,
+                        &mut memo,
+                    )
+                })
+                .collect()
+        })
+        .await
     }
 
     /// One page of the feed of numbers at `band` or above (see the module
@@ -319,6 +358,8 @@ mod tests {
             };
             assert_eq!(Cursor::decode(&c.encode()), Some(c));
         }
+        let multibyte = format!("v1.high.1.2.faa{}", "€".repeat(42));
+        assert_eq!(Cursor::decode(&multibyte), None);
         for bad in [
             "",
             "v2.high.1.2.d",

@@ -558,6 +558,19 @@ async fn the_gateway_feed_gives_a_snapshot_then_changes_then_a_new_snapshot_each
         (true.into(), true.into())
     );
     assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    // Two months on they have decayed below high: an event stream's
+    // hourly look at what it announced finds them unlisted.
+    let held: Vec<sightline_node::node::feed::FeedEntry> =
+        serde_json::from_value(page["entries"].clone()).unwrap();
+    clock.advance(60 * 86_400);
+    let again = node
+        .feed_again(held, sightline_node::Band::High)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again
+        .iter()
+        .all(|e| !e.listed && e.band < sightline_node::Band::High));
     node.shutdown().await;
     cluster.shutdown().await;
 }
