@@ -611,7 +611,7 @@ async fn requested(
     caller: &Authorized<ReadSignedIn>,
     headers: &HeaderMap,
     id: &str,
-    q: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
+    q: PageQuery,
 ) -> Result<Objects, Refusal> {
     negotiate(headers)?;
     let Ok(axum::extract::Query(q)) = q else {
@@ -623,20 +623,17 @@ async fn requested(
     page(state, caller, alias, &q).await
 }
 
+/// The query of the objects and manifest endpoints, as axum reads it.
+type PageQuery = Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>;
+
 async fn objects(
     State(state): State<AppState>,
     caller: Authorized<ReadSignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    q: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
+    q: PageQuery,
 ) -> Response {
-    match requested(&state, &caller, &headers, &id, q).await {
-        Ok(page) => {
-            let body = page.items.iter().map(|(_, o)| o.clone()).collect();
-            paged(&page.items, page.next, body)
-        }
-        Err(r) => r.into_response(),
-    }
+    listing(&state, &caller, &headers, &id, q, false).await
 }
 
 async fn manifest(
@@ -644,26 +641,41 @@ async fn manifest(
     caller: Authorized<ReadSignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    q: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
+    q: PageQuery,
 ) -> Response {
-    match requested(&state, &caller, &headers, &id, q).await {
-        Ok(page) => {
-            let body = page
-                .items
-                .iter()
-                .map(|(ms, o)| {
-                    json!({
-                        "id": o["id"],
-                        "date_added": date_added(*ms),
-                        "version": o.get("modified").or_else(|| o.get("created")).cloned().unwrap_or_else(|| json!(date_added(*ms))),
-                        "media_type": stix_media(),
-                    })
-                })
-                .collect();
-            paged(&page.items, page.next, body)
-        }
-        Err(r) => r.into_response(),
-    }
+    listing(&state, &caller, &headers, &id, q, true).await
+}
+
+/// A page of a collection: its objects, or (`manifest`) one line about
+/// each (id, date added, version, media type).
+async fn listing(
+    state: &AppState,
+    caller: &Authorized<ReadSignedIn>,
+    headers: &HeaderMap,
+    id: &str,
+    q: PageQuery,
+    manifest: bool,
+) -> Response {
+    let page = match requested(state, caller, headers, id, q).await {
+        Ok(page) => page,
+        Err(r) => return r.into_response(),
+    };
+    let body = page
+        .items
+        .iter()
+        .map(|(ms, o)| {
+            if !manifest {
+                return o.clone();
+            }
+            json!({
+                "id": o["id"],
+                "date_added": date_added(*ms),
+                "version": o.get("modified").or_else(|| o.get("created")).cloned().unwrap_or_else(|| json!(date_added(*ms))),
+                "media_type": stix_media(),
+            })
+        })
+        .collect();
+    paged(&page.items, page.next, body)
 }
 
 #[cfg(test)]

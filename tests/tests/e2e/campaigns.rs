@@ -216,9 +216,14 @@ async fn a_network_on_record_version_1_refuses_links_rather_than_drop_them() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn re_reporting_keeps_the_clock_and_vishing_outlives_smishing() {
-    let mut cluster = Cluster::build(&[("Bank", 0.9)], &Options::default());
+/// One organization's node on a manual clock set to now.
+async fn bank_at_now() -> (
+    Cluster,
+    NodeHandle,
+    std::sync::Arc<sightline_node::ManualClock>,
+    u64,
+) {
+    let cluster = Cluster::build(&[("Bank", 0.9)], &Options::default());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -227,6 +232,12 @@ async fn re_reporting_keeps_the_clock_and_vishing_outlives_smishing() {
     let node = sightline_node::start(cluster.config(0), clock.clone())
         .await
         .unwrap();
+    (cluster, node, clock, now)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_reporting_keeps_the_clock_and_vishing_outlives_smishing() {
+    let (mut cluster, node, clock, now) = bank_at_now().await;
     let mut smishing = item("+1 212 555 0143", "Royal Parcel");
     smishing.confidence = 100;
     let mut vishing = Submission::new("+1 212 555 0144", Kind::Vishing);
@@ -421,15 +432,7 @@ async fn a_pasted_message_is_reported_from_the_web_page_as_one_campaign() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_feed_gives_a_snapshot_then_changes_then_a_new_snapshot_each_day() {
-    let mut cluster = Cluster::build(&[("Bank", 0.9)], &Options::default());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let clock = std::sync::Arc::new(sightline_node::ManualClock::new(now));
-    let node = sightline_node::start(cluster.config(0), clock.clone())
-        .await
-        .unwrap();
+    let (mut cluster, node, clock, _) = bank_at_now().await;
     let state = AppState::new(node.clone(), LOOPBACK.parse().unwrap());
     let high = |n: &str| {
         let mut s = Submission::new(n, Kind::Smishing);
