@@ -6,9 +6,11 @@
 // Then pastes MESSAGE (an SMS) into "Check a message" with default region
 // REGION and reports the numbers found and their bands, and measures the
 // peers page in a 1280-pixel window. Then looks the number up again and
-// follows its campaign link to the campaign page. Saves screenshots.
+// follows its campaign link to the campaign page. Downloads the lookup as a
+// STIX bundle on the way. Saves screenshots.
 //
 // usage: SIGHTLINE_TOKEN=... node lookup.mjs BASE_URL NUMBER SCREENSHOT.png MESSAGE REGION
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const [base, number, screenshot, message, region] = process.argv.slice(2);
@@ -55,6 +57,18 @@ try {
     block: (await page.locator("#block-activity").textContent()).trim(),
   };
   result.explained = await page.locator("summary", { hasText: "How this score is computed" }).isVisible();
+  // The lookup, downloaded as a STIX bundle for OpenCTI.
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "STIX 2.1 bundle (OpenCTI)" }).click(),
+  ]);
+  const bundle = JSON.parse(readFileSync(await download.path(), "utf8"));
+  result.exported = {
+    file: download.suggestedFilename(),
+    type: bundle.type,
+    numbers: bundle.objects.filter((o) => o.type === "phone-number").map((o) => o.value),
+    indicators: bundle.objects.filter((o) => o.type === "indicator").length,
+  };
   await page.screenshot({ path: screenshot, fullPage: true });
   // Paste a message: every number in it is looked up.
   await page.locator("summary", { hasText: "Check a message" }).click();
@@ -102,6 +116,17 @@ try {
     overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
   };
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-campaign.png"), fullPage: true });
+  // The campaign, downloaded as a MISP event.
+  const [misp] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "MISP event" }).click(),
+  ]);
+  const event = JSON.parse(readFileSync(await misp.path(), "utf8")).Event;
+  result.campaign.misp = {
+    file: misp.suggestedFilename(),
+    tags: event.Tag.map((t) => t.name),
+    objects: event.Object.length,
+  };
   await Promise.all([
     page.waitForURL((url) => url.pathname === "/campaigns"),
     page.getByRole("link", { name: "Campaigns" }).click(),

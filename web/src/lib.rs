@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/bulk", post(pages::bulk))
         .route("/message", post(pages::message))
         .route("/report", post(pages::report))
+        .route("/export", post(pages::export))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/recent", get(pages::recent))

@@ -604,6 +604,125 @@ pub async fn campaigns(
     .into_response()
 }
 
+/// The form of `POST /export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportForm {
+    /// A number (the lookup page's).
+    #[serde(default)]
+    numbers: Option<String>,
+    /// A campaign id (the campaign page's).
+    #[serde(default)]
+    campaign: Option<String>,
+    /// `stix` or `misp`.
+    format: String,
+}
+
+/// `POST /export`: what a lookup or campaign page shows, downloaded as a
+/// STIX 2.1 bundle or a MISP event (the API's export, for a signed-in
+/// analyst: a campaign's raw numbers only for those who may see them).
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    form: Result<Form<ExportForm>, FormRejection>,
+) -> Response {
+    let caller = match reader(&state, caller, "/") {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    if let Err(e) = caller.require_signed_in() {
+        return denied(&e, "/");
+    }
+    let refused = |status: StatusCode, text: &str| {
+        (
+            status,
+            page(
+                "Export",
+                Some(&caller),
+                &view::alert(Some("export-error"), text),
+            ),
+        )
+            .into_response()
+    };
+    let Ok(Form(form)) = form else {
+        return refused(StatusCode::BAD_REQUEST, "The export form was incomplete.");
+    };
+    let numbers: Vec<String> = form
+        .numbers
+        .iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if (numbers.is_empty() && form.campaign.is_none())
+        || !["stix", "misp"].contains(&form.format.as_str())
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Choose a STIX bundle or a MISP event of a number or a campaign.",
+        );
+    }
+    if let Err(e) = state
+        .auth()
+        .admit(&caller, Scope::Read, numbers.len().max(1))
+    {
+        return denied(&e, "/");
+    }
+    let found = state
+        .node()
+        .export(
+            numbers,
+            None,
+            form.campaign.as_deref(),
+            caller.sees_own_numbers(),
+        )
+        .await;
+    let picture = match found {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return refused(
+                StatusCode::NOT_FOUND,
+                "No campaign has this id on this node any more.",
+            )
+        }
+        Err(LookupError::Number { input, error }) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                &format!("“{input}” is not a number: {error}."),
+            )
+        }
+        Err(LookupError::Store(e)) => {
+            tracing::error!(error = %e, "export failed");
+            return refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not read the store; see the node's log.",
+            );
+        }
+    };
+    let (body, media_type, name) = if form.format == "stix" {
+        (
+            sightline_node::interop::stix::bundle(&picture),
+            crate::api::STIX_MEDIA_TYPE,
+            "sightline.stix.json",
+        )
+    } else {
+        (
+            sightline_node::interop::misp::event(&picture),
+            "application/json",
+            "sightline.misp.json",
+        )
+    };
+    (
+        [
+            (header::CONTENT_TYPE, media_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// `GET /campaigns/{id}`. Never anonymous; raw numbers only for callers
 /// that may see this organization's own submissions.
 pub async fn campaign(

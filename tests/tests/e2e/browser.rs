@@ -132,6 +132,13 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         "{reporters:?}"
     );
     assert_eq!(result["explained"], true, "{result}");
+    // The lookup downloaded as a STIX bundle: the number, its indicator
+    // (posted, never in a URL: checked above).
+    let exported = &result["exported"];
+    assert_eq!(exported["file"], "sightline.stix.json", "{result}");
+    assert_eq!(exported["type"], "bundle");
+    assert_eq!(exported["numbers"], serde_json::json!(["+14155550101"]));
+    assert_eq!(exported["indicators"], 1, "{result}");
     // The pasted message: both numbers found (one national, read with the
     // region), the reported one high, its unreported neighbour flagged as
     // sitting in an active block; the reference number is not a phone number.
@@ -177,6 +184,20 @@ async fn an_analyst_signs_in_and_looks_up_with_nothing_secret_in_any_url() {
         "{result}"
     );
     assert_eq!(page["overflow"], 0, "{result}");
+    // The campaign downloaded as a MISP event: tagged with its id, its
+    // numbers as objects (the analyst's read-only token names none: the
+    // hashes stay home, the event says how many).
+    let misp = &campaign["misp"];
+    assert_eq!(misp["file"], "sightline.misp.json", "{result}");
+    assert_eq!(misp["objects"], 0, "{result}");
+    assert!(
+        misp["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().starts_with("sightline:campaign=\"t00")),
+        "{result}"
+    );
     // The list of campaigns, from the navigation: this one.
     let list = &result["campaigns"];
     assert_eq!(list["rows"], 1, "{result}");

@@ -336,7 +336,24 @@ fn one(l: &Lookup, basis: &Basis<'_>) -> Markup {
                     "Weight is each report's signed contribution; observations are how often the organization saw the number."
                 }
             }
+            @if !s.reports.is_empty() && s.protected_by.is_empty() {
+                (export_form("numbers", &l.number))
+            }
             (explanation(basis))
+        }
+    }
+}
+
+/// Buttons that download what is shown as a STIX 2.1 bundle or a MISP
+/// event (posted: the number never goes in a URL).
+fn export_form(field: &str, value: &str) -> Markup {
+    html! {
+        form.export #export method="post" action="/export" {
+            input type="hidden" name=(field) value=(value);
+            "Send to another tool: "
+            button type="submit" name="format" value="stix" { "STIX 2.1 bundle (OpenCTI)" }
+            " "
+            button type="submit" name="format" value="misp" { "MISP event" }
         }
     }
 }
@@ -456,6 +473,7 @@ pub(crate) fn campaign(c: Option<&CampaignDetail>) -> Markup {
             dt { "Channels" } dd { (or_dash(&s.channels.iter().map(ToString::to_string).collect::<Vec<_>>())) }
             dt { "Id" } dd.hash { (s.id) }
         }
+        (export_form("campaign", &s.id))
         table #campaign-links {
             caption { "Which links join which numbers (the values never leave the reporting node: only their keyed hashes are shared)" }
             thead { tr { th { "Number" } @for k in kinds { th { (link_name(k)) } } } }
