@@ -426,8 +426,9 @@ pub struct NodeFile {
     #[serde(default = "default_session_hours")]
     pub web_session_hours: u32,
     /// TLP marking of STIX and MISP exports: `clear`, `green`, `amber`
-    /// (default) or `red`.
-    #[serde(default)]
+    /// (default) or `red`. Written only when not the default, so that a
+    /// file `init` writes still loads in an older release (rollbacks).
+    #[serde(default, skip_serializing_if = "crate::interop::Tlp::is_default")]
     pub export_tlp: crate::interop::Tlp,
     /// API bearer tokens.
     #[serde(default, rename = "token")]

@@ -36,6 +36,12 @@ pub enum Tlp {
 }
 
 impl Tlp {
+    /// Whether this is the default marking (amber).
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+    pub fn is_default(&self) -> bool {
+        *self == Tlp::default()
+    }
+
     /// Lower-case name (TLP 2.0's, `clear` for white).
     pub const fn as_str(self) -> &'static str {
         match self {
