@@ -41,18 +41,9 @@ pub(crate) struct ExportArgs {
     conn: Connection,
 }
 
-/// A query component, percent-encoded (`+` and `,` included).
+/// A query value, form-encoded (`+` as `%2B`, as a number needs).
 fn encode(text: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// `sightline export stix|misp`.
@@ -74,8 +65,10 @@ pub(crate) async fn export(command: &ExportCommand) -> Result<ExitCode, Failure>
         Scope::Read
     };
     let api = Api::new(&args.conn, scope)?;
-    let numbers: Vec<String> = args.numbers.iter().map(|n| encode(n)).collect();
-    let mut path = format!("/api/v1/export/{format}?numbers={}", numbers.join("%2C"));
+    let mut path = format!(
+        "/api/v1/export/{format}?numbers={}",
+        encode(&args.numbers.join(","))
+    );
     if let Some(c) = &args.campaign {
         path.push_str("&campaign=");
         path.push_str(&encode(c));

@@ -771,6 +771,27 @@ impl NodeHandle {
 }
 
 impl Inner {
+    /// A number's current reports with their organizations and trust here,
+    /// and its block's activity over [`BLOCK_WINDOW_SECS`] (counting
+    /// trusted organizations only: a member at trust 0 cannot raise it).
+    /// The returned `NumberReports` has its `current` taken.
+    fn reports_at(
+        &self,
+        number: &sightline_protocol::NumberHash,
+        block: &sightline_protocol::BlockHash,
+        now: u64,
+    ) -> Result<(Vec<Report>, crate::store::NumberReports), StoreError> {
+        let mut found = self.store.reports(
+            &self.config.network.id,
+            number,
+            block,
+            now.saturating_sub(BLOCK_WINDOW_SECS),
+            |origin| self.trusted.contains(origin),
+        )?;
+        let reports = self.reports_of(std::mem::take(&mut found.current));
+        Ok((reports, found))
+    }
+
     /// Current reports with their organizations and trust here, to score.
     fn reports_of(&self, current: Vec<Sighting>) -> Vec<Report> {
         current
@@ -797,31 +818,32 @@ impl Inner {
             .map_or(0.0, |m| self.config.trust_of(m, &self.peer_id))
     }
 
+    /// The answer for a parsed number. `explored` holds the campaigns
+    /// explored by earlier lookups of the same batch: one exploration
+    /// serves every member of a campaign.
     fn lookup_parsed(
         &self,
         parsed: &sightline_protocol::ParsedNumber,
         now: u64,
+        explored: &mut self::campaigns::Explored,
     ) -> Result<Lookup, LookupError> {
         let key = &self.config.network.hash_key;
-        // Block activity counts trusted organizations only: a member at
-        // trust 0 cannot raise it.
-        let found = self.store.reports(
-            &self.config.network.id,
-            &key.number_hash(&parsed.e164),
-            &key.block_hash(&parsed.e164),
-            now.saturating_sub(BLOCK_WINDOW_SECS),
-            |origin| self.trusted.contains(origin),
-        )?;
-        let reports = self.reports_of(found.current);
         let number = key.number_hash(&parsed.e164);
         let block = key.block_hash(&parsed.e164);
+        let (reports, found) = self.reports_at(&number, &block, now)?;
         if !reports.is_empty() {
             self.asked.note(&number, parsed.e164.as_str());
         }
         let reported = reports.iter().any(|r| {
             r.sighting.verdict == Verdict::Malicious && self.trusted.contains(&r.sighting.origin)
         });
-        let campaign = self.campaign_of(&number, &block, (reported, found.neighboured), now)?;
+        let campaign = self.campaign_of(
+            &number,
+            &block,
+            (reported, found.neighboured),
+            now,
+            explored,
+        )?;
         let neighbours = if reported {
             None
         } else {

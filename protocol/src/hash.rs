@@ -88,6 +88,14 @@ macro_rules! digest_type {
             pub fn to_hex(&self) -> String {
                 crate::hex_lower(&self.0)
             }
+
+            /// The digest [`Self::to_hex`] wrote (64 hex digits, either
+            /// case); `None` for anything else.
+            pub fn from_hex(text: &str) -> Option<Self> {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(text, &mut bytes).ok()?;
+                Some($name(bytes))
+            }
         }
 
         /// Constant-time, so that comparing a guess against a stored hash

@@ -160,28 +160,49 @@ const LIST_RECENT: usize = 2_000;
 /// Campaigns one list explores at most.
 const LIST_EXPLORE: usize = 200;
 
+/// Campaigns explored by earlier lookups of one batch (a bulk lookup, an
+/// export, a feed page), by member number: a campaign is explored and
+/// described once, however many of its numbers the batch looks up.
+#[derive(Debug, Default)]
+pub(crate) struct Explored(
+    std::collections::HashMap<NumberHash, std::sync::Arc<(Campaign, CampaignSummary)>>,
+);
+
 impl Inner {
     /// The campaign of a number, if it has one. `reported`: whether a
     /// trusted organization's current report of it is malicious;
     /// `neighboured`: whether its block holds another number's counted
     /// report ([`crate::store::NumberReports::neighboured`]). Without a
     /// neighbour or links nothing can tie it to another number, and the
-    /// lookup reads no more.
+    /// lookup reads no more. A campaign in `explored` is not explored
+    /// again; one explored here is added to it.
     pub(super) fn campaign_of(
         &self,
         number: &NumberHash,
         block: &BlockHash,
         (reported, neighboured): (bool, bool),
         now: u64,
+        explored: &mut Explored,
     ) -> Result<Option<CampaignSummary>, StoreError> {
         if !reported || (!neighboured && self.store.number_links(number)?.is_empty()) {
             return Ok(None);
         }
-        let found = campaign::explore(&self.store, Start::Number(*number, *block), &self.trust)?;
-        let Some(found) = found else {
-            return Ok(None);
+        let entry = if let Some(entry) = explored.0.get(number) {
+            entry.clone()
+        } else {
+            let start = Start::Number(*number, *block);
+            let Some(found) = campaign::explore(&self.store, start, &self.trust)? else {
+                return Ok(None);
+            };
+            let (summary, _) = self.describe(&found, now, false)?;
+            let entry = std::sync::Arc::new((found, summary));
+            for m in &entry.0.members {
+                explored.0.insert(m.number, entry.clone());
+            }
+            entry
         };
-        let (mut summary, _) = self.describe(&found, now, false)?;
+        let (found, summary) = &*entry;
+        let mut summary = summary.clone();
         summary.links = found
             .member(number)
             .map(|m| m.via.iter().map(|v| v.name().to_owned()).collect())

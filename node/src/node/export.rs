@@ -138,6 +138,7 @@ impl NodeHandle {
             let (added, more) = inner.store.own_added(&own, after, limit)?;
             let last = added.last().map(|a| (a.added_ms, a.seq));
             let mut out = Vec::with_capacity(added.len());
+            let mut explored = super::campaigns::Explored::default();
             for a in added {
                 let Some(e164) = inner.store.own_number(&a.number)? else {
                     continue;
@@ -145,7 +146,7 @@ impl NodeHandle {
                 let Ok(parsed) = sightline_protocol::parse_number(&e164, None) else {
                     continue;
                 };
-                let mut lookup = inner.lookup_parsed(&parsed, now)?;
+                let mut lookup = inner.lookup_parsed(&parsed, now, &mut explored)?;
                 if !lookup.score.protected_by.is_empty() {
                     continue;
                 }

@@ -7,13 +7,13 @@
 //! arrival, so a cursor older than [`FULL_REFRESH_SECS`] is answered with a
 //! new full snapshot, which replaces the gateway's set.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use sightline_protocol::{BlockHash, Kind, NumberHash};
 
-use super::{blocking, Inner, NodeHandle, StoreError, BLOCK_WINDOW_SECS};
-use crate::campaign::{self, Start};
+use super::campaigns::Explored;
+use super::{blocking, Inner, NodeHandle, StoreError};
 use crate::reputation::{self, Band};
 
 /// How old a snapshot may get before a change request is answered with a
@@ -108,8 +108,8 @@ impl Cursor {
                     return None;
                 }
                 Some(Some((
-                    BlockHash::from_bytes(hash32(&hex[..64])?),
-                    NumberHash::from_bytes(hash32(&hex[64..])?),
+                    BlockHash::from_hex(&hex[..64])?,
+                    NumberHash::from_hex(&hex[64..])?,
                 )))
             }
         };
@@ -120,17 +120,6 @@ impl Cursor {
             scan,
         })
     }
-}
-
-/// 32 bytes from 64 hex digits.
-fn hash32(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let v: Option<Vec<u8>> = (0..32)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    v?.try_into().ok()
 }
 
 /// A feed answer.
@@ -166,40 +155,25 @@ pub enum FeedError {
 }
 
 impl Inner {
-    /// A number's feed entry now; `memo` remembers the campaign of numbers
-    /// already explored (one exploration serves all its members).
+    /// A number's feed entry now (`explored`: the campaigns this page has
+    /// explored already).
     fn feed_entry(
         &self,
         (block, number): (BlockHash, NumberHash),
         band: Band,
         now: u64,
-        memo: &mut HashMap<NumberHash, String>,
+        explored: &mut Explored,
     ) -> Result<FeedEntry, StoreError> {
-        let found = self.store.reports(
-            &self.config.network.id,
-            &number,
-            &block,
-            now.saturating_sub(BLOCK_WINDOW_SECS),
-            |origin| self.trusted.contains(origin),
-        )?;
-        let reports = self.reports_of(found.current);
+        let (reports, found) = self.reports_at(&number, &block, now)?;
         let score = reputation::score(&reports, now, &self.config.half_lives);
         let listed = score.band >= band && score.band > Band::None && score.protected_by.is_empty();
-        let mut campaign = None;
-        if listed {
-            if let Some(id) = memo.get(&number) {
-                campaign = Some(id.clone());
-            } else if found.neighboured || !self.store.number_links(&number)?.is_empty() {
-                if let Some(c) =
-                    campaign::explore(&self.store, Start::Number(number, block), &self.trust)?
-                {
-                    for m in &c.members {
-                        memo.insert(m.number, c.id.clone());
-                    }
-                    campaign = Some(c.id);
-                }
-            }
-        }
+        let campaign = if listed {
+            // Listed: a trusted organization reports it malicious.
+            self.campaign_of(&number, &block, (true, found.neighboured), now, explored)?
+                .map(|c| c.id)
+        } else {
+            None
+        };
         Ok(FeedEntry {
             number_hash: number.to_hex(),
             block: block.to_hex(),
@@ -239,12 +213,12 @@ impl Inner {
                 true,
             ),
         };
-        let mut memo = HashMap::new();
+        let mut explored = Explored::default();
         if let Some(position) = cursor.scan {
             let (numbers, done) = self.store.numbers_after(position, limit)?;
             let mut entries = Vec::new();
             for n in &numbers {
-                let entry = self.feed_entry(*n, band, now, &mut memo)?;
+                let entry = self.feed_entry(*n, band, now, &mut explored)?;
                 if entry.listed {
                     entries.push(entry);
                 }
@@ -267,7 +241,7 @@ impl Inner {
         }
         let entries = numbers
             .into_iter()
-            .map(|n| self.feed_entry(n, band, now, &mut memo))
+            .map(|n| self.feed_entry(n, band, now, &mut explored))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(FeedPage::Entries {
             full: false,
@@ -307,18 +281,16 @@ impl NodeHandle {
         let inner = self.inner.clone();
         let now = inner.clock.now();
         blocking(move || {
-            let mut memo = HashMap::new();
+            let mut explored = Explored::default();
             entries
                 .iter()
-                .filter_map(|e| Some((hash32(&e.block)?, hash32(&e.number_hash)?)))
-                .map(|(b, n)| {
-                    inner.feed_entry(
-                        (BlockHash::from_bytes(b), NumberHash::from_bytes(n)),
-                        band,
-                        now,
-                        &mut memo,
-                    )
+                .filter_map(|e| {
+                    Some((
+                        BlockHash::from_hex(&e.block)?,
+                        NumberHash::from_hex(&e.number_hash)?,
+                    ))
                 })
+                .map(|pair| inner.feed_entry(pair, band, now, &mut explored))
                 .collect()
         })
         .await

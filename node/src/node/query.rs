@@ -1,5 +1,6 @@
 //! Answering lookups and the recent list from the store.
 
+use super::campaigns::Explored;
 use super::{
     blocking, parse_number_with, Letters, Lookup, LookupError, NodeHandle, RecentSighting,
     StoreError, MAX_BATCH,
@@ -39,7 +40,8 @@ impl NodeHandle {
         // (`store/current.rs`). The hand-off to a pool thread and back cost
         // more than the read itself (BENCHMARKS.md, lookup row). Bulk
         // lookups, up to MAX_BATCH numbers, stay on the pool.
-        self.inner.lookup_parsed(&parsed, self.inner.clock.now())
+        self.inner
+            .lookup_parsed(&parsed, self.inner.clock.now(), &mut Explored::default())
     }
 
     /// Looks up many numbers (at most [`MAX_BATCH`]); one result per input.
@@ -52,6 +54,7 @@ impl NodeHandle {
         let now = self.inner.clock.now();
         let inner = self.inner.clone();
         blocking(move || {
+            let mut explored = Explored::default();
             numbers
                 .iter()
                 .take(MAX_BATCH)
@@ -63,7 +66,7 @@ impl NodeHandle {
                                 error,
                             }
                         })?;
-                    inner.lookup_parsed(&parsed, now)
+                    inner.lookup_parsed(&parsed, now, &mut explored)
                 })
                 .collect()
         })

@@ -105,6 +105,33 @@ async fn three_orgs_link_one_operation_and_a_fourth_node_shows_all_of_it() {
         ids.push(c.id);
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    // A bulk lookup explores the campaign once for all three: the same
+    // answers, each number with its own ties.
+    let bulk = telco
+        .lookup_many(
+            numbers.iter().map(|n| (*n).to_owned()).collect(),
+            None,
+            sightline_node::node::letters(false),
+        )
+        .await;
+    let ties: Vec<(String, Vec<String>)> = bulk
+        .into_iter()
+        .map(|l| {
+            let c = l.unwrap().campaign.expect("in the campaign");
+            (c.id, c.links)
+        })
+        .collect();
+    assert_eq!(
+        ties,
+        [
+            (
+                ids[0].clone(),
+                vec!["url_domain".to_owned(), "script".to_owned()]
+            ),
+            (ids[0].clone(), vec!["url_domain".to_owned()]),
+            (ids[0].clone(), vec!["script".to_owned()]),
+        ]
+    );
     // The unrelated number is in no campaign; an unreported neighbour of
     // the first number is warned about.
     let other = telco.lookup("+1 312 555 0110", None).await.unwrap();
