@@ -430,6 +430,13 @@ pub struct NodeFile {
     /// file `init` writes still loads in an older release (rollbacks).
     #[serde(default, skip_serializing_if = "crate::interop::Tlp::is_default")]
     pub export_tlp: crate::interop::Tlp,
+    /// Memory sled may use to cache the store's pages, in MiB (default
+    /// 128). More keeps more of a large store's lookup index in memory:
+    /// lookups of a store that outgrows the cache read pages back from the
+    /// log (BENCHMARKS.md). The node's RSS grows by about the difference.
+    /// Written only when set, so that older releases load the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_cache_mib: Option<u64>,
     /// API bearer tokens.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenFile>,
@@ -504,6 +511,7 @@ impl NodeFile {
             web_secure_cookies: false,
             web_session_hours: default_session_hours(),
             export_tlp: crate::interop::Tlp::default(),
+            store_cache_mib: None,
             tokens: Vec::new(),
         }
     }
@@ -568,6 +576,8 @@ pub struct NodeConfig {
     pub web_session: std::time::Duration,
     /// TLP marking of exports.
     pub export_tlp: crate::interop::Tlp,
+    /// sled's page cache, in bytes.
+    pub store_cache_bytes: u64,
     /// API tokens.
     pub tokens: Vec<ApiToken>,
 }
@@ -678,6 +688,7 @@ impl NodeConfig {
             web_secure_cookies: raw.web_secure_cookies,
             web_session: std::time::Duration::from_secs(u64::from(raw.web_session_hours) * 3600),
             export_tlp: raw.export_tlp,
+            store_cache_bytes: store_cache_bytes(file, raw.store_cache_mib)?,
             tokens,
         })
     }
@@ -689,6 +700,19 @@ impl NodeConfig {
             return 1.0;
         }
         self.trust.get(&member.org).copied().unwrap_or(member.trust)
+    }
+}
+
+/// sled's page cache from `store_cache_mib`.
+fn store_cache_bytes(file: &Path, mib: Option<u64>) -> Result<u64, ConfigError> {
+    match mib {
+        None => Ok(crate::store::DEFAULT_CACHE_BYTES),
+        Some(mib) if (16..=1 << 20).contains(&mib) => Ok(mib << 20),
+        Some(_) => Err(invalid(
+            file,
+            "store_cache_mib",
+            "must be between 16 and 1048576 (MiB)",
+        )),
     }
 }
 
@@ -896,6 +920,16 @@ mod tests {
         assert_eq!(config.web_bind.port(), 7300);
         assert_eq!(config.network.limits, crate::store::Limits::default());
         assert_eq!(config.resubmit_window_secs, 3600);
+        assert_eq!(config.store_cache_bytes, crate::store::DEFAULT_CACHE_BYTES);
+        let file = write(
+            dir.path(),
+            "sightline.toml",
+            "network = \"network.toml\"\nstore_cache_mib = 512\n",
+        );
+        assert_eq!(
+            NodeConfig::load(&file).unwrap().store_cache_bytes,
+            512 << 20
+        );
         // A partial [limits] table keeps the other default.
         let limited = network_text(&peer().to_string()) + "\n[limits]\nrecords_per_hour = 50\n";
         let file = write(dir.path(), "network.toml", &limited);
@@ -966,6 +1000,14 @@ mod tests {
         );
         let err = NodeConfig::load(&file).unwrap_err().to_string();
         assert!(err.contains("trust.Nobody"), "{err}");
+
+        let file = write(
+            dir.path(),
+            "sightline.toml",
+            "network = \"network.toml\"\nstore_cache_mib = 4\n",
+        );
+        let err = NodeConfig::load(&file).unwrap_err().to_string();
+        assert!(err.contains("store_cache_mib"), "{err}");
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub(crate) fn open_store(config: &NodeConfig, own: OriginId) -> Result<Store, St
         source,
     };
     crate::files::private_dir(data).map_err(private)?;
-    let store = Store::open(&data.join("store"))?;
+    let store = Store::open_with_cache(&data.join("store"), config.store_cache_bytes)?;
     store.set_limits(config.network.limits);
     let changed = crate::files::private_tree(data).map_err(private)?;
     if changed > 0 {

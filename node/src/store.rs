@@ -53,9 +53,10 @@ const V1_TREES: [&str; 6] = [
     "recent",
     "expiry",
 ];
-/// sled's page cache. Its default (1 GiB) made a node with 1M records
-/// hold ~1 GiB resident (BENCHMARKS.md, footprint row).
-const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// sled's page cache unless `store_cache_mib` says otherwise. Its default
+/// (1 GiB) made a node with 1M records hold ~1 GiB resident (BENCHMARKS.md,
+/// footprint row).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 const META_OWN_SEQ: &[u8] = b"own_seq";
 /// Equivocation evidence records kept per origin.
 pub const MAX_EVIDENCE: u64 = 16;
@@ -353,6 +354,8 @@ pub struct Store {
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
+    /// sled's page cache, kept for reopens.
+    cache_bytes: u64,
     /// `None` between dropping failed handles and a successful reopen.
     handles: RwLock<Option<Arc<Handles>>>,
     healthy: AtomicBool,
@@ -425,8 +428,8 @@ struct Handles {
 impl Handles {
     /// Opens (or creates) the database in `dir`. A store of schema 1 is
     /// migrated in place first (see [`Handles::migrate_from_v1`]).
-    fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = open_guarded(dir)?;
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = open_guarded(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name);
         let mut store = Handles {
             sightings: tree("sightings")?,
@@ -739,10 +742,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::Schema`] for a store of another version; sled errors.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let handles = Handles::open(dir)?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with `cache_bytes` of sled page cache (the node's
+    /// `store_cache_mib`).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let handles = Handles::open(dir, cache_bytes)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
+                cache_bytes,
                 handles: RwLock::new(Some(Arc::new(handles))),
                 healthy: AtomicBool::new(true),
                 errors: AtomicU64::new(0),
@@ -934,7 +947,7 @@ impl Store {
         // sled flushes on drop, which fails the same way; only its lock
         // on the files matters here.
         *slot = None;
-        match Handles::open(&self.shared.dir).and_then(|h| {
+        match Handles::open(&self.shared.dir, self.shared.cache_bytes).and_then(|h| {
             // Writing must work again before the store says it does.
             h.meta.insert(META_PROBE, &[1])?;
             h.db.flush()?;
@@ -2376,11 +2389,11 @@ fn evict_tx(
 /// in the same process (a restart, a restore) can briefly find it held:
 /// retry for up to a second before reporting it (then another process, e.g.
 /// a running node, really holds the store).
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(dir)
         .mode(sled::Mode::HighThroughput)
-        .cache_capacity(CACHE_BYTES);
+        .cache_capacity(cache_bytes);
     let mut attempts = 0;
     loop {
         match config.open() {
@@ -2399,7 +2412,7 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 /// panics on some damaged files instead of returning an error) into
 /// [`StoreError::Unreadable`]. The panic is reported once, by the error, not
 /// by the panic hook; panics on other threads meanwhile are untouched.
-fn open_guarded(dir: &Path) -> Result<sled::Db, StoreError> {
+fn open_guarded(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let unreadable = |detail: String| StoreError::Unreadable {
         path: dir.to_owned(),
         detail,
@@ -2413,7 +2426,7 @@ fn open_guarded(dir: &Path) -> Result<sled::Db, StoreError> {
             others(info);
         }
     }));
-    let result = std::panic::catch_unwind(|| open_db(dir));
+    let result = std::panic::catch_unwind(|| open_db(dir, cache_bytes));
     let _ = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| previous(info)));
     match result {
