@@ -61,6 +61,8 @@ pub struct Options {
     pub limits: sightline_node::store::Limits,
     /// `record_version` in network.toml (1, as a network before SPEC §13.4).
     pub record_version: u64,
+    /// `store_cache_mib` in every node's sightline.toml (`None`: unset).
+    pub store_cache_mib: Option<u64>,
 }
 
 /// Token with the read scope on every cluster node.
@@ -82,6 +84,7 @@ impl Default for Options {
             anonymous_read: true,
             limits: sightline_node::store::Limits::default(),
             record_version: 1,
+            store_cache_mib: None,
         }
     }
 }
@@ -215,6 +218,7 @@ impl Cluster {
             file.sync_interval_secs = options.sync_interval.as_secs().max(1);
             file.api_requests_per_second = options.api_rate;
             file.web_anonymous_read = options.anonymous_read;
+            file.store_cache_mib = options.store_cache_mib;
             file.tokens = [
                 ("reader", READ_TOKEN, &["read"][..]),
                 ("writer", WRITE_TOKEN, &["read", "submit"][..]),

@@ -1334,12 +1334,19 @@ impl Store {
         counted: impl Fn(&OriginId) -> bool,
     ) -> Result<NumberReports, StoreError> {
         self.with(|h| {
-            let current = current_of(h, network, number, block)?;
+            // One scan of the block reads the number's own entries too (its
+            // keys sort inside the block's); only a scan the limits below
+            // stopped before it passed them needs a second, of the number.
+            let prefix: [u8; 64] = cat(&[block.as_bytes(), number.as_bytes()]);
+            let mut current = Vec::new();
+            let mut passed = false;
+            let mut stopped = false;
             let mut active = std::collections::HashSet::new();
             let mut neighboured = false;
             let mut scanned = 0;
             for entry in h.current.scan_prefix(block.as_bytes()) {
                 if active.len() >= 100 || scanned >= ACTIVITY_SCAN_LIMIT {
+                    stopped = true;
                     break;
                 }
                 scanned += 1;
@@ -1352,12 +1359,22 @@ impl Store {
                         .try_into()
                         .map_err(|_| StoreError::Corrupt("current"))?,
                 );
+                match key[..64].cmp(&prefix[..]) {
+                    std::cmp::Ordering::Equal if !is_mark(&value) => {
+                        current.push(current::decode(network, *block, *number, origin, &value)?)
+                    }
+                    std::cmp::Ordering::Greater => passed = true,
+                    _ => {}
+                }
                 if value[16] == Verdict::Malicious.code() && counted(&origin) {
                     neighboured |= key[32..64] != *number.as_bytes();
                     if be_u64(&value[8..16]) >= since {
                         active.insert(key.subslice(32, 32));
                     }
                 }
+            }
+            if stopped && !passed {
+                current = current_of(h, network, number, block)?;
             }
             Ok(NumberReports {
                 current,

@@ -16,7 +16,8 @@
 //! measured), propagation and catch-up over libp2p TCP between nodes.
 //!
 //! For profiling: `SIGHTLINE_BENCH_STOP_AFTER=ingest|partition|footprint`
-//! stops after that row (printing the rows so far, not writing them); `SIGHTLINE_BENCH_RECORDS=N` changes the store size.
+//! stops after that row (printing the rows so far, not writing them); `SIGHTLINE_BENCH_RECORDS=N` changes the store size;
+//! `SIGHTLINE_BENCH_CACHE_MIB=N` sets the nodes' `store_cache_mib`.
 
 // A benchmark harness reads top to bottom, prints, and casts counts to f64.
 #![allow(
@@ -745,6 +746,9 @@ fn data_cluster(nodes: usize, origins: usize) -> (PathBuf, Cluster, Vec<SigningK
             // is the point (the limits' index is still kept and measured).
             api_rate: 1_000_000,
             limits: sightline_node::store::Limits::unlimited(),
+            store_cache_mib: std::env::var("SIGHTLINE_BENCH_CACHE_MIB")
+                .ok()
+                .map(|v| v.parse().expect("SIGHTLINE_BENCH_CACHE_MIB: MiB")),
             ..Options::default()
         },
     );
@@ -1215,6 +1219,14 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores{mem}")
 }
 
+/// `SIGHTLINE_BENCH_CACHE_MIB=N ` when it is set, for the command line.
+fn cache_setting() -> String {
+    std::env::var("SIGHTLINE_BENCH_CACHE_MIB").map_or_else(
+        |_| String::new(),
+        |mib| format!("SIGHTLINE_BENCH_CACHE_MIB={mib} "),
+    )
+}
+
 fn render(rows: &[Row], scale: &Scale, elapsed: f64) -> String {
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
@@ -1224,7 +1236,8 @@ fn render(rows: &[Row], scale: &Scale, elapsed: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Command: `cargo bench -p sightline-tests --bench node{}`  \nDate: {date}. Machine: {}. Whole run: {elapsed:.0} s.\n",
+        "Command: `{}cargo bench -p sightline-tests --bench node{}`  \nDate: {date}. Machine: {}. Whole run: {elapsed:.0} s.\n",
+        cache_setting(),
         if scale.quick { " -- --quick" } else { "" },
         machine()
     );
@@ -1510,7 +1523,8 @@ fn scale_run(quick: bool) {
     // The command line that reproduces it, in place of the node rows' one.
     let (_, rest) = table.split_once('\n').expect("a header line");
     let table = format!(
-        "Command: `SIGHTLINE_BENCH_SCALE={current} SIGHTLINE_BENCH_MISSED={missed} cargo bench -p sightline-tests --bench node -- --scale{}`  \n{rest}",
+        "Command: `{}SIGHTLINE_BENCH_SCALE={current} SIGHTLINE_BENCH_MISSED={missed} cargo bench -p sightline-tests --bench node -- --scale{}`  \n{rest}",
+        cache_setting(),
         if quick { " --quick" } else { "" }
     );
     println!("\n{table}");
