@@ -1361,7 +1361,7 @@ impl Store {
                 );
                 match key[..64].cmp(&prefix[..]) {
                     std::cmp::Ordering::Equal if !is_mark(&value) => {
-                        current.push(current::decode(network, *block, *number, origin, &value)?)
+                        current.push(current::decode(network, *block, *number, origin, &value)?);
                     }
                     std::cmp::Ordering::Greater => passed = true,
                     _ => {}

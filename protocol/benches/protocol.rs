@@ -140,6 +140,15 @@ fn main() {
             black_box(parse_number(black_box(INPUTS[i]), None).expect("valid"));
         }),
     });
+    // The same numbers as gateways and the API mostly send them.
+    let e164: Vec<String> = parsed.iter().map(|p| p.e164.as_str().to_owned()).collect();
+    rows.push(Row {
+        name: "parse_number, E.164 input",
+        ns_per_op: measure(round, rounds, 1, || {
+            i = (i + 1) % e164.len();
+            black_box(parse_number(black_box(&e164[i]), None).expect("valid"));
+        }),
+    });
     rows.push(Row {
         name: "number_hash (one HMAC-SHA256)",
         ns_per_op: measure(round, rounds, 1, || {

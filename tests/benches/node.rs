@@ -659,14 +659,9 @@ fn http_load(
                     let batch: Vec<&String> = (0..1000)
                         .map(|k| &numbers[(c * 500_009 + b * 1000 + k) * 7 % numbers.len()])
                         .collect();
-                    let r = http
-                        .post(format!("{base}/api/v1/lookup"))
-                        .bearer_auth(READ_TOKEN)
-                        .json(&serde_json::json!({ "numbers": batch }))
-                        .send()
-                        .await
-                        .expect("bulk");
-                    assert!(r.status().is_success(), "{}", r.status());
+                    let body = serde_json::json!({ "numbers": batch });
+                    let r =
+                        post_ok(&http, format!("{base}/api/v1/lookup"), READ_TOKEN, &body).await;
                     // Count answers without building a JSON tree: the client
                     // shares the machine with the server it measures.
                     let body = r.bytes().await.expect("body");
@@ -696,6 +691,24 @@ const ROUNDS: u32 = 4;
 /// Longest warm-up pass over the pool ([`warm`]).
 const WARM_SECS: f64 = 30.0;
 
+/// POSTs `body` as JSON with `token`; panics unless it succeeds.
+async fn post_ok(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "{}", r.status());
+    r
+}
+
 /// Looks every number of the pool up once in bulk (batches of 1,000 from
 /// two clients), for at most [`WARM_SECS`].
 async fn warm(http: &reqwest::Client, base: &str, numbers: &Arc<Vec<String>>) {
@@ -708,14 +721,8 @@ async fn warm(http: &reqwest::Client, base: &str, numbers: &Arc<Vec<String>>) {
                 if Instant::now() > deadline {
                     break;
                 }
-                let r = http
-                    .post(format!("{base}/api/v1/lookup"))
-                    .bearer_auth(READ_TOKEN)
-                    .json(&serde_json::json!({ "numbers": chunk }))
-                    .send()
-                    .await
-                    .expect("warm-up");
-                assert!(r.status().is_success(), "{}", r.status());
+                let body = serde_json::json!({ "numbers": chunk });
+                let r = post_ok(&http, format!("{base}/api/v1/lookup"), READ_TOKEN, &body).await;
                 let _ = r.bytes().await;
             }
         }));
@@ -1083,14 +1090,14 @@ fn main() {
                     })
                 })
                 .collect();
-            let r = http
-                .post(format!("{base}/api/v1/sightings"))
-                .bearer_auth(WRITE_TOKEN)
-                .json(&serde_json::json!({ "sightings": batch }))
-                .send()
-                .await
-                .expect("submit");
-            assert!(r.status().is_success(), "{}", r.status());
+            let body = serde_json::json!({ "sightings": batch });
+            let r = post_ok(
+                &http,
+                format!("{base}/api/v1/sightings"),
+                WRITE_TOKEN,
+                &body,
+            )
+            .await;
             let _ = r.bytes().await;
             batches += 1;
         }
