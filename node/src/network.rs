@@ -132,6 +132,12 @@ pub struct PeerInfo {
     /// This node's trust in the organization (filled in by the node, which
     /// owns the configuration; the network does not score reports).
     pub trust: Option<f64>,
+    /// The catch-up version this node last completed an exchange with the
+    /// peer in (filled in by the node): 2, set reconciliation; 1, an older
+    /// release's per-origin pages (during a rolling upgrade). Absent until
+    /// an exchange completed since this node started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_version: Option<u8>,
 }
 
 /// Network-level counters for status.

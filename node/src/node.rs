@@ -446,6 +446,9 @@ struct Inner {
     asked: self::campaigns::Asked,
     /// Whether this node may sign: see [`Store::own_seq_confirmed`].
     own_seq_known: Arc<watch::Sender<bool>>,
+    /// Per peer, the catch-up version last spoken with it (the core task
+    /// notes them).
+    versions: self::core::CatchUpVersions,
     config: NodeConfig,
     peer_id: PeerId,
     org: String,
@@ -552,6 +555,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
         trust,
         asked: self::campaigns::Asked::default(),
         own_seq_known: own_seq_known.clone(),
+        versions: self::core::CatchUpVersions::default(),
         peer_id,
         org,
         signing: identity.signing,
@@ -596,6 +600,7 @@ pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHand
             retention: inner.config.retention_secs,
             pulled: std::sync::Mutex::default(),
             lag: std::sync::Mutex::default(),
+            versions: inner.versions.clone(),
             sets: Arc::new(crate::reconcile::SetCache::new(SET_CACHE)),
             own_seq_known,
             retry_pulls,
@@ -652,6 +657,7 @@ impl NodeHandle {
                 .iter()
                 .find(|m| m.peer_id.to_string() == p.peer_id)
                 .map(|m| config.trust_of(m, &self.inner.peer_id));
+            p.catch_up_version = self.inner.versions.of(&p.peer_id);
         }
         peers
     }

@@ -322,6 +322,7 @@ impl EventLoop {
                     .unwrap_or_default(),
                 gossip_score: gossipsub.peer_score(peer),
                 trust: None,
+                catch_up_version: None,
             })
             .collect();
         out.sort_by(|a, b| a.org.cmp(&b.org));

@@ -79,6 +79,29 @@ pub(super) fn pull_summary(
 /// rest wait for the next round.
 pub(super) const MAX_GAPS: usize = 256;
 
+/// Per peer, the catch-up version of the last exchange completed with it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CatchUpVersions(Arc<std::sync::Mutex<std::collections::HashMap<PeerId, u8>>>);
+
+impl CatchUpVersions {
+    fn note(&self, peer: PeerId, version: u8) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(peer, version);
+    }
+
+    /// The version of the last exchange with `peer`, if any.
+    pub(super) fn of(&self, peer: &str) -> Option<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(p, _)| p.to_string() == peer)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// Whether a peer speaks catch-up version 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Spoken {
@@ -109,6 +132,9 @@ pub(super) struct CoreTask {
     /// Per peer: records it holds that this node lacked when they last
     /// reconciled, less those received since (`sightline_sync_lag_records`).
     pub(super) lag: std::sync::Mutex<std::collections::HashMap<PeerId, u64>>,
+    /// Per peer: the catch-up version of the last exchange completed with
+    /// it (shown with the node's peers).
+    pub(super) versions: CatchUpVersions,
     /// Item sets built for answering reconciliations.
     pub(super) sets: Arc<crate::reconcile::SetCache>,
     /// Whether the own seq counter is confirmed (shared with submit).
@@ -503,7 +529,10 @@ impl CoreTask {
     /// node lacks. What the peer lacks, it fetches in its own round.
     async fn reconcile_with(&self, peer: PeerId) -> Spoken {
         let theirs = match self.client.reconcile(peer, ReconcileRequest::Summary).await {
-            Ok(ReconcileResponse::Summary(theirs)) => theirs,
+            Ok(ReconcileResponse::Summary(theirs)) => {
+                self.versions.note(peer, 2);
+                theirs
+            }
             Err(RequestError::Unsupported) => return Spoken::Unsupported,
             Ok(_) => return Spoken::Yes,
             Err(e) => {
@@ -698,6 +727,7 @@ impl CoreTask {
         let theirs = match self.client.request(peer, request).await {
             Ok(CatchUpResponse::Progress(theirs)) => {
                 Metrics::incr(&self.metrics.sync_exchanges);
+                self.versions.note(peer, 1);
                 theirs
             }
             Ok(_) => return,
