@@ -597,10 +597,16 @@ async fn a_withdrawal_propagates_and_drops_the_score() {
     assert_eq!(receipt.seq, 2);
     for i in [1, 2] {
         let node = cluster.node(i).clone();
+        // The withdrawal itself, not just a zero score: a node the report
+        // has not reached yet also scores the number 0.
         eventually("withdrawal arrives", WAIT, &node, || async {
-            node.lookup("+44 20 7946 0958", None)
-                .await
-                .is_ok_and(|l| l.score.score == 0.0)
+            node.lookup("+44 20 7946 0958", None).await.is_ok_and(|l| {
+                l.score.score == 0.0
+                    && l.score
+                        .reports
+                        .first()
+                        .is_some_and(|r| r.claim.verdict == Verdict::Withdrawn)
+            })
         })
         .await;
         let lookup = node.lookup("+44 20 7946 0958", None).await.unwrap();
