@@ -657,7 +657,11 @@ impl NodeHandle {
                 .iter()
                 .find(|m| m.peer_id.to_string() == p.peer_id)
                 .map(|m| config.trust_of(m, &self.inner.peer_id));
-            p.catch_up_version = self.inner.versions.of(&p.peer_id);
+            p.catch_up_version = p
+                .peer_id
+                .parse()
+                .ok()
+                .and_then(|peer| self.inner.versions.of(&peer));
         }
         peers
     }

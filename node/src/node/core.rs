@@ -92,13 +92,12 @@ impl CatchUpVersions {
     }
 
     /// The version of the last exchange with `peer`, if any.
-    pub(super) fn of(&self, peer: &str) -> Option<u8> {
+    pub(super) fn of(&self, peer: &PeerId) -> Option<u8> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .find(|(p, _)| p.to_string() == peer)
-            .map(|(_, v)| *v)
+            .get(peer)
+            .copied()
     }
 }
 
