@@ -204,7 +204,7 @@ pub fn parse_number_with(
     // reading them removes no national prefix ([`e164_as_given`]). A
     // number its plan does not assign takes the full path below, which
     // says why it is refused.
-    if let Some(parsed) = e164_as_given(trimmed).and_then(|e164| split_assigned(&e164)) {
+    if let Some(parsed) = fast_path(trimmed) {
         return Ok(parsed);
     }
     read_full(trimmed, region, letters)
@@ -276,27 +276,29 @@ fn read_full(
 /// validation): `None` means "use [`parse_number`]", and an invalid number
 /// given back is harmless there, as no member can have reported it.
 pub fn e164_as_given(input: &str) -> Option<E164> {
+    e164_parts(input).map(|_| E164(input.to_owned()))
+}
+
+/// The calling code and national number of `input` in E.164 form that
+/// reads unchanged ([`e164_as_given`]): the calling code is the one of 1–3
+/// digits a plan has (calling codes are prefix-free), found once.
+fn e164_parts(input: &str) -> Option<(u16, &str)> {
     let digits = input.strip_prefix('+')?;
     if !(2..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let rereads = (1..=3).find_map(|len| {
+    let (code, national, rereads) = (1..=3).find_map(|len| {
         let code: u16 = digits.get(..len)?.parse().ok()?;
-        plan::rereads(code, &digits[len..])
+        Some((code, &digits[len..], plan::rereads(code, &digits[len..])?))
     })?;
-    (!rereads).then(|| E164(input.to_owned()))
+    (!rereads).then_some((code, national))
 }
 
-/// An E.164 number that reads unchanged, as its plan assigns it: the
-/// calling code is the one of 1–3 digits a plan has (calling codes are
-/// prefix-free).
-fn split_assigned(e164: &E164) -> Option<ParsedNumber> {
-    let digits = &e164.as_str()[1..];
-    (1..=3).find_map(|len| {
-        let code: u16 = digits.get(..len)?.parse().ok()?;
-        plan::rereads(code, &digits[len..])?;
-        assigned(code, &digits[len..])
-    })
+/// An E.164 number that reads unchanged, as its plan assigns it; `None`
+/// sends the input down the full path.
+fn fast_path(input: &str) -> Option<ParsedNumber> {
+    let (code, national) = e164_parts(input)?;
+    assigned(code, national)
 }
 
 /// The calling code and national number as libphonenumber reads them, when
@@ -479,11 +481,7 @@ mod tests {
                 let got = parse_number(&input, None);
                 assert_eq!(got, full, "{input}");
                 compared += 1;
-                fast += usize::from(
-                    e164_as_given(&input)
-                        .and_then(|e| split_assigned(&e))
-                        .is_some(),
-                );
+                fast += usize::from(fast_path(&input).is_some());
             }
         }
         assert!(
