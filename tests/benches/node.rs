@@ -44,7 +44,7 @@ use sightline_protocol::{
 };
 use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
 
-use common::{fmt_rate, rate, raw_verify_rate};
+use common::{dir_bytes, fmt_rate, rate, raw_verify_rate};
 
 /// The `sightline` binary's allocator, so the server process this harness
 /// re-runs itself as measures what operators run.
@@ -385,19 +385,6 @@ fn ingest_stages(config: &NodeConfig, bench_dir: &Path, records: &[Vec<u8>]) -> 
     let _ = std::fs::remove_dir_all(&config.data_dir);
     let n = records.len() as f64;
     (n / check_secs, n / store_secs)
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {

@@ -31,6 +31,12 @@ use std::time::Instant;
 
 use sled::Transactional;
 
+// Only the directory size is shared with the other harnesses.
+#[allow(dead_code)]
+mod common;
+
+use common::dir_bytes;
+
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -298,19 +304,6 @@ fn open(dir: &Path) -> sled::Db {
         .cache_capacity(CACHE_BYTES)
         .open()
         .expect("sled opens")
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
 }
 
 fn rss_mib() -> f64 {

@@ -21,6 +21,21 @@ pub(crate) fn rate(secs: f64, mut f: impl FnMut() -> usize) -> f64 {
     ops as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Bytes of the files under `dir`, recursively (a store's size on disk).
+#[allow(dead_code)] // The reconciliation harness has no store.
+pub(crate) fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
 /// Raw single-core ed25519 `verify_strict` rate over 250-byte messages.
 pub(crate) fn raw_verify_rate(secs: f64) -> f64 {
     use ed25519_dalek::{Signer, SigningKey as DalekKey};
