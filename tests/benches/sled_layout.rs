@@ -16,6 +16,7 @@
 //! ```text
 //! cargo bench -p sightline-tests --bench sled_layout                 # 1,000,000 entries each
 //! SIGHTLINE_LAYOUT_ENTRIES=100000 cargo bench -p sightline-tests --bench sled_layout
+//! cargo bench -p sightline-tests --bench sled_layout -- --quick      # 20,000, for CI
 //! ```
 
 // A benchmark harness reads top to bottom, prints, and casts counts to f64.
@@ -381,9 +382,12 @@ fn main() {
         open_and_read(&args);
         return;
     }
+    let quick = std::env::args().any(|a| a == "--quick");
     let entries: u64 = std::env::var("SIGHTLINE_LAYOUT_ENTRIES")
         .ok()
-        .map_or(1_000_000, |v| v.parse().expect("SIGHTLINE_LAYOUT_ENTRIES"));
+        .map_or(if quick { 20_000 } else { 1_000_000 }, |v| {
+            v.parse().expect("SIGHTLINE_LAYOUT_ENTRIES")
+        });
     println!(
         "sled 0.34, {entries} entries per variant, cache {} MiB, batches of 256",
         CACHE_BYTES >> 20
