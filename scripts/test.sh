@@ -105,7 +105,7 @@ step "set reconciliation benchmark (quick: 20,000 reports; checks the difference
 cargo bench -p sightline-tests --bench reconcile --locked -- --quick
 
 step "sled layout benchmark (quick: 20,000 records per layout; what sled costs per tree, not judged here)"
-cargo bench -p sightline-tests --bench sled_layout --locked -- --quick | tail -n 13
+cargo bench -p sightline-tests --bench sled_layout --locked -- --quick | tail -n 15
 
 step "campaigns under a hostile member (quick: 10,000 planted records; fails if the operations merge)"
 cargo bench -p sightline-tests --bench campaigns --locked -- --quick
