@@ -1,6 +1,6 @@
 //! What sled 0.34 itself costs per entry, by key shape: the bound under the
-//! store's disk and memory figures (issue 15, BENCHMARKS.md "What bounds
-//! the footprint"). Each variant fills a fresh sled database the way the
+//! store's disk and memory figures (issue 15, BENCHMARKS.md "What sled
+//! costs per tree"). Each variant fills a fresh sled database the way the
 //! store fills one of its trees (batches of 256, the store's cache size and
 //! mode), then a **fresh process** opens it and reads it, so the RSS is
 //! sled's alone: no node, no network, no allocator history.
@@ -43,7 +43,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The store's default sled cache (`DEFAULT_CACHE_BYTES`).
 const CACHE_BYTES: u64 = sightline_node::store::DEFAULT_CACHE_BYTES;
-/// Set in the child process: `variant-index dir entries`.
+/// Set in the child process: `variant-index entries dir` (the directory
+/// last: it may hold spaces).
 const OPEN_ENV: &str = "SIGHTLINE_LAYOUT_OPEN";
 /// Point reads the open process times.
 const READS: u64 = 200_000;
@@ -320,11 +321,11 @@ fn rss_mib() -> f64 {
 
 /// The child: opens `dir`, prints its RSS, reads, prints again.
 fn open_and_read(args: &str) {
-    let mut parts = args.split(' ');
+    let mut parts = args.splitn(3, ' ');
     let mut next = || parts.next().expect("argument");
     let variant = &VARIANTS[next().parse::<usize>().expect("variant")];
-    let dir = next().to_owned();
     let entries: u64 = next().parse().expect("entries");
+    let dir = next().to_owned();
     let start = Instant::now();
     let db = open(Path::new(&dir));
     let trees: Vec<sled::Tree> = variant
@@ -424,7 +425,7 @@ fn main() {
         let insert_rate = entries as f64 / start.elapsed().as_secs_f64();
         let disk = dir_bytes(&dir) as f64 / entries as f64;
         let out = Command::new(std::env::current_exe().expect("exe"))
-            .env(OPEN_ENV, format!("{index} {} {entries}", dir.display()))
+            .env(OPEN_ENV, format!("{index} {entries} {}", dir.display()))
             .output()
             .expect("open process runs");
         assert!(
