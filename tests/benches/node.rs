@@ -44,7 +44,7 @@ use sightline_protocol::{
 };
 use sightline_tests::{Cluster, Options, READ_TOKEN, WRITE_TOKEN};
 
-use common::{dir_bytes, fmt_rate, rate, raw_verify_rate};
+use common::{dir_bytes, fmt_rate, rate, raw_verify_rate, rss_kib};
 
 /// The `sightline` binary's allocator, so the server process this harness
 /// re-runs itself as measures what operators run.
@@ -385,16 +385,6 @@ fn ingest_stages(config: &NodeConfig, bench_dir: &Path, records: &[Vec<u8>]) -> 
     let _ = std::fs::remove_dir_all(&config.data_dir);
     let n = records.len() as f64;
     (n / check_secs, n / store_secs)
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("proc status")
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
 }
 
 /// The lookup server: this binary re-run with [`SERVE_ENV`] set to a

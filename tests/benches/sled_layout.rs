@@ -32,11 +32,11 @@ use std::time::Instant;
 
 use sled::Transactional;
 
-// Only the directory size is shared with the other harnesses.
+// Only the store size and RSS readers are shared with the other harnesses.
 #[allow(dead_code)]
 mod common;
 
-use common::dir_bytes;
+use common::{dir_bytes, rss_kib};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -107,10 +107,6 @@ fn hour(i: u64) -> u64 {
     splitmix(!i) % (30 * 24)
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
 /// `current` today: block ‖ number ‖ origin.
 fn current(i: u64) -> Vec<u8> {
     random(i, 96)
@@ -118,12 +114,12 @@ fn current(i: u64) -> Vec<u8> {
 
 /// `sightings` today: origin ‖ seq.
 fn sightings(i: u64) -> Vec<u8> {
-    cat(&[&origin(i, 32), &seq(i)])
+    [&origin(i, 32)[..], &seq(i)].concat()
 }
 
 /// `sightings` with a 4-byte origin.
 fn sightings_small(i: u64) -> Vec<u8> {
-    cat(&[&origin(i, 4), &seq(i)])
+    [&origin(i, 4)[..], &seq(i)].concat()
 }
 
 /// `arrivals`: the arrival counter.
@@ -134,39 +130,13 @@ fn arrivals(i: u64) -> Vec<u8> {
 /// `purges`: `purge_at` ‖ origin ‖ seq (`purge_at` follows `last_seen`).
 fn purges(i: u64) -> Vec<u8> {
     let at = 1_800_000_000 + hour(i) * 3600 + splitmix(i ^ 7) % 3600;
-    cat(&[&at.to_be_bytes(), &origin(i, 32), &seq(i)])
+    [&at.to_be_bytes()[..], &origin(i, 32), &seq(i)].concat()
 }
 
 /// The limit index's `H` entry: tag ‖ origin ‖ hour ‖ seq.
 fn quota(i: u64) -> Vec<u8> {
-    cat(&[b"H", &origin(i, 32), &hour(i).to_be_bytes(), &seq(i)])
+    [&b"H"[..], &origin(i, 32), &hour(i).to_be_bytes(), &seq(i)].concat()
 }
-
-const CURRENT: Tree = Tree {
-    name: "current",
-    key: current,
-    value: 60,
-};
-const SIGHTINGS: Tree = Tree {
-    name: "sightings",
-    key: sightings,
-    value: 330,
-};
-const ARRIVALS: Tree = Tree {
-    name: "arrivals",
-    key: arrivals,
-    value: 40,
-};
-const PURGES: Tree = Tree {
-    name: "purges",
-    key: purges,
-    value: 8,
-};
-const QUOTA: Tree = Tree {
-    name: "quota",
-    key: quota,
-    value: 40,
-};
 
 /// `purges` with a 4-byte origin.
 fn purges_small(i: u64) -> Vec<u8> {
@@ -182,70 +152,76 @@ fn quota_small(i: u64) -> Vec<u8> {
     k
 }
 
-const SIGHTINGS_SMALL: Tree = Tree {
-    name: "sightings",
-    key: sightings_small,
-    value: 330,
-};
+/// `current` with a 4-byte origin (68 B; random like the hashes).
+fn current_small(i: u64) -> Vec<u8> {
+    random(i, 68)
+}
+
+/// `current` with 16-byte hashes and a 4-byte origin (36 B).
+fn current_smallest(i: u64) -> Vec<u8> {
+    random(i, 36)
+}
+
+const fn tree(name: &'static str, key: fn(u64) -> Vec<u8>, value: usize) -> Tree {
+    Tree { name, key, value }
+}
+
+const CURRENT: Tree = tree("current", current, 60);
+const CURRENT_SMALL: Tree = tree("current", current_small, 60);
+const CURRENT_SMALLEST: Tree = tree("current", current_smallest, 60);
+const SIGHTINGS: Tree = tree("sightings", sightings, 330);
+const SIGHTINGS_SMALL: Tree = tree("sightings", sightings_small, 330);
+const ARRIVALS: Tree = tree("arrivals", arrivals, 40);
+const PURGES: Tree = tree("purges", purges, 8);
+const PURGES_SMALL: Tree = tree("purges", purges_small, 8);
+const QUOTA: Tree = tree("quota", quota, 40);
+const QUOTA_SMALL: Tree = tree("quota", quota_small, 40);
+
+const fn alone(name: &'static str, trees: &'static [Tree]) -> Variant {
+    Variant {
+        name,
+        trees,
+        write: Write::Batches,
+    }
+}
 
 const VARIANTS: [Variant; 12] = [
-    Variant {
-        name: "`current` today: block ‖ number ‖ origin (96 B), random",
-        trees: &[CURRENT],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`current`, origin as a 4-byte integer (68 B)",
-        trees: &[Tree {
-            name: "current",
-            key: |i| random(i, 68),
-            value: 60,
-        }],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`current`, 16-byte hashes and a 4-byte origin (36 B)",
-        trees: &[Tree {
-            name: "current",
-            key: |i| random(i, 36),
-            value: 60,
-        }],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`sightings` today: origin ‖ seq (40 B), per-origin appends",
-        trees: &[SIGHTINGS],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`sightings`, origin as a 4-byte integer (12 B)",
-        trees: &[Tree {
-            name: "sightings",
-            key: sightings_small,
-            value: 330,
-        }],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`arrivals` today: counter (8 B) → origin ‖ seq, appends",
-        trees: &[ARRIVALS],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`purges` today: `purge_at` ‖ origin ‖ seq (48 B), 30 days apart",
-        trees: &[PURGES],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "`quota` `H` today: tag ‖ origin ‖ hour ‖ seq (49 B)",
-        trees: &[QUOTA],
-        write: Write::Batches,
-    },
-    Variant {
-        name: "all five in one database, one batch per tree",
-        trees: &[SIGHTINGS, CURRENT, ARRIVALS, PURGES, QUOTA],
-        write: Write::Batches,
-    },
+    alone(
+        "`current` today: block ‖ number ‖ origin (96 B), random",
+        &[CURRENT],
+    ),
+    alone(
+        "`current`, origin as a 4-byte integer (68 B)",
+        &[CURRENT_SMALL],
+    ),
+    alone(
+        "`current`, 16-byte hashes and a 4-byte origin (36 B)",
+        &[CURRENT_SMALLEST],
+    ),
+    alone(
+        "`sightings` today: origin ‖ seq (40 B), per-origin appends",
+        &[SIGHTINGS],
+    ),
+    alone(
+        "`sightings`, origin as a 4-byte integer (12 B)",
+        &[SIGHTINGS_SMALL],
+    ),
+    alone(
+        "`arrivals` today: counter (8 B) → origin ‖ seq, appends",
+        &[ARRIVALS],
+    ),
+    alone(
+        "`purges` today: `purge_at` ‖ origin ‖ seq (48 B), 30 days apart",
+        &[PURGES],
+    ),
+    alone(
+        "`quota` `H` today: tag ‖ origin ‖ hour ‖ seq (49 B)",
+        &[QUOTA],
+    ),
+    alone(
+        "all five in one database, one batch per tree",
+        &[SIGHTINGS, CURRENT, ARRIVALS, PURGES, QUOTA],
+    ),
     Variant {
         name: "all five in one database, one transaction per batch (the store)",
         trees: &[SIGHTINGS, CURRENT, ARRIVALS, PURGES, QUOTA],
@@ -255,35 +231,16 @@ const VARIANTS: [Variant; 12] = [
         name: "the five with 4-byte origins, one transaction per batch",
         trees: &[
             SIGHTINGS_SMALL,
-            Tree {
-                name: "current",
-                key: |i| random(i, 68),
-                value: 60,
-            },
+            CURRENT_SMALL,
             ARRIVALS,
-            Tree {
-                name: "purges",
-                key: purges_small,
-                value: 8,
-            },
-            Tree {
-                name: "quota",
-                key: quota_small,
-                value: 40,
-            },
+            PURGES_SMALL,
+            QUOTA_SMALL,
         ],
         write: Write::Transaction,
     },
     Variant {
         name: "the floor: the records and the lookup index alone, smallest keys, one transaction per batch",
-        trees: &[
-            SIGHTINGS_SMALL,
-            Tree {
-                name: "current",
-                key: |i| random(i, 36),
-                value: 60,
-            },
-        ],
+        trees: &[SIGHTINGS_SMALL, CURRENT_SMALLEST],
         write: Write::Transaction,
     },
 ];
@@ -309,14 +266,7 @@ fn open(dir: &Path) -> sled::Db {
 }
 
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .expect("proc status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .expect("VmRSS")
-        / 1024.0
+    rss_kib(std::process::id(), "VmRSS:") as f64 / 1024.0
 }
 
 /// The child: opens `dir`, prints its RSS, reads, prints again.

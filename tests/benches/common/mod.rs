@@ -36,6 +36,18 @@ pub(crate) fn dir_bytes(dir: &std::path::Path) -> u64 {
     total
 }
 
+/// A `/proc/<pid>/status` figure in KiB (`field`: `VmRSS:`, `VmHWM:`).
+#[allow(dead_code)] // The reconciliation harness measures no process.
+pub(crate) fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
 /// Raw single-core ed25519 `verify_strict` rate over 250-byte messages.
 pub(crate) fn raw_verify_rate(secs: f64) -> f64 {
     use ed25519_dalek::{Signer, SigningKey as DalekKey};
